@@ -95,12 +95,12 @@ class Trajectory:
         spec = json.loads(ds.attrs["model"])
         kw: dict[str, Any] = {k: v for k, v in spec.items() if k not in ("schedule",) + _MODEL_ARRAYS}
         beta = spec.get("beta")
-        kw["beta"] = torch.as_tensor(ds["beta"].values) if isinstance(beta, str) else torch.as_tensor(beta)
+        kw["beta"] = _tensor(ds["beta"].values) if isinstance(beta, str) else torch.as_tensor(beta)
         if isinstance(spec.get("V"), str) and not spec["V"].startswith("array"):
             kw["V"] = spec["V"]
         for name in _MODEL_ARRAYS:
             if f"model_{name}" in ds:
-                kw[name] = torch.as_tensor(ds[f"model_{name}"].values)
+                kw[name] = _tensor(ds[f"model_{name}"].values)
         model = Model(**kw)
         solver_spec = json.loads(ds.attrs["solver"])
         solver = Solver(**solver_spec)
@@ -108,13 +108,13 @@ class Trajectory:
         if spec.get("schedule"):
             meta["schedule_not_restored"] = spec["schedule"]
         return cls(
-            times=torch.as_tensor(ds["time"].values),
-            positions=torch.as_tensor(ds["x"].values),
+            times=_tensor(ds["time"].values),
+            positions=_tensor(ds["x"].values),
             model=model,
             solver=solver,
-            steps=torch.as_tensor(ds["steps"].values),
-            rejected=torch.as_tensor(ds["rejected"].values),
-            event_time=torch.as_tensor(ds["event_time"].values),
+            steps=_tensor(ds["steps"].values),
+            rejected=_tensor(ds["rejected"].values),
+            event_time=_tensor(ds["event_time"].values),
             metadata=meta,
         )
 
@@ -128,7 +128,7 @@ class Trajectory:
         p = Path(path)
         if not p.exists():
             raise ValueError(f"run path does not exist: {p}")
-        with xr.open_zarr(p) as ds:
+        with xr.open_zarr(p, consolidated=False) as ds:
             return cls.from_xarray(ds.load())
 
 
@@ -154,7 +154,7 @@ def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: boo
     p = check_output_path(path, overwrite=overwrite)
     tmp = p.with_name(f".{p.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        ds.to_zarr(tmp, mode="w")
+        ds.to_zarr(tmp, mode="w", consolidated=False)
         if p.exists():
             old = p.with_name(f".{p.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(p, old)
@@ -166,3 +166,7 @@ def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: boo
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return p
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(a, copy=True))

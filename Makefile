@@ -1,0 +1,32 @@
+# tokensphere — two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv if missing and installs the project with its dev extras first.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+OUT    ?= runs/demo
+
+.PHONY: demo test test-slow bench install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tokensphere demo --out $(OUT) --overwrite
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_kernel.py --record
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis
