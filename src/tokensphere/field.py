@@ -67,7 +67,7 @@ def scores(x: torch.Tensor, model: Model, t: float = 0.0) -> torch.Tensor:
     _check_x(x)
     m = _resolve(model, x, t)
     q, k = _queries_keys(x, m)
-    logits = torch.matmul(q, k.transpose(-1, -2)) * _beta4(m, x)
+    logits = torch.matmul(q * _beta4(m, x), k.transpose(-1, -2))
     bias = _bias(m, x.shape[1], x)
     return logits if bias is None else logits + bias
 
@@ -96,8 +96,8 @@ def log_normalizer(x: torch.Tensor, model: Model, t: float = 0.0) -> torch.Tenso
 def _toy_dense(x: torch.Tensor, m: Model) -> torch.Tensor:
     """Q = K = V = I, one head, no mask: two batched matmuls and a softmax (the hot path)."""
     beta = m.beta_tensor()
-    logits = torch.bmm(x, x.transpose(1, 2))
-    logits = logits * (beta.view(-1, 1, 1) if beta.numel() > 1 else beta)
+    # scale the queries (O(B·n·d)) rather than the scores (O(B·n²))
+    logits = torch.bmm(x * beta.view(-1, 1, 1), x.transpose(1, 2))
     if m.normalization == "softmax":
         a = torch.softmax(logits, dim=-1)
         return torch.bmm(a, x)
@@ -108,7 +108,7 @@ def _toy_dense(x: torch.Tensor, m: Model) -> torch.Tensor:
 
 def _general_dense(x: torch.Tensor, m: Model) -> torch.Tensor:
     q, k = _queries_keys(x, m)
-    logits = torch.matmul(q, k.transpose(-1, -2)) * _beta4(m, x)
+    logits = torch.matmul(q * _beta4(m, x), k.transpose(-1, -2))
     bias = _bias(m, x.shape[1], x)
     if bias is not None:
         logits = logits + bias
@@ -126,14 +126,14 @@ def _streaming(x: torch.Tensor, m: Model, c: int) -> torch.Tensor:
     n = x.shape[1]
     q, k = _queries_keys(x, m)
     v = _values(x, m)
-    beta = _beta4(m, x)
+    q = q * _beta4(m, x)
     softmax = m.normalization == "softmax"
     shift = None if softmax else _usa_shift(m, x)
     acc = None
     run_max = run_sum = count = None
     for j0 in range(0, n, c):
         j1 = min(j0 + c, n)
-        logits = torch.matmul(q, k[..., j0:j1, :].transpose(-1, -2)) * beta
+        logits = torch.matmul(q, k[..., j0:j1, :].transpose(-1, -2))
         bias = _bias(m, n, x, cols=slice(j0, j1))
         if bias is not None:
             logits = logits + bias

@@ -130,10 +130,13 @@ def simulate(
     m = model.to(dtype, x.device)
     velocity(x[:1], m.take(torch.zeros(1, dtype=torch.long)), 0.0)  # shape checks before any work
 
+    # the authors' scheme steps with the unprojected field (SPEC §7); every other method with P⊥F
+    project = None if solver.projected_field else False
+
     def f(t, xx, idx):
         mm = m if idx is None else m.take(idx)
         tt = t if m.schedule is not None else 0.0
-        return velocity(xx, mm, tt, chunk_size=chunk_size)
+        return velocity(xx, mm, tt, project=project, chunk_size=chunk_size)
 
     start = _time.perf_counter()
     res = integrate(f, x, times, solver, events=events, progress=progress)

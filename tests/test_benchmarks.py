@@ -1,0 +1,31 @@
+"""The benchmark harness runs (timings are not asserted: they are recorded in BENCHMARKS.md)."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_kernel_benchmark_quick_runs():
+    rows = _load("bench_kernel").main(["--quick", "--repeats", "1"])
+    assert {r["dtype"] for r in rows} == {"float64", "float32"}
+    assert all(r["ns_ours"] > 0 and r["ns_base"] > 0 for r in rows)
+
+
+def test_baseline_step_is_the_authors_scheme():
+    """The benchmark's baseline is one anchor Euler step of the library (independent code, same numbers)."""
+    import tokensphere as ts
+
+    bench = _load("bench_kernel")
+    x = ts.sample_sphere(4, 10, 3, seed=2)
+    ours = ts.simulate(x, 2.0, solver=ts.anchor_solver(ts.Model(beta=2.0)), t_max=0.1, save_at=[0.0, 0.1])
+    torch.testing.assert_close(ours.final(), bench.baseline_step(x, 2.0), rtol=0, atol=1e-15)

@@ -1,0 +1,22 @@
+"""Every example runs (at reduced size) and writes its figure."""
+
+import importlib.util
+from pathlib import Path
+
+import matplotlib.image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(name, argv):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(argv)
+
+
+def test_quickstart(tmp_path):
+    out = tmp_path / "q.png"
+    traj = _run("quickstart", ["--out", str(out), "--t-max", "3", "--seeds", "2"])
+    assert matplotlib.image.imread(out).shape[0] > 100
+    assert traj.positions.shape == (61, 6, 32, 2)
