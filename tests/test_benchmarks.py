@@ -29,3 +29,11 @@ def test_baseline_step_is_the_authors_scheme():
     x = ts.sample_sphere(4, 10, 3, seed=2)
     ours = ts.simulate(x, 2.0, solver=ts.anchor_solver(ts.Model(beta=2.0)), t_max=0.1, save_at=[0.0, 0.1])
     torch.testing.assert_close(ours.final(), bench.baseline_step(x, 2.0), rtol=0, atol=1e-15)
+
+
+def test_accuracy_benchmark_quick_runs_and_orders_solvers():
+    """On the quick setting, the authors' first-order scheme is less accurate than RK4 at the same dt."""
+    rows = _load("bench_accuracy").main(["--quick"])
+    err = {(b, name): e for b, name, e, _, _ in rows}
+    for beta in (1.0, 9.0):
+        assert err[(beta, "rk4 dt 0.1")] < err[(beta, "anchor (authors' Euler, dt 0.1)")] / 100

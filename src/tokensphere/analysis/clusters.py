@@ -8,14 +8,26 @@ and work on every leading index at once.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..checks import check_real
 
+# 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (SPEC §8.5)
+_FLOAT32_ULPS = 4096
+
 __all__ = ["pair_fraction", "cluster_labels", "cluster_count"]
 
 
-def _gram(x: torch.Tensor) -> torch.Tensor:
+def _gram(x: torch.Tensor, delta: float) -> torch.Tensor:
+    if x.dtype == torch.float32 and delta < _FLOAT32_ULPS * torch.finfo(torch.float32).eps:
+        warnings.warn(
+            f"delta = {delta:g} puts the threshold 1 - delta within {_FLOAT32_ULPS} float32 ulps of 1; float32 "
+            "inner products carry O(d·eps) error: use float64 positions for this threshold",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return torch.matmul(x, x.transpose(-1, -2))
 
 
@@ -28,7 +40,7 @@ def pair_fraction(x: torch.Tensor, delta: float) -> torch.Tensor:
     n = x.shape[-2]
     if n < 2:
         raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
-    close = _gram(x) > 1 - delta
+    close = _gram(x, delta) > 1 - delta
     eye = torch.eye(n, dtype=torch.bool, device=x.device)
     return (close & ~eye).flatten(-2).sum(-1).to(x.dtype) / (n * (n - 1))
 
@@ -42,7 +54,7 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
     """
     check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
     n = x.shape[-2]
-    adj = _gram(x) > 1 - delta
+    adj = _gram(x, delta) > 1 - delta
     adj |= torch.eye(n, dtype=torch.bool, device=x.device)
     big = torch.tensor(n, device=x.device)
     labels = torch.arange(n, device=x.device).expand(x.shape[:-1]).clone()
