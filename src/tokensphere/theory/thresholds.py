@@ -1,0 +1,46 @@
+"""Scalar thresholds of the theorems: τ*_β and g (Theorem 5.1, Figure 6), Wendel's probability (Thm 6.7)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import brentq
+
+from ..checks import check_int, check_real
+
+__all__ = ["g_function", "tau_star", "wendel_probability"]
+
+
+def g_function(tau, beta: float, d: int = 2):
+    """g(τ) = e^{β cos τ}((d − 1) cos τ − β sin²τ); d = 2 is the function of Figure 6 (SPEC §5.4).
+
+    Overflows to ±inf where e^{β cos τ} does (β ≳ 709) and underflows to ±0 for cos τ < 0 at large β.
+    """
+    tau = np.asarray(tau, dtype=float)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.exp(beta * np.cos(tau)) * ((d - 1) * np.cos(tau) - beta * np.sin(tau) ** 2)
+
+
+def tau_star(beta: float, d: int = 2) -> float:
+    """The unique root in [0, π/2) of β sin²τ = (d − 1) cos τ; g < 0 for τ*_β < |τ| ≤ π. β > 0.
+
+    Closed form: with c = cos τ, βc² + (d−1)c − β = 0, so c = (−(d−1) + √((d−1)² + 4β²)) / (2β).
+    """
+    beta = check_real("beta", beta, minimum=0.0, strict_minimum=True)
+    check_int("d", d, minimum=2)
+    k = d - 1
+    c = (-k + math.sqrt(k * k + 4 * beta * beta)) / (2 * beta)
+    root = math.acos(min(1.0, c))
+    # polish against the defining equation (guards cancellation for tiny β)
+    f = lambda tau: beta * math.sin(tau) ** 2 - k * math.cos(tau)  # noqa: E731
+    if 0 < root < math.pi / 2 and f(max(root - 1e-9, 0)) < 0 < f(min(root + 1e-9, math.pi / 2)):
+        root = brentq(f, max(root - 1e-9, 0.0), min(root + 1e-9, math.pi / 2), xtol=1e-15)
+    return root
+
+
+def wendel_probability(n: int, d: int) -> float:
+    """P(n i.i.d. uniform points on S^{d−1} lie in an open hemisphere) = 2^{−(n−1)} Σ_{k<d} C(n−1, k) (Thm 6.7)."""
+    check_int("n", n, minimum=1)
+    check_int("d", d, minimum=1)
+    return math.fsum(math.comb(n - 1, k) for k in range(min(d, n))) / 2 ** (n - 1)

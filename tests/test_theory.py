@@ -1,0 +1,117 @@
+"""Closed forms and reduced ODEs (SPEC §5.4, §5.7, §5.8, §5.10) against independent truth."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from tokensphere.theory import (
+    equiangular_rhs,
+    g_function,
+    gamma_closed_form_beta0,
+    gamma_curve,
+    tau_star,
+    transition_curve,
+    wendel_probability,
+)
+
+
+@pytest.mark.parametrize("n", [2, 5, 32])
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+def test_gamma_curve_beta0_matches_closed_form(n, normalization):
+    t = np.linspace(0, 4, 41)
+    np.testing.assert_allclose(gamma_curve(0.0, t, n, normalization=normalization), gamma_closed_form_beta0(t, n), atol=1e-11)
+    if n == 2:
+        np.testing.assert_allclose(gamma_closed_form_beta0(t, 2), np.tanh(t), atol=1e-15)
+
+
+def test_closed_form_from_equiangular_start_solves_the_ode():
+    t = np.linspace(0, 2, 21)
+    n, g0 = 6, -0.1
+    np.testing.assert_allclose(gamma_curve(0.0, t, n, gamma0=g0), gamma_closed_form_beta0(t, n, g0), atol=1e-11)
+
+
+def test_simplex_is_stationary_and_consensus_attracts():
+    for beta in (0.0, 1.0, 7.0):
+        for norm in ("softmax", "uniform"):
+            assert equiangular_rhs(-1 / 7, beta, 8, norm) == pytest.approx(0.0, abs=1e-15)
+            assert equiangular_rhs(1.0, beta, 8, norm) == 0.0
+            assert equiangular_rhs(0.5, beta, 8, norm) > 0
+
+
+def test_sa_gamma_decreases_in_beta_and_usa_increases():
+    """SPEC §5.8: the SA right side decreases in β for γ < 1; the USA one increases when γ > 0."""
+    t = np.array([0.5, 1.0, 2.0])
+    ga = [gamma_curve(b, t, 8) for b in (0.5, 2.0, 5.0)]
+    assert np.all(ga[0] > ga[1]) and np.all(ga[1] > ga[2])
+    gu = [gamma_curve(b, t, 8, normalization="uniform") for b in (0.5, 2.0, 5.0)]
+    assert np.all(gu[0] < gu[1]) and np.all(gu[1] < gu[2])
+
+
+def test_transition_curve_hits_the_level_and_is_monotone():
+    betas = np.array([0.1, 1.0, 3.0, 6.0])
+    delta, n = 1e-3, 32
+    ts = transition_curve(betas, delta, n, t_max=60.0)
+    assert np.all(np.diff(ts) > 0)
+    for b, tstar in zip(betas, ts):
+        assert gamma_curve(b, [tstar], n)[0] == pytest.approx(1 - delta, abs=1e-8)
+    # β = 0 inverse of the closed form: γ0(t) = 1 − δ
+    t0 = transition_curve([0.0], delta, n, t_max=60.0)[0]
+    u = (1 + (n - 1) * (1 - delta)) / delta  # e^{2t}
+    assert t0 == pytest.approx(0.5 * math.log(u), rel=1e-9)
+    assert math.isnan(transition_curve([9.0], delta, n, t_max=1.0)[0])
+
+
+@pytest.mark.parametrize("d", [2, 3, 8])
+@pytest.mark.parametrize("beta", [0.5, 2.0, 6.0, 100.0, 1e4])
+def test_tau_star_root_and_sign_of_g(beta, d):
+    ts = tau_star(beta, d)
+    assert 0 < ts < math.pi / 2
+    assert beta * math.sin(ts) ** 2 == pytest.approx((d - 1) * math.cos(ts), rel=1e-10, abs=1e-14)
+    if beta <= 100:  # beyond, e^{β cos τ} under/overflows float64 and only the sign of the bracket is meaningful
+        inside = np.linspace(0, ts, 50)[:-1]
+        outside = np.linspace(ts, math.pi, 50)[1:]
+        assert np.all(g_function(inside, beta, d) > 0)
+        assert np.all(g_function(outside, beta, d) < 0)
+
+
+def test_tau_star_asymptotics():
+    for d in (2, 5):
+        b = 1e6
+        assert tau_star(b, d) / math.sqrt((d - 1) / b) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_max_usa_pair_speed_is_at_tau_star():
+    """SPEC §5.4: max_θ e^{β cos θ} sin θ is attained at τ*_β (d = 2)."""
+    beta = 7.0
+    th = np.linspace(0, math.pi, 200001)
+    speed = np.exp(beta * np.cos(th)) * np.sin(th)
+    assert th[np.argmax(speed)] == pytest.approx(tau_star(beta, 2), abs=2e-5)
+
+
+def test_wendel_special_values():
+    assert wendel_probability(5, 5) == 1.0
+    assert wendel_probability(3, 7) == 1.0
+    for n in (2, 5, 10):
+        assert wendel_probability(n, 2) == pytest.approx(n / 2 ** (n - 1))
+
+
+def _in_open_hemisphere(x):
+    """LP feasibility: is there w with ⟨x_i, w⟩ ≥ 1 for all i (equivalently > 0)?"""
+    n, d = x.shape
+    res = linprog(np.zeros(d), A_ub=-x, b_ub=-np.ones(n), bounds=[(None, None)] * d, method="highs")
+    return res.status == 0
+
+
+@pytest.mark.parametrize("n,d", [(6, 2), (6, 3), (8, 4)])
+def test_wendel_against_monte_carlo(n, d):
+    rng = np.random.default_rng(12345)
+    trials = 600
+    hits = 0
+    for _ in range(trials):
+        g = rng.standard_normal((n, d))
+        hits += _in_open_hemisphere(g / np.linalg.norm(g, axis=1, keepdims=True))
+    p = wendel_probability(n, d)
+    se = math.sqrt(p * (1 - p) / trials)
+    assert abs(hits / trials - p) < 4 * se + 1e-12
