@@ -1,5 +1,32 @@
-"""Statistics over positions: pair statistics and cluster counts, batched over systems (and times)."""
+"""Statistics over positions: pair statistics, clusters, and their evolution, batched over systems and times."""
 
-from .clusters import cluster_count, cluster_labels, pair_fraction
+from .clusters import (
+    cluster_centers,
+    cluster_count,
+    cluster_labels,
+    cluster_sizes,
+    pair_fraction,
+    pair_inner_products,
+    rank_cluster_count,
+    scale_aware_delta,
+    span_dimension,
+    threshold_stability,
+)
+from .timeseries import Merge, Plateau, merge_events, plateaus
 
-__all__ = ["cluster_count", "cluster_labels", "pair_fraction"]
+__all__ = [
+    "Merge",
+    "Plateau",
+    "cluster_centers",
+    "cluster_count",
+    "cluster_labels",
+    "cluster_sizes",
+    "merge_events",
+    "pair_fraction",
+    "pair_inner_products",
+    "plateaus",
+    "rank_cluster_count",
+    "scale_aware_delta",
+    "span_dimension",
+    "threshold_stability",
+]

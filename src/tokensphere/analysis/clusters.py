@@ -8,6 +8,7 @@ and work on every leading index at once.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -17,7 +18,18 @@ from ..checks import check_real
 # 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (SPEC §8.5)
 _FLOAT32_ULPS = 4096
 
-__all__ = ["pair_fraction", "cluster_labels", "cluster_count"]
+__all__ = [
+    "cluster_centers",
+    "cluster_count",
+    "cluster_labels",
+    "cluster_sizes",
+    "pair_fraction",
+    "pair_inner_products",
+    "rank_cluster_count",
+    "scale_aware_delta",
+    "span_dimension",
+    "threshold_stability",
+]
 
 
 def _gram(x: torch.Tensor, delta: float) -> torch.Tensor:
@@ -49,8 +61,7 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
     """Connected-component labels of {⟨x_i, x_j⟩ > 1 − δ}: (..., n) int64, each label the smallest token index
     of its component. x: (..., n, d). Raises ValueError unless 0 < δ ≤ 2.
 
-    Minimum-label propagation over the adjacency, vectorised over all leading indices; it stops after at most
-    (component diameter) rounds.
+    Minimum-label propagation over the adjacency with pointer jumping, vectorised over all leading indices.
     """
     check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
     n = x.shape[-2]
@@ -61,6 +72,7 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
     while True:
         cand = torch.where(adj, labels.unsqueeze(-2), big).amin(-1)
         new = torch.minimum(labels, cand)
+        new = new.gather(-1, new)  # pointer jumping: the label of my label is in my component and no larger
         if torch.equal(new, labels):
             return labels
         labels = new
@@ -70,3 +82,66 @@ def cluster_count(x: torch.Tensor, delta: float) -> torch.Tensor:
     """Number of clusters (connected components of {⟨x_i, x_j⟩ > 1 − δ}). x: (..., n, d). Returns (...) int64."""
     labels = cluster_labels(x, delta)
     return (labels == torch.arange(x.shape[-2], device=x.device)).sum(-1)
+
+
+def cluster_sizes(labels: torch.Tensor) -> torch.Tensor:
+    """Cluster sizes sorted in decreasing order, zero-padded: labels (..., n) → (..., n) int64."""
+    n = labels.shape[-1]
+    counts = torch.zeros(labels.shape, dtype=torch.long, device=labels.device)
+    counts.scatter_add_(-1, labels, torch.ones_like(labels))
+    return counts.sort(dim=-1, descending=True).values
+
+
+def cluster_centers(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Normalised mean direction of each cluster, stored at the slot of its label (NaN at empty slots).
+
+    x: (..., n, d); labels: (..., n) from :func:`cluster_labels`. Returns (..., n, d).
+    """
+    sums = torch.zeros_like(x).scatter_add_(-2, labels.unsqueeze(-1).expand_as(x), x)
+    norms = torch.linalg.vector_norm(sums, dim=-1, keepdim=True)
+    return torch.where(norms > 0, sums / norms, torch.full_like(sums, float("nan")))
+
+
+def scale_aware_delta(beta: float | torch.Tensor, d: int = 2, factor: float = 0.5) -> torch.Tensor:
+    """A threshold matched to the natural cluster scale: δ = 1 − cos(factor · τ*_β(d)).
+
+    τ*_β ≈ √((d − 1)/β) is the angle beyond which two tokens no longer attract more than they are pulled
+    apart by the others (SPEC §5.4), so clusters have angular width ≲ τ*_β and δ ≈ factor²(d − 1)/(2β) for
+    large β. beta: number or (B,) tensor, > 0. Returns a float64 tensor of the same shape.
+    """
+    from ..theory.thresholds import tau_star
+
+    check_real("factor", factor, minimum=0.0, strict_minimum=True)
+    b = torch.as_tensor(beta, dtype=torch.float64)
+    flat = b.reshape(-1)
+    out = torch.tensor([1.0 - math.cos(factor * tau_star(float(v), d)) for v in flat], dtype=torch.float64)
+    return out.reshape(b.shape)
+
+
+def threshold_stability(x: torch.Tensor, deltas) -> torch.Tensor:
+    """Cluster counts for each δ in ``deltas``: (K,) thresholds → (K, ...) counts. A count that does not change
+    over a decade of δ is a robust reading; one that does is a warning sign (SPEC §5)."""
+    return torch.stack([cluster_count(x, float(dl)) for dl in deltas])
+
+
+def rank_cluster_count(x: torch.Tensor, threshold: float = 0.9999) -> torch.Tensor:
+    """The authors' statistic (SPEC §7): rank of the 0/1 matrix 1{⟨x_i, x_j⟩ > threshold}.
+
+    Kept only for the anchor-compatible preset: it is **not** a cluster count when the relation is not
+    transitive (three tokens at 0, 0.01, 0.02 rad give rank 3, one component). x: (..., n, d). Returns (...).
+    """
+    adj = (torch.matmul(x, x.transpose(-1, -2)) > threshold).to(x.dtype)
+    return torch.linalg.matrix_rank(adj)
+
+
+def span_dimension(x: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
+    """Number of eigenvalues of the Gram matrix above ``tol`` (the authors' ``plotdim``): (..., n, d) → (...)."""
+    eig = torch.linalg.eigvalsh(torch.matmul(x, x.transpose(-1, -2)))
+    return (eig > tol).sum(-1)
+
+
+def pair_inner_products(x: torch.Tensor) -> torch.Tensor:
+    """Off-diagonal inner products ⟨x_i, x_j⟩, i < j: (..., n, d) → (..., n(n−1)/2), e.g. for histograms."""
+    n = x.shape[-2]
+    iu = torch.triu_indices(n, n, offset=1, device=x.device)
+    return torch.matmul(x, x.transpose(-1, -2))[..., iu[0], iu[1]]
