@@ -44,7 +44,8 @@ def velocity(
     mismatches.
     """
     _check_x(x)
-    if model.schedule is not None and isinstance(t, torch.Tensor) and t.numel() > 1:
+    vectorized = getattr(model.schedule, "vectorized", False)
+    if model.schedule is not None and isinstance(t, torch.Tensor) and t.numel() > 1 and not vectorized:
         return _by_time_groups(x, model, t, project=project, chunk_size=chunk_size)
     m = _resolve(model, x, t)
     if project is None:
@@ -180,7 +181,10 @@ def _check_x(x: torch.Tensor) -> None:
 
 def _resolve(model: Model, x: torch.Tensor, t: float | torch.Tensor) -> Model:
     if model.schedule is not None:
-        model = model.at(float(t.reshape(-1)[0]) if isinstance(t, torch.Tensor) else float(t))
+        if getattr(model.schedule, "vectorized", False):
+            model = model.at(t)
+        else:
+            model = model.at(float(t.reshape(-1)[0]) if isinstance(t, torch.Tensor) else float(t))
     m = model.to(x.dtype, x.device)
     B, n, d = x.shape
     if m.batch_size not in (1, B):

@@ -199,8 +199,12 @@ class Model:
         """β as a 1-D float tensor of shape (1,) or (B,)."""
         return self._beta  # type: ignore[attr-defined]
 
-    def at(self, t: float) -> Model:
-        """The model with time-dependent weights frozen at time ``t`` (itself when there is no schedule)."""
+    def at(self, t: float | torch.Tensor) -> Model:
+        """The model with time-dependent weights frozen at time ``t`` (itself when there is no schedule).
+
+        A schedule with ``vectorized = True`` receives per-system times (a (B,) tensor) and returns
+        per-system matrices; other schedules receive a float.
+        """
         if self.schedule is None:
             return self
         update = dict(self.schedule(t))
@@ -233,10 +237,15 @@ class Model:
         return replace(self, **kw)
 
     def take(self, index: torch.Tensor) -> Model:
-        """The model restricted to the systems ``index`` (per-system parameters are indexed, shared ones kept)."""
-        if self._batch == 1:  # type: ignore[attr-defined]
-            return self
+        """The model restricted to the systems ``index`` (per-system parameters are indexed, shared ones kept).
+
+        A schedule with a ``take(index)`` method (a vectorised, per-system schedule) is restricted too.
+        """
         kw: dict[str, Any] = {}
+        if self.schedule is not None and hasattr(self.schedule, "take"):
+            kw["schedule"] = self.schedule.take(index)
+        if self._batch == 1:  # type: ignore[attr-defined]
+            return replace(self, **kw) if kw else self
         for name, internal in (("beta", "_beta"), ("Q", "_q"), ("K", "_k"), ("QK", "_qk"), ("V", "_v"), ("mask", "_mask")):
             t = getattr(self, internal)
             if t is None or t.shape[0] == 1:
@@ -302,6 +311,10 @@ class Layerwise:
     def layer(self, t: float) -> int:
         """Index of the layer active at time t."""
         return min(max(int(math.floor(t / self.layer_time + 1e-12)), 0), self.layers - 1)
+
+    def breakpoints(self, t_max: float) -> list[float]:
+        """Layer boundaries ℓ·layer_time in (0, t_max): the integrator lands on them."""
+        return [k * self.layer_time for k in range(1, self.layers) if k * self.layer_time < t_max]
 
     def __call__(self, t: float) -> dict[str, torch.Tensor]:
         ell = self.layer(float(t))

@@ -139,7 +139,13 @@ def simulate(
         return velocity(xx, mm, tt, project=project, chunk_size=chunk_size)
 
     start = _time.perf_counter()
-    res = integrate(f, x, times, solver, events=events, progress=progress)
+    # steps land on the jumps of piecewise-constant weights, so no step straddles a discontinuity
+    bps = None
+    if m.schedule is not None and hasattr(m.schedule, "breakpoints"):
+        bps = torch.as_tensor(m.schedule.breakpoints(float(times[-1])), dtype=torch.float64)
+    res = integrate(
+        f, x, times, solver, events=events, progress=progress, breakpoints=bps, autonomous=m.schedule is None
+    )
     elapsed = _time.perf_counter() - start
     meta = run_metadata(dtype=dtype, device=x.device)
     meta.update({"init": init_meta, "wall_seconds": elapsed, "field_evaluations": res.evaluations})

@@ -49,19 +49,35 @@ def integrate(
     store: bool = True,
     on_save: SaveHook | None = None,
     progress: Callable[[float], None] | None = None,
+    breakpoints: torch.Tensor | None = None,
+    autonomous: bool = True,
 ) -> IntegrationResult:
     """Integrate from t = 0 and record the state at every time in ``t_save`` (sorted, ≥ 0).
 
     x0: (B, n, d) on the sphere. t_save: (T,) float64. on_save(k, systems, x): called with the output index
     (S,), the system indices (S,) and the positions (S, n, d) whenever systems reach an output time.
+    breakpoints: times inside (0, t_save[-1]) where steps must also land without saving (discontinuities of
+    time-dependent weights, e.g. layer boundaries). autonomous: False when the field depends on t; then the
+    first-same-as-last stage is not reused across a stop (the weights may jump there).
     Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
     """
     B, n, d = x0.shape
     dev, dtype = x0.device, x0.dtype
-    t_save = t_save.to(device=dev, dtype=torch.float64)
+    t_out = t_save.to(device=dev, dtype=torch.float64)
+    T_out = t_out.numel()
+    t_end = float(t_out[-1])
+    # the stop grid: output times plus breakpoints; out_index maps a stop to its output slot (−1: none)
+    stops, out_index = t_out, torch.arange(T_out, device=dev)
+    if breakpoints is not None and breakpoints.numel():
+        bp = breakpoints.to(device=dev, dtype=torch.float64).reshape(-1)
+        bp = bp[(bp > 0) & (bp < t_end)]
+        stops = torch.cat([t_out, bp])
+        out_index = torch.cat([out_index, torch.full((bp.numel(),), -1, device=dev)])
+        order = torch.argsort(stops, stable=True)
+        stops, out_index = stops[order], out_index[order]
+    t_save = stops
     T = t_save.numel()
-    t_end = float(t_save[-1])
-    positions = torch.full((T, B, n, d), float("nan"), dtype=dtype, device=dev) if store else None
+    positions = torch.full((T_out, B, n, d), float("nan"), dtype=dtype, device=dev) if store else None
 
     evaluations = 0
 
@@ -74,6 +90,12 @@ def integrate(
         return fa
 
     def save(k: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
+        k = out_index[k]
+        keep = k >= 0
+        if not bool(keep.all()):
+            k, systems, x = k[keep], systems[keep], x[keep]
+            if k.numel() == 0:
+                return
         if positions is not None:
             positions[k, systems] = x
         if on_save is not None:
@@ -153,7 +175,13 @@ def integrate(
                     else:
                         h[idx] = new_h
                     if tab.fsal:
-                        kn = torch.where(accept.view(-1, 1, 1), k_last, kc if kc is not None else k_last)
+                        reuse = accept if autonomous else accept & ~land
+                        if not autonomous and bool((accept & land).any()):
+                            k_last = torch.where(
+                                (accept & land).view(-1, 1, 1), fa(torch.where(land, target, ta + hs), retract(y)), k_last
+                            )
+                            reuse = accept
+                        kn = torch.where(reuse.view(-1, 1, 1), k_last, kc if kc is not None else k_last)
                         if everyone:
                             k_cache = kn
                         else:

@@ -12,6 +12,7 @@ import torch
 from .tableaux import CrouchGrossman, Tableau
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+_INSIDE = 1.0 - 1e-9
 
 __all__ = ["erk_step", "cg_step", "rotate", "retract"]
 
@@ -32,7 +33,9 @@ def erk_step(
     ks = [f(t, x) if k1 is None else k1]
     for i in range(1, tab.stages):
         incr = _combine(tab.a[i], ks)
-        ks.append(f(t + tab.c[i] * h, x if incr is None else x + hb * incr))
+        # stages at c = 1 are evaluated just inside the step, so piecewise-constant weights are those of the
+        # step's own interval [t, t + h) (steps land on their jumps)
+        ks.append(f(t + min(tab.c[i], _INSIDE) * h, x if incr is None else x + hb * incr))
     y = x + hb * _combine(tab.b, ks)
     err = None if tab.e is None else hb * _combine(tab.e, ks)
     return y, err, ks[-1]
