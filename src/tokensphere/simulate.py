@@ -63,6 +63,8 @@ def simulate(
     chunk_size: int | None = None,
     progress: Callable[[float], None] | None = None,
     metadata: dict | None = None,
+    store: bool = True,
+    on_save: Callable | None = None,
     **model_options: Any,
 ) -> Trajectory:
     """Integrate the attention dynamics from ``x0`` and return the saved :class:`Trajectory`.
@@ -78,6 +80,9 @@ def simulate(
     events: callables ``(t, x) -> (B,) bool`` that stop a system (see :mod:`tokensphere.integrate.events`).
     dtype: float64 (default) or float32. device: "cpu", "cuda", ... (the same code runs on both).
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
+    store: keep the positions (T, B, n, d) (False: positions is None, e.g. when on_save computes statistics).
+    on_save: hook(k, systems, x) called with output indices (S,), system indices (S,) and positions (S, n, d)
+        each time systems reach an output time.
     When x0 has one system and the model several (e.g. β of shape (B,)), x0 is shared by all of them.
 
     Raises ValueError naming the parameter for every invalid input.
@@ -144,7 +149,8 @@ def simulate(
     if m.schedule is not None and hasattr(m.schedule, "breakpoints"):
         bps = torch.as_tensor(m.schedule.breakpoints(float(times[-1])), dtype=torch.float64)
     res = integrate(
-        f, x, times, solver, events=events, progress=progress, breakpoints=bps, autonomous=m.schedule is None
+        f, x, times, solver, events=events, progress=progress, breakpoints=bps, autonomous=m.schedule is None,
+        store=store, on_save=on_save,
     )
     elapsed = _time.perf_counter() - start
     meta = run_metadata(dtype=dtype, device=x.device)

@@ -34,7 +34,7 @@ class Trajectory:
     event_time: (B,) float64 (NaN when no event fired); metadata: JSON-serialisable dict."""
 
     times: torch.Tensor
-    positions: torch.Tensor
+    positions: torch.Tensor | None
     model: Model
     solver: Solver
     steps: torch.Tensor
