@@ -52,9 +52,10 @@ def pair_fraction(x: torch.Tensor, delta: float) -> torch.Tensor:
     n = x.shape[-2]
     if n < 2:
         raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
-    close = _gram(x, delta) > 1 - delta
-    eye = torch.eye(n, dtype=torch.bool, device=x.device)
-    return (close & ~eye).flatten(-2).sum(-1).to(x.dtype) / (n * (n - 1))
+    g = _gram(x, delta)
+    close = torch.count_nonzero(g > 1 - delta, dim=(-2, -1))
+    self_pairs = torch.count_nonzero(torch.diagonal(g, dim1=-2, dim2=-1) > 1 - delta, dim=-1)
+    return (close - self_pairs).to(x.dtype) / (n * (n - 1))
 
 
 def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
@@ -67,14 +68,16 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
     n = x.shape[-2]
     adj = _gram(x, delta) > 1 - delta
     adj |= torch.eye(n, dtype=torch.bool, device=x.device)
-    big = torch.tensor(n, device=x.device)
-    labels = torch.arange(n, device=x.device).expand(x.shape[:-1]).clone()
+    # labels held as floats (exact integers; float min-reductions are much faster than int64 ones)
+    fdt = torch.float64 if n > 2**24 or x.dtype == torch.float64 else torch.float32
+    labels = torch.arange(n, device=x.device, dtype=fdt).expand(x.shape[:-1]).contiguous()
+    penalty = (~adj).to(fdt) * n  # non-neighbours can never offer the minimum
     while True:
-        cand = torch.where(adj, labels.unsqueeze(-2), big).amin(-1)
+        cand = (labels.unsqueeze(-2) + penalty).amin(-1)
         new = torch.minimum(labels, cand)
-        new = new.gather(-1, new)  # pointer jumping: the label of my label is in my component and no larger
+        new = new.gather(-1, new.long())  # pointer jumping: my label's label is in my component and no larger
         if torch.equal(new, labels):
-            return labels
+            return labels.long()
         labels = new
 
 
