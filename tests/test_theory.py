@@ -115,3 +115,35 @@ def test_wendel_against_monte_carlo(n, d):
     p = wendel_probability(n, d)
     se = math.sqrt(p * (1 - p) / trials)
     assert abs(hits / trials - p) < 4 * se + 1e-12
+
+
+@pytest.mark.parametrize("n", [3, 5, 32, 100])
+def test_large_beta_threshold_d2_solves_the_proof_condition(n):
+    from tokensphere.theory import large_beta_threshold_d2
+
+    b = large_beta_threshold_d2(n)
+    assert (n - 1) * tau_star(b, 2) == pytest.approx(math.pi / 2, rel=1e-10)
+    # asymptotically 4(n − 1)²/π² (erratum 3) since τ*_β ≈ 1/√β; the printed n²/π² is smaller for n ≥ 3
+    if n >= 32:
+        assert b / (4 * (n - 1) ** 2 / math.pi**2) == pytest.approx(1.0, rel=2e-2)
+    assert b > n * n / math.pi**2
+
+
+def test_d_star_satisfies_d9():
+    from tokensphere.theory import d_star_log10
+
+    n, beta = 8, 1.0
+    L = d_star_log10(n, beta) * math.log(10)  # log d*
+    g = gamma_curve(beta, [1.0 / n], n)[0]
+    rhs = 16 * math.exp(20 * max(1.0, beta)) / g**2
+    assert math.exp(L) / L == pytest.approx(rhs, rel=1e-8)
+
+
+def test_regimes_cover_figure_2():
+    from tokensphere.theory import regimes
+
+    rs = regimes(32)
+    names = {r.theorem for r in rs}
+    assert {"Theorem 4.3", "Theorem 5.1", "Theorem 6.1", "Theorem 6.3", "Theorem 6.9", "Theorem 4.2", None} == names
+    gap = next(r for r in rs if r.theorem is None)
+    assert gap.d_min == gap.d_max == 2 and gap.beta_min == 1.0

@@ -1,10 +1,15 @@
 """Closed forms and reduced ODEs of the paper: equiangular dynamics and the Γ curve, τ*_β and g, Wendel."""
 
-from .equiangular import gamma_closed_form_beta0, equiangular_rhs, gamma_curve, transition_curve
+from .equiangular import equiangular_rhs, gamma_closed_form_beta0, gamma_curve, transition_curve
+from .regimes import Regime, d_star_log10, large_beta_threshold_d2, regimes
 from .thresholds import g_function, tau_star, wendel_probability
 
 __all__ = [
+    "Regime",
+    "d_star_log10",
     "equiangular_rhs",
+    "large_beta_threshold_d2",
+    "regimes",
     "g_function",
     "gamma_closed_form_beta0",
     "gamma_curve",
