@@ -1,0 +1,93 @@
+"""The ``tokensphere`` command line: a typer app, one small module per command (STYLE.md, "The command line").
+
+Commands parse options, call the library and print; they hold no mathematics. Errors never show a traceback:
+
+* invalid input (a ``ValueError`` from the library's checks, which name the parameter): one line
+  ``error: <message>`` on stderr, exit code 2 (typer's own usage errors also exit with 2);
+* a failed integration (:class:`tokensphere.IntegrationError`): one line, exit code 1;
+* Ctrl-C: one line, exit code 130. Outputs are written atomically, so an interrupted run leaves no store.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..integrate import IntegrationError
+from .demo import demo_command
+from .simulate import simulate_command
+
+__all__ = ["app", "main", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED"]
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _report(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guarded(call: Any) -> Any:
+    """Run ``call()`` and turn the library's exceptions into one stderr line and an exit code."""
+    try:
+        return call()
+    except ValueError as exc:
+        _report(_one_line(exc), EXIT_BAD_INPUT)
+    except IntegrationError as exc:
+        _report(f"integration failed: {_one_line(exc)}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        _report("interrupted (Ctrl-C); outputs are written atomically, so no partial file was left", EXIT_INTERRUPTED)
+
+
+class _Group(TyperGroup):
+    """The app's command group: every command runs under :func:`_guarded` (so ``CliRunner`` sees it too)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        return _guarded(lambda: super(_Group, self).invoke(ctx))
+
+
+app = typer.Typer(
+    name="tokensphere",
+    cls=_Group,
+    help="Self-attention dynamics as interacting particles on the unit sphere (arXiv:2312.10794).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokensphere {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Self-attention dynamics as interacting particles on the unit sphere (arXiv:2312.10794)."""
+
+
+app.command("simulate")(simulate_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    """Console-script entry point (``tokensphere``): run the app; bad input exits 2 with one line, never a traceback."""
+    try:
+        _guarded(lambda: app(prog_name="tokensphere"))
+    except typer.Exit as exc:  # raised by _guarded outside typer's own handler (e.g. in an eager callback)
+        sys.exit(exc.exit_code)
