@@ -7,7 +7,7 @@ arXiv:2312.10794. Layers: ``model`` (what the dynamics are) → ``field`` (the o
 
 __version__ = "0.1.0"
 
-from .energy import energy, energy_normalized, energy_rate, energy_tilde, log_energy  # noqa: E402
+from .energy import energy, energy_normalized, energy_over_time, energy_rate, energy_tilde, log_energy  # noqa: E402
 from .field import attention, log_normalizer, scores, tangent_project, velocity  # noqa: E402
 from .init import (  # noqa: E402
     Cap,
@@ -29,6 +29,6 @@ __all__ = [
     "__version__",
     "Cap", "Clustered", "Equiangular", "FromArray", "Hemisphere", "IntegrationError", "Layerwise", "METHODS",
     "Model", "OrthonormalFrame", "Solver", "Trajectory", "Uniform", "anchor_solver", "anchor_usa_step",
-    "attention", "energy", "energy_normalized", "energy_rate", "energy_tilde", "log_energy", "log_normalizer",
+    "attention", "energy", "energy_normalized", "energy_over_time", "energy_rate", "energy_tilde", "log_energy", "log_normalizer",
     "make_initial", "normalize", "sample_sphere", "save_times", "scores", "simulate", "tangent_project", "velocity",
 ]

@@ -22,7 +22,7 @@ import torch
 from .field import scores, velocity
 from .model import Model
 
-__all__ = ["energy", "log_energy", "energy_normalized", "energy_tilde", "energy_rate"]
+__all__ = ["energy", "energy_normalized", "energy_over_time", "energy_rate", "energy_tilde", "log_energy"]
 
 
 def log_energy(x: torch.Tensor, model: Model | float) -> torch.Tensor:
@@ -156,3 +156,20 @@ def _fields(m: Model) -> dict:
         "time_scale": m.time_scale,
     }
 
+
+
+def energy_over_time(positions: torch.Tensor, model: Model | float, kind: str = "normalized") -> torch.Tensor:
+    """An energy at every saved time of a run: positions (T, B, n, d) → (T, B).
+
+    kind: "normalized" (Ē, never overflows), "log" (log E_β) or "energy" (E_β). Per-system parameters of the
+    model (e.g. β of shape (B,)) are matched to the B axis.
+    """
+    fn = {"normalized": energy_normalized, "log": log_energy, "energy": energy}.get(kind)
+    if fn is None:
+        raise ValueError(f"kind must be one of 'normalized', 'log', 'energy', got {kind!r}")
+    if positions.ndim != 4:
+        raise ValueError(f"positions must have shape (T, B, n, d), got {tuple(positions.shape)}")
+    T, B, n, d = positions.shape
+    m = _as_model(model)
+    index = torch.arange(B).repeat(T)
+    return fn(positions.reshape(T * B, n, d), m.take(index)).reshape(T, B)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .checks import check_int, check_real, check_unit_norm
+from .checks import check_int, check_real, check_tensor_finite, check_unit_norm
 
 __all__ = [
     "Uniform",
@@ -163,9 +163,11 @@ class Equiangular(_Spec):
 
 @dataclass(frozen=True)
 class FromArray:
-    """Given positions: an array of shape (B, n, d) or (n, d), checked to be finite unit vectors."""
+    """Given positions: an array of shape (B, n, d) or (n, d), checked to be finite (and unit vectors unless
+    ``unit=False``, for pure self-attention on R^d)."""
 
     array: object = None
+    unit: bool = True
 
     def sample(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
         from .checks import as_tensor
@@ -175,7 +177,10 @@ class FromArray:
             x = x.unsqueeze(0)
         if x.ndim != 3:
             raise ValueError(f"x0 must have shape (B, n, d) or (n, d), got {tuple(x.shape)}")
-        check_unit_norm("x0", x.to(torch.float64))
+        if self.unit:
+            check_unit_norm("x0", x.to(torch.float64))
+        else:
+            check_tensor_finite("x0", x)
         return x.to(dtype=dtype, device=device)
 
     def describe(self) -> dict:

@@ -88,6 +88,7 @@ def simulate(
     Raises ValueError naming the parameter for every invalid input.
     """
     dtype = _check_dtype(dtype)
+    device = _check_device(device)
     if model is not None and (beta is not None or model_options):
         raise ValueError("give either model=Model(...) or beta and model options, not both")
     if model is None:
@@ -112,9 +113,11 @@ def simulate(
         x = x0.sample(dtype=dtype, device=device)
         init_meta = x0.describe()
     else:
-        spec = FromArray(x0)
+        spec = FromArray(x0, unit=model.projection)
         x = spec.sample(dtype=dtype, device=device)
         init_meta = spec.describe()
+    if solver.kind == "lie" and not model.projection:
+        raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK method")
 
     B, n, d = x.shape
     if n < 1:
@@ -150,7 +153,7 @@ def simulate(
         bps = torch.as_tensor(m.schedule.breakpoints(float(times[-1])), dtype=torch.float64)
     res = integrate(
         f, x, times, solver, events=events, progress=progress, breakpoints=bps, autonomous=m.schedule is None,
-        store=store, on_save=on_save,
+        store=store, on_save=on_save, on_sphere=model.projection,
     )
     elapsed = _time.perf_counter() - start
     meta = run_metadata(dtype=dtype, device=x.device)
@@ -197,6 +200,22 @@ def _git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return "unknown"
+
+
+def _check_device(device: torch.device | str | None) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA device is available; use device='cpu'")
+    try:
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as exc:
+        raise ValueError(f"device {str(dev)!r} cannot be used: {str(exc).splitlines()[0]}") from None
+    return dev
 
 
 def _check_dtype(dtype: torch.dtype | str) -> torch.dtype:

@@ -51,6 +51,7 @@ def integrate(
     progress: Callable[[float], None] | None = None,
     breakpoints: torch.Tensor | None = None,
     autonomous: bool = True,
+    on_sphere: bool = True,
 ) -> IntegrationResult:
     """Integrate from t = 0 and record the state at every time in ``t_save`` (sorted, ≥ 0).
 
@@ -58,7 +59,8 @@ def integrate(
     (S,), the system indices (S,) and the positions (S, n, d) whenever systems reach an output time.
     breakpoints: times inside (0, t_save[-1]) where steps must also land without saving (discontinuities of
     time-dependent weights, e.g. layer boundaries). autonomous: False when the field depends on t; then the
-    first-same-as-last stage is not reused across a stop (the weights may jump there).
+    first-same-as-last stage is not reused across a stop (the weights may jump there). on_sphere: renormalise
+    after every step (False for pure self-attention on R^d, SPEC (9.1)).
     Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
     """
     B, n, d = x0.shape
@@ -178,7 +180,7 @@ def integrate(
                         reuse = accept if autonomous else accept & ~land
                         if not autonomous and bool((accept & land).any()):
                             k_last = torch.where(
-                                (accept & land).view(-1, 1, 1), fa(torch.where(land, target, ta + hs), retract(y)), k_last
+                                (accept & land).view(-1, 1, 1), fa(torch.where(land, target, ta + hs), retract(y) if on_sphere else y), k_last
                             )
                             reuse = accept
                         kn = torch.where(reuse.view(-1, 1, 1), k_last, kc if kc is not None else k_last)
@@ -194,7 +196,8 @@ def integrate(
                             "stiff for this tolerance (try a larger rtol/atol or time_scale='exp_beta' for USA)"
                         )
 
-        y = retract(y)
+        if on_sphere:
+            y = retract(y)
         if not bool(torch.isfinite(y).all()):
             bad_local = torch.nonzero(~torch.isfinite(y).flatten(1).all(1)).reshape(-1)
             if accept is None or bool(accept[bad_local].any()):
