@@ -48,6 +48,7 @@ def energy(x: torch.Tensor, model: Model | float) -> torch.Tensor:
     Overflows to inf where e^β does (β ≳ 709); use :func:`log_energy` or :func:`energy_normalized` there.
     """
     m = _as_model(model)
+    _check_one_head(m)
     beta = m.beta_tensor().to(x.dtype).expand(x.shape[0])
     n = x.shape[1]
     zero = beta == 0
@@ -120,8 +121,9 @@ def energy_rate(x: torch.Tensor, model: Model, which: str = "A") -> torch.Tensor
         if model.normalization != "softmax":
             raise ValueError("energy_rate(which='tilde') is the SA identity; use normalization='softmax'")
         b = _value_form(model, x)
-        if not torch.allclose(b, b.transpose(-1, -2)):
-            raise ValueError("energy_rate(which='tilde') needs V = QᵀK symmetric (SPEC §4.4)")
+        scores_form = _score_form(model, x)
+        if not (torch.allclose(b, b.transpose(-1, -2)) and torch.allclose(b.expand_as(scores_form), scores_form)):
+            raise ValueError("energy_rate(which='tilde') needs V = QᵀK, symmetric (SPEC §4.4)")
         beta = model.beta_tensor().to(x.dtype)
         logz = torch.logsumexp(scores(x, Model(beta=beta, QK=b))[:, 0], dim=-1)
         return (torch.exp(logz) * speed2).sum(1)
@@ -142,9 +144,22 @@ def _value_form(m: Model, x: torch.Tensor) -> torch.Tensor:
     return m._v[:, 0].to(dtype=x.dtype, device=x.device)  # type: ignore[attr-defined]
 
 
+def _score_form(m: Model, x: torch.Tensor) -> torch.Tensor:
+    """QᵀK as a (B or 1, d, d) matrix (identity for Q = K = I)."""
+    if m._qk is not None:  # type: ignore[attr-defined]
+        return m._qk[:, 0].to(dtype=x.dtype, device=x.device)  # type: ignore[attr-defined]
+    if m._q is not None:  # type: ignore[attr-defined]
+        q, k = m._q[:, 0], m._k[:, 0]  # type: ignore[attr-defined]
+        return (q.transpose(-1, -2) @ k).to(dtype=x.dtype, device=x.device)
+    return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).unsqueeze(0)
+
+
 def _check_one_head(m: Model) -> None:
+    """Energies are defined for one head attending to every token (SPEC §4): refuse heads, masks, causal."""
     if m.heads != 1:
         raise ValueError(f"energies are defined for one head (heads = 1), got heads = {m.heads}")
+    if m.mask is not None or m.causal:
+        raise ValueError("energies are defined without attention masks (mask = None, causal = False)")
 
 
 def _fields(m: Model) -> dict:

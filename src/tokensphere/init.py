@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 
+_CAP_GRID = 1 << 14  # grid points for the inverse CDF of the polar angle in Cap
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """x / |x| row by row. x: (..., d). Returns (..., d)."""
     return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
@@ -110,19 +113,22 @@ class Cap(_Spec):
         check_real("angle", self.angle, minimum=0.0, maximum=math.pi, strict_minimum=True)
 
     def _one(self, rng):
-        center = rng.standard_normal(self.d)
+        # the polar angle θ from the centre has density ∝ sin^{d−2}θ on [0, angle]: sample it by inverting its
+        # CDF on a fine grid (weights in log space, so any d works), then a uniform direction orthogonal to e
+        d, n = self.d, self.n
+        center = rng.standard_normal(d)
         center /= np.linalg.norm(center)
-        out = np.empty((self.n, self.d))
-        filled, cos_a = 0, math.cos(self.angle)
-        while filled < self.n:  # rejection sampling from the uniform law; fine for caps that are not tiny
-            g = rng.standard_normal((max(64, 4 * (self.n - filled)), self.d))
-            g /= np.linalg.norm(g, axis=1, keepdims=True)
-            keep = g[g @ center > cos_a][: self.n - filled]
-            out[filled : filled + len(keep)] = keep
-            filled += len(keep)
-            if len(keep) == 0 and self.angle < 1e-3:
-                raise ValueError(f"angle = {self.angle} is too small to sample by rejection; use a larger cap")
-        return out
+        grid = np.linspace(0.0, self.angle, _CAP_GRID)
+        with np.errstate(divide="ignore"):
+            logw = (d - 2) * np.log(np.sin(grid)) if d > 2 else np.zeros_like(grid)
+        w = np.exp(logw - logw.max())
+        cdf = np.concatenate([[0.0], np.cumsum((w[1:] + w[:-1]) / 2)])
+        cdf /= cdf[-1]
+        theta = np.interp(rng.random(n), cdf, grid)
+        u = rng.standard_normal((n, d))
+        u -= np.outer(u @ center, center)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        return np.cos(theta)[:, None] * center + np.sin(theta)[:, None] * u
 
 
 @dataclass(frozen=True)

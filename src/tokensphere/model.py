@@ -164,7 +164,11 @@ class Model:
                 raise ValueError(f"mask must have shape (n, n), (B, n, n) or (B, H, n, n), got {tuple(m.shape)}")
             if m.shape[-1] != m.shape[-2]:
                 raise ValueError(f"mask must be square (n, n), got {tuple(m.shape[-2:])}")
-            if (m == -math.inf).all(dim=-1).any():
+            masked = m == -math.inf
+            if self.causal:  # causal masking removes j > i as well
+                n_ = m.shape[-1]
+                masked = masked | torch.triu(torch.ones(n_, n_, dtype=torch.bool), diagonal=1)
+            if masked.all(dim=-1).any():
                 raise ValueError("mask must leave at least one finite entry in every row (a token attends to none)")
         object.__setattr__(self, "_mask", m)
 

@@ -1,0 +1,238 @@
+"""Pair fraction and clusters as connected components (SPEC §5 measurement conventions, §7 defects).
+
+Known answers are hand-built configurations on the circle and in R^3, and a breadth-first-search reference
+on random configurations. Inner products of the hand-built points are far (≥ 1e-6) from the thresholds
+1 − δ, so round-off (1e-16) cannot flip an edge, except in the one test built to sit exactly on it.
+"""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from tokensphere.analysis import (
+    cluster_centers,
+    cluster_count,
+    cluster_labels,
+    cluster_sizes,
+    pair_fraction,
+    pair_inner_products,
+    rank_cluster_count,
+    scale_aware_delta,
+    span_dimension,
+    threshold_stability,
+)
+
+
+def circle(*angles):
+    t = torch.tensor(angles, dtype=torch.float64)
+    return torch.stack([torch.cos(t), torch.sin(t)], dim=-1)
+
+
+def bfs_components(x, delta):
+    """Reference: labels = smallest index of the component of {⟨x_i, x_j⟩ > 1 − δ}, by breadth-first search."""
+    g = (x @ x.T).tolist()
+    n = len(g)
+    labels = [-1] * n
+    for s in range(n):
+        if labels[s] >= 0:
+            continue
+        labels[s], queue = s, [s]
+        while queue:
+            i = queue.pop()
+            for j in range(n):
+                if labels[j] < 0 and g[i][j] > 1 - delta:
+                    labels[j] = s
+                    queue.append(j)
+    return labels
+
+
+def test_chain_is_one_component_although_the_thresholded_gram_has_rank_3():
+    """SPEC §7: tokens at 0, 0.01, 0.02 rad with δ = 1e-4: neighbours are linked (1 − cos 0.01 = 5e-5 < δ),
+    the ends are not (1 − cos 0.02 = 2e-4 > δ). One cluster, but rank(1{Gram > 1 − δ}) = 3 — why the
+    authors' rank statistic is not a cluster count."""
+    x = circle(0.0, 0.01, 0.02)
+    delta = 1e-4
+    thresholded = (x @ x.T > 1 - delta).to(torch.float64)
+    assert torch.equal(thresholded, torch.tensor([[1.0, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.float64))
+    assert int(torch.linalg.matrix_rank(thresholded)) == 3
+    assert int(rank_cluster_count(x, 1 - delta)) == 3  # the authors' statistic, kept for the anchor preset
+    assert int(cluster_count(x, delta)) == 1
+    assert cluster_labels(x, delta).tolist() == [0, 0, 0]
+    assert float(pair_fraction(x, delta)) == pytest.approx(4 / 6, abs=1e-15)  # 4 of 6 ordered pairs linked
+
+
+def test_long_chain_in_scrambled_order_is_one_component():
+    """A chain of 12 points visited in a scrambled order needs several propagation rounds."""
+    order = [7, 2, 11, 0, 5, 9, 3, 10, 1, 8, 4, 6]
+    x = circle(*[0.01 * k for k in order])
+    assert int(cluster_count(x, 1e-4)) == 1
+    assert cluster_labels(x, 1e-4).tolist() == [0] * 12
+    assert float(pair_fraction(x, 1e-4)) == pytest.approx(2 * 11 / (12 * 11), abs=1e-15)  # only neighbours
+
+
+def test_two_groups_and_singletons():
+    # group A = {0, 2, 5} near angle 0, group B = {1, 4} near angle 2, singletons 3 (angle 4) and 6 (angle −2)
+    x = circle(0.0, 2.0, 0.001, 4.0, 2.002, -0.0015, -2.0)
+    delta = 1e-4  # within a group 1 − cos(≤ 0.0025) ≤ 3.2e-6; across groups ≥ 1 − cos 2
+    assert cluster_labels(x, delta).tolist() == [0, 1, 0, 3, 1, 0, 6]
+    assert int(cluster_count(x, delta)) == 4
+    assert float(pair_fraction(x, delta)) == pytest.approx((3 * 2 + 2 * 1) / (7 * 6), abs=1e-15)
+    # coarser: at δ = 1 − cos 0.5 the points at 4.0 and −2.0 (0.283 rad apart across 2π) join
+    assert cluster_labels(x, 1 - math.cos(0.5)).tolist() == [0, 1, 0, 3, 1, 0, 3]
+    # at δ = 1 − cos 2.1 every gap (≤ 2.0035 rad) is bridged: one cluster
+    assert int(cluster_count(x, 1 - math.cos(2.1))) == 1
+    assert cluster_labels(x, 1 - math.cos(2.1)).tolist() == [0] * 7
+
+
+def test_all_distinct_and_all_equal():
+    x = circle(*[2 * math.pi * k / 7 for k in range(7)])
+    assert int(cluster_count(x, 1e-3)) == 7
+    assert cluster_labels(x, 1e-3).tolist() == list(range(7))
+    assert float(pair_fraction(x, 1e-3)) == 0.0
+    y = circle(*[1.0] * 5)
+    assert int(cluster_count(y, 1e-9)) == 1
+    assert float(pair_fraction(y, 1e-9)) == 1.0
+
+
+def test_threshold_is_strict():
+    """⟨x, y⟩ = 0.6 exactly and 1 − δ = 0.6 exactly: not linked (the statistic uses > 1 − δ)."""
+    x = torch.tensor([[1.0, 0.0], [0.6, 0.8]], dtype=torch.float64)
+    assert float(x[0] @ x[1]) == 0.6 and 1 - 0.4 == 0.6
+    assert float(pair_fraction(x, 0.4)) == 0.0 and int(cluster_count(x, 0.4)) == 2
+    assert float(pair_fraction(x, 0.4 + 1e-12)) == 1.0 and int(cluster_count(x, 0.4 + 1e-12)) == 1
+
+
+def test_delta_two_links_everything_but_antipodes():
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert int(cluster_count(x, 2.0)) == 1  # 0 – 2 – 1 through the orthogonal point
+    assert float(pair_fraction(x, 2.0)) == pytest.approx(4 / 6, abs=1e-15)  # all but (0,1), (1,0)
+
+
+def test_leading_batch_dimensions():
+    """(T, B, n, d) is handled index by index: each slice equals the call on that slice."""
+    chain = circle(0.0, 0.01, 0.02)
+    groups = circle(0.0, 0.001, 2.0)
+    apart = circle(0.0, 2.0, 4.0)
+    x = torch.stack([torch.stack([chain, groups]), torch.stack([apart, chain])])  # (T=2, B=2, n=3, d=2)
+    counts = cluster_count(x, 1e-4)
+    assert counts.shape == (2, 2) and counts.tolist() == [[1, 2], [3, 1]]
+    assert cluster_labels(x, 1e-4).tolist() == [[[0, 0, 0], [0, 0, 2]], [[0, 1, 2], [0, 0, 0]]]
+    pf = pair_fraction(x, 1e-4)
+    assert pf.shape == (2, 2)
+    assert torch.allclose(pf, torch.tensor([[4 / 6, 2 / 6], [0.0, 4 / 6]], dtype=torch.float64), atol=1e-15)
+    assert pf.dtype == torch.float64 and counts.dtype == torch.int64
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("d, delta", [(2, 0.02), (2, 0.2), (3, 0.1), (3, 0.5), (5, 0.8)])
+def test_matches_breadth_first_search_on_random_points(seed, d, delta):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, 25, d, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True)
+    labels = cluster_labels(x, delta)
+    for b in range(4):
+        ref = bfs_components(x[b], delta)
+        assert labels[b].tolist() == ref
+        assert int(cluster_count(x[b], delta)) == len(set(ref))
+        gram = x[b] @ x[b].T
+        off = ~torch.eye(25, dtype=torch.bool)
+        assert float(pair_fraction(x[b], delta)) == pytest.approx(float((gram[off] > 1 - delta).double().mean()))
+
+
+def test_counts_are_permutation_invariant():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 30, 2, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True)
+    perm = torch.randperm(30, generator=g)
+    for delta in (0.01, 0.1, 0.5):
+        assert torch.equal(cluster_count(x[:, perm], delta), cluster_count(x, delta))
+        assert torch.allclose(pair_fraction(x[:, perm], delta), pair_fraction(x, delta), atol=1e-15)
+
+
+@pytest.mark.parametrize("delta", [0.0, -1e-3, 2.0 + 1e-9, 3.0, math.nan, math.inf, "big"])
+def test_invalid_delta_raises(delta):
+    x = circle(0.0, 0.5, 1.0)
+    for fn in (pair_fraction, cluster_labels, cluster_count):
+        with pytest.raises(ValueError, match="delta"):
+            fn(x, delta)
+
+
+def test_pair_fraction_needs_two_tokens():
+    with pytest.raises(ValueError, match="n >= 2"):
+        pair_fraction(circle(0.3), 0.1)
+    assert int(cluster_count(circle(0.3), 0.1)) == 1  # one token is one cluster
+
+
+# ---------------------------------------------------------------------------------------------------
+# the other statistics of the module
+
+
+def test_cluster_sizes_and_centers():
+    x = circle(0.0, 2.0, 0.001, 4.0, 2.002, -0.0015, -2.0)
+    labels = cluster_labels(x, 1e-4)
+    assert cluster_sizes(labels).tolist() == [3, 2, 1, 1, 0, 0, 0]
+    centers = cluster_centers(x, labels)
+    # group {0, 2, 5}: mean direction of angles 0, 0.001, −0.0015, computed from the angles
+    a = torch.tensor([0.0, 0.001, -0.0015], dtype=torch.float64)
+    phi = torch.atan2(torch.sin(a).sum(), torch.cos(a).sum())
+    assert torch.allclose(centers[0], torch.stack([torch.cos(phi), torch.sin(phi)]), atol=1e-15)
+    assert torch.allclose(centers[1], circle(2.001)[0], atol=1e-12)  # two points: the bisector
+    assert torch.allclose(centers[3], x[3], atol=1e-15) and torch.allclose(centers[6], x[6], atol=1e-15)
+    assert torch.isnan(centers[[2, 4, 5]]).all()  # slots that are nobody's label
+    # batched: (T, B, n, d)
+    xb = torch.stack([x, x.flip(0)])[None]
+    lb = cluster_labels(xb, 1e-4)
+    assert cluster_sizes(lb).shape == (1, 2, 7) and (cluster_sizes(lb)[..., :4] == torch.tensor([3, 2, 1, 1])).all()
+    assert cluster_centers(xb, lb).shape == (1, 2, 7, 2)
+
+
+def test_span_dimension_and_pair_inner_products():
+    e = torch.eye(3, dtype=torch.float64)
+    planar = torch.tensor([[1.0, 2.0, 0], [3, -1, 0], [-1, -1, 0], [0, 1, 0]], dtype=torch.float64)
+    planar = planar / planar.norm(dim=-1, keepdim=True)
+    consensus = e[:1].expand(4, 3)
+    x = torch.stack([planar, consensus, torch.cat([e, e[:1]])])
+    assert span_dimension(x).tolist() == [2, 1, 3]
+    theta = torch.tensor([0.0, 0.5, 2.0, -1.0], dtype=torch.float64)
+    p = pair_inner_products(circle(*theta.tolist()))
+    i, j = torch.triu_indices(4, 4, offset=1)
+    assert p.shape == (6,) and torch.allclose(p, torch.cos(theta[i] - theta[j]), atol=1e-15)
+
+
+def test_threshold_stability_stacks_counts():
+    x = circle(0.0, 2.0, 0.001, 4.0, 2.002, -0.0015, -2.0)
+    deltas = [1e-4, 1 - math.cos(0.5), 1 - math.cos(2.1)]
+    assert threshold_stability(x, deltas).tolist() == [4, 3, 1]
+    xb = torch.stack([x, circle(*[0.0] * 7)])
+    assert threshold_stability(xb, deltas).tolist() == [[4, 1], [3, 1], [1, 1]]
+
+
+@pytest.mark.parametrize("d", [2, 3, 8])
+def test_scale_aware_delta(d):
+    """δ = 1 − cos(factor·τ*_β) with β sin²τ* = (d − 1) cos τ*; for large β, δ ≈ factor²(d − 1)/(2β)."""
+    betas = torch.tensor([0.5, 4.0, 100.0, 1e4], dtype=torch.float64)
+    delta = scale_aware_delta(betas, d=d, factor=1.0)
+    assert delta.shape == (4,) and delta.dtype == torch.float64
+    tau = torch.arccos(1 - delta)
+    residual = betas * torch.sin(tau) ** 2 - (d - 1) * torch.cos(tau)
+    assert float(residual.abs().max()) <= 1e-8 * float(betas.max())
+    assert abs(float(delta[-1]) / ((d - 1) / (2 * 1e4)) - 1) <= 1e-3
+    half = scale_aware_delta(1e4, d=d, factor=0.5)
+    assert abs(float(half) / float(delta[-1]) - 0.25) <= 1e-3  # δ ∝ factor² for small angles
+    with pytest.raises(ValueError, match="factor"):
+        scale_aware_delta(1.0, d=d, factor=0.0)
+
+
+def test_float32_thresholds_near_one_warn():
+    """SPEC §7/§8.5: 1 − 1e-4 is only ~1700 float32 ulps below 1; float32 inner products carry O(d·eps) error."""
+    x = circle(0.0, 0.01, 0.02).float()
+    with pytest.warns(RuntimeWarning, match="float32"):
+        pair_fraction(x, 1e-4)
+    with pytest.warns(RuntimeWarning, match="float32"):
+        cluster_labels(x, 1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pair_fraction(x.double(), 1e-4)  # float64: no warning
+        pair_fraction(x, 0.1)  # a coarse float32 threshold: no warning
