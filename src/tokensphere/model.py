@@ -274,6 +274,16 @@ class Model:
         return out
 
 
+def _boundaries_below(t: float, tau: float) -> int:
+    """#{k ≥ 1 : k·τ ≤ t} for t ≥ 0, computed against the float values k * tau (no epsilon)."""
+    k = int(math.floor(t / tau))
+    while k > 0 and k * tau > t:
+        k -= 1
+    while (k + 1) * tau <= t:
+        k += 1
+    return k
+
+
 def _per_head(name: str, value: Tensorish, heads: int) -> torch.Tensor:
     """Canonical shape (B or 1, H, r, c) for a matrix parameter; see :class:`Model` for the accepted shapes."""
     t = as_tensor(name, value)
@@ -313,8 +323,11 @@ class Layerwise:
         self.layers = lengths.pop()
 
     def layer(self, t: float) -> int:
-        """Index of the layer active at time t."""
-        return min(max(int(math.floor(t / self.layer_time + 1e-12)), 0), self.layers - 1)
+        """Index of the layer active at time t: the number of boundaries k·layer_time ≤ t (clipped to [0, L−1]).
+
+        Exact at the boundaries as floats (k * layer_time), which are also the integrator's landing times.
+        """
+        return min(max(_boundaries_below(t, self.layer_time), 0), self.layers - 1)
 
     def breakpoints(self, t_max: float) -> list[float]:
         """Layer boundaries ℓ·layer_time in (0, t_max): the integrator lands on them."""

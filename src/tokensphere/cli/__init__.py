@@ -19,6 +19,9 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..integrate import IntegrationError
 from .demo import demo_command
+from .figures import figures_command
+from .phase import phase_diagram_command
+from .report import report_command
 from .simulate import simulate_command
 
 __all__ = ["app", "main", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED"]
@@ -83,6 +86,9 @@ def _root(
 
 app.command("simulate")(simulate_command)
 app.command("demo")(demo_command)
+app.command("phase-diagram")(phase_diagram_command)
+app.command("figures")(figures_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

@@ -147,6 +147,7 @@ def integrate(
         remaining = target - ta
         land = ha >= remaining * (1 - 1e-12)
         hs = torch.where(land, remaining, ha)
+        new_t = torch.where(land, target, ta + hs)
         fa = counted(idx)
 
         if kind == "lie":
@@ -158,7 +159,7 @@ def integrate(
                 accept = None
             else:
                 kc = None if k_cache is None else (k_cache if everyone else k_cache[idx])
-                y, err, k_last = erk_step(fa, ta, xa, hs, tab, k1=kc)
+                y, err, k_last = erk_step(fa, ta, xa, hs, tab, k1=kc, t_end=new_t)
                 accept = None
                 if kind == "adaptive":
                     scale = solver.atol + solver.rtol * torch.maximum(xa.abs(), y.abs())
@@ -180,7 +181,7 @@ def integrate(
                         reuse = accept if autonomous else accept & ~land
                         if not autonomous and bool((accept & land).any()):
                             k_last = torch.where(
-                                (accept & land).view(-1, 1, 1), fa(torch.where(land, target, ta + hs), retract(y) if on_sphere else y), k_last
+                                (accept & land).view(-1, 1, 1), fa(new_t, retract(y) if on_sphere else y), k_last
                             )
                             reuse = accept
                         kn = torch.where(reuse.view(-1, 1, 1), k_last, kc if kc is not None else k_last)
@@ -207,7 +208,6 @@ def integrate(
                     "the step is too large for this beta; use an adaptive solver or a smaller dt"
                 )
         acc = torch.ones_like(land) if accept is None else accept
-        new_t = torch.where(land, target, ta + hs)
         if everyone and accept is None:
             x, t = y, new_t
             steps += 1

@@ -12,7 +12,6 @@ import torch
 from .tableaux import CrouchGrossman, Tableau
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-_INSIDE = 1.0 - 1e-9
 
 __all__ = ["erk_step", "cg_step", "rotate", "retract"]
 
@@ -23,19 +22,28 @@ def retract(x: torch.Tensor) -> torch.Tensor:
 
 
 def erk_step(
-    f: Field, t: torch.Tensor, x: torch.Tensor, h: torch.Tensor, tab: Tableau, k1: torch.Tensor | None = None
+    f: Field,
+    t: torch.Tensor,
+    x: torch.Tensor,
+    h: torch.Tensor,
+    tab: Tableau,
+    k1: torch.Tensor | None = None,
+    t_end: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """One explicit Runge–Kutta step. Returns (y₁ unretracted, error estimate or None, last stage).
 
-    k1: f(t, x) when already known (FSAL). The last stage equals f(t + h, y₁) for FSAL tableaux.
+    k1: f(t, x) when already known (FSAL). t_end: the exact end time of the step (the driver's landing time);
+    stages with c = 1 are evaluated at the float just below it, so piecewise-constant weights are those of the
+    step's own interval [t, t_end) — steps land exactly on their jumps.
     """
     hb = h.view(-1, 1, 1).to(x.dtype)
+    end = t + h if t_end is None else t_end
+    just_inside = torch.nextafter(end, t)
     ks = [f(t, x) if k1 is None else k1]
     for i in range(1, tab.stages):
         incr = _combine(tab.a[i], ks)
-        # stages at c = 1 are evaluated just inside the step, so piecewise-constant weights are those of the
-        # step's own interval [t, t + h) (steps land on their jumps)
-        ks.append(f(t + min(tab.c[i], _INSIDE) * h, x if incr is None else x + hb * incr))
+        ti = just_inside if tab.c[i] == 1.0 else t + tab.c[i] * h
+        ks.append(f(ti, x if incr is None else x + hb * incr))
     y = x + hb * _combine(tab.b, ks)
     err = None if tab.e is None else hb * _combine(tab.e, ks)
     return y, err, ks[-1]

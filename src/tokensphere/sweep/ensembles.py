@@ -156,7 +156,10 @@ class RedrawSchedule:
         tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
         if tt.numel() == 1:
             tt = tt.expand(len(self.system))
-        layers = torch.floor(tt / tau + 1e-12).long()
+        # #{k ≥ 1: k·τ ≤ t} against the float boundaries k * τ (the integrator's landing times), no epsilon
+        layers = torch.floor(tt / tau)
+        layers = layers - (layers * tau > tt).to(layers.dtype)
+        layers = (layers + ((layers + 1) * tau <= tt).to(layers.dtype)).long().clamp(min=0)
         out: dict = {}
         if bool((layers == layers[0]).all()):  # every system on the same layer: no per-system gather
             qk, v = self._layer(int(layers[0]))

@@ -1,0 +1,283 @@
+"""``tokensphere figures``: the paper's figures that need no long sweep, each with its data next to the image.
+
+Writes into ``--out``:
+
+* ``fig2_regimes.png`` + ``.json`` — Figure 2 from :func:`tokensphere.theory.regimes` (optional overlay of the
+  measured single-cluster frequencies of a phase-diagram store, ``--measured``);
+* ``fig4_circle.png`` + ``.json`` + ``.zarr`` — Figure 4: SA on the circle, β = 4 and 9, n = 32, t = 0, 18, 30;
+* ``fig4_counts.png`` + ``.json`` — the distribution over seeded starts of the cluster count at t = 18 and 30;
+* ``fig6_g.png`` + ``.json`` — Figure 6: g and ±τ*_β (and the general-d panel);
+* ``movie_sphere.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the README movie (SA, n = 64, d = 3, β = 1, T = 15,
+  dt = 0.1) and ``movie_circle.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the same on the circle (d = 2).
+
+Reduced size by default (fewer seeds, frames and pixels: about a minute on 2 cores); ``--full-size`` uses the
+README settings (all 151 frames) and 512 seeded starts per β. Figures 3 and 5 come from ``phase-diagram``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import xarray as xr
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer import Option
+
+from ..checks import check_int
+from ..plot import save_figure
+from ..plot.animate import MOVIE, animate, movie_run
+from ..plot.circle import (
+    FIG4_BETAS,
+    FIG4_DELTA,
+    FIG4_N,
+    FIG4_TIMES,
+    circle_counts,
+    circle_figure,
+    circle_runs,
+    cluster_count_distribution,
+    cluster_count_distribution_figure,
+    distribution_json,
+)
+from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
+from ..plot.regimes import regimes_data, regimes_figure
+from ..simulate import run_metadata
+from ..trajectory import check_output_path
+from .phase import _write_json
+
+__all__ = ["figures_command", "SIZES"]
+
+# reduced (default) and full-size settings
+SIZES = {
+    "reduced": {"starts": 64, "movie_frames": 51, "movie_size": 4.0, "movie_dpi": 80, "fps": 10.0},
+    "full": {"starts": 512, "movie_frames": None, "movie_size": 6.0, "movie_dpi": 100, "fps": 15.0},
+}
+COUNT_TIMES = (18.0, 30.0)
+STEPS = ("fig2", "fig4", "fig4_counts", "fig6", "movie_sphere", "movie_circle")
+
+
+def figures_command(
+    out: Annotated[Path, Option(help="Folder for the figures and their data (created if missing).")] = Path(
+        "runs/figures"
+    ),
+    full_size: Annotated[bool, Option("--full-size", help="README movie settings (151 frames, larger) and 512 "
+                                                          "seeded starts per β for the count distribution.")] = False,
+    seed: Annotated[int, Option(help="Master seed of every random start.")] = 0,
+    n: Annotated[int, Option(help="Tokens for Figures 2 and 4.")] = FIG4_N,
+    starts: Annotated[int | None, Option(help="Seeded starts per β for the Figure 4 count distribution.",
+                                         show_default="64, or 512 with --full-size")] = None,
+    fig4_start: Annotated[int, Option(help="Which seeded start Figure 4 shows (the same for β = 4 and 9).")] = 0,
+    half_sphere: Annotated[bool, Option("--half-sphere", help="Movies start in a half-sphere (last coordinate "
+                                                              "made non-negative), as the authors' option.")] = False,
+    measured: Annotated[Path | None, Option(help="Phase-diagram store whose single-cluster probability at its "
+                                                  "last time is overlaid on Figure 2.")] = None,
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace files already in --out.")] = False,
+) -> None:
+    """Write Figures 2, 4 (+ cluster-count distribution over seeds), 6 and the GIF/MP4 animations, with data."""
+    t_start = time.perf_counter()
+    size = SIZES["full" if full_size else "reduced"]
+    starts = size["starts"] if starts is None else starts
+    check_int("starts", starts, minimum=1)
+    check_int("n", n, minimum=2)
+    check_int("seed", seed, minimum=0)
+    check_int("fig4_start", fig4_start, minimum=0)
+    if fig4_start >= starts:
+        raise ValueError(f"fig4_start must be < starts = {starts}, got {fig4_start}")
+    folder = check_output_path(out, overwrite=True)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out must be a directory, got the file {folder}")
+    measured_points = _measured_points(measured) if measured is not None else None
+    targets = _targets(folder)
+    existing = [p for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"out already holds {existing[0].name} (and {len(existing) - 1} more); pass --overwrite")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    # A few hundred small systems: one torch thread avoids oversubscription (see cli/demo.py).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    written: list[Path] = []
+    timings: dict[str, float] = {}
+    meta = run_metadata(dtype=torch.float64, device="cpu")
+    try:
+        with _steps_bar() as step:
+            step("Figure 2 (regimes)")
+            timings["fig2"] = _timed(lambda: written.extend(_fig2(folder, n, measured_points, measured, meta)))
+            step("Figure 4 (circle, β = 4 and 9)")
+            timings["fig4"] = _timed(lambda: written.extend(_fig4(folder, n, seed, fig4_start, meta)))
+            step(f"Figure 4 counts ({starts} starts per β)")
+            timings["fig4_counts"] = _timed(lambda: written.extend(_fig4_counts(folder, n, seed, starts, meta)))
+            step("Figure 6 (g and τ*)")
+            timings["fig6"] = _timed(lambda: written.extend(_fig6(folder, meta)))
+            step("movie on S² (d = 3)")
+            timings["movie_sphere"] = _timed(
+                lambda: written.extend(_movie(folder, "movie_sphere", 3, seed, half_sphere, size, meta)))
+            step("movie on the circle (d = 2)")
+            timings["movie_circle"] = _timed(
+                lambda: written.extend(_movie(folder, "movie_circle", 2, seed, half_sphere, size, meta)))
+            step(None)
+    finally:
+        torch.set_num_threads(threads)
+    wall = time.perf_counter() - t_start
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(escape(
+        f"figures ({'full size' if full_size else 'reduced size'}, seed {seed}) in {wall:.1f} s: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+    ))
+    console.print(escape(f"wrote {len(written)} files in {folder}/"))
+    for p in written:
+        console.print(escape(f"  {p.name}"))
+
+
+# ------------------------------------------------------------------------------------------------------------
+def _targets(folder: Path) -> list[Path]:
+    names = ["fig2_regimes.png", "fig2_regimes.json", "fig4_circle.png", "fig4_circle.json", "fig4_circle.zarr",
+             "fig4_counts.png", "fig4_counts.json", "fig6_g.png", "fig6_g.json"]
+    for m in ("movie_sphere", "movie_circle"):
+        names += [f"{m}.gif", f"{m}.mp4", f"{m}.json", f"{m}.zarr"]
+    return [folder / name for name in names]
+
+
+def _timed(call: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+class _steps_bar:
+    """A rich progress bar over the figure steps (stderr), erased on failure or Ctrl-C."""
+
+    def __enter__(self) -> Callable[[str | None], None]:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True))
+        self.task = None
+        self.count = 0
+
+        def step(description: str | None) -> None:
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("figures", total=len(STEPS))
+            if description is None:
+                self.progress.update(self.task, completed=len(STEPS), description="figures done")
+                return
+            self.progress.update(self.task, completed=self.count, description=description)
+            self.count += 1
+
+        return step
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.task is None:
+            return
+        if exc_type is not None:
+            self.progress.live.transient = True
+            self.progress.live.stop()
+        else:
+            self.progress.stop()
+
+
+def _measured_points(store: Path) -> dict[str, list[float]]:
+    """(d, β, single-cluster probability at the last time) of every finished (d, β) of a phase-diagram store."""
+    if not store.is_dir():
+        raise ValueError(f"measured must be a phase-diagram store (a directory), got {store}")
+    try:
+        with xr.open_zarr(store, consolidated=False) as ds:
+            p = ds["single_cluster_probability"].isel(t=-1).load()
+            done = ds["done"].values
+            t_last = float(ds["t"].values[-1])
+    except Exception:  # noqa: BLE001 - any reading failure means "not a phase-diagram store"
+        raise ValueError(f"measured: {store} is not a phase-diagram store") from None
+    d_list, b_list, v_list = [], [], []
+    for i, d in enumerate(p["d"].values):
+        for k, b in enumerate(p["beta"].values):
+            if done[i, k] and np.isfinite(p.values[i, k]) and b > 0:
+                d_list.append(float(d))
+                b_list.append(float(b))
+                v_list.append(float(p.values[i, k]))
+    return {"d": d_list, "beta": b_list, "value": v_list, "time": t_last, "store": str(store)}
+
+
+def _fig2(folder: Path, n: int, measured: dict | None, store: Path | None, meta: dict) -> list[Path]:
+    overlay = None if measured is None else {k: measured[k] for k in ("d", "beta", "value")}
+    label = "measured single-cluster frequency" + (f" at t = {measured['time']:g}" if measured else "")
+    fig = regimes_figure(n, measured=overlay, measured_label=label)
+    png = save_figure(fig, folder / "fig2_regimes.png")
+    data = {"figure": "Figure 2 (regimes)", **regimes_data(n), "measured": measured, "metadata": meta}
+    _write_json(folder / "fig2_regimes.json", data)
+    return [png, folder / "fig2_regimes.json"]
+
+
+def _fig4(folder: Path, n: int, seed: int, start: int, meta: dict) -> list[Path]:
+    traj = circle_runs(FIG4_BETAS, start + 1, n=n, seed=seed, t_max=FIG4_TIMES[-1], save_at=301)
+    systems = [i * (start + 1) + start for i in range(len(FIG4_BETAS))]
+    png = save_figure(circle_figure(traj, systems=systems, snapshot_times=FIG4_TIMES, delta=FIG4_DELTA),
+                      folder / "fig4_circle.png")
+    counts = circle_counts(traj, systems, FIG4_TIMES, FIG4_DELTA)
+    traj.save(folder / "fig4_circle.zarr", overwrite=True)
+    data = {
+        "figure": "Figure 4 (SA on the circle)",
+        "settings": {"n": n, "d": 2, "betas": list(FIG4_BETAS), "snapshot_times": list(FIG4_TIMES),
+                     "delta": FIG4_DELTA, "solver": traj.solver.describe(), "saved_times": int(traj.shape[0])},
+        "seeds": {"seed": seed, "start": start,
+                  "note": "start k is drawn from numpy SeedSequence([seed, k]); the same start for both betas"},
+        "systems_in_zarr": systems,
+        "cluster_counts": {f"{b:g}": {f"{t:g}": int(counts[r, c]) for c, t in enumerate(FIG4_TIMES)}
+                           for r, b in enumerate(FIG4_BETAS)},
+        "paper": "2 clusters at beta = 4 and 3 at beta = 9, persisting from t = 18 to t = 30",
+        "trajectory": "fig4_circle.zarr",
+        "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
+    }
+    _write_json(folder / "fig4_circle.json", data)
+    return [png, folder / "fig4_circle.json", folder / "fig4_circle.zarr"]
+
+
+def _fig4_counts(folder: Path, n: int, seed: int, starts: int, meta: dict) -> list[Path]:
+    traj = circle_runs(FIG4_BETAS, starts, n=n, seed=seed, t_max=COUNT_TIMES[-1], save_at=[0.0, *COUNT_TIMES])
+    dist = cluster_count_distribution(traj, COUNT_TIMES, FIG4_DELTA)
+    png = save_figure(cluster_count_distribution_figure(traj, times=COUNT_TIMES, delta=FIG4_DELTA),
+                      folder / "fig4_counts.png")
+    data = {
+        "figure": "Figure 4, beyond the paper: cluster counts over seeded starts",
+        "settings": {"n": n, "d": 2, "betas": list(FIG4_BETAS), "times": list(COUNT_TIMES), "delta": FIG4_DELTA,
+                     "starts_per_beta": starts, "solver": traj.solver.describe()},
+        "seeds": {"seed": seed, "starts": list(range(starts)),
+                  "note": "start k is drawn from numpy SeedSequence([seed, k]); the same starts for both betas"},
+        "counts": distribution_json(dist),
+        "counts_note": "{beta: {t: {number of clusters: number of starts}}}",
+        "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
+    }
+    _write_json(folder / "fig4_counts.json", data)
+    return [png, folder / "fig4_counts.json"]
+
+
+def _fig6(folder: Path, meta: dict) -> list[Path]:
+    png = save_figure(g_figure(), folder / "fig6_g.png")
+    data = {"figure": "Figure 6 (g and tau*)", "betas": list(FIG6_BETAS), "tau_range": [-np.pi, np.pi],
+            "ylim": [-2, 7], **g_data(), "metadata": meta}
+    _write_json(folder / "fig6_g.json", data)
+    return [png, folder / "fig6_g.json"]
+
+
+def _movie(folder: Path, name: str, d: int, seed: int, half: bool, size: dict, meta: dict) -> list[Path]:
+    start = "half" if half else "uniform"
+    traj = movie_run(d=d, seed=seed, start=start)
+    kw = {"max_frames": size["movie_frames"], "size": size["movie_size"], "dpi": size["movie_dpi"], "fps": size["fps"]}
+    gif = animate(traj, folder / f"{name}.gif", **kw)
+    mp4 = animate(traj, folder / f"{name}.mp4", **kw)
+    traj.save(folder / f"{name}.zarr", overwrite=True)
+    T = traj.shape[0]
+    frames = T if size["movie_frames"] is None else min(T, size["movie_frames"])
+    data = {
+        "figure": f"animation on {'S²' if d == 3 else 'the circle'} (authors' README movie setting)",
+        "settings": {**{k: v for k, v in MOVIE.items() if k != "d"}, "d": d, "start": start,
+                     "solver": traj.solver.describe(), "saved_times": T, "frames_drawn": frames, **kw},
+        "seeds": {"seed": seed, "note": "start drawn from numpy SeedSequence([seed, 0])"},
+        "files": [gif.name, mp4.name, f"{name}.zarr"],
+        "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
+    }
+    _write_json(folder / f"{name}.json", data)
+    return [gif, mp4, folder / f"{name}.json", folder / f"{name}.zarr"]

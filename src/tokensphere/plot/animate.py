@@ -1,0 +1,227 @@
+"""Animations of the dynamics on the circle (d = 2) and on S² (d = 3), as in the authors' README movies.
+
+The authors' ``sphere.py`` movie (SPEC §6–§7): SA, n = 64, d = 3, β = 1, T = 15, dt = 0.1 (151 frames), uniform
+start on S², a 3-D scatter on the sphere with trajectory tails, the camera azimuth sweeping 30° ± 15°; an
+optional "half-sphere" start (points with a negative third coordinate flipped). :func:`movie_run` simulates
+that setting; :func:`animate` draws any :class:`~tokensphere.Trajectory` with d ∈ {2, 3}.
+
+Rendering goes through one matplotlib animation writer (never one file per frame): GIF with ``PillowWriter``,
+MP4 (H.264) with ``FFMpegWriter`` using the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel, chosen by
+the file suffix. The file is written to a temporary sibling and renamed into place. Frames can be
+subsampled (``every``, ``max_frames``); ``substeps`` > 1 inserts cubic-spline interpolated frames between saved
+times, renormalised onto the sphere — for display only, the dynamics are not re-integrated. No LaTeX.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..checks import check_choice, check_int, check_real
+from ..init import Uniform
+from ..integrate import anchor_solver
+from ..model import Model
+from ..simulate import simulate
+from ..trajectory import Trajectory
+from .tokens import _draw_sphere, _token_colors
+
+__all__ = ["animate", "movie_run", "frame_indices", "ffmpeg_path", "MOVIE", "WRITERS"]
+
+# the authors' README movie (sphere.py, SPEC §7)
+MOVIE = {"n": 64, "d": 3, "beta": 1.0, "t_max": 15.0, "dt": 0.1, "azimuth": (30.0, 15.0), "elevation": 20.0}
+WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
+STARTS = ("uniform", "half")
+
+
+def ffmpeg_path() -> str:
+    """The ffmpeg executable of the imageio-ffmpeg wheel. Raises ValueError when it is not available."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ValueError("MP4 output needs the imageio-ffmpeg package; write a .gif instead") from None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:  # pragma: no cover - the wheel ships a binary
+        raise ValueError(f"no ffmpeg binary available for MP4 output ({exc}); write a .gif instead") from None
+
+
+def movie_run(
+    *,
+    n: int = MOVIE["n"],
+    d: int = MOVIE["d"],
+    beta: float = MOVIE["beta"],
+    t_max: float = MOVIE["t_max"],
+    dt: float = MOVIE["dt"],
+    start: str = "uniform",
+    seed: int = 0,
+    anchor: bool = False,
+    normalization: str = "softmax",
+) -> Trajectory:
+    """Simulate the README movie setting: one system, saved every ``dt`` (t_max/dt + 1 frames: 151 by default).
+
+    start: "uniform" (i.i.d. uniform on S^{d−1}) or "half" (the same points with the last coordinate made
+    non-negative, i.e. the third on S², as in the authors' half-sphere option). anchor: integrate with the
+    authors' scheme (Euler step dt on the raw field, renormalised, SPEC §7) instead of adaptive dopri5.
+    Returns the :class:`Trajectory`.
+    """
+    check_choice("start", start, STARTS)
+    check_real("dt", dt, minimum=0.0, strict_minimum=True)
+    check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
+    frames = int(round(t_max / dt)) + 1
+    if abs((frames - 1) * dt - t_max) > 1e-9 * max(1.0, t_max):
+        raise ValueError(f"t_max must be a multiple of dt, got t_max = {t_max:g}, dt = {dt:g}")
+    spec = Uniform(batch=1, n=n, d=d, seed=seed)
+    x0 = spec.sample()
+    if start == "half":
+        x0[..., -1] = x0[..., -1].abs()
+    model = Model(beta=beta, normalization=normalization)
+    solver = anchor_solver(model, step=dt) if anchor else "dopri5"
+    meta = {"seed": seed, "init": {**spec.describe(), "start": start}, "movie": "README setting (sphere.py)"}
+    kw = {} if anchor else {"rtol": 1e-8, "atol": 1e-10}
+    return simulate(x0, model=model, solver=solver, t_max=t_max, save_at=frames, metadata=meta, **kw)
+
+
+def frame_indices(T: int, every: int = 1, max_frames: int | None = None) -> np.ndarray:
+    """Saved-time indices drawn: 0, every, 2·every, … (< T), then at most ``max_frames`` of them evenly spaced."""
+    check_int("every", every, minimum=1)
+    idx = np.arange(0, T, every)
+    if max_frames is not None:
+        check_int("max_frames", max_frames, minimum=1)
+        if len(idx) > max_frames:
+            idx = idx[np.unique(np.round(np.linspace(0, len(idx) - 1, max_frames)).astype(int))]
+    return idx
+
+
+def animate(
+    traj: Trajectory,
+    path: str | os.PathLike,
+    *,
+    fps: float = 15.0,
+    system: int = 0,
+    tail: int = 12,
+    every: int = 1,
+    max_frames: int | None = None,
+    substeps: int = 1,
+    azimuth: tuple[float, float] = MOVIE["azimuth"],
+    elevation: float = MOVIE["elevation"],
+    size: float = 5.0,
+    dpi: int = 100,
+    title: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write an animation of one system of ``traj`` to ``path`` (.gif or .mp4) and return the path.
+
+    traj: positions (T, B, n, d), d = 2 (circle) or 3 (sphere). system: index into B. tail: number of previous
+    drawn frames shown as a trajectory tail (0: none). every, max_frames: frame subsampling (see
+    :func:`frame_indices`); the file has exactly that many frames × ``substeps``, minus the substeps after
+    the last one. azimuth: (centre, amplitude) of the camera sweep in degrees (d = 3): azim = c + a·sin(2πk/K)
+    over the K frames. progress(done, total) is called after each frame.
+    Raises ValueError for an unsupported suffix, d, system or setting.
+    """
+    p = Path(path)
+    check_choice("suffix", p.suffix.lower(), tuple(WRITERS))
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"path is not writable: {parent} is not a writable directory")
+    if traj.positions is None:
+        raise ValueError("the trajectory holds no positions (simulated with store=False)")
+    T, B, n, d = traj.shape
+    if d not in (2, 3):
+        raise ValueError(f"animate draws d = 2 (circle) or d = 3 (sphere), got d = {d}")
+    if not 0 <= system < B:
+        raise ValueError(f"system must be an index in [0, {B - 1}], got {system}")
+    check_real("fps", fps, minimum=0.0, strict_minimum=True)
+    check_int("tail", tail, minimum=0)
+    check_int("substeps", substeps, minimum=1)
+    check_int("dpi", dpi, minimum=10)
+    idx = frame_indices(T, every, max_frames)
+    ts_all = traj.times.detach().cpu().double().numpy()
+    x_all = traj.positions[:, system].detach().cpu().double().numpy()  # (T, n, d)
+    ts, xs = _display_frames(ts_all[idx], x_all[idx], substeps)
+    beta = float(traj.model.beta_tensor().reshape(-1).expand(B)[system])
+
+    fig = Figure(figsize=(size, size), layout="constrained" if d == 2 else None)
+    FigureCanvasAgg(fig)
+    colors = _token_colors(n)
+    if d == 3:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 0.93), projection="3d")
+        _draw_sphere(ax)
+        ax.set_box_aspect((1, 1, 1), zoom=1.3)
+    else:
+        ax = fig.add_subplot(1, 1, 1)
+        _draw_unit_circle(ax)
+    kind = "SA" if traj.model.normalization == "softmax" else "USA"
+    head = title or f"{kind}, n = {n}, d = {d}, β = {beta:g}"
+    text = fig.suptitle(head)
+    coords = lambda a: [a[..., j] for j in range(d)]  # noqa: E731
+    tails = [ax.plot(*coords(xs[:1, i]), color=colors[i], linewidth=0.9, alpha=0.6)[0] for i in range(n)]
+    kw = {"depthshade": False} if d == 3 else {}
+    dots = ax.scatter(*coords(xs[0]), color=colors, s=22, edgecolors="black", linewidths=0.4, zorder=3, **kw)
+
+    K = len(ts)
+    writer = _writer(p.suffix.lower(), fps)
+    tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
+    rc = {"animation.ffmpeg_path": ffmpeg_path()} if WRITERS[p.suffix.lower()] == "ffmpeg" else {}
+    try:
+        with matplotlib.rc_context(rc), writer.saving(fig, str(tmp), dpi):
+            for k in range(K):
+                lo = max(0, k - tail * substeps)
+                for i, line in enumerate(tails):
+                    seg = xs[lo : k + 1, i]
+                    if d == 3:
+                        line.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
+                    else:
+                        line.set_data(seg[:, 0], seg[:, 1])
+                if d == 3:
+                    dots._offsets3d = (xs[k, :, 0], xs[k, :, 1], xs[k, :, 2])
+                    ax.view_init(elev=elevation, azim=azimuth[0] + azimuth[1] * math.sin(2 * math.pi * k / max(K, 1)))
+                else:
+                    dots.set_offsets(xs[k])
+                text.set_text(f"{head}, t = {ts[k]:.2f}")
+                writer.grab_frame()
+                if progress is not None:
+                    progress(k + 1, K)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def _draw_unit_circle(ax) -> None:
+    a = np.linspace(0.0, 2 * np.pi, 361)
+    ax.plot(np.cos(a), np.sin(a), color="0.55", linewidth=0.8, alpha=0.6)
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.1, 1.1)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_axis_off()
+
+
+def _writer(suffix: str, fps: float):
+    from matplotlib.animation import FFMpegWriter, PillowWriter
+
+    if WRITERS[suffix] == "pillow":
+        return PillowWriter(fps=fps)
+    # h264 with yuv420p (matplotlib adds -pix_fmt yuv420p for codec "h264"): plays everywhere
+    return FFMpegWriter(fps=fps, codec="h264", metadata={"title": "tokensphere animation"})
+
+
+def _display_frames(ts: np.ndarray, xs: np.ndarray, substeps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Insert ``substeps − 1`` cubic-spline frames between consecutive drawn frames (display only)."""
+    if substeps == 1 or len(ts) < 2:
+        return ts, xs
+    if not np.isfinite(xs).all():
+        raise ValueError("substeps > 1 needs finite positions (this system stopped early: NaN after its event)")
+    from scipy.interpolate import CubicSpline
+
+    fine = np.concatenate([np.linspace(a, b, substeps, endpoint=False) for a, b in zip(ts[:-1], ts[1:])] + [ts[-1:]])
+    y = CubicSpline(ts, xs, axis=0)(fine)
+    return fine, y / np.linalg.norm(y, axis=-1, keepdims=True)

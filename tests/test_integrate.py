@@ -1,0 +1,301 @@
+"""Integrators (SPEC §8.1, §8.6, §8.10, §8.11): measured order, norm drift, batching, output times, events.
+
+Truth is independent of the library: a NumPy field solved with SciPy DOP853 at rtol 1e-12 (tests/problems.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import problems as P
+import tokensphere as ts
+from tokensphere import METHODS, Clustered, Solver, simulate
+
+# nominal orders (SPEC §8.6; solver.py table); "anchor" is the authors' scheme: Euler on the raw field + renormalise
+FIXED = {
+    "euler": 1,
+    "midpoint": 2,
+    "heun": 2,
+    "rk3": 3,
+    "rk4": 4,
+    "lie-euler": 1,
+    "cg3": 3,
+    "anchor": 1,
+}
+ADAPTIVE = ("bosh3", "dopri5")
+
+
+def fixed_solver(name: str, dt) -> Solver:
+    if name == "anchor":
+        return Solver(method="euler", dt=dt, projected_field=False)
+    return Solver(method=name, dt=dt)
+
+
+def max_err(a: torch.Tensor, b: np.ndarray) -> float:
+    return float(np.abs(a.detach().cpu().numpy() - b).max())
+
+
+def test_method_registry_is_what_we_test():
+    # a new method must get an order test here; a missing one must not go unnoticed
+    assert set(METHODS) == (set(FIXED) - {"anchor"}) | set(ADAPTIVE)
+    for name, p in FIXED.items():
+        assert fixed_solver(name, 0.1).order == p
+
+
+# ---------------------------------------------------------------------------------------------------------
+# measured order of accuracy (SPEC §8.6)
+
+T_ORDER = 2.0
+BETA_ORDER = 1.0
+
+
+@pytest.fixture(scope="module")
+def order_problem():
+    """A random start (n = 6, d = 3) and its DOP853 reference at t = 2 for SA and USA (β = 1)."""
+    x0 = ts.sample_sphere(1, 6, 3, seed=11)
+    ref = {
+        norm: P.reference_trajectory(x0[0].numpy(), BETA_ORDER, norm, [0.0, T_ORDER])[-1]
+        for norm in P.NORMALIZATIONS
+    }
+    return x0, ref
+
+
+@pytest.mark.parametrize("normalization", P.NORMALIZATIONS)
+@pytest.mark.parametrize("method", list(FIXED))
+def test_measured_order_fixed_step(order_problem, method, normalization):
+    x0, ref = order_problem
+    p = FIXED[method]
+    dt0 = 0.1 if p <= 2 else 0.2  # start in the asymptotic regime, end above round-off (rk4: ~1e-10)
+    dts = tuple(dt0 / 2**k for k in range(5))  # halved 4 times
+    errors = []
+    for h in dts:
+        tr = simulate(x0, BETA_ORDER, normalization=normalization, solver=fixed_solver(method, h), t_max=T_ORDER,
+                      save_at=2)
+        # max over all coordinates: a single Gram entry can cross zero and spoil the fit
+        errors.append(max_err(tr.final()[0], ref[normalization]))
+    conv = P.Convergence(dts, tuple(errors))
+    assert abs(conv.slope - p) <= 0.2, f"{method}: slope {conv.slope:.3f}, errors {errors}"
+    assert errors[-1] < errors[0]
+
+
+@pytest.mark.parametrize("normalization", P.NORMALIZATIONS)
+@pytest.mark.parametrize("method", ADAPTIVE)
+def test_adaptive_error_tracks_tolerance(order_problem, method, normalization):
+    x0, ref = order_problem
+    errs = {}
+    for rtol in (1e-6, 1e-9):
+        tr = simulate(x0, BETA_ORDER, normalization=normalization,
+                      solver=Solver(method, rtol=rtol, atol=rtol * 1e-2), t_max=T_ORDER, save_at=2)
+        errs[rtol] = max_err(tr.final()[0], ref[normalization])
+    assert errs[1e-6] < 1e-4  # the error is of the order of the tolerance, not just decreasing
+    assert errs[1e-6] >= 100 * errs[1e-9], errs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(FIXED))
+def test_measured_order_fixed_step_thorough(method):
+    """More refinements, a larger system, larger β and a longer horizon (SA and USA)."""
+    x0 = ts.sample_sphere(1, 12, 4, seed=5)
+    p = FIXED[method]
+    for normalization, beta in (("softmax", 4.0), ("uniform", 1.5)):
+        ref = P.reference_trajectory(x0[0].numpy(), beta, normalization, [0.0, 4.0])[-1]
+        dt0 = {1: 0.05, 2: 0.05, 3: 0.1, 4: 0.1}[p]
+        dts = tuple(dt0 / 2**k for k in range(6))
+        errors = tuple(
+            max_err(simulate(x0, beta, normalization=normalization, solver=fixed_solver(method, h), t_max=4.0,
+                             save_at=2).final()[0], ref)
+            for h in dts
+        )
+        slope = P.Convergence(dts, errors).slope
+        assert abs(slope - p) <= 0.2, (normalization, slope, errors)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# unit norm after many steps (SPEC §8.1)
+
+
+def _drift_solver(method: str, dt: float) -> Solver:
+    if method in ADAPTIVE:
+        return Solver(method, rtol=1e-6, atol=1e-9, dt_max=dt)  # dt_max forces the step count
+    return fixed_solver(method, dt)
+
+
+def _check_norm_drift(method: str, steps: int) -> None:
+    dt = 1e-3
+    x0 = ts.sample_sphere(1, 8, 3, seed=4)
+    tr = simulate(x0, 1.0, solver=_drift_solver(method, dt), t_max=steps * dt, save_at=11)
+    assert int(tr.steps[0]) >= steps
+    assert torch.isfinite(tr.positions).all()
+    dev = (torch.linalg.vector_norm(tr.positions, dim=-1) - 1).abs().max()
+    assert float(dev) <= 1e-12
+
+
+@pytest.mark.parametrize("method", list(METHODS) + ["anchor"])
+def test_norm_drift_after_2k_steps(method):
+    """The default-suite version (the whole 10^4-step set costs ~25 s on two idle cores, far more when shared)."""
+    _check_norm_drift(method, 2_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(METHODS) + ["anchor"])
+def test_norm_drift_after_10k_steps(method):
+    _check_norm_drift(method, 10_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["rk4", "dopri5", "cg3", "anchor"])
+def test_norm_drift_after_100k_steps(method):
+    dt, steps = 1e-3, 100_000
+    x0 = ts.sample_sphere(2, 16, 5, seed=4)
+    betas = torch.tensor([1.0, 4.0], dtype=torch.float64)
+    tr = simulate(x0, betas, solver=_drift_solver(method, dt), t_max=steps * dt, save_at=11)
+    assert int(tr.steps.min()) >= steps
+    dev = (torch.linalg.vector_norm(tr.positions, dim=-1) - 1).abs().max()
+    assert float(dev) <= 1e-12
+
+
+# ---------------------------------------------------------------------------------------------------------
+# determinism and batching (SPEC §8.10)
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs():
+    def run(seed):
+        betas = torch.tensor([0.5, 1.0, 4.0], dtype=torch.float64)
+        return simulate(ts.Uniform(batch=3, n=7, d=3, seed=seed), betas, t_max=3.0, save_at=7,
+                        solver=Solver("dopri5", rtol=1e-8, atol=1e-10))
+
+    a, b, c = run(3), run(3), run(4)
+    assert torch.equal(a.positions, b.positions)
+    assert torch.equal(a.steps, b.steps)
+    assert not torch.allclose(a.positions[0], c.positions[0])
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [Solver("dopri5", rtol=1e-8, atol=1e-10), Solver("bosh3", rtol=1e-6, atol=1e-8), Solver("rk4", dt=0.05),
+     Solver("cg3", dt=0.05)],
+    ids=["dopri5", "bosh3", "rk4", "cg3"],
+)
+def test_system_alone_equals_system_in_batch(solver):
+    """Per-system step control: a system's steps do not depend on its batch neighbours (other β, other x0)."""
+    betas = torch.tensor([0.5, 2.0, 9.0, 0.0], dtype=torch.float64)
+    x0 = ts.sample_sphere(4, 6, 3, seed=2)
+    big = simulate(x0, betas, normalization="softmax", solver=solver, t_max=3.0, save_at=7)
+    for b in range(4):
+        one = simulate(x0[b:b + 1], float(betas[b]), normalization="softmax", solver=solver, t_max=3.0, save_at=7)
+        torch.testing.assert_close(one.positions[:, 0], big.positions[:, b], rtol=0, atol=1e-12)
+        assert int(one.steps[0]) == int(big.steps[b])
+    if solver.kind == "adaptive":  # the batch really had different step sequences
+        assert len(set(big.steps.tolist())) > 1
+
+
+def test_per_system_dt_array():
+    betas = torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64)
+    dts = [0.1, 0.05, 0.025]
+    x0 = ts.sample_sphere(3, 5, 3, seed=8)
+    big = simulate(x0, betas, solver=Solver("rk4", dt=torch.tensor(dts, dtype=torch.float64)), t_max=1.0, save_at=3)
+    assert big.steps.tolist() == [10, 20, 40]
+    for b, h in enumerate(dts):
+        one = simulate(x0[b:b + 1], float(betas[b]), solver=Solver("rk4", dt=h), t_max=1.0, save_at=3)
+        torch.testing.assert_close(one.positions[:, 0], big.positions[:, b], rtol=0, atol=1e-12)
+        ref = P.reference_trajectory(x0[b].numpy(), float(betas[b]), "softmax", [0.0, 0.5, 1.0])
+        assert max_err(big.positions[:, b], ref) < 10 * h**4
+
+
+def test_beta_vector_broadcasts_single_start():
+    x0 = ts.sample_sphere(1, 5, 3, seed=9)
+    betas = torch.tensor([0.0, 1.0, 5.0], dtype=torch.float64)
+    tr = simulate(x0, betas, t_max=2.0, save_at=5, solver=Solver("dopri5", rtol=1e-10, atol=1e-12))
+    assert tr.shape == (5, 3, 5, 3)
+    for b in range(3):
+        assert torch.equal(tr.positions[0, b], x0[0])
+        ref = P.reference_trajectory(x0[0].numpy(), float(betas[b]), "softmax", tr.times.numpy())
+        assert max_err(tr.positions[:, b], ref) < 1e-8
+    # different β really give different trajectories
+    assert not torch.allclose(tr.final()[0], tr.final()[2], atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# output times (SPEC §8.11: taken at the requested times, not "the first step past")
+
+
+UNEVEN = [0.0, 0.013, 0.2, 0.21, 0.5, 1.37, 2.0]
+
+
+@pytest.mark.parametrize(
+    "solver,tol",
+    [(Solver("rk4", dt=0.03), 1e-6), (Solver("cg3", dt=0.03), 1e-5), (Solver("dopri5", rtol=1e-10, atol=1e-12), 1e-8)],
+    ids=["rk4", "cg3", "dopri5"],
+)
+def test_output_times_are_exact(solver, tol):
+    """dt = 0.03 divides none of the gaps; states at the requested times must match the reference there."""
+    x0 = ts.sample_sphere(2, 6, 3, seed=12)
+    tr = simulate(x0, torch.tensor([1.0, 3.0], dtype=torch.float64), solver=solver, t_max=2.0, save_at=UNEVEN)
+    assert torch.equal(tr.times, torch.tensor(UNEVEN, dtype=torch.float64))
+    assert torch.equal(tr.positions[0], x0)
+    for b, beta in enumerate((1.0, 3.0)):
+        ref = P.reference_trajectory(x0[b].numpy(), beta, "softmax", UNEVEN)
+        # a state from one step past the requested time would be off by ~dt·|ẋ| ~ 1e-2
+        assert max_err(tr.positions[:, b], ref) < tol
+
+
+def test_output_count_is_linspace_and_starts_at_x0():
+    x0 = ts.sample_sphere(1, 4, 3, seed=1)
+    tr = simulate(x0, 1.0, solver=Solver("rk4", dt=0.07), t_max=3.0, save_at=31)
+    expected = np.linspace(0.0, 3.0, 31)
+    assert tr.times.dtype == torch.float64
+    assert float(tr.times[0]) == 0.0 and float(tr.times[-1]) == 3.0
+    np.testing.assert_allclose(tr.times.numpy(), expected, rtol=0, atol=1e-15)
+    assert torch.equal(tr.positions[0], x0)
+    ref = P.reference_trajectory(x0[0].numpy(), 1.0, "softmax", expected)
+    assert max_err(tr.positions[:, 0], ref) < 1e-6
+
+
+def test_fixed_step_count_when_dt_divides_output_spacing():
+    """dt = 0.25 divides the spacing 0.5 exactly in binary: exactly t_max/dt steps, no extra landing steps."""
+    x0 = ts.sample_sphere(1, 4, 3, seed=1)
+    tr = simulate(x0, 1.0, solver=Solver("rk4", dt=0.25), t_max=4.0, save_at=9)
+    assert int(tr.steps[0]) == 16
+
+
+# ---------------------------------------------------------------------------------------------------------
+# events
+
+
+def _first_crossing(x0: np.ndarray, beta: float, delta: float, t_max: float, grid: float = 1e-3) -> float:
+    """First time the reference solution has min_ij ⟨x_i, x_j⟩ > 1 − δ (to grid resolution)."""
+    t = np.arange(0.0, t_max + grid / 2, grid)
+    X = P.reference_trajectory(x0, beta, "softmax", t)
+    gmin = (X @ X.transpose(0, 2, 1)).reshape(len(t), -1).min(axis=1)
+    hit = np.nonzero(gmin > 1 - delta)[0]
+    return float(t[hit[0]]) if len(hit) else math.inf
+
+
+def test_clustered_event_stops_collapsed_systems_only():
+    delta, dt, t_max = 1e-2, 0.01, 8.0
+    n, d = 4, 4
+    rng = np.random.default_rng(0)
+    cap, _ = P.cap_start(n, d, 0.6, rng)  # collapses quickly
+    simplex = ts.Equiangular(n=n, d=d, gamma0=-1 / (n - 1), seed=1).sample()[0].numpy()  # stationary
+    spread = ts.sample_sphere(1, n, d, seed=6)[0].numpy()  # collapses later
+    x0 = torch.from_numpy(np.stack([cap, simplex, spread]))
+    betas = [1.0, 1.0, 0.5]
+    tr = simulate(x0, torch.tensor(betas, dtype=torch.float64), solver=Solver("rk4", dt=dt), t_max=t_max, save_at=81,
+                  events=[Clustered(delta)])
+    et = tr.event_time
+    assert math.isnan(float(et[1]))  # the simplex never clusters: it runs to t_max
+    assert torch.isfinite(tr.positions[:, 1]).all()
+    for b in (0, 2):
+        t_star = _first_crossing(x0[b].numpy(), betas[b], delta, t_max)
+        assert t_star < t_max
+        # detection at step resolution: the end of the first step where the condition holds
+        assert t_star - 2e-3 <= float(et[b]) <= t_star + dt + 2e-3
+        after = tr.times > et[b]
+        assert after.any() and torch.isnan(tr.positions[after, b]).all()
+        assert torch.isfinite(tr.positions[~after, b]).all()
+    assert float(et[0]) < float(et[2])
+    assert torch.isfinite(et[[0, 2]]).all()
