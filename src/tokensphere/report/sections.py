@@ -50,6 +50,7 @@ __all__ = [
 ENERGY_RTOL = 1e-8  # largest relative step of Ē against its monotone trend accepted (SPEC §8.7, demo's rtol)
 CLUSTER_DELTA = 1e-3  # cluster threshold ⟨x_i, x_j⟩ > 1 − δ of Figure 3 (SPEC §6)
 MAX_VIEWERS = 4  # 3-D views per trajectory (one per β by default): each holds a WebGL context
+ENERGY_BLOCK = 2 * 10**7  # score entries per energy evaluation (memory bound for large runs)
 NORM_ULPS = 100  # | |x_i| − 1 | allowed, in units of the dtype's machine epsilon
 KINDS = ("run folder", "trajectory", "phase diagram", "figures")
 
@@ -203,6 +204,13 @@ def _beta_groups(traj: Trajectory) -> dict[float, list[int]]:
     return groups
 
 
+def _energy_series(positions: torch.Tensor, model: Any, kind: str) -> torch.Tensor:
+    """:func:`energy_over_time` over blocks of saved times, so the (times, B, n, n) scores stay ≤ ~2·10⁷ entries."""
+    T, B, n, _ = positions.shape
+    block = max(1, ENERGY_BLOCK // max(B * n * n, 1))
+    return torch.cat([energy_over_time(positions[k : k + block], model, kind=kind) for k in range(0, T, block)])
+
+
 def energy_checks(traj: Trajectory, rtol: float = ENERGY_RTOL) -> list[Check]:
     """SPEC §4.2: Ē(t) non-decreasing (V = I) or non-increasing (V = −I), one row per β.
 
@@ -223,7 +231,7 @@ def energy_checks(traj: Trajectory, rtol: float = ENERGY_RTOL) -> list[Check]:
     for beta, idx in _beta_groups(traj).items():
         model = m.take(torch.tensor(idx)) if m.batch_size > 1 else m
         kind = "energy" if beta == 0 else "normalized"
-        e = energy_over_time(pos[:, idx], model, kind=kind)  # (T, b)
+        e = _energy_series(pos[:, idx], model, kind)  # (T, b)
         step = (e[1:] - e[:-1]) * (-1.0 if repulsive else 1.0)
         against = -step / e[:-1].abs().clamp_min(torch.finfo(torch.float64).tiny)
         against = against[torch.isfinite(against)]
@@ -261,7 +269,7 @@ def _energy_png(traj: Trajectory) -> bytes | None:
         return None
     from ..plot import Panel, series_figure
 
-    e = energy_over_time(traj.positions.to(torch.float64), traj.model, kind="normalized")
+    e = _energy_series(traj.positions.to(torch.float64), traj.model, "normalized")
     betas = traj.model.beta_tensor().expand(traj.shape[1]).tolist()
     panel = Panel(e, r"$\bar E = 2\beta\, e^{-\beta} E_\beta$", "normalised energy (1 = consensus)")
     return _png(series_figure(traj.times, [panel], betas, title="Energy along the flow"))
@@ -359,28 +367,9 @@ def uniform_pair_probability(d: int, delta: float) -> float:
 
 
 def _phase_png(ds: Any) -> bytes:
-    # A compact drawing for the report; the paper-style Figure 3 panel belongs to the plotting modules.
-    from matplotlib.figure import Figure as MplFigure
+    from ..plot.phase import phase_figure  # Figure 3 panels: one per d, with the curve Γ
 
-    dims = [int(v) for v in ds["d"].values]
-    betas, times = ds["beta"].values, ds["t"].values
-    fig = MplFigure(figsize=(min(4.2 * len(dims), 16), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(dims), squeeze=False)[0]
-    mesh = None
-    gamma = ds["gamma_transition_time"].values if "gamma_transition_time" in ds else None
-    for ax, d in zip(axes, dims):
-        z = ds["clustered_fraction"].sel(d=d).values
-        mesh = ax.pcolormesh(times, betas, z, cmap="RdBu_r", vmin=0, vmax=1, shading="nearest")
-        if gamma is not None and np.isfinite(gamma).any():
-            ax.plot(gamma, betas, color="k", lw=1.5, label="Γ (6.12)")
-        ax.set_title(f"d = {d}")
-        ax.set_xlabel("t")
-        ax.set_xlim(times[0], times[-1])
-    axes[0].set_ylabel("β")
-    if gamma is not None and np.isfinite(gamma).any():
-        axes[0].legend(loc="lower right", fontsize=8)
-    fig.colorbar(mesh, ax=list(axes), label="P(⟨x_i, x_j⟩ > 1 − δ)")
-    return _png(fig)
+    return _png(phase_figure(ds))
 
 
 def phase_sections(path: Path) -> list[Section]:

@@ -155,6 +155,7 @@ def viewer_fragment(
         fig, include_plotlyjs=False, full_html=False, auto_play=False, div_id=f"viewer-{uuid.uuid4().hex[:10]}",
         default_height="640px",
         # no link to a plotly server or logo: the page must not point anywhere outside itself
-        config={"displaylogo": False, "plotlyServerURL": "", "responsive": True},
+        config={"displaylogo": False, "plotlyServerURL": "", "responsive": True,
+                "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud"]},
     )
     return Fragment(div, plotly=True)
