@@ -76,7 +76,9 @@ def build_spec(options: dict[str, Any], *, full: bool) -> PhaseDiagram:
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
         if b_hi < b_lo or (k > 1 and b_hi == b_lo):
-            raise ValueError(f"beta_max must be > beta_min for n_beta > 1, got beta_min = {b_lo:g}, beta_max = {b_hi:g}")
+            raise ValueError(
+                f"beta_max must be > beta_min for n_beta > 1, got beta_min = {b_lo:g}, beta_max = {b_hi:g}"
+            )
         kw["betas"] = tuple(float(b) for b in np.round(np.linspace(b_lo, b_hi, k), 10))
         for name in ("t_max", "n_times", "n", "batch", "delta", "normalization"):
             if options.get(name) is not None:

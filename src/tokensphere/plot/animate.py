@@ -121,8 +121,8 @@ def animate(
 
     traj: positions (T, B, n, d), d = 2 (circle) or 3 (sphere). system: index into B. tail: number of previous
     drawn frames shown as a trajectory tail (0: none). every, max_frames: frame subsampling (see
-    :func:`frame_indices`); the file has exactly that many frames × ``substeps``, minus the substeps after
-    the last one. azimuth: (centre, amplitude) of the camera sweep in degrees (d = 3): azim = c + a·sin(2πk/K)
+    :func:`frame_indices`); with K drawn frames the file has (K − 1)·substeps + 1 frames. azimuth: (centre,
+    amplitude) of the camera sweep in degrees (d = 3): azim = c + a·sin(2πk/K)
     over the K frames. progress(done, total) is called after each frame.
     Raises ValueError for an unsupported suffix, d, system or setting.
     """

@@ -160,8 +160,8 @@ def circle_figure(
             m = int(counts[r, c])
             ax.set_title(f"β = {betas[b]:g}, t = {ts[k]:.1f}: {m} cluster{'s' if m != 1 else ''}", fontsize=10)
     dtext = "δ = scale-aware δ_β" if delta is None else f"δ = {delta:g}"
-    fig.suptitle(title or f"SA on the circle, n = {n}: tokens (dashed: paths since t = 0; faint: start), "
-                 f"clusters = components of ⟨x_i, x_j⟩ > 1 − δ, {dtext}", fontsize=10)
+    fig.suptitle(title or f"SA on the circle, n = {n}: tokens at time t (dashed: paths since t = 0; faint: start)\n"
+                 f"clusters = connected components of {{⟨x_i, x_j⟩ > 1 − δ}}, {dtext}", fontsize=10)
     return fig
 
 

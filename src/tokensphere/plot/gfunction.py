@@ -78,7 +78,7 @@ def g_figure(
     ax.set_xlabel("τ")
     ax.set_ylabel("g(τ)")
     ax.set_title(r"$g(\tau) = (\cos\tau - \beta\sin^2\tau)\,e^{\beta\cos\tau}$   (d = 2, Figure 6)", fontsize=10)
-    ax.text(0.02, 0.97, r"dashed: $\pm\tau^*_\beta$;  shaded: $g < 0$ for $|\tau| > \tau^*_\beta$",
+    ax.text(0.02, 0.97, "dashed: $\\pm\\tau^*_\\beta$\nshaded: $g < 0$ for $|\\tau| > \\tau^*_\\beta$",
             transform=ax.transAxes, fontsize=8, va="top")
     ax.legend(loc="upper right", fontsize=8)
 
@@ -89,8 +89,9 @@ def g_figure(
         for d, color in zip(dims, palette):
             ts = tau_star(general_beta, d)
             g = g_function(zeta, general_beta, d) / g_function(0.0, general_beta, d)
+            approx = np.sqrt((d - 1) / general_beta)
             ax2.plot(zeta, g, color=color, linewidth=1.8,
-                     label=rf"d = {d}  ($\tau^*$ = {ts:.3f}, $\sqrt{{(d-1)/\beta}}$ = {np.sqrt((d - 1) / general_beta):.3f})")
+                     label=rf"d = {d}  ($\tau^*$ = {ts:.3f}, $\sqrt{{(d-1)/\beta}}$ = {approx:.3f})")
             ax2.axvline(ts, color=color, linestyle="--", linewidth=1.0, gid=f"tau_star_d:{d}")
         ax2.axhline(0, color="0.3", linewidth=0.8)
         ax2.set_xlim(0, np.pi)

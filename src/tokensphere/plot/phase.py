@@ -91,7 +91,8 @@ def phase_figure(
     norm: Normalize = Normalize(0.0, 1.0) if scale == "linear" else LogNorm(log_floor, 1.0)
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0)), layout="constrained")
+    figsize = (panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0))
+    fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     axes = []
     mesh = None
@@ -157,7 +158,8 @@ def phase_difference_figure(
     cmap = colormaps[CMAP].with_extremes(bad=MISSING)
     cols = min(len(chosen), 3)
     rows = -(-len(chosen) // cols)
-    fig = Figure(figsize=(panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0)), layout="constrained")
+    figsize = (panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0))
+    fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     axes, mesh = [], None
     t = np.asarray(a["t"].values, dtype=float)
@@ -170,9 +172,12 @@ def phase_difference_figure(
         if curve:
             ts, bs = gamma_curve_points(a)
             ax.plot(ts, bs, color="black", linewidth=1.2, gid="gamma_curve")
+        ax.set_xlim(t[0], t[-1])
+        if len(beta) > 1:
+            ax.set_ylim(beta[0], beta[-1])
         ax.set_xlabel("t")
         ax.set_ylabel("β")
-        ax.set_title(_panel_title(a, d, None), fontsize=9)
+        ax.set_title(_panel_title(a, d, None, show_preset=False), fontsize=9)
     cbar = fig.colorbar(mesh, ax=axes, shrink=0.9)
     cbar.set_label(f"{variable.replace('_', ' ')}: {labels[0]} − {labels[1]}")
     fig.suptitle(title or f"{labels[0]} − {labels[1]}")
@@ -182,7 +187,9 @@ def phase_difference_figure(
 def _check_variable(ds: xr.Dataset, variable: str) -> None:
     if variable not in ds or tuple(ds[variable].dims) != ("d", "beta", "t"):
         allowed = [v for v in ds.data_vars if tuple(ds[v].dims) == ("d", "beta", "t")]
-        raise ValueError(f"variable must be a (d, beta, t) variable of the dataset ({', '.join(allowed)}), got {variable!r}")
+        raise ValueError(
+            f"variable must be a (d, beta, t) variable of the dataset ({', '.join(allowed)}), got {variable!r}"
+        )
 
 
 def _spec(ds: xr.Dataset) -> dict[str, Any]:
@@ -204,7 +211,7 @@ def _ensemble_label(ds: xr.Dataset) -> str | None:
     return text
 
 
-def _panel_title(ds: xr.Dataset, d: int, label: str | None) -> str:
+def _panel_title(ds: xr.Dataset, d: int, label: str | None, *, show_preset: bool = True) -> str:
     s = _spec(ds)
     parts = [f"d = {d}"]
     for key, name in (("n", "n"), ("batch", "batch"), ("delta", "δ")):
@@ -212,7 +219,7 @@ def _panel_title(ds: xr.Dataset, d: int, label: str | None) -> str:
             parts.append(f"{name} = {s[key]:g}")
     if s.get("normalization") == "uniform":
         parts.append("USA")
-    if s.get("preset") == "anchor":
+    if show_preset and s.get("preset") == "anchor":
         parts.append("anchor")
     head = f"{label}\n" if label else ""
     return head + ", ".join(parts)

@@ -72,7 +72,8 @@ def regimes_data(n: int) -> dict[str, Any]:
              "beta_min": _num(r.beta_min), "beta_max": _num(r.beta_max)}
             for r in regimes(n)
         ],
-        "note": "erratum 3 (SPEC §10): Figure 2 prints beta >= n^2/pi^2 for d = 2; the proof needs (n-1) tau*_beta < pi/2",
+        "note": "erratum 3 (SPEC §10): Figure 2 prints beta >= n^2/pi^2 for d = 2; "
+                "the proof needs (n-1) tau*_beta < pi/2",
     }
 
 
