@@ -52,8 +52,8 @@ def test_phase_diagram_writes_store_and_figure(tmp_path):
         assert min(mpimg.imread(png).shape[:2]) > 200
     side = json.loads((tmp_path / "pd.png.json").read_text())
     assert side["spec"]["n"] == 6 and side["store"] == str(out.resolve())
-    finite = np.isfinite(ds["gamma_transition_time"].values)
-    np.testing.assert_allclose(side["gamma_curve"]["t_star"], ds["gamma_transition_time"].values[finite])
+    finite = np.isfinite(ds["gamma_curve_time"].values)
+    np.testing.assert_allclose(side["gamma_curve"]["t_star"], ds["gamma_curve_time"].values[finite])
 
     # the same command again: everything is resumed from the store
     res = invoke("phase-diagram", *TINY, "--out", out)

@@ -62,8 +62,10 @@ def test_phase_figure_png_and_gamma_curve_from_dataset(phase_ds, tmp_path):
             assert f"d = {d}" in ax.get_title() and "n = 8" in ax.get_title() and "batch = 4" in ax.get_title()
             assert "δ = 0.001" in ax.get_title()
             (curve,) = [ln for ln in ax.get_lines() if ln.get_gid() == "gamma_curve"]
-            np.testing.assert_array_equal(curve.get_xdata(), t_star[finite])
-            np.testing.assert_array_equal(curve.get_ydata(), phase_ds["beta"].values[finite])
+            fine_t = phase_ds["gamma_curve_time"].values
+            keep = np.isfinite(fine_t)
+            np.testing.assert_array_equal(curve.get_xdata(), fine_t[keep])
+            np.testing.assert_array_equal(curve.get_ydata(), phase_ds["gamma_beta"].values[keep])
             mesh = ax.collections[0]
             assert mesh.get_cmap().name.startswith("RdBu_r")
             assert (mesh.norm.vmin, mesh.norm.vmax) == ((0.0, 1.0) if scale == "linear" else (1e-3, 1.0))

@@ -32,8 +32,14 @@ SCALES = ("linear", "log")
 
 
 def gamma_curve_points(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(t*, β) of the curve Γ_{∞,δ} stored in ``ds`` (``gamma_transition_time``), without the β whose
-    transition time is NaN (after t_max). Returns two 1-D float arrays of equal length."""
+    """(t*, β) of the curve Γ_{∞,δ} stored in ``ds``: the fine curve ``gamma_curve_time(gamma_beta)`` when
+    present, else ``gamma_transition_time(beta)`` at the grid's β; β whose transition time is NaN (after
+    t_max) are left out. Returns two 1-D float arrays of equal length."""
+    if "gamma_curve_time" in ds:
+        t_star = np.asarray(ds["gamma_curve_time"].values, dtype=float)
+        beta = np.asarray(ds["gamma_beta"].values, dtype=float)
+        keep = np.isfinite(t_star)
+        return t_star[keep], beta[keep]
     if "gamma_transition_time" not in ds:
         raise ValueError("dataset has no gamma_transition_time variable (is it a phase-diagram store?)")
     t_star = np.asarray(ds["gamma_transition_time"].values, dtype=float)

@@ -201,6 +201,13 @@ def unit_statistics(
     return out
 
 
+GAMMA_FINE = 200  # β points of the fine Γ curve
+
+
+def _fine_betas(spec: PhaseDiagram) -> np.ndarray:
+    return np.linspace(min(spec.betas), max(spec.betas), GAMMA_FINE)
+
+
 def _template(spec: PhaseDiagram) -> xr.Dataset:
     D, K, T, Q = len(spec.dims), len(spec.betas), spec.n_times, len(QUANTILES)
     nan3 = np.full((D, K, T), np.nan)
@@ -213,13 +220,22 @@ def _template(spec: PhaseDiagram) -> xr.Dataset:
         "done": (("d", "beta"), np.zeros((D, K), dtype=bool)),
         "gamma_transition_time": (("beta",), transition_curve(spec.betas, min(spec.delta, 1.0), spec.n, spec.t_max,
                                                               normalization=spec.normalization)),
+        # the same curve on a fine β grid, for a smooth overlay on coarse sweeps
+        "gamma_curve_time": (("gamma_beta",), transition_curve(_fine_betas(spec), min(spec.delta, 1.0), spec.n,
+                                                               spec.t_max, normalization=spec.normalization)),
     }
     if spec.preset == "anchor":
         data["authors_cluster_rank_median"] = (("d", "beta", "t"), nan3.copy())
         data["authors_span_dimension_mean"] = (("d", "beta", "t"), nan3.copy())
     ds = xr.Dataset(
         data,
-        coords={"d": list(spec.dims), "beta": list(spec.betas), "t": spec.times, "quantile": list(QUANTILES)},
+        coords={
+            "d": list(spec.dims),
+            "beta": list(spec.betas),
+            "t": spec.times,
+            "quantile": list(QUANTILES),
+            "gamma_beta": _fine_betas(spec),
+        },
     )
     ds["clustered_fraction"].attrs["description"] = (
         "fraction of ordered pairs i != j with <x_i, x_j> > 1 - delta, averaged over the batch (Figure 3)"
@@ -230,7 +246,7 @@ def _template(spec: PhaseDiagram) -> xr.Dataset:
     )
     ds.attrs["spec"] = json.dumps(spec.describe())
     ds.attrs["metadata"] = json.dumps(run_metadata(dtype=torch.float64, device="cpu"))
-    chunks = {"d": 1, "beta": spec.betas_per_unit, "t": T, "quantile": Q}
+    chunks = {"d": 1, "beta": spec.betas_per_unit, "t": T, "quantile": Q, "gamma_beta": GAMMA_FINE}
     for v in ds.data_vars:
         ds[v].encoding["chunks"] = tuple(chunks[dim] for dim in ds[v].dims)
     return ds
@@ -262,6 +278,12 @@ def _write_unit(path: Path, spec: PhaseDiagram, unit: tuple[int, int, int], stat
     xr.Dataset({"done": (("d", "beta"), np.ones((1, k1 - k0), dtype=bool))}).to_zarr(
         path, region=region, consolidated=False
     )
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_phase_diagram(
@@ -300,6 +322,7 @@ def run_phase_diagram(
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             with Client(cluster) as client:
                 client.run(torch.set_num_threads, 1)
+                client.run(_ignore_sigint)  # Ctrl-C stops the driver only; workers die with the cluster
                 futures = {client.submit(unit_statistics, spec, *u, pure=False): u for u in pending}
                 for fut in as_completed(futures):
                     _write_unit(path, spec, futures[fut], fut.result())
