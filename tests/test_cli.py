@@ -175,8 +175,10 @@ def test_integration_error_exits_1(tmp_path, monkeypatch):
 
 
 def test_demo_small(tmp_path):
-    out = tmp_path / "demo"
-    res = invoke("demo", "--out", out, "--n-seeds", "1", "--t-max", "3", "--save-at", "16", "--seed", "2")
+    top = tmp_path / "demo"
+    out = top / "run"
+    res = invoke("demo", "--out", top, "--n-seeds", "1", "--t-max", "3", "--save-at", "16", "--seed", "2",
+                 "--no-report")
     assert res.exit_code == 0, res.output
     names = {"trajectory.zarr", "tokens.png", "energy.png", "clusters.png", "summary.json"}
     assert names <= {p.name for p in out.iterdir()}
@@ -192,6 +194,21 @@ def test_demo_small(tmp_path):
     run = Trajectory.load(out / "trajectory.zarr")
     assert run.shape == (16, 2, 32, 3) and run.model.beta_tensor().tolist() == [1.0, 9.0]
     # an existing folder is refused without --overwrite, replaced with it
-    assert_one_line_error(invoke("demo", "--out", out, "--n-seeds", "1", "--t-max", "1"), 2, "--overwrite")
-    res = invoke("demo", "--out", out, "--overwrite", "--n-seeds", "1", "--t-max", "1", "--save-at", "6")
+    assert_one_line_error(invoke("demo", "--out", top, "--n-seeds", "1", "--t-max", "1"), 2, "--overwrite")
+    res = invoke("demo", "--out", top, "--overwrite", "--n-seeds", "1", "--t-max", "1", "--save-at", "6",
+                 "--no-report")
     assert res.exit_code == 0 and Trajectory.load(out / "trajectory.zarr").shape[0] == 6
+
+
+def test_demo_quick_writes_the_report(tmp_path):
+    """The whole pipeline of `make demo` at tiny size: run, figures, phase diagrams, comparison, report."""
+    top = tmp_path / "demo"
+    res = invoke("demo", "--out", top, "--n-seeds", "1", "--t-max", "2", "--save-at", "6", "--quick")
+    assert res.exit_code == 0, res.output
+    index = top / "index.html"
+    assert index.exists() and f"report: {index}" in res.stdout
+    html = index.read_text()
+    for needle in ("Figure 5", "Anchor preset against adaptive", "Theorem checks", "real-model issue"):
+        assert needle in html, needle
+    assert (top / "phase" / "figure3.zarr").exists() and (top / "phase" / "figure3_anchor.zarr").exists()
+    assert len(list((top / "figure5").glob("figure5?.zarr"))) == 4

@@ -80,8 +80,15 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="torch intra-op threads. One is fastest for batches of small systems "
+        "(n ≲ 100) and immune to a busy machine; raise it for large n (thousands of tokens).",
+    ),
 ) -> None:
     """Self-attention dynamics as interacting particles on the unit sphere (arXiv:2312.10794)."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 app.command("simulate")(simulate_command)

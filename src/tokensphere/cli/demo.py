@@ -59,16 +59,25 @@ def demo_command(
     n_seeds: Annotated[int, Option(hidden=True, help="Starts per β.")] = 4,
     t_max: Annotated[float, Option(hidden=True, help="Final time.")] = 30.0,
     save_at: Annotated[int, Option(hidden=True, help="Number of saved times.")] = 151,
+    report: Annotated[bool, Option("--report/--no-report", help="After the run, reproduce Figures 2–6 (reduced) "
+                                   "and write the HTML report DIR/index.html.")] = True,
+    quick: Annotated[bool, Option(hidden=True, help="Tiny grids (for tests).")] = False,
 ) -> None:
-    """Run a small clustering experiment (n = 32 on S², β = 1 and 9) and write a run folder with figures."""
-    # The demo's tensors are tiny (8 × 32 × 3): intra-op threads only add synchronisation. Measured on a loaded
-    # 2-core machine: integration 0.25 s with one thread, 3–8 s with two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _demo(out, overwrite, seed, n_seeds, t_max, save_at)
-    finally:
-        torch.set_num_threads(threads)
+    """Reproduce the paper at reduced size: a clustering run (n = 32 on S², β = 1 and 9), Figures 2–6, the
+    anchor-vs-adaptive comparison and the theorem checks, in one HTML report (DIR/index.html)."""
+    # The demo's tensors are small: intra-op threads only add synchronisation. Measured on a loaded 2-core
+    # machine: integration 0.25 s with one thread, 3–8 s with two.
+    from ..runtime import torch_threads
+    from .reproduce import reproduce
+
+    folder = check_output_path(out, overwrite=overwrite)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out must be a directory (a run folder), got the file {folder}")
+    with torch_threads(1):
+        _demo(folder / "run", True, seed, n_seeds, t_max, save_at)
+        if report:
+            index = reproduce(folder, seed=seed, quick=quick)
+            Console(highlight=False, soft_wrap=True).print(escape(f"report: {index}"))
 
 
 def _demo(out: Path, overwrite: bool, seed: int, n_seeds: int, t_max: float, save_at: int) -> None:

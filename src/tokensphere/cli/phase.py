@@ -29,6 +29,7 @@ from typer import Option
 
 from ..sweep.ensembles import SCORES, SHARING, VALUES, Ensemble
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
+from .options import split_values
 
 __all__ = ["phase_diagram_command", "parse_dims", "build_spec", "units_bar", "write_phase_figures"]
 
@@ -43,14 +44,7 @@ def parse_dims(values: Sequence[str] | None) -> tuple[int, ...] | None:
     Raises ValueError naming d for a token that is not an integer."""
     if not values:
         return None
-    out: list[int] = []
-    for item in values:
-        for token in item.split(","):
-            try:
-                out.append(int(token))
-            except ValueError:
-                raise ValueError(f"d must be an integer >= 2, got {token.strip()!r}") from None
-    return tuple(out)
+    return tuple(split_values(values, int, "d must be an integer >= 2"))
 
 
 def build_spec(options: dict[str, Any], *, full: bool) -> PhaseDiagram:

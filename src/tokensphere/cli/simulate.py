@@ -27,6 +27,7 @@ from ..integrate import METHODS, anchor_solver
 from ..model import Model
 from ..simulate import simulate
 from ..trajectory import Trajectory, check_output_path
+from .options import split_values
 
 __all__ = ["simulate_command", "parse_betas", "progress_bar", "describe_model", "counts_by_beta", "SUMMARY_DELTA"]
 
@@ -42,14 +43,7 @@ def parse_betas(values: Sequence[str] | None) -> list[float]:
     """
     if not values:
         return [1.0]
-    out: list[float] = []
-    for item in values:
-        for token in item.split(","):
-            try:
-                out.append(float(token))
-            except ValueError:
-                raise ValueError(f"beta must be a finite number >= 0, got {token.strip()!r}") from None
-    return out
+    return split_values(values, float, "beta must be a finite number >= 0")
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from ..integrate import anchor_solver
 from ..model import Model
 from ..simulate import simulate
 from ..trajectory import Trajectory
+from .arrays import frame_indices
 from .tokens import _draw_sphere, _token_colors
 
 __all__ = ["animate", "movie_run", "frame_indices", "ffmpeg_path", "MOVIE", "WRITERS"]
@@ -87,17 +88,6 @@ def movie_run(
     meta = {"seed": seed, "init": {**spec.describe(), "start": start}, "movie": "README setting (sphere.py)"}
     kw = {} if anchor else {"rtol": 1e-8, "atol": 1e-10}
     return simulate(x0, model=model, solver=solver, t_max=t_max, save_at=frames, metadata=meta, **kw)
-
-
-def frame_indices(T: int, every: int = 1, max_frames: int | None = None) -> np.ndarray:
-    """Saved-time indices drawn: 0, every, 2·every, … (< T), then at most ``max_frames`` of them evenly spaced."""
-    check_int("every", every, minimum=1)
-    idx = np.arange(0, T, every)
-    if max_frames is not None:
-        check_int("max_frames", max_frames, minimum=1)
-        if len(idx) > max_frames:
-            idx = idx[np.unique(np.round(np.linspace(0, len(idx) - 1, max_frames)).astype(int))]
-    return idx
 
 
 def animate(

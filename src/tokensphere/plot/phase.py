@@ -185,7 +185,7 @@ def phase_difference_figure(
         ax.set_ylabel("β")
         ax.set_title(_panel_title(a, d, None, show_preset=False), fontsize=9)
     cbar = fig.colorbar(mesh, ax=axes, shrink=0.9)
-    cbar.set_label(f"{variable.replace('_', ' ')}: {labels[0]} − {labels[1]}")
+    cbar.set_label(f"Δ {variable.replace('_', ' ')} (a − b)")
     fig.suptitle(title or f"{labels[0]} − {labels[1]}")
     return fig
 

@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
+from .arrays import as_numpy
+
 __all__ = ["Panel", "series_figure"]
 
 
@@ -47,7 +49,7 @@ def series_figure(
     times: (T,). panels: quantities with values of shape (T, B). groups: (B,) group value per system (e.g. β).
     Returns a :class:`matplotlib.figure.Figure` (Agg canvas). Raises ValueError on mismatched shapes.
     """
-    ts = _numpy(times).reshape(-1)
+    ts = as_numpy(times).reshape(-1)
     groups = [float(g) for g in groups]
     if not panels:
         raise ValueError("panels must hold at least one Panel")
@@ -56,7 +58,7 @@ def series_figure(
     fig = Figure(figsize=(panel_width * len(panels), panel_height + (0.3 if title else 0.0)), layout="constrained")
     FigureCanvasAgg(fig)
     for p, panel in enumerate(panels):
-        v = _numpy(panel.values)
+        v = as_numpy(panel.values)
         if v.ndim != 2 or v.shape != (ts.size, len(groups)):
             raise ValueError(
                 f"panel {panel.title!r}: values must have shape (T, B) = ({ts.size}, {len(groups)}), got {v.shape}"
@@ -84,12 +86,6 @@ def series_figure(
     if title:
         fig.suptitle(title)
     return fig
-
-
-def _numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
 
 
 def _palette(k: int) -> list:

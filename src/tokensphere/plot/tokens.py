@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .arrays import as_numpy
+
 __all__ = ["tokens_figure"]
 
 _SPHERE_GREY = "0.55"
@@ -49,8 +51,8 @@ def tokens_figure(
     Returns a :class:`matplotlib.figure.Figure` (Agg canvas). Raises ValueError for d ∉ {2, 3}, a system
     index out of range, or a snapshot time outside [times[0], times[-1]].
     """
-    x = _numpy(positions)
-    ts = _numpy(times).reshape(-1)
+    x = as_numpy(positions)
+    ts = as_numpy(times).reshape(-1)
     if x.ndim != 4 or x.shape[0] != ts.size:
         raise ValueError(f"positions must have shape (T, B, n, d) with T = len(times) = {ts.size}, got {x.shape}")
     T, B, n, d = x.shape
@@ -89,12 +91,6 @@ def tokens_figure(
     if title:
         fig.suptitle(title)
     return fig
-
-
-def _numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
 
 
 def _token_colors(n: int) -> np.ndarray:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..plot.arrays import as_numpy
+from ..plot.arrays import frame_indices as _frames
 from .html import Fragment
 
 __all__ = ["MAX_FRAMES", "MAX_TOKENS", "frame_indices", "plotly_js", "viewer_figure", "viewer_fragment"]
@@ -35,21 +37,13 @@ def plotly_js() -> str:
 
 
 def frame_indices(n_times: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
-    """Indices of the saved times shown as frames: all of them if n_times ≤ max_frames, otherwise max_frames
-    (nearly) evenly spaced indices that include the first and the last. Returns a sorted int array."""
-    if n_times < 1:
-        raise ValueError(f"a viewer needs at least one saved time, got {n_times}")
+    """Frames of the viewer: every saved time if n_times ≤ max_frames, else max_frames (nearly) evenly spaced
+    ones including the first and the last (:func:`tokensphere.plot.arrays.frame_indices`)."""
     if max_frames < 2:
         raise ValueError(f"max_frames must be an integer >= 2, got {max_frames}")
-    if n_times <= max_frames:
-        return np.arange(n_times)
-    return np.unique(np.round(np.linspace(0, n_times - 1, max_frames)).astype(int))
-
-
-def _as_numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
+    if n_times < 1:
+        raise ValueError(f"a viewer needs at least one saved time, got {n_times}")
+    return _frames(n_times, 1, max_frames)
 
 
 def viewer_figure(
@@ -63,8 +57,8 @@ def viewer_figure(
     """
     import plotly.graph_objects as go
 
-    x = _as_numpy(positions)
-    t = _as_numpy(times).reshape(-1)
+    x = as_numpy(positions)
+    t = as_numpy(times).reshape(-1)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4:
