@@ -11,7 +11,6 @@ first row.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 import tokensphere as ts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernel import machine  # noqa: E402
+from bench_kernel import machine, record  # noqa: E402
 
 CASES = [
     ("anchor (authors' Euler, dt 0.1)", lambda m: ts.anchor_solver(m), "float64"),
@@ -67,14 +66,8 @@ def main(argv=None):
     print(machine())
     print(text)
     if args.record:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = "python benchmarks/bench_accuracy.py --record" + (" --quick" if args.quick else "")
-        path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-        with path.open("a") as fh:
-            fh.write(
-                f"\n## Accuracy vs cost (SA, n = {n}, d = 3, T = {T:g}, 4 seeds) — {stamp}\n\n"
-                f"- command: `{cmd}`\n- machine: {machine()}\n\n{text}\n"
-            )
+        record(f"Accuracy vs cost (SA, n = {n}, d = 3, T = {T:g}, 4 seeds)", cmd, "one run", text)
     return rows
 
 

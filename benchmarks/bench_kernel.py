@@ -121,18 +121,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(text)
     if args.record:
         cmd = "python benchmarks/bench_kernel.py --record" + (" --quick" if args.quick else "")
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        entry = (
-            f"\n## Kernel: one velocity evaluation vs the authors' step — {stamp}\n\n"
-            f"- command: `{cmd}` (minimum over {repeats} interleaved repeats)\n"
-            f"- machine: {machine()}\n\n{text}\n"
-        )
-        path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-        if not path.exists():
-            path.write_text("# Benchmarks\n\nEvery figure below was measured by the command shown beside it.\n")
-        with path.open("a") as fh:
-            fh.write(entry)
+        record("Kernel: one velocity evaluation vs the authors' step", cmd, f"minimum over {repeats} interleaved repeats", text)
     return rows
+
+
+def record(title: str, command: str, how: str, text: str) -> None:
+    """Append a measured table to BENCHMARKS.md with its command, date and machine."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+    if not path.exists():
+        path.write_text("# Benchmarks\n\nEvery figure below was measured by the command shown beside it.\n")
+    with path.open("a") as fh:
+        fh.write(f"\n## {title} — {stamp}\n\n- command: `{command}` ({how})\n- machine: {machine()}\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Cost of the statistics pass against one integration step (issue target: ≤ 20% of a step at n = 32, B = 1024).
 
 The statistics pass is what the phase diagram computes at every output time: the clustered-pair fraction
-and the connected-component cluster count (tokensphere.analysis). One step is one dopri5 step of the
+and the connected-component cluster count from one Gram matrix (tokensphere.analysis.pair_statistics). One step is one dopri5 step of the
 library (6 field evaluations with FSAL, plus the stage combinations), and, for reference, one step of the
 authors' Euler scheme. Timed in the same process, interleaved; minimum over repeats.
 
@@ -11,7 +11,6 @@ authors' Euler scheme. Timed in the same process, interleaved; minimum over repe
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -19,12 +18,12 @@ from pathlib import Path
 import torch
 
 import tokensphere as ts
-from tokensphere.analysis import cluster_count, pair_fraction
+from tokensphere.analysis import pair_statistics
 from tokensphere.integrate.steps import erk_step
 from tokensphere.integrate.tableaux import DOPRI5
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernel import baseline_step, machine  # noqa: E402
+from bench_kernel import baseline_step, machine, record  # noqa: E402
 
 
 def _best(fn, repeats):
@@ -56,8 +55,7 @@ def main(argv=None):
             return ts.velocity(xx, model)
 
         def stats():
-            pair_fraction(x, 1e-3)
-            cluster_count(x, 1e-3)
+            pair_statistics(x, 1e-3)
 
         def dopri_step():
             erk_step(field, t, x, h, DOPRI5, k1=None)
@@ -86,15 +84,9 @@ def main(argv=None):
     print(machine())
     print(text)
     if args.record:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = "python benchmarks/bench_stats.py --record" + (" --quick" if args.quick else "")
-        path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-        with path.open("a") as fh:
-            fh.write(
-                f"\n## Statistics pass vs one integration step — {stamp}\n\n"
-                f"- command: `{cmd}` (minimum over {repeats} interleaved repeats; pair fraction + cluster count, δ = 1e-3)\n"
-                f"- machine: {machine()}\n\n{text}\n"
-            )
+        record("Statistics pass vs one integration step", cmd,
+               f"minimum over {repeats} interleaved repeats; pair fraction + cluster count, δ = 1e-3", text)
     return rows
 
 

@@ -236,3 +236,13 @@ def test_float32_thresholds_near_one_warn():
         warnings.simplefilter("error")
         pair_fraction(x.double(), 1e-4)  # float64: no warning
         pair_fraction(x, 0.1)  # a coarse float32 threshold: no warning
+
+
+def test_pair_statistics_equals_the_separate_statistics():
+    import tokensphere as ts
+    from tokensphere.analysis import cluster_count, pair_fraction, pair_statistics
+
+    x = ts.simulate(ts.Uniform(batch=16, n=12, d=2, seed=3), 6.0, t_max=4.0, save_at=5).positions
+    f, c = pair_statistics(x, 1e-3)
+    torch.testing.assert_close(f, pair_fraction(x, 1e-3), rtol=0, atol=0)
+    assert torch.equal(c, cluster_count(x, 1e-3))

@@ -25,6 +25,7 @@ __all__ = [
     "cluster_sizes",
     "pair_fraction",
     "pair_inner_products",
+    "pair_statistics",
     "rank_cluster_count",
     "scale_aware_delta",
     "span_dimension",
@@ -48,14 +49,7 @@ def pair_fraction(x: torch.Tensor, delta: float) -> torch.Tensor:
 
     x: (..., n, d) unit vectors, n ≥ 2. Returns (...), in [0, 1]. Raises ValueError unless 0 < δ ≤ 2.
     """
-    check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
-    n = x.shape[-2]
-    if n < 2:
-        raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
-    g = _gram(x, delta)
-    close = torch.count_nonzero(g > 1 - delta, dim=(-2, -1))
-    self_pairs = torch.count_nonzero(torch.diagonal(g, dim1=-2, dim2=-1) > 1 - delta, dim=-1)
-    return (close - self_pairs).to(x.dtype) / (n * (n - 1))
+    return _fraction(_adjacency(x, delta), x.dtype)
 
 
 def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
@@ -64,13 +58,44 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
 
     Minimum-label propagation over the adjacency with pointer jumping, vectorised over all leading indices.
     """
+    return _labels(_adjacency(x, delta, need_pairs=False))
+
+
+def cluster_count(x: torch.Tensor, delta: float) -> torch.Tensor:
+    """Number of clusters (connected components of {⟨x_i, x_j⟩ > 1 − δ}). x: (..., n, d). Returns (...) int64."""
+    return _count(_labels(_adjacency(x, delta, need_pairs=False)))
+
+
+def pair_statistics(x: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pair_fraction, cluster_count) from one Gram matrix: what a phase diagram records at every output time.
+
+    x: (..., n, d). Returns two (...) tensors (x.dtype and int64).
+    """
+    adj = _adjacency(x, delta)
+    return _fraction(adj, x.dtype), _count(_labels(adj))
+
+
+def _adjacency(x: torch.Tensor, delta: float, need_pairs: bool = True) -> torch.Tensor:
+    """The graph {⟨x_i, x_j⟩ > 1 − δ} with its diagonal set: (..., n, n) bool."""
     check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
     n = x.shape[-2]
+    if need_pairs and n < 2:
+        raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
     adj = _gram(x, delta) > 1 - delta
-    adj |= torch.eye(n, dtype=torch.bool, device=x.device)
-    # labels held as floats (exact integers; float min-reductions are much faster than int64 ones)
-    fdt = torch.float64 if n > 2**24 or x.dtype == torch.float64 else torch.float32
-    labels = torch.arange(n, device=x.device, dtype=fdt).expand(x.shape[:-1]).contiguous()
+    adj.diagonal(dim1=-2, dim2=-1).fill_(True)
+    return adj
+
+
+def _fraction(adj: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    n = adj.shape[-1]
+    return (torch.count_nonzero(adj, dim=(-2, -1)) - n).to(dtype) / (n * (n - 1))
+
+
+def _labels(adj: torch.Tensor) -> torch.Tensor:
+    n = adj.shape[-1]
+    # labels held as float32 (exact integers below 2^24; float min-reductions are much faster than int64 ones)
+    fdt = torch.float64 if n > 2**24 else torch.float32
+    labels = torch.arange(n, device=adj.device, dtype=fdt).expand(adj.shape[:-1]).contiguous()
     penalty = (~adj).to(fdt) * n  # non-neighbours can never offer the minimum
     while True:
         cand = (labels.unsqueeze(-2) + penalty).amin(-1)
@@ -81,10 +106,8 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
         labels = new
 
 
-def cluster_count(x: torch.Tensor, delta: float) -> torch.Tensor:
-    """Number of clusters (connected components of {⟨x_i, x_j⟩ > 1 − δ}). x: (..., n, d). Returns (...) int64."""
-    labels = cluster_labels(x, delta)
-    return (labels == torch.arange(x.shape[-2], device=x.device)).sum(-1)
+def _count(labels: torch.Tensor) -> torch.Tensor:
+    return (labels == torch.arange(labels.shape[-1], device=labels.device)).sum(-1)
 
 
 def cluster_sizes(labels: torch.Tensor) -> torch.Tensor:

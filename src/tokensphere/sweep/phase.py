@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..analysis.clusters import cluster_count, pair_fraction, rank_cluster_count, span_dimension
+from ..analysis.clusters import pair_statistics, rank_cluster_count, span_dimension
 from ..checks import check_choice, check_int, check_real
 from ..init import Uniform
 from ..integrate.solver import Solver, anchor_solver
@@ -176,8 +176,9 @@ def unit_statistics(
 
     def on_save(k: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
         kk, ss = k.cpu().numpy(), systems.cpu().numpy()
-        frac[kk, ss] = pair_fraction(x, spec.delta).cpu().numpy()
-        count[kk, ss] = cluster_count(x, spec.delta).cpu().numpy()
+        f, c = pair_statistics(x, spec.delta)
+        frac[kk, ss] = f.cpu().numpy()
+        count[kk, ss] = c.cpu().numpy()
         if rank is not None:  # the authors' statistics, for the anchor preset only (SPEC §7)
             rank[kk, ss] = rank_cluster_count(x, 0.9999).cpu().numpy()
             dim[kk, ss] = span_dimension(x, 1e-3).cpu().numpy()
