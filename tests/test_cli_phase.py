@@ -140,7 +140,7 @@ def test_figures_command_writes_every_figure_with_its_data(tmp_path):
     out = tmp_path / "figs"
     res = invoke("figures", "--out", out, "--starts", "4", "--seed", "0")
     assert res.exit_code == 0, res.output
-    for name in ("fig2_regimes", "fig4_circle", "fig4_counts", "fig6_g"):
+    for name in ("fig2_regimes", "fig4_circle", "fig4_counts", "fig6_g", "metastability"):
         assert min(mpimg.imread(out / f"{name}.png").shape[:2]) > 200
         assert json.loads((out / f"{name}.json").read_text())["metadata"]["tokensphere_version"]
     fig4 = json.loads((out / "fig4_circle.json").read_text())

@@ -7,6 +7,8 @@ Writes into ``--out``:
 * ``fig4_circle.png`` + ``.json`` + ``.zarr`` — Figure 4: SA on the circle, β = 4 and 9, n = 32, t = 0, 18, 30;
 * ``fig4_counts.png`` + ``.json`` — the distribution over seeded starts of the cluster count at t = 18 and 30;
 * ``fig6_g.png`` + ``.json`` — Figure 6: g and ±τ*_β (and the general-d panel);
+* ``metastability.png`` + ``.json`` — cluster counts and the energy staircase over log t at β = 4 and 9 on the
+  circle, and the sizes of merge events (mostly pairwise), SPEC §5.11;
 * ``movie_sphere.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the README movie (SA, n = 64, d = 3, β = 1, T = 15,
   dt = 0.1) and ``movie_circle.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the same on the circle (d = 2).
 
@@ -45,6 +47,7 @@ from ..plot.circle import (
     distribution_json,
 )
 from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
+from ..plot.metastability import metastability_data, metastability_figure, metastability_runs
 from ..plot.regimes import regimes_data, regimes_figure
 from ..simulate import run_metadata
 from ..trajectory import check_output_path
@@ -54,11 +57,12 @@ __all__ = ["figures_command", "SIZES"]
 
 # reduced (default) and full-size settings
 SIZES = {
-    "reduced": {"starts": 64, "movie_frames": 51, "movie_size": 4.0, "movie_dpi": 80, "fps": 10.0},
-    "full": {"starts": 512, "movie_frames": None, "movie_size": 6.0, "movie_dpi": 100, "fps": 15.0},
+    "reduced": {"starts": 64, "movie_frames": 51, "movie_size": 4.0, "movie_dpi": 80, "fps": 10.0, "meta_starts": 16},
+    "full": {"starts": 512, "movie_frames": None, "movie_size": 6.0, "movie_dpi": 100, "fps": 15.0,
+             "meta_starts": 64},
 }
 COUNT_TIMES = (18.0, 30.0)
-STEPS = ("fig2", "fig4", "fig4_counts", "fig6", "movie_sphere", "movie_circle")
+STEPS = ("fig2", "fig4", "fig4_counts", "fig6", "metastability", "movie_sphere", "movie_circle")
 
 
 def figures_command(
@@ -114,6 +118,8 @@ def figures_command(
             timings["fig4_counts"] = _timed(lambda: written.extend(_fig4_counts(folder, n, seed, starts, meta)))
             step("Figure 6 (g and τ*)")
             timings["fig6"] = _timed(lambda: written.extend(_fig6(folder, meta)))
+            step("metastability (plateaus, merges, energy staircase)")
+            timings["metastability"] = _timed(lambda: written.extend(_metastability(folder, seed, size, meta)))
             step("movie on S² (d = 3)")
             timings["movie_sphere"] = _timed(
                 lambda: written.extend(_movie(folder, "movie_sphere", 3, seed, half_sphere, size, meta)))
@@ -137,7 +143,8 @@ def figures_command(
 # ------------------------------------------------------------------------------------------------------------
 def _targets(folder: Path) -> list[Path]:
     names = ["fig2_regimes.png", "fig2_regimes.json", "fig4_circle.png", "fig4_circle.json", "fig4_circle.zarr",
-             "fig4_counts.png", "fig4_counts.json", "fig6_g.png", "fig6_g.json"]
+             "fig4_counts.png", "fig4_counts.json", "fig6_g.png", "fig6_g.json", "metastability.png",
+             "metastability.json"]
     for m in ("movie_sphere", "movie_circle"):
         names += [f"{m}.gif", f"{m}.mp4", f"{m}.json", f"{m}.zarr"]
     return [folder / name for name in names]
@@ -252,6 +259,16 @@ def _fig4_counts(folder: Path, n: int, seed: int, starts: int, meta: dict) -> li
     }
     _write_json(folder / "fig4_counts.json", data)
     return [png, folder / "fig4_counts.json"]
+
+
+def _metastability(folder: Path, seed: int, size: dict, meta: dict) -> list[Path]:
+    traj = metastability_runs(starts=size["meta_starts"], seed=seed)
+    data = metastability_data(traj)
+    png = save_figure(metastability_figure(data), folder / "metastability.png")
+    data.update({"figure": "Metastability (Problem 1, SPEC §5.11)", "seed": seed, "starts": size["meta_starts"],
+                 "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
+    _write_json(folder / "metastability.json", data)
+    return [png, folder / "metastability.json"]
 
 
 def _fig6(folder: Path, meta: dict) -> list[Path]:

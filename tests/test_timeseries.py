@@ -1,0 +1,55 @@
+"""Merge events and plateaus on hand-built label sequences with known answers."""
+
+import torch
+
+from tokensphere.analysis import Merge, merge_events, plateaus
+
+
+def test_merge_events_known_sequence():
+    times = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    # system 0: {0},{1},{2},{3} → {0,1},{2},{3} → {0,1,2,3} (three clusters at once) → unchanged
+    # system 1: a relabelling without merging ({2,3} keeps its members) must not count
+    lab = torch.tensor(
+        [
+            [[0, 1, 2, 3], [0, 1, 2, 2]],
+            [[0, 0, 2, 3], [0, 1, 2, 2]],
+            [[0, 0, 0, 0], [0, 1, 2, 2]],
+            [[0, 0, 0, 0], [0, 1, 2, 2]],
+        ]
+    )
+    ev = merge_events(times, lab)
+    assert ev == [
+        Merge(system=0, t_before=0.0, t_after=1.0, sizes=(1, 1)),
+        Merge(system=0, t_before=1.0, t_after=2.0, sizes=(2, 1, 1)),
+    ]
+    assert ev[0].pairwise and not ev[1].pairwise
+
+
+def test_split_is_not_a_merge():
+    times = torch.tensor([0.0, 1.0])
+    lab = torch.tensor([[[0, 0, 0]], [[0, 1, 1]]])  # one cluster falls apart into two
+    assert merge_events(times, lab) == []
+
+
+def test_plateaus_known_sequence():
+    times = torch.tensor([0.0, 1.0, 2.0, 5.0, 9.0])
+    counts = torch.tensor([[4, 1], [3, 1], [3, 1], [3, 1], [1, 1]])
+    p0 = [p for p in plateaus(times, counts) if p.system == 0]
+    assert [(p.count, p.t_start, p.t_end) for p in p0] == [(4, 0.0, 0.0), (3, 1.0, 5.0), (1, 9.0, 9.0)]
+    assert p0[1].length == 4.0
+    p1 = [p for p in plateaus(times, counts) if p.system == 1]
+    assert [(p.count, p.t_start, p.t_end) for p in p1] == [(1, 0.0, 9.0)]
+
+
+def test_metastability_summary_counts_the_merges():
+    """The figure's data agree with merge_events on a real run (β = 9 on the circle: mostly pairwise merges)."""
+    from tokensphere.analysis import cluster_labels
+    from tokensphere.plot.metastability import metastability_data, metastability_runs
+
+    traj = metastability_runs(betas=(9.0,), starts=4, t_max=40.0, n_times=60)
+    data = metastability_data(traj)
+    stats = data["by_beta"]["9"]
+    ev = merge_events(traj.times, cluster_labels(traj.positions, 1e-3))
+    assert stats["merge_events"] == len(ev) > 0
+    assert sum(stats["clusters_merged_at_once"].values()) == len(ev)
+    assert stats["pairwise_fraction"] > 0.5
