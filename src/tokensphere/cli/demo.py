@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer import Option
 
-from ..analysis import cluster_count
+from ..analysis import cluster_count, scale_aware_delta
 from ..checks import check_int
 from ..energy import energy_normalized
 from ..init import Uniform
@@ -31,21 +31,21 @@ from ..simulate import simulate
 from ..trajectory import Trajectory, check_output_path
 from .simulate import describe_model, format_counts, progress_bar
 
-__all__ = ["demo_command", "DEMO_BETAS", "DELTA", "SCALE_AWARE"]
+__all__ = ["demo_command", "DEMO_BETAS", "DELTA"]
 
 N, D = 32, 3  # n = 32 as in Fig. 3; d = 3 so the tokens can be drawn on S² (SPEC §6)
 DEMO_BETAS = (1.0, 9.0)  # the ends of the Fig. 3 β range [0.1, 9]: one cluster vs metastable clusters
 SNAPSHOTS = (0.0, 3.0, 10.0, 30.0)
 RTOL, ATOL = 1e-8, 1e-10
 DELTA = 1e-3  # cluster threshold ⟨x_i, x_j⟩ > 1 − δ of Fig. 3 (SPEC §6)
-# Scale-aware threshold δ_β = c/β: its angular radius √(2δ_β) ≈ 0.45/√β (c = 0.1) is a fixed fraction of the
-# natural cluster scale 1/√β (SPEC §7: absolute thresholds ignore that scale).
-SCALE_AWARE = 0.1
+# Scale-aware threshold δ_β = 1 − cos(τ*_β/2) (analysis.scale_aware_delta): half the angle τ*_β ≈ √((d−1)/β)
+# beyond which a pair no longer attracts (SPEC §5.4); absolute thresholds ignore that scale (SPEC §7).
+SCALED_LABEL = "δ = 1 − cos(τ*_β/2)"
 FILES = {
     "trajectory.zarr": "the run: positions (time, system, token, dim), β, steps, seeds, metadata",
     "tokens.png": "tokens on S² at a few times, one start per β, with their paths",
     "energy.png": "normalised energy Ē(t) = 2β e^(−β) E_β(t) per system (non-decreasing)",
-    "clusters.png": f"number of clusters over time, δ = {DELTA:g} and δ = {SCALE_AWARE:g}/β",
+    "clusters.png": f"number of clusters over time, δ = {DELTA:g} and the scale-aware {SCALED_LABEL}",
     "summary.json": "settings, seeds, final cluster counts, energy check, wall time, metadata",
 }
 
@@ -109,7 +109,7 @@ def _demo(out: Path, overwrite: bool, seed: int, n_seeds: int, t_max: float, sav
     k_scaled = torch.empty_like(k_fixed)
     for b in DEMO_BETAS:
         idx = [s for s, v in enumerate(betas) if v == b]
-        k_scaled[:, idx] = cluster_count(traj.positions[:, idx], SCALE_AWARE / b)
+        k_scaled[:, idx] = cluster_count(traj.positions[:, idx], float(scale_aware_delta(b, D)))
     _figures(traj, folder, energy, k_fixed, k_scaled, n_seeds)
 
     drop = max(float((energy[:-1] - energy[1:]).max()), 0.0)  # largest step-to-step decrease of Ē
@@ -122,7 +122,7 @@ def _demo(out: Path, overwrite: bool, seed: int, n_seeds: int, t_max: float, sav
         f"integrated {len(betas)} systems in {traj.metadata['wall_seconds']:.2f} s "
         f"({min(steps)}–{max(steps)} steps per system); total {wall:.1f} s",
         f"clusters at t = {t_end:g} (δ = {DELTA:g}):   {format_counts(final['fixed'])}",
-        f"clusters at t = {t_end:g} (δ = {SCALE_AWARE:g}/β): {format_counts(final['scaled'])}",
+        f"clusters at t = {t_end:g} ({SCALED_LABEL}): {format_counts(final['scaled'])}",
         "energy Ē(t) " + ("non-decreasing in every system" if drop <= RTOL else "NOT monotone")
         + f" (largest step-to-step decrease {drop:.2g}, tolerance {RTOL:g})",
         f"wrote {folder}/",
@@ -146,7 +146,7 @@ def _figures(traj: Trajectory, folder: Path, energy, k_fixed, k_scaled, n_seeds:
     save_figure(series_figure(traj.times, [energy_panel], betas, title="Energy along the flow"), folder / "energy.png")
     panels = [
         Panel(k_fixed, "number of clusters", f"δ = {DELTA:g}", logy=True, steps=True),
-        Panel(k_scaled, "number of clusters", f"δ = {SCALE_AWARE:g}/β (scale-aware)", logy=True, steps=True),
+        Panel(k_scaled, "number of clusters", f"scale-aware {SCALED_LABEL}", logy=True, steps=True),
     ]
     title = r"Clusters: connected components of $\{\langle x_i, x_j\rangle > 1 - \delta\}$"
     save_figure(series_figure(traj.times, panels, betas, title=title), folder / "clusters.png")
@@ -179,7 +179,7 @@ def _summary(traj: Trajectory, seed, n_seeds, final, final_energy, drop, wall) -
             "time": t_end,
             "delta_fixed": {"delta": DELTA, "by_beta": {f"{b:g}": c for b, c in final["fixed"].items()}},
             "delta_scale_aware": {
-                "delta": {f"{b:g}": SCALE_AWARE / b for b in final["scaled"]},
+                "delta": {f"{b:g}": float(scale_aware_delta(b, D)) for b in final["scaled"]},
                 "by_beta": {f"{b:g}": c for b, c in final["scaled"].items()},
             },
         },
