@@ -12,28 +12,14 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import tokensphere
 from tokensphere import IntegrationError, Trajectory
 from tokensphere.cli import app
 
-runner = CliRunner()
+from helpers import assert_one_line_error, invoke, runner  # noqa: E402
 SCRIPT = Path(sys.executable).parent / "tokensphere"
 SMALL = ["--n", "6", "--d", "3", "--t-max", "1", "--save-at", "5"]
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code: int, word: str) -> None:
-    """Exit ``code``, exactly one stderr line ``error: ...`` mentioning ``word``, no traceback anywhere."""
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and word in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 def test_version_and_help():

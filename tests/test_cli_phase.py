@@ -9,28 +9,15 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import xarray as xr
-from typer.testing import CliRunner
 
 import tokensphere.cli.phase as phase_cli
 from tokensphere.cli import app
 
-runner = CliRunner()
+from helpers import assert_one_line_error, invoke, runner  # noqa: E402
 # 2 dims × 3 β, one β per unit: 6 work units of 4 systems with 6 tokens, t ∈ [0, 4]
 TINY = ["--d", "2,3", "--beta-min", "0.5", "--beta-max", "6", "--n-beta", "3", "--t-max", "4", "--n-times", "9",
         "--n", "6", "--batch", "4", "--betas-per-unit", "1"]
 VARS = ("clustered_fraction", "clustered_fraction_se", "single_cluster_probability", "cluster_count_quantile")
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code: int, word: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and word in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 def load(path):

@@ -22,18 +22,9 @@ import torch
 from tokensphere import Model, energy, energy_normalized, energy_rate, energy_tilde, log_energy, velocity
 from tokensphere.energy import energy_over_time
 
+from helpers import gauss, sphere
+
 B, N, D = 3, 6, 4
-
-
-def sphere(B, n, d, seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, n, d, generator=g, dtype=torch.float64)
-    return x / x.norm(dim=-1, keepdim=True)
-
-
-def gauss(*shape, seed, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
 
 
 def circle(theta):

@@ -21,23 +21,14 @@ import torch
 
 from tokensphere import Model, attention, log_normalizer, scores, tangent_project, velocity
 
+from helpers import gauss, sphere
+
 B, N, D = 3, 7, 4
 RTOL = 1e-12  # reference vs kernel, relative to the field's size (see module docstring)
 
 
 # ---------------------------------------------------------------------------------------------------
 # helpers
-
-
-def sphere(B, n, d, seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, n, d, generator=g, dtype=torch.float64)
-    return x / x.norm(dim=-1, keepdim=True)
-
-
-def gauss(*shape, seed, scale=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(*shape, generator=g, dtype=torch.float64)
 
 
 def orthogonal(d, seed):
