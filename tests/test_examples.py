@@ -20,3 +20,11 @@ def test_quickstart(tmp_path):
     traj = _run("quickstart", ["--out", str(out), "--t-max", "3", "--seeds", "2"])
     assert matplotlib.image.imread(out).shape[0] > 100
     assert traj.positions.shape == (61, 6, 32, 2)
+
+
+def test_phase_diagram_example(tmp_path):
+    out = tmp_path / "pd.png"
+    ds = _run("phase_diagram", ["--out", str(out), "--store", str(tmp_path / "pd.zarr"), "--batch", "4",
+                                "--n-beta", "4", "--t-max", "6"])
+    assert matplotlib.image.imread(out).shape[0] > 100
+    assert ds["clustered_fraction"].shape == (2, 4, 61)
