@@ -145,7 +145,8 @@ def integrate(
         ha = h if everyone else h[idx]
         target = t_save[nxt[sel]]
         remaining = target - ta
-        land = ha >= remaining * (1 - 1e-12)
+        # land when a full step would reach the stop or leave only a round-off sliver (< 1e-9 of a step) behind
+        land = ha * (1 + 1e-9) >= remaining
         hs = torch.where(land, remaining, ha)
         new_t = torch.where(land, target, ta + hs)
         fa = counted(idx)
