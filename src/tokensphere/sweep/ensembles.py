@@ -59,8 +59,7 @@ class Ensemble:
         check_choice("share", self.share, SHARING)
         if self.redraw is not None:
             check_real("redraw", self.redraw, minimum=0.0, strict_minimum=True)
-        if self.value in ("plus_score", "minus_score") and self.score == "identity":
-            pass  # ±I, c = 1 (SPEC §7)
+        # plus/minus_score with the identity score give V = ±I (c = 1, SPEC §7)
 
     @property
     def is_identity(self) -> bool:
