@@ -198,3 +198,10 @@ def test_demo_quick_writes_the_report(tmp_path):
         assert needle in html, needle
     assert (top / "phase" / "figure3.zarr").exists() and (top / "phase" / "figure3_anchor.zarr").exists()
     assert len(list((top / "figure5").glob("figure5?.zarr"))) == 4
+
+
+def test_check_command_runs_selected_checks():
+    res = invoke("check", "--only", "tau_star_sign", "--only", "usa_gradient_flow")
+    assert res.exit_code == 0, res.output
+    assert "2 passed, 0 failed" in res.stdout
+    assert_one_line_error(invoke("check", "--only", "nope"), 2, "unknown check")

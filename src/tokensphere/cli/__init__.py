@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..integrate import IntegrationError
+from .check import check_command
 from .demo import demo_command
 from .figures import figures_command
 from .phase import phase_diagram_command
@@ -96,6 +97,7 @@ app.command("demo")(demo_command)
 app.command("phase-diagram")(phase_diagram_command)
 app.command("figures")(figures_command)
 app.command("report")(report_command)
+app.command("check")(check_command)
 
 
 def main() -> None:
