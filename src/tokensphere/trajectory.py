@@ -45,11 +45,17 @@ class Trajectory:
     @property
     def shape(self) -> tuple[int, int, int, int]:
         """(T, B, n, d)."""
-        return tuple(self.positions.shape)  # type: ignore[return-value]
+        self._require_positions()
+        return tuple(self.positions.shape)  # type: ignore[return-value, union-attr]
 
     def final(self) -> torch.Tensor:
         """Positions at the last saved time: (B, n, d)."""
-        return self.positions[-1]
+        self._require_positions()
+        return self.positions[-1]  # type: ignore[index]
+
+    def _require_positions(self) -> None:
+        if self.positions is None:
+            raise ValueError("this trajectory kept no positions (it was run with store=False)")
 
     def at(self, t: float) -> torch.Tensor:
         """Positions at the saved time nearest to t: (B, n, d)."""
@@ -60,6 +66,8 @@ class Trajectory:
     def to_xarray(self) -> xr.Dataset:
         """Labelled dataset: x(time, system, token, dim), beta(system), steps/rejected/event_time(system),
         model matrices as model_<name>, specs and metadata as JSON attributes."""
+        if self.positions is None:
+            raise ValueError("this trajectory kept no positions (simulate(..., store=False)); nothing to convert")
         T, B, n, d = self.shape
         beta = self.model.beta_tensor().detach().cpu().double().expand(B).numpy()
         ds = xr.Dataset(
