@@ -37,3 +37,8 @@ def test_accuracy_benchmark_quick_runs_and_orders_solvers():
     err = {(b, name): e for b, name, e, _, _ in rows}
     for beta in (1.0, 9.0):
         assert err[(beta, "rk4 dt 0.1")] < err[(beta, "anchor (authors' Euler, dt 0.1)")] / 100
+
+
+def test_statistics_benchmark_quick_runs():
+    rows = _load("bench_stats").main(["--quick", "--repeats", "1"])
+    assert [r[0] for r in rows] == [2, 32] and all(min(r[1:]) > 0 for r in rows)
