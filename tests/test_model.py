@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tokensphere import Layerwise, Model, velocity
-from tokensphere.checks import check_choice, check_int, check_real, check_unit_norm
+from tokensphere.validate import check_choice, check_int, check_real, check_unit_norm
 
 D = 3
 EYE = torch.eye(D, dtype=torch.float64)

@@ -6,7 +6,7 @@ import torch
 
 from tokensphere.analysis import pair_fraction
 from tokensphere.init import Uniform
-from tokensphere.sweep.ensembles import Ensemble
+from tokensphere.ensembles import Ensemble
 from tokensphere.sweep.phase import PhaseDiagram, _seed_for_d, run_phase_diagram, unit_statistics
 from tokensphere.theory import transition_curve
 

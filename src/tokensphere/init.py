@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .checks import check_int, check_real, check_tensor_finite, check_unit_norm
+from .validate import check_int, check_real, check_tensor_finite, check_unit_norm
 
 __all__ = [
     "Uniform",
@@ -176,7 +176,7 @@ class FromArray:
     unit: bool = True
 
     def sample(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
-        from .checks import as_tensor
+        from .validate import as_tensor
 
         x = as_tensor("x0", self.array)
         if x.ndim == 2:
@@ -204,7 +204,7 @@ INITIALS = {
 
 def make_initial(kind: str, **kwargs) -> _Spec:
     """Build an initial-condition spec by name: one of ``INITIALS`` (uniform, orthonormal, cap, ...)."""
-    from .checks import check_choice
+    from .validate import check_choice
 
     check_choice("init", kind, tuple(INITIALS))
     return INITIALS[kind](**kwargs)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from .checks import as_tensor, check_choice, check_int, check_tensor_finite
+from .validate import as_tensor, check_choice, check_int, check_tensor_finite
 
 __all__ = ["Model", "Layerwise", "NORMALIZATIONS"]
 
@@ -311,7 +311,7 @@ class Layerwise:
     """
 
     def __init__(self, layer_time: float, **stacks: Tensorish) -> None:
-        from .checks import check_real
+        from .validate import check_real
 
         self.layer_time = check_real("layer_time", layer_time, minimum=0.0, strict_minimum=True)
         if not stacks:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .checks import check_int
+from .validate import check_int
 
 __all__ = ["torch_threads"]
 

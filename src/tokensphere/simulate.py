@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .checks import as_tensor, check_choice, check_int, check_real, check_unit_norm
+from .validate import as_tensor, check_choice, check_int, check_real, check_unit_norm
 from .field import velocity
 from .init import FromArray
 from .integrate.driver import integrate

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from ..checks import check_real
+from ..validate import check_real
 
 # 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (SPEC §8.5)
 _FLOAT32_ULPS = 4096

@@ -22,7 +22,7 @@ from rich.markup import escape
 from typer import Option
 
 from ..analysis import cluster_count, scale_aware_delta
-from ..checks import check_int
+from ..validate import check_int
 from ..energy import energy_normalized
 from ..init import Uniform
 from ..model import Model

@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer import Option
 
-from ..checks import check_int
+from ..validate import check_int
 from ..plot import save_figure
 from ..plot.animate import MOVIE, animate, movie_run
 from ..plot.circle import (

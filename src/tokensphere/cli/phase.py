@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer import Option
 
-from ..sweep.ensembles import SCORES, SHARING, VALUES, Ensemble
+from ..ensembles import SCORES, SHARING, VALUES, Ensemble
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
 from .options import split_values
 

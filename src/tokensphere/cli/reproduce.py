@@ -27,7 +27,7 @@ from ..plot import save_figure
 from ..plot.phase import phase_difference_figure, phase_figure
 from ..report import Check, Section, figure1_slot, write_report
 from ..report.sections import sections_for, theorem_section
-from ..sweep.ensembles import Ensemble
+from ..ensembles import Ensemble
 from ..sweep.phase import PhaseDiagram, run_phase_diagram
 from ..theory.verify import run_checks
 from .figures import figures_command

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from ..analysis import cluster_count
-from ..checks import check_int
+from ..validate import check_int
 from ..init import make_initial
 from ..integrate import METHODS, anchor_solver
 from ..model import Model

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import as_tensor
+from ..validate import as_tensor
 from .solver import Solver
 from .steps import cg_step, erk_step, retract
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import check_real
+from ..validate import check_real
 
 __all__ = ["Clustered"]
 

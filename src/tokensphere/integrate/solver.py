@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..checks import as_tensor, check_choice, check_int, check_real
+from ..validate import as_tensor, check_choice, check_int, check_real
 from ..model import Model
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX
 

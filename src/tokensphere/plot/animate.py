@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..checks import check_choice, check_int, check_real
+from ..validate import check_choice, check_int, check_real
 from ..init import Uniform
 from ..integrate import anchor_solver
 from ..model import Model

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import check_int
+from ..validate import check_int
 
 __all__ = ["as_numpy", "frame_indices"]
 

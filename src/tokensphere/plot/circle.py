@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..analysis import cluster_count, scale_aware_delta
-from ..checks import check_int
+from ..validate import check_int
 from ..init import Uniform
 from ..simulate import simulate
 from ..trajectory import Trajectory

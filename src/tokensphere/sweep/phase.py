@@ -21,14 +21,14 @@ import torch
 import xarray as xr
 
 from ..analysis.clusters import pair_statistics, rank_cluster_count, span_dimension
-from ..checks import check_choice, check_int, check_real
+from ..validate import check_choice, check_int, check_real
 from ..init import Uniform
 from ..integrate.solver import Solver, anchor_solver
 from ..model import Model
 from ..simulate import run_metadata, simulate
 from ..theory.equiangular import transition_curve
 from ..trajectory import atomic_zarr_write, check_output_path
-from .ensembles import Ensemble, RedrawSchedule
+from ..ensembles import Ensemble, RedrawSchedule
 
 __all__ = ["PhaseDiagram", "run_phase_diagram", "unit_statistics", "FIGURE3_FULL"]
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..checks import check_choice, check_int, check_real
+from ..validate import check_choice, check_int, check_real
 
 __all__ = ["equiangular_rhs", "gamma_curve", "gamma_closed_form_beta0", "transition_curve"]
 

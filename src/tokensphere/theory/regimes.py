@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
-from ..checks import check_int, check_real
+from ..validate import check_int, check_real
 from .equiangular import gamma_curve
 from .thresholds import tau_star
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
-from ..checks import check_int, check_real
+from ..validate import check_int, check_real
 
 __all__ = ["g_function", "tau_star", "wendel_probability"]
 

@@ -1,4 +1,4 @@
-"""Input validation shared by every public entry point.
+"""Input validation shared by every public entry point (parameters, shapes, unit norms).
 
 Every check raises ``ValueError`` with a message that names the parameter, the value received and what is
 allowed, e.g. ``beta must be a finite number >= 0, got -1.0``. The CLI prints that one line and exits with

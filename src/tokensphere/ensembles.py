@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..checks import check_choice, check_real
+from .validate import check_choice, check_real
 
 __all__ = ["Ensemble", "SCORES", "VALUES", "SHARING", "RedrawSchedule"]
 
