@@ -1,0 +1,18 @@
+"""Everything that touches the disk: atomic writes (:mod:`.atomic`) and run provenance (:mod:`.metadata`).
+
+Every file or store the package writes goes through :func:`atomic_path` (or the helpers built on it), so an
+interrupted write never leaves a half-written result at the target path.
+"""
+
+from .atomic import atomic_path, atomic_zarr_write, check_output_path, write_json
+from .metadata import git_commit, package_version, run_metadata
+
+__all__ = [
+    "atomic_path",
+    "atomic_zarr_write",
+    "check_output_path",
+    "git_commit",
+    "package_version",
+    "run_metadata",
+    "write_json",
+]

@@ -1,0 +1,79 @@
+"""Atomic writes: a result appears at its path complete, or not at all.
+
+Each writer produces its output at a temporary sibling (``.NAME.tmp-XXXXXXXX``) and renames it into place with
+``os.replace``, which is atomic on POSIX file systems. A directory (a zarr store) that already exists is first
+renamed aside, so the target path always holds either the old result or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+__all__ = ["atomic_path", "atomic_zarr_write", "check_output_path", "write_json"]
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
+    """Validate an output path before any work: its parent must be a writable directory (created if missing)
+    and the path must not exist unless ``overwrite``. Returns the path; raises ValueError naming the problem."""
+    p = Path(path).expanduser()
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.exists() and not overwrite:
+        raise ValueError(f"out path already exists: {p} (pass overwrite=True / --overwrite to replace it)")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"out path is not writable: cannot create {parent} ({exc.strerror})") from None
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"out path is not writable: {parent} is not a writable directory")
+    return p
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write (a file or a directory); on success rename it to ``path``.
+
+    The temporary keeps the suffix of ``path`` (writers that choose a format by suffix still work). On any
+    exception the temporary is removed and ``path`` is left as it was.
+    """
+    p = Path(path)
+    tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
+    try:
+        yield tmp
+        if p.is_dir() and tmp.is_dir():
+            old = p.with_name(f".{p.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(p, old)
+            os.replace(tmp, p)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, p)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` as a zarr store with consolidated metadata at ``path``, atomically. Returns the path."""
+    p = check_output_path(path, overwrite=overwrite)
+    with atomic_path(p) as tmp:
+        ds.to_zarr(tmp, mode="w", consolidated=True)
+    return p
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented UTF-8 JSON, atomically. Returns the path."""
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return p
