@@ -1,14 +1,16 @@
-"""Seeded initial conditions (SPEC §2.15, §8.10): reproducibility, chunking independence, exact geometry of the
-structured starts, Monte-Carlo moments of the uniform law, and input validation.
+"""Seeded initial conditions: reproducibility, chunking independence, exact geometry of the
+structured starts, Monte-Carlo moments of the uniform law, positions from arrays and files, and input validation.
 
 Tolerances: structured starts are built from an orthonormal factorisation, so Gram entries are exact to a few
 ulps (1e-14). Monte-Carlo checks compare with the exact moments of σ_d within 5 standard errors computed from
 the exact variances (a false alarm has probability < 1e-6 per statistic; the seeds are fixed anyway).
 """
 
+import hashlib
 import math
 import re
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ from tokensphere import (
     normalize,
     sample_sphere,
 )
+from tokensphere.init import FromFile, looks_like_array_file, read_array, split_array_path
 
 SPECS = [
     lambda **k: Uniform(n=6, d=3, **k),
@@ -61,7 +64,7 @@ def test_same_seed_same_tensor_different_seed_different(spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
 def test_chunking_independence(spec):
-    """System b depends only on (seed, first_system + b): a batch can be drawn in chunks (SPEC §8.10)."""
+    """System b depends only on (seed, first_system + b): a batch can be drawn in chunks."""
     whole = spec(batch=5, seed=11).sample()
     assert torch.equal(whole[2:], spec(batch=3, seed=11, first_system=2).sample())
     assert torch.equal(whole[:2], spec(batch=2, seed=11).sample())
@@ -160,7 +163,7 @@ def test_cap_is_uniform_in_the_cap():
 
 
 def _in_open_hemisphere(x):
-    """LP feasibility: ∃ w with ⟨x_i, w⟩ ≥ 1 ∀ i (scale of '> 0'), i.e. 0 ∉ conv{x_i} (SPEC §5.6)."""
+    """LP feasibility: ∃ w with ⟨x_i, w⟩ ≥ 1 ∀ i (scale of '> 0'), i.e. 0 ∉ conv{x_i} (Lemma 6.4)."""
     x = np.asarray(x)
     n, d = x.shape
     res = scipy.optimize.linprog(
@@ -258,6 +261,150 @@ def test_from_array_accepts_unit_vectors_in_either_shape():
 def test_from_array_rejects_bad_arrays(array):
     with pytest.raises(ValueError, match="x0"):
         FromArray(array).sample()
+
+
+def _float32_sphere(shape, seed):
+    """Unit vectors normalised in float32 (|x| − 1 is a few float32 ulps, far above float64's tolerance)."""
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_from_array_float32_normalised_in_float32_is_accepted_and_put_on_the_sphere(kind):
+    x = _float32_sphere((2, 5, 3), seed=1)
+    assert float(np.abs(np.linalg.norm(x.astype(np.float64), axis=-1) - 1).max()) > 1e-10  # fails a float64 test
+    array = x if kind == "numpy" else torch.from_numpy(x)
+    out = FromArray(array).sample()
+    assert out.dtype == torch.float64 and out.shape == (2, 5, 3)
+    assert float((out.norm(dim=-1) - 1).abs().max()) <= 4e-16  # projected onto the sphere in float64
+    assert float((out - torch.from_numpy(x).double()).abs().max()) <= 1e-6  # by less than float32's rounding
+    assert torch.equal(FromArray(array).sample(dtype=torch.float32), torch.from_numpy(x))  # same precision: as given
+    with pytest.raises(ValueError, match="x0"):
+        FromArray(2 * x).sample()  # still unit vectors at float32 precision
+
+
+def test_from_array_float64_data_keep_the_float64_tolerance():
+    x = Uniform(batch=1, n=4, d=3, seed=2).sample()
+    with pytest.raises(ValueError, match="unit vectors"):
+        FromArray(x * (1 + 1e-7)).sample()  # fine for float32 data, not for float64 data
+
+
+def _write(path, x):
+    """Write (n, d) or (B, n, d) positions in the format named by the suffix (npz: one array named x0)."""
+    if path.suffix == ".npy":
+        np.save(path, x)
+    elif path.suffix == ".npz":
+        np.savez(path, x0=x)
+    else:
+        np.savetxt(path, x, delimiter=",", fmt="%.17g")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv"])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 5, 3)], ids=["n-d", "B-n-d"])
+def test_from_file_reads_each_format(tmp_path, suffix, shape):
+    if suffix == ".csv" and len(shape) == 3:
+        pytest.skip("a CSV holds one (n, d) start")
+    x = Uniform(batch=2, n=5, d=3, seed=4).sample().numpy()[: 1 if len(shape) == 2 else 2].reshape(shape)
+    path = _write(tmp_path / f"start{suffix}", x)
+    spec = FromFile(str(path))
+    out = spec.sample()
+    assert out.shape == (1, *shape) if len(shape) == 2 else out.shape == shape
+    assert torch.allclose(out.reshape(shape), torch.from_numpy(x), atol=1e-15)
+    info = spec.describe()
+    assert info["kind"] == "FromFile" and info["shape"] == list(shape) and info["format"] == suffix[1:]
+    assert info["path"] == str(path.resolve())
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_from_file_float32_npy_and_six_digit_csv_are_accepted(tmp_path):
+    x = _float32_sphere((4, 3), seed=5)
+    np.save(tmp_path / "x32.npy", x)
+    out = FromFile(str(tmp_path / "x32.npy")).sample()
+    assert float((out.norm(dim=-1) - 1).abs().max()) <= 4e-16
+    assert FromFile(str(tmp_path / "x32.npy")).describe()["dtype"] == "float32"
+    # printed with 3 decimals: rounding moves |x| by up to √d·5e-4, beyond float32's 1e-5 but within the digits
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",", fmt="%.3f")
+    out = FromFile(str(tmp_path / "x.csv")).sample()
+    assert float((out.norm(dim=-1) - 1).abs().max()) <= 4e-16
+    np.savetxt(tmp_path / "far.csv", 1.01 * x, delimiter=",", fmt="%.3f")  # 1 % off: not unit vectors
+    with pytest.raises(ValueError, match="unit vectors"):
+        FromFile(str(tmp_path / "far.csv")).sample()
+
+
+def test_from_file_npz_array_choice(tmp_path):
+    """PATH.npz:NAME picks an array; otherwise the only array, else the one named x0, else an error."""
+    a, b = Uniform(n=3, d=2, seed=1).sample().numpy(), Uniform(n=4, d=2, seed=2).sample().numpy()
+    np.savez(tmp_path / "two.npz", a=a, b=b)
+    np.savez(tmp_path / "one.npz", anything=a)
+    np.savez(tmp_path / "with_x0.npz", a=a, x0=b)
+    assert FromFile(f"{tmp_path / 'two.npz'}:b").sample().shape == (1, 4, 2)
+    assert FromFile(f"{tmp_path / 'two.npz'}:b").describe()["key"] == "b"
+    assert FromFile(str(tmp_path / "one.npz")).sample().shape == (1, 3, 2)
+    assert FromFile(str(tmp_path / "with_x0.npz")).sample().shape == (1, 4, 2)
+    with pytest.raises(ValueError, match=r"holds 2 arrays \('a', 'b'\)"):
+        FromFile(str(tmp_path / "two.npz")).sample()
+    with pytest.raises(ValueError, match="no array 'c'"):
+        FromFile(f"{tmp_path / 'two.npz'}:c").sample()
+
+
+def test_from_file_unit_false_reads_points_of_r_d(tmp_path):
+    np.save(tmp_path / "r.npy", np.array([[2.0, 0.0], [0.0, -3.0]]))
+    assert torch.equal(FromFile(str(tmp_path / "r.npy"), unit=False).sample()[0], torch.tensor([[2.0, 0.0], [0.0, -3.0]]))
+
+
+def test_looks_like_array_file_and_split(tmp_path):
+    (tmp_path / "plain").write_text("1,0\n")
+    assert looks_like_array_file(str(tmp_path / "plain")) and looks_like_array_file("missing.npy")
+    assert looks_like_array_file("x.npz:first") and not looks_like_array_file("uniform")
+    assert split_array_path("a/x.npz:first") == (Path("a/x.npz"), "first")
+    assert split_array_path("a/x.npy") == (Path("a/x.npy"), None)
+
+
+BAD_FILES = [
+    ("missing.npy", None, "file not found"),
+    ("x.txt", b"1,0\n", "not a .npy, .npz or .csv file"),
+    ("garbage.npy", b"not numpy at all", "not a NumPy .npy file"),
+    ("garbage.npz", b"not a zip", "not a NumPy .npz file"),
+    ("ragged.csv", b"1,0\n0,1,0\n", "same number of values"),
+    ("words.csv", b"a,b\n", "not a row of numbers"),
+    ("empty.csv", b"# nothing\n", "no rows"),
+    ("nan.csv", b"nan,0\n0,1\n", "finite"),
+]
+
+
+@pytest.mark.parametrize("name, content, word", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_from_file_bad_files_name_the_option(tmp_path, name, content, word):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        FromFile(str(tmp_path / name), name="--init").sample()
+    msg = str(err.value)
+    assert msg.startswith("--init") and word in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize(
+    "array, word",
+    [
+        (np.array([1.0, 0.0]), "shape (B, n, d) or (n, d)"),
+        (np.ones((1, 1, 2, 2)) / math.sqrt(2), "shape (B, n, d) or (n, d)"),
+        (np.array([[np.inf, 0.0]]), "finite"),
+        (np.ones((2, 3)), "unit vectors"),
+        (np.array(["a", "b"]), "real (float or integer) array"),
+    ],
+    ids=["1-D", "4-D", "inf", "not-unit", "strings"],
+)
+def test_from_file_bad_arrays_name_the_option(tmp_path, array, word):
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(ValueError) as err:
+        FromFile(str(tmp_path / "bad.npy"), name="--init").sample()
+    assert str(err.value).startswith("--init") and word in str(err.value), str(err.value)
+
+
+def test_read_array_default_key_for_matrices(tmp_path):
+    np.savez(tmp_path / "w.npz", Q=np.eye(2), K=2 * np.eye(2))
+    array, info = read_array(str(tmp_path / "w.npz"), name="--K", default_key="K")
+    assert np.array_equal(array, 2 * np.eye(2)) and info["key"] == "K"
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Seeded initial conditions on S^{d−1} (SPEC §2.15).
+"""Seeded initial conditions on S^{d−1}, and positions read from arrays or files.
 
 Every sampler draws system b of the batch from its own random stream, seeded by ``(seed, first_system + b)``
 with NumPy's SeedSequence, so system b gets the same tokens whatever the batch size or chunking, and the same
@@ -10,13 +10,19 @@ run can record exactly how its initial state was made; :func:`make_initial` buil
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
+import os
+import re
+import zipfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .validate import check_int, check_real, check_tensor_finite, check_unit_norm
+from .validate import as_tensor, check_int, check_real, check_tensor_finite, check_unit_norm
 
 __all__ = [
     "Uniform",
@@ -25,10 +31,15 @@ __all__ = [
     "Hemisphere",
     "Equiangular",
     "FromArray",
+    "FromFile",
+    "ARRAY_SUFFIXES",
     "INITIALS",
     "make_initial",
     "sample_sphere",
     "normalize",
+    "read_array",
+    "split_array_path",
+    "looks_like_array_file",
 ]
 
 
@@ -77,7 +88,7 @@ class _Spec:
 
 @dataclass(frozen=True)
 class Uniform(_Spec):
-    """x_i i.i.d. uniform on S^{d−1} (normalised standard Gaussians, SPEC §2.1)."""
+    """x_i i.i.d. uniform on S^{d−1}: normalised standard Gaussians (the random starts of Theorems 6.3 and 6.7)."""
 
     def _one(self, rng):
         return rng.standard_normal((self.n, self.d))
@@ -140,7 +151,7 @@ class Hemisphere(Cap):
 
 @dataclass(frozen=True)
 class Equiangular(_Spec):
-    """n unit vectors with all pairwise inner products γ0 ∈ [−1/(n−1), 1) (needs d ≥ n; SPEC §5.8).
+    """n unit vectors with all pairwise inner products γ0 ∈ [−1/(n−1), 1) (needs d ≥ n; Theorem 6.8, (6.9)–(6.10)).
 
     Built as a randomly rotated √(1−γ0)·e_i + c·1 construction; γ0 = 0 is an orthonormal frame and
     γ0 = −1/(n−1) the regular simplex.
@@ -167,30 +178,234 @@ class Equiangular(_Spec):
         return coords @ rot[:n, :]
 
 
+def _as_positions(name: str, value: object) -> torch.Tensor:
+    """``value`` as a floating tensor in its own precision: float32/float16 arrays and tensors stay so (their
+    unit-norm check must use their precision); integers, lists and everything else become float64."""
+    if isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float16):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    return as_tensor(name, value)
+
+
+def _unit_tolerance(dtype: torch.dtype, d: int) -> float | None:
+    """Unit-norm tolerance for data of this precision: None (check_unit_norm's own default, float32 and
+    float64), or 4·√d·ε for half precision (rounding each of the d coordinates moves |x| by ≤ √d·ε/2)."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return 4.0 * math.sqrt(d) * torch.finfo(dtype).eps
+    return None
+
+
+def _checked_positions(
+    name: str,
+    x: torch.Tensor,
+    unit: bool,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    tol: float | None = None,
+) -> torch.Tensor:
+    """Check given positions and return them as (B, n, d) in ``dtype`` on ``device``.
+
+    x: (B, n, d) or (n, d), in the precision it was given. Unit vectors are checked in that precision (tolerance
+    ``tol``, else the precision's own), so float32 data normalised in float32 passes. When the data are coarser
+    than ``dtype`` (float32 data run in float64, or a loose ``tol`` such as a CSV's printed digits), the accepted
+    points are projected onto the sphere in ``dtype``: a change below the data's own rounding, which keeps the
+    recorded start on S^{d−1} to working precision. Raises ValueError naming ``name``.
+    """
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3:
+        raise ValueError(f"{name} must have shape (B, n, d) or (n, d), got {tuple(x.shape)}")
+    if not unit:
+        check_tensor_finite(name, x)
+        return x.to(dtype=dtype, device=device)
+    if tol is None:
+        tol = _unit_tolerance(x.dtype, x.shape[-1])
+    check = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    check_unit_norm(name, check, tol=tol)
+    coarse = tol is not None or torch.finfo(x.dtype).eps > torch.finfo(dtype).eps
+    out = x.to(dtype=dtype, device=device)
+    return normalize(out) if coarse else out
+
+
 @dataclass(frozen=True)
 class FromArray:
     """Given positions: an array of shape (B, n, d) or (n, d), checked to be finite (and unit vectors unless
-    ``unit=False``, for pure self-attention on R^d)."""
+    ``unit=False``, for pure self-attention on R^d, (9.1)).
+
+    The unit-norm check uses the array's own precision (a float32 array normalised in float32 passes); such
+    coarser data run in a finer dtype are projected onto the sphere in that dtype. Raises ValueError naming x0.
+    """
 
     array: object = None
     unit: bool = True
 
     def sample(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
-        from .validate import as_tensor
-
-        x = as_tensor("x0", self.array)
-        if x.ndim == 2:
-            x = x.unsqueeze(0)
-        if x.ndim != 3:
-            raise ValueError(f"x0 must have shape (B, n, d) or (n, d), got {tuple(x.shape)}")
-        if self.unit:
-            check_unit_norm("x0", x.to(torch.float64))
-        else:
-            check_tensor_finite("x0", x)
-        return x.to(dtype=dtype, device=device)
+        return _checked_positions("x0", _as_positions("x0", self.array), self.unit, dtype, device)
 
     def describe(self) -> dict:
         return {"kind": "FromArray", "shape": list(np.shape(self.array))}
+
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
+CSV_TOLERANCE = 1e-5  # a CSV has no dtype: accept float32-normalised numbers (check_unit_norm's float32 default)
+_CSV_NUMBER = re.compile(r"[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+
+
+def split_array_path(spec: str | os.PathLike) -> tuple[Path, str | None]:
+    """``"runs/x.npz:NAME"`` → ``(Path("runs/x.npz"), "NAME")``; any other path → ``(Path(spec), None)``.
+
+    The ``:NAME`` suffix is recognised only after ``.npz`` and when the whole string is not an existing file.
+    """
+    text = os.fspath(spec)
+    head, sep, key = text.rpartition(":")
+    if sep and key and head.lower().endswith(".npz") and "/" not in key and not Path(text).exists():
+        return Path(head), key
+    return Path(text), None
+
+
+def looks_like_array_file(spec: str | os.PathLike) -> bool:
+    """True when ``spec`` names an existing file, or ends in .npy, .npz or .csv (optionally ``.npz:NAME``)."""
+    path, key = split_array_path(spec)
+    return key is not None or path.is_file() or path.suffix.lower() in ARRAY_SUFFIXES
+
+
+def read_array(spec: str | os.PathLike, *, name: str = "x0", default_key: str = "x0") -> tuple[np.ndarray, dict]:
+    """Read one numeric array from a .npy, .npz or .csv file; returns ``(array, info)``.
+
+    * ``.npy``: the array (no pickles).
+    * ``.npz``: the array named by ``PATH.npz:NAME``; without a name, the only array in the file, else the one
+      called ``default_key`` (``x0`` for positions, the option's name for matrices).
+    * ``.csv``: rows of comma- or space-separated numbers (``#`` starts a comment line): a 2-D array.
+
+    info: JSON-serialisable provenance (absolute path, key, format, shape, dtype, SHA-256 of the file bytes)
+    plus ``"tolerance"``: a unit-norm tolerance for CSV text (max of :data:`CSV_TOLERANCE` and the rounding
+    of its printed digits), None otherwise. Raises ValueError naming ``name`` for a missing, unreadable or
+    non-numeric file.
+    """
+    path, key = split_array_path(spec)
+    suffix = path.suffix.lower()
+    if suffix not in ARRAY_SUFFIXES:
+        raise ValueError(f"{name}: {path} is not a .npy, .npz or .csv file (got suffix {suffix or 'none'!r})")
+    if key is not None and suffix != ".npz":
+        raise ValueError(f"{name}: only a .npz file holds named arrays, got {os.fspath(spec)!r}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{name}: file not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read {path} ({exc.strerror or exc})") from None
+    magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}.get(suffix)
+    if magic is not None and not data.startswith(magic):
+        raise ValueError(f"{name}: cannot read {path}: not a NumPy {suffix} file")
+    tolerance = None
+    try:
+        if suffix == ".npy":
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                key = _npz_key(name, path, list(archive.files), key, default_key)
+                array = archive[key]
+        else:
+            array, tolerance = _read_csv(data.decode("utf-8"))
+    except ValueError as exc:
+        if str(exc).startswith(name):
+            raise
+        raise ValueError(f"{name}: cannot read {path} as {suffix[1:]}: {_first_line(exc)}") from None
+    except (OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{name}: cannot read {path} as {suffix[1:]}: {_first_line(exc)}") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        kind = getattr(array, "dtype", type(array).__name__)
+        raise ValueError(f"{name}: {path} must hold a real (float or integer) array, got {kind}")
+    info = {
+        "path": str(path.resolve()),
+        "key": key,
+        "format": suffix[1:],
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "tolerance": tolerance,
+    }
+    return array, info
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _npz_key(name: str, path: Path, keys: list[str], key: str | None, default_key: str) -> str:
+    if key is not None:
+        if key not in keys:
+            raise ValueError(f"{name}: {path} has no array {key!r}; it holds {', '.join(map(repr, keys)) or 'none'}")
+        return key
+    if len(keys) == 1:
+        return keys[0]
+    if default_key in keys:
+        return default_key
+    raise ValueError(
+        f"{name}: {path} holds {len(keys)} arrays ({', '.join(map(repr, keys))}); name one as {path}:NAME "
+        f"or call it {default_key!r}"
+    )
+
+
+def _read_csv(text: str) -> tuple[np.ndarray, float]:
+    """Rows of numbers → (2-D float64 array, unit-norm tolerance for the printed precision)."""
+    rows: list[list[float]] = []
+    half_ulp = 0.0  # largest rounding error of a printed number: half a unit in its last digit
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        tokens = [t for t in re.split(r"[,\s]+", line) if t]
+        try:
+            rows.append([float(t) for t in tokens])
+        except ValueError:
+            raise ValueError(f"line {lineno} is not a row of numbers: {line[:60]!r}") from None
+        for t in tokens:
+            m = _CSV_NUMBER.fullmatch(t)
+            if m:
+                half_ulp = max(half_ulp, 0.5 * 10.0 ** (int(m.group(3) or 0) - len(m.group(2) or "")))
+        if len(rows[-1]) != len(rows[0]):
+            raise ValueError(f"every row must have the same number of values; line {lineno} has {len(rows[-1])}, "
+                             f"the first row {len(rows[0])}")
+    if not rows:
+        raise ValueError("the file holds no rows of numbers")
+    array = np.array(rows, dtype=np.float64)
+    # |x̃| − |x| ≤ |x̃ − x| ≤ √d · (half ulp), with a factor 2 for the writer's own rounding before printing
+    return array, max(CSV_TOLERANCE, 2.0 * math.sqrt(array.shape[1]) * half_ulp)
+
+
+@dataclass(frozen=True)
+class FromFile:
+    """Positions read from a file: ``.npy``, ``.npz`` (``PATH.npz:NAME``, or the file's only array, or the one
+    named ``x0``) or ``.csv`` (n rows of d numbers); see :func:`read_array`.
+
+    The array has shape (n, d) or (B, n, d) and goes through :class:`FromArray`'s checks: finite, and unit
+    vectors (unless ``unit=False``) within the tolerance of the data's own precision: the float64 or float32
+    default for .npy/.npz (so float32 data normalised in float32 pass), float32's or the printed digits' for
+    CSV text. Accepted coarse data are projected onto the sphere in the run's dtype. :meth:`describe` records
+    the path, array name, shape, dtype and SHA-256 of the file. ``name`` prefixes every error (the CLI passes
+    ``"--init"``). Raises ValueError for a missing or unreadable file, a wrong shape or non-finite values.
+    """
+
+    path: str
+    unit: bool = True
+    name: str = "x0"
+
+    def _read(self) -> tuple[np.ndarray, dict]:
+        cached = self.__dict__.get("_cache")
+        if cached is None:  # read once: sample() and describe() see the same bytes
+            cached = read_array(self.path, name=self.name, default_key="x0")
+            object.__setattr__(self, "_cache", cached)
+        return cached
+
+    def sample(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+        array, info = self._read()
+        label = f"{self.name} {split_array_path(self.path)[0]}"
+        return _checked_positions(label, _as_positions(label, array), self.unit, dtype, device, info["tolerance"])
+
+    def describe(self) -> dict:
+        _, info = self._read()
+        return {"kind": "FromFile", **{k: v for k, v in info.items() if k != "tolerance"}}
 
 
 INITIALS = {
