@@ -93,8 +93,23 @@ def test_energy_with_query_key_matrices():
     assert rel(energy(x, m), direct_energy(x, beta, (Q.T @ K).numpy())) <= 1e-13
     assert rel(torch.exp(log_energy(x, m)), energy(x, m)) <= 1e-13
     s = torch.einsum("bid,de,bje->bij", x, Q.T @ K, x)
-    expect_bar = torch.exp(beta.view(-1, 1, 1) * (s - 1)).mean((1, 2))
+    top = float(np.linalg.svd((Q.T @ K).numpy(), compute_uv=False)[0])  # s* = ‖QᵀK‖₂
+    expect_bar = torch.exp(beta.view(-1, 1, 1) * (s - top)).mean((1, 2))
     assert rel(energy_normalized(x, m), expect_bar) <= 1e-13
+
+
+def test_normalized_energy_is_at_most_one_for_general_scores():
+    """Ē ≤ 1 for any Q, K (it used to reach 40–88), and Ē = 1 at consensus on the top eigenvector of a
+    symmetric positive semi-definite QᵀK."""
+    Q, K = gauss(D, D, seed=11), gauss(D, D, seed=12)
+    x = sphere(64, N, D, seed=13)
+    bar = energy_normalized(x, Model(beta=3.0, Q=Q, K=K))
+    assert bool((bar <= 1 + 1e-12).all()) and bool((bar > 0).all())
+    g = gauss(D, D, seed=14)
+    form = g @ g.T  # symmetric PSD
+    evals, evecs = torch.linalg.eigh(form)
+    top = evecs[:, -1].expand(1, N, D).contiguous()
+    assert abs(float(energy_normalized(top, Model(beta=5.0, QK=form))) - 1) <= 1e-12
 
 
 @pytest.mark.parametrize("beta", [1e3, 1e4, 1e6])

@@ -204,7 +204,8 @@ def test_describe_is_json_serialisable_and_records_the_options():
 def test_to_changes_dtype_of_every_tensor():
     m = Model(beta=2.0, Q=ONES(2, 3), K=ONES(2, 3), V=EYE).to(torch.float32)
     assert m.beta_tensor().dtype == torch.float32
-    assert m._q.dtype == m._k.dtype == m._v.dtype == torch.float32
+    w = m.weights()
+    assert w.q.dtype == w.k.dtype == w.v.dtype == torch.float32
     same = Model(beta=2.0)
     assert same.to(torch.float64) is same
 
@@ -215,8 +216,8 @@ def test_take_indexes_per_system_parameters_only():
     sub = m.take(torch.tensor([3, 1]))
     assert sub.batch_size == 2
     assert torch.equal(sub.beta_tensor(), torch.tensor([0.4, 0.2], dtype=torch.float64))
-    assert torch.equal(sub._qk[:, 0], qk[[3, 1]])
-    assert torch.equal(sub._v, m._v)  # shared V is kept as is
+    assert torch.equal(sub.weights().qk[:, 0], qk[[3, 1]])
+    assert torch.equal(sub.weights().v, m.weights().v)  # shared V is kept as is
 
 
 def test_layerwise_schedule_selects_the_layer():
@@ -224,7 +225,7 @@ def test_layerwise_schedule_selects_the_layer():
     sched = Layerwise(0.5, V=vs)
     m = Model(schedule=sched)
     assert [sched.layer(t) for t in (0.0, 0.49, 0.5, 1.0, 1.49, 7.0, -1.0)] == [0, 0, 1, 2, 2, 2, 0]
-    assert torch.equal(m.at(0.75)._v[0, 0], vs[1])
+    assert torch.equal(m.at(0.75).weights().v[0, 0], vs[1])
     assert m.at(0.0).schedule is None
     assert Model().at(3.0) is not None
     # the field at time t is that of the frozen model (here V = 2I scales the unprojected field by 2)

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .schedule import Schedule, layer_breakpoints, layer_index, register_schedule
 from .validate import check_choice, check_real
 
 __all__ = ["Ensemble", "SCORES", "VALUES", "SHARING", "RedrawSchedule"]
@@ -127,68 +128,102 @@ class Ensemble:
         return [(seed, tag, d, layer, k, s) for k, s in zip(beta_index, system)]
 
 
-class RedrawSchedule:
-    """Time-dependent weights that redraw every τ: layer ℓ = ⌊t/τ⌋ uses the keys with ``layer=ℓ``.
+@register_schedule
+class RedrawSchedule(Schedule):
+    """Time-dependent weights that redraw every τ = ``ensemble.redraw`` (the authors' ``regen_period``).
 
-    Vectorised over systems (each system may be at its own time), and restrictable to a subset of systems
-    with :meth:`take`, so the batched integrator never loops over systems.
+    On layer ℓ = :func:`~tokensphere.schedule.layer_index` (t, τ), system b uses the matrices drawn from its
+    seed key (:meth:`Ensemble.keys` with ``layer=ℓ``). Vectorised over systems (each at its own time) and
+    restrictable with :meth:`take`; restricted views share one draw cache, so each (key, layer) is drawn
+    once however the integrator splits the batch (``draws`` counts the draws).
     """
 
-    vectorized = True
+    kind = "redraw"
+    MAX_LAYERS_CACHED = 4  # layers kept in memory; the lowest is dropped first (systems move forward in time)
 
     def __init__(self, ensemble: Ensemble, d: int, seed: int, beta_index, system, dtype=torch.float64):
-        self.ensemble, self.d, self.seed, self.dtype = ensemble, d, seed, dtype
-        self.beta_index = list(beta_index)
-        self.system = list(system)
-        self._cache: dict[int, tuple] = {}
+        if ensemble.redraw is None:
+            raise ValueError("RedrawSchedule needs an ensemble with redraw = τ > 0")
+        self.ensemble, self.d, self.seed, self.dtype = ensemble, int(d), int(seed), dtype
+        self.beta_index = [int(k) for k in beta_index]
+        self.system = [int(s) for s in system]
+        if len(self.beta_index) != len(self.system):
+            raise ValueError("beta_index and system must have one entry per system")
+        self._systems: torch.Tensor | None = None  # rows of the root schedule this view covers
+        self._shared = {"layers": {}, "draws": 0}
 
-    def _layer(self, ell: int):
-        if ell not in self._cache:
-            if len(self._cache) > 4:
-                self._cache.clear()
-            keys = self.ensemble.keys(self.seed, self.d, self.beta_index, self.system, layer=ell)
-            self._cache[ell] = self.ensemble.draw(self.d, keys, self.dtype)
-        return self._cache[ell]
+    @property
+    def draws(self) -> int:
+        """How many matrix sets have been drawn so far (by this schedule and every restriction of it)."""
+        return self._shared["draws"]
 
-    def __call__(self, t) -> dict:
+    def _layer(self, ell: int, rows: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Matrices of layer ℓ for the root rows ``rows`` (drawing those not drawn yet): (R, d, d) each or None."""
+        cache = self._shared["layers"]
+        if ell not in cache:
+            while len(cache) >= self.MAX_LAYERS_CACHED:
+                del cache[min(cache)]
+            R = len(self.system)
+            cache[ell] = {"qk": None, "v": None, "drawn": torch.zeros(R, dtype=torch.bool), "by_key": {}}
+        entry = cache[ell]
+        missing = rows[~entry["drawn"][rows]].tolist()
+        if missing:
+            keys = self.ensemble.keys(self.seed, self.d, [self.beta_index[r] for r in missing],
+                                      [self.system[r] for r in missing], layer=ell)
+            for r, key in zip(missing, keys):
+                if key not in entry["by_key"]:
+                    entry["by_key"][key] = self.ensemble.draw_one(self.d, np.random.default_rng(np.random.SeedSequence(list(key))))
+                    self._shared["draws"] += 1
+                b, v = entry["by_key"][key]
+                for name, val in (("qk", b), ("v", v)):
+                    if val is None:
+                        continue
+                    if entry[name] is None:
+                        entry[name] = torch.zeros(len(self.system), self.d, self.d, dtype=torch.float64)
+                    entry[name][r] = torch.from_numpy(val)
+            entry["drawn"][missing] = True
+        return (None if entry["qk"] is None else entry["qk"][rows],
+                None if entry["v"] is None else entry["v"][rows])
+
+    def matrices(self, t, heads, dtype, device):
         tau = float(self.ensemble.redraw)
-        tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
-        if tt.numel() == 1:
-            tt = tt.expand(len(self.system))
-        # #{k ≥ 1: k·τ ≤ t} against the float boundaries k * τ (the integrator's landing times), no epsilon
-        layers = torch.floor(tt / tau)
-        layers = layers - (layers * tau > tt).to(layers.dtype)
-        layers = (layers + ((layers + 1) * tau <= tt).to(layers.dtype)).long().clamp(min=0)
-        out: dict = {}
-        if bool((layers == layers[0]).all()):  # every system on the same layer: no per-system gather
-            qk, v = self._layer(int(layers[0]))
-            if qk is not None:
-                out["QK"] = qk
-            if v is not None:
-                out["V"] = v
-            return out
-        qk_rows, v_rows = [], []
-        for b, ell in enumerate(layers.tolist()):
-            qk, v = self._layer(ell)
-            qk_rows.append(None if qk is None else qk[b])
-            v_rows.append(None if v is None else v[b])
-        if qk_rows[0] is not None:
-            out["QK"] = torch.stack(qk_rows)
-        if v_rows[0] is not None:
-            out["V"] = torch.stack(v_rows)
+        rows = torch.arange(len(self.system)) if self._systems is None else self._systems
+        ell = layer_index(t, tau).reshape(-1).expand(rows.numel())
+        out: dict[str, torch.Tensor] = {}
+        for layer in torch.unique(ell).tolist():
+            sel = torch.nonzero(ell == layer).reshape(-1)
+            qk, v = self._layer(int(layer), rows[sel])
+            for name, val in (("qk", qk), ("v", v)):
+                if val is None:
+                    continue
+                if name not in out:
+                    out[name] = torch.empty(rows.numel(), 1, self.d, self.d, dtype=dtype, device=device)
+                out[name][sel.to(device), 0] = val.to(dtype=dtype, device=device)
         return out
 
-    def breakpoints(self, t_max: float) -> list[float]:
-        """Layer boundaries kτ in (0, t_max): the integrator lands on them."""
-        tau = float(self.ensemble.redraw)
-        return [k * tau for k in range(1, int(math.floor(t_max / tau)) + 1) if k * tau < t_max]
+    def breakpoints(self, t_max: float, t0: float = 0.0) -> list[float]:
+        """Layer boundaries kτ in (t0, t_max): the integrator lands on them."""
+        return layer_breakpoints(float(self.ensemble.redraw), t_max, t0)
 
     def take(self, index: torch.Tensor) -> RedrawSchedule:
-        idx = index.tolist()
-        sub = RedrawSchedule(
-            self.ensemble, self.d, self.seed, [self.beta_index[i] for i in idx], [self.system[i] for i in idx], self.dtype
-        )
+        sub = object.__new__(RedrawSchedule)
+        sub.__dict__.update(self.__dict__)  # shares _shared (the draw cache)
+        index = torch.as_tensor(index).reshape(-1).long()
+        sub._systems = index if self._systems is None else self._systems[index]
         return sub
+
+    def to_spec(self):
+        spec = {"kind": self.kind, "ensemble": self.ensemble.describe(), "d": self.d, "seed": self.seed}
+        arrays = {"beta_index": torch.tensor(self.beta_index, dtype=torch.float64),
+                  "system": torch.tensor(self.system, dtype=torch.float64)}
+        if self._systems is not None:
+            arrays["systems"] = self._systems.double()
+        return spec, arrays
+
+    @classmethod
+    def from_spec(cls, spec, arrays):
+        return cls(Ensemble(**spec["ensemble"]), spec["d"], spec["seed"],
+                   arrays["beta_index"].long().tolist(), arrays["system"].long().tolist())
 
     def __repr__(self) -> str:
         return f"RedrawSchedule({self.ensemble}, d={self.d}, seed={self.seed}, systems={len(self.system)})"

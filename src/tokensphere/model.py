@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import torch
 
-from .validate import as_tensor, check_choice, check_int, check_tensor_finite
+from .schedule import Layerwise, Schedule, as_schedule, schedule_from_spec
+from .validate import as_tensor, check_choice, check_int
+from .weights import Weights, canonical_matrix
 
-__all__ = ["Model", "Layerwise", "NORMALIZATIONS"]
+__all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule"]
 
 NORMALIZATIONS = ("softmax", "uniform")
 # e^{β} overflows float64 beyond ln(max double) ≈ 709.78 (SPEC §8.3); USA in original time is refused above.
@@ -82,7 +84,7 @@ class Model:
     uniform_count: Literal["n", "attended"] = "n"
     projection: bool = True
     time_scale: Literal["original", "exp_beta"] = "original"
-    schedule: Callable[[float], Mapping[str, Tensorish]] | None = field(default=None, repr=False)
+    schedule: Schedule | Callable[[float], Mapping[str, Tensorish]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -93,249 +95,269 @@ class Model:
         for flag in ("causal", "projection"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
-        if self.schedule is not None and not callable(self.schedule):
-            raise ValueError(f"schedule must be a callable t -> mapping, got {type(self.schedule).__name__}")
-
-        beta = as_tensor("beta", self.beta)
-        if beta.ndim > 1:
-            raise ValueError(f"beta must be a number or a 1-D array of shape (B,), got shape {tuple(beta.shape)}")
-        if beta.numel() == 0:
-            raise ValueError("beta must hold at least one value, got an empty array")
-        if torch.isnan(beta).any() or torch.isinf(beta).any() or (beta < 0).any():
-            bad = beta[~(torch.isfinite(beta) & (beta >= 0))][0].item()
-            raise ValueError(f"beta must be a finite number >= 0, got {bad}")
-        if self.time_scale == "exp_beta" and self.normalization != "uniform":
-            raise ValueError("time_scale='exp_beta' applies to normalization='uniform' (USA) only")
-        if (
-            self.normalization == "uniform"
-            and self.time_scale == "original"
-            and float(beta.max()) > USA_ORIGINAL_TIME_MAX_BETA
-        ):
-            raise ValueError(
-                f"beta must be <= {USA_ORIGINAL_TIME_MAX_BETA:g} for normalization='uniform' in original time "
-                f"(e^beta overflows float64), got {float(beta.max()):g}; use time_scale='exp_beta'"
-            )
-        object.__setattr__(self, "_beta", beta.reshape(-1))
-
-        if self.QK is not None and (self.Q is not None or self.K is not None):
-            raise ValueError("give either QK or the pair (Q, K), not both")
-        if (self.Q is None) != (self.K is None):
-            raise ValueError("Q and K must be given together (or give QK)")
-        H = self.heads
-        if H > 1 and self.Q is None and self.QK is None:
-            raise ValueError(f"heads={H} needs per-head Q and K (shape (H, k, d)) or QK (shape (H, d, d))")
-        q = k = qk = None
-        if self.Q is not None:
-            q = _per_head("Q", self.Q, H)
-            k = _per_head("K", self.K, H)
-            if q.shape[-1] != k.shape[-1] or q.shape[-2] != k.shape[-2]:
-                raise ValueError(
-                    f"Q and K must have the same shape (k, d), got {tuple(q.shape[-2:])} and {tuple(k.shape[-2:])}"
-                )
-        if self.QK is not None:
-            qk = _per_head("QK", self.QK, H)
-            if qk.shape[-1] != qk.shape[-2]:
-                raise ValueError(f"QK must be square (d, d), got {tuple(qk.shape[-2:])}")
-        object.__setattr__(self, "_q", q)
-        object.__setattr__(self, "_k", k)
-        object.__setattr__(self, "_qk", qk)
-
-        v: torch.Tensor | None
-        if isinstance(self.V, str):
-            check_choice("V", self.V, ("identity", "repulsive"))
-            v, sign = None, (1.0 if self.V == "identity" else -1.0)
-        else:
-            v, sign = _per_head("V", self.V, H), 1.0
-            if v.shape[-1] != v.shape[-2]:
-                raise ValueError(f"V must be square (d, d), got {tuple(v.shape[-2:])}")
-        object.__setattr__(self, "_v", v)
-        object.__setattr__(self, "_sign", sign)
-
-        m = None
-        if self.mask is not None:
-            m = as_tensor("mask", self.mask)
-            if torch.isnan(m).any() or (m == math.inf).any():
-                raise ValueError("mask must hold finite values or -inf (masked pairs), found NaN or +inf")
-            if m.ndim == 2:
-                m = m[None, None]
-            elif m.ndim == 3:
-                m = m[:, None]
-            elif m.ndim != 4:
-                raise ValueError(f"mask must have shape (n, n), (B, n, n) or (B, H, n, n), got {tuple(m.shape)}")
-            if m.shape[-1] != m.shape[-2]:
-                raise ValueError(f"mask must be square (n, n), got {tuple(m.shape[-2:])}")
-            masked = m == -math.inf
-            if self.causal:  # causal masking removes j > i as well
-                n_ = m.shape[-1]
-                masked = masked | torch.triu(torch.ones(n_, n_, dtype=torch.bool), diagonal=1)
-            if masked.all(dim=-1).any():
-                raise ValueError("mask must leave at least one finite entry in every row (a token attends to none)")
-        object.__setattr__(self, "_mask", m)
-
-        sizes = {t.shape[0] for t in (beta.reshape(-1), q, k, qk, v, m) if t is not None and t.ndim >= 1}
-        batch_sizes = {s for s in sizes if s != 1}
-        if len(batch_sizes) > 1:
-            raise ValueError(f"per-system parameters must share one batch size B, got sizes {sorted(batch_sizes)}")
-        object.__setattr__(self, "_batch", batch_sizes.pop() if batch_sizes else 1)
+        object.__setattr__(self, "schedule", as_schedule(self.schedule))
+        beta = _check_beta(self.beta, self.normalization, self.time_scale)
+        q, k, qk = _check_scores(self.Q, self.K, self.QK, self.heads)
+        v, sign = _check_values(self.V, self.heads)
+        mask = _check_mask(self.mask, self.causal)
+        weights = Weights(
+            beta=beta, q=q, k=k, qk=qk, v=v, mask=mask, sign=sign, normalization=self.normalization,
+            heads=self.heads, head_reduction=self.head_reduction, causal=self.causal,
+            uniform_count=self.uniform_count, projection=self.projection, time_scale=self.time_scale,
+        )
+        dtype = beta.dtype
+        for t in weights._tensors():
+            dtype = torch.promote_types(dtype, t.dtype)
+        weights = weights.to(dtype, beta.device)  # one dtype for all (a float32 matrix with a Python β: float64)
+        sizes = {t.shape[0] for t in weights._tensors()} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"per-system parameters must share one batch size B, got sizes {sorted(sizes)}")
+        # the one private state: canonical weights per (dtype, device), built on first use
+        object.__setattr__(self, "_weights", {(dtype, beta.device): weights})
 
     # ------------------------------------------------------------------------------------------------
+    def weights(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Weights:
+        """The canonical :class:`~tokensphere.weights.Weights` in ``dtype`` on ``device`` (cached per pair;
+        default: as given, float64 on the CPU for Python numbers)."""
+        cache: dict = self._weights  # type: ignore[attr-defined]
+        base = next(iter(cache.values()))
+        key = (dtype or base.beta.dtype, torch.device(device) if device is not None else base.beta.device)
+        w = cache.get(key)
+        if w is None:
+            w = cache[key] = base.to(*key)
+        return w
+
     @property
     def batch_size(self) -> int:
         """Number of systems the parameters describe (1 when every parameter is shared)."""
-        return self._batch  # type: ignore[attr-defined]
+        return self.weights().batch
 
     @property
     def is_identity_attention(self) -> bool:
-        """True for Q = K = I (scores ⟨x_i, x_j⟩), a single head and no mask."""
-        return self._q is None and self._qk is None and self._mask is None and not self.causal  # type: ignore
+        """True for Q = K = I (scores ⟨x_i, x_j⟩), no mask, not causal."""
+        return self.weights().identity_attention
 
     @property
     def is_sa_toy(self) -> bool:
-        """True for the toy model Q = K = V = ±I with one head and no mask (SPEC §2.3, §2.12)."""
-        return self.is_identity_attention and self._v is None and self.heads == 1 and self.schedule is None  # type: ignore
+        """True for the toy model Q = K = V = ±I with one head, no mask and constant weights (§2, (2.3))."""
+        return self.weights().toy and self.schedule is None
 
     @property
     def sign(self) -> float:
         """+1 for attractive V = I, −1 for repulsive V = −I; +1 when V is a general matrix."""
-        return self._sign  # type: ignore[attr-defined]
+        return self.weights().sign
 
     def beta_tensor(self) -> torch.Tensor:
         """β as a 1-D float tensor of shape (1,) or (B,)."""
-        return self._beta  # type: ignore[attr-defined]
+        return self.weights().beta
 
     def at(self, t: float | torch.Tensor) -> Model:
         """The model with time-dependent weights frozen at time ``t`` (itself when there is no schedule).
 
-        A schedule with ``vectorized = True`` receives per-system times (a (B,) tensor) and returns
-        per-system matrices; other schedules receive a float.
+        t: a number, or a (B,) tensor of per-system times (then the matrices are per system).
         """
         if self.schedule is None:
             return self
-        update = dict(self.schedule(t))
-        unknown = set(update) - {"Q", "K", "QK", "V", "beta"}
-        if unknown:
-            raise ValueError(f"schedule returned unknown keys {sorted(unknown)}; allowed: Q, K, QK, V, beta")
-        if "QK" in update:
-            update.setdefault("Q", None)
-            update.setdefault("K", None)
-        elif "Q" in update or "K" in update:
-            update.setdefault("QK", None)
-        return replace(self, schedule=None, **update)
+        w = self.weights()
+        frozen = w.with_matrices(self.schedule.matrices(torch.as_tensor(t, dtype=torch.float64), self.heads,
+                                                        w.beta.dtype, w.beta.device))
+        return _from_weights(self, frozen, schedule=None)
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Model:
         """A copy whose tensors have the given dtype and device (the same object when nothing changes)."""
-        probe = self._beta  # type: ignore[attr-defined]
-        if (dtype is None or probe.dtype == dtype) and (device is None or probe.device == torch.device(device)):
-            if all(
-                getattr(self, "_" + n) is None or getattr(self, "_" + n).dtype == probe.dtype
-                for n in ("q", "k", "qk", "v", "mask")
-            ):
-                return self
-        kw: dict[str, Any] = {}
-        for name in ("beta", "Q", "K", "QK", "V", "mask"):
-            val = getattr(self, name)
-            if val is None or isinstance(val, str):
-                continue
-            t = as_tensor(name, val)
-            kw[name] = t.to(dtype=dtype or t.dtype, device=device or t.device)
-        return replace(self, **kw)
+        base = self.weights()
+        w = self.weights(dtype, device)
+        if w is base:
+            return self
+        return _from_weights(self, w, schedule=self.schedule)
 
     def take(self, index: torch.Tensor) -> Model:
-        """The model restricted to the systems ``index`` (per-system parameters are indexed, shared ones kept).
+        """The model restricted to the systems ``index`` (per-system parameters indexed, shared ones kept).
 
-        A schedule with a ``take(index)`` method (a vectorised, per-system schedule) is restricted too.
+        Pure tensor indexing of the already validated weights (and of every cached dtype/device copy); a
+        schedule is restricted with its own ``take``.
         """
-        kw: dict[str, Any] = {}
-        if self.schedule is not None and hasattr(self.schedule, "take"):
-            kw["schedule"] = self.schedule.take(index)
-        if self._batch == 1:  # type: ignore[attr-defined]
-            return replace(self, **kw) if kw else self
-        for name, internal in (("beta", "_beta"), ("Q", "_q"), ("K", "_k"), ("QK", "_qk"), ("V", "_v"), ("mask", "_mask")):
-            t = getattr(self, internal)
-            if t is None or t.shape[0] == 1:
-                continue
-            kw[name] = t.index_select(0, index.to(t.device))
-        return replace(self, **kw)
+        index = torch.as_tensor(index).reshape(-1).long()
+        sched = None if self.schedule is None else self.schedule.take(index)
+        if self.batch_size == 1 and sched is self.schedule:
+            return self
+        out = _from_weights(self, self.weights().take(index), schedule=sched)
+        cache: dict = self._weights  # type: ignore[attr-defined]
+        out_cache: dict = out._weights  # type: ignore[attr-defined]
+        for key, w in cache.items():
+            out_cache.setdefault(key, w.take(index))
+        return out
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-serialisable summary (arrays summarised by shape) for run metadata."""
+        """A JSON-serialisable summary (arrays summarised by shape) for run metadata and reports."""
         out: dict[str, Any] = {}
         for f in fields(self):
             val = getattr(self, f.name)
             if f.name == "beta":
-                b = self._beta  # type: ignore[attr-defined]
+                b = self.beta_tensor()
                 out["beta"] = b.tolist() if b.numel() <= 4096 else f"array{tuple(b.shape)}"
+            elif f.name == "schedule":
+                out[f.name] = None if val is None else repr(val)
             elif val is None or isinstance(val, (str, bool, int, float)):
                 out[f.name] = val
-            elif f.name == "schedule":
-                out[f.name] = repr(val)
             else:
                 out[f.name] = f"array{tuple(as_tensor(f.name, val).shape)}"
         return out
 
+    def to_spec(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Everything needed to rebuild this model: (JSON-able options, arrays).
 
-def _boundaries_below(t: float, tau: float) -> int:
-    """#{k ≥ 1 : k·τ ≤ t} for t ≥ 0, computed against the float values k * tau (no epsilon)."""
-    k = int(math.floor(t / tau))
-    while k > 0 and k * tau > t:
-        k -= 1
-    while (k + 1) * tau <= t:
-        k += 1
-    return k
-
-
-def _per_head(name: str, value: Tensorish, heads: int) -> torch.Tensor:
-    """Canonical shape (B or 1, H, r, c) for a matrix parameter; see :class:`Model` for the accepted shapes."""
-    t = as_tensor(name, value)
-    check_tensor_finite(name, t)
-    if t.ndim == 4 and t.shape[1] == heads:  # canonical (B, H, r, c)
-        return t
-    if heads == 1:
-        if t.ndim == 2:
-            return t[None, None]
-        if t.ndim == 3:
-            return t[:, None]
-        raise ValueError(f"{name} must have shape (r, d) or (B, r, d), got {tuple(t.shape)}")
-    if t.ndim == 3 and t.shape[0] == heads:
-        return t[None]
-    if t.ndim == 2 and name == "V":
-        return t[None, None].expand(1, heads, *t.shape)
-    raise ValueError(f"{name} must have shape (H, r, d) or (B, H, r, d) with H = heads = {heads}, got {tuple(t.shape)}")
-
-
-class Layerwise:
-    """Piecewise-constant weights in time: layer ℓ = ⌊t / layer_time⌋ (clipped to the last) uses the ℓ-th slice.
-
-    Each keyword (``Q``, ``K``, ``QK``, ``V``) is a stack of shape (L, ...) whose slices have the shapes
-    :class:`Model` accepts. Use it as ``Model(schedule=Layerwise(1.0, V=Vs))`` (SPEC §2.7).
-    """
-
-    def __init__(self, layer_time: float, **stacks: Tensorish) -> None:
-        from .validate import check_real
-
-        self.layer_time = check_real("layer_time", layer_time, minimum=0.0, strict_minimum=True)
-        if not stacks:
-            raise ValueError("Layerwise needs at least one of Q, K, QK, V")
-        self.stacks = {k: as_tensor(k, v) for k, v in stacks.items()}
-        lengths = {v.shape[0] for v in self.stacks.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"every stack must have the same number of layers L, got {sorted(lengths)}")
-        self.layers = lengths.pop()
-
-    def layer(self, t: float) -> int:
-        """Index of the layer active at time t: the number of boundaries k·layer_time ≤ t (clipped to [0, L−1]).
-
-        Exact at the boundaries as floats (k * layer_time), which are also the integrator's landing times.
+        Arrays: ``beta`` and the matrices in their canonical shapes (``Q``, ``K``, ``QK``, ``V``, ``mask``),
+        and the schedule's arrays prefixed ``schedule/``. :meth:`from_spec` inverts it exactly. A schedule
+        that cannot be stored (a Python callable) is recorded by its repr and restored as a schedule that
+        refuses to run (:class:`UnrestoredSchedule`).
         """
-        return min(max(_boundaries_below(t, self.layer_time), 0), self.layers - 1)
+        w = self.weights()
+        spec: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), (bool, int, str))
+            and f.name not in ("V",)
+        }
+        spec["V"] = self.V if isinstance(self.V, str) else None
+        arrays: dict[str, torch.Tensor] = {"beta": w.beta}
+        for name, t in (("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", w.v), ("mask", w.mask)):
+            if t is not None:
+                arrays[name] = t
+        spec["schedule"] = None
+        if self.schedule is not None:
+            try:
+                sched_spec, sched_arrays = self.schedule.to_spec()
+            except ValueError:
+                sched_spec, sched_arrays = {"kind": "unrestorable", "repr": repr(self.schedule)}, {}
+            spec["schedule"] = sched_spec
+            arrays.update({f"schedule/{k}": v for k, v in sched_arrays.items()})
+        return spec, arrays
 
-    def breakpoints(self, t_max: float) -> list[float]:
-        """Layer boundaries ℓ·layer_time in (0, t_max): the integrator lands on them."""
-        return [k * self.layer_time for k in range(1, self.layers) if k * self.layer_time < t_max]
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], arrays: Mapping[str, Any]) -> Model:
+        """Rebuild a model from :meth:`to_spec` output (arrays may be tensors or NumPy arrays)."""
+        tens = {k: as_tensor(k, v) for k, v in arrays.items()}
+        kw = {k: v for k, v in spec.items() if k != "schedule"}
+        for name in ("Q", "K", "QK", "V", "mask"):
+            if name in tens:
+                kw[name] = tens[name]
+        if kw.get("V") is None:
+            kw["V"] = "identity"
+        kw["beta"] = tens["beta"]
+        sched = spec.get("schedule")
+        if sched is not None:
+            sub = {k.split("/", 1)[1]: v for k, v in tens.items() if k.startswith("schedule/")}
+            if sched.get("kind") == "unrestorable":
+                kw["schedule"] = UnrestoredSchedule(sched.get("repr", "?"))
+            else:
+                kw["schedule"] = schedule_from_spec(sched, sub)
+        return cls(**kw)
 
-    def __call__(self, t: float) -> dict[str, torch.Tensor]:
-        ell = self.layer(float(t))
-        return {k: v[ell] for k, v in self.stacks.items()}
+
+class UnrestoredSchedule(Schedule):
+    """Stands in for a Python-function schedule of a stored run: loading works, running refuses clearly."""
+
+    kind = "unrestorable"
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def matrices(self, t, heads, dtype, device):
+        raise ValueError(
+            f"this run used a Python function as its schedule ({self.description}), which cannot be stored; "
+            "pass model=Model(..., schedule=...) to continue it"
+        )
+
+    def to_spec(self):
+        return {"kind": "unrestorable", "repr": self.description}, {}
 
     def __repr__(self) -> str:
-        return f"Layerwise(layer_time={self.layer_time}, layers={self.layers}, keys={sorted(self.stacks)})"
+        return f"UnrestoredSchedule({self.description})"
+
+
+def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Model:
+    """A Model sharing ``model``'s options whose parameters are the canonical tensors of ``w`` (no validation:
+    ``w`` comes from a validated model by indexing, conversion or freezing a schedule)."""
+    out = object.__new__(Model)
+    for f in fields(model):
+        object.__setattr__(out, f.name, getattr(model, f.name))
+    V = model.V if isinstance(model.V, str) and w.v is None else w.v
+    for name, val in (("beta", w.beta), ("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", V), ("mask", w.mask),
+                      ("schedule", schedule)):
+        object.__setattr__(out, name, val)
+    object.__setattr__(out, "_weights", {(w.beta.dtype, w.beta.device): w})
+    return out
+
+
+def _check_beta(value: Tensorish, normalization: str, time_scale: str) -> torch.Tensor:
+    beta = as_tensor("beta", value)
+    if beta.ndim > 1:
+        raise ValueError(f"beta must be a number or a 1-D array of shape (B,), got shape {tuple(beta.shape)}")
+    if beta.numel() == 0:
+        raise ValueError("beta must hold at least one value, got an empty array")
+    if torch.isnan(beta).any() or torch.isinf(beta).any() or (beta < 0).any():
+        bad = beta[~(torch.isfinite(beta) & (beta >= 0))][0].item()
+        raise ValueError(f"beta must be a finite number >= 0, got {bad}")
+    if time_scale == "exp_beta" and normalization != "uniform":
+        raise ValueError("time_scale='exp_beta' applies to normalization='uniform' (USA) only")
+    if normalization == "uniform" and time_scale == "original" and float(beta.max()) > USA_ORIGINAL_TIME_MAX_BETA:
+        raise ValueError(
+            f"beta must be <= {USA_ORIGINAL_TIME_MAX_BETA:g} for normalization='uniform' in original time "
+            f"(e^beta overflows float64), got {float(beta.max()):g}; use time_scale='exp_beta'"
+        )
+    return beta.reshape(-1)
+
+
+def _check_scores(Q, K, QK, heads: int):
+    if QK is not None and (Q is not None or K is not None):
+        raise ValueError("give either QK or the pair (Q, K), not both")
+    if (Q is None) != (K is None):
+        raise ValueError("Q and K must be given together (or give QK)")
+    if heads > 1 and Q is None and QK is None:
+        raise ValueError(f"heads={heads} needs per-head Q and K (shape (H, k, d)) or QK (shape (H, d, d))")
+    q = k = qk = None
+    if Q is not None:
+        q, k = canonical_matrix("Q", Q, heads), canonical_matrix("K", K, heads)
+        if q.shape[-2:] != k.shape[-2:]:
+            raise ValueError(
+                f"Q and K must have the same shape (k, d), got {tuple(q.shape[-2:])} and {tuple(k.shape[-2:])}"
+            )
+    if QK is not None:
+        qk = canonical_matrix("QK", QK, heads)
+        if qk.shape[-1] != qk.shape[-2]:
+            raise ValueError(f"QK must be square (d, d), got {tuple(qk.shape[-2:])}")
+    return q, k, qk
+
+
+def _check_values(V, heads: int) -> tuple[torch.Tensor | None, float]:
+    if isinstance(V, str):
+        check_choice("V", V, ("identity", "repulsive"))
+        return None, (1.0 if V == "identity" else -1.0)
+    v = canonical_matrix("V", V, heads)
+    if v.shape[-1] != v.shape[-2]:
+        raise ValueError(f"V must be square (d, d), got {tuple(v.shape[-2:])}")
+    return v, 1.0
+
+
+def _check_mask(mask, causal: bool) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    m = as_tensor("mask", mask)
+    if torch.isnan(m).any() or (m == math.inf).any():
+        raise ValueError("mask must hold finite values or -inf (masked pairs), found NaN or +inf")
+    if m.ndim == 2:
+        m = m[None, None]
+    elif m.ndim == 3:
+        m = m[:, None]
+    elif m.ndim != 4:
+        raise ValueError(f"mask must have shape (n, n), (B, n, n) or (B, H, n, n), got {tuple(m.shape)}")
+    if m.shape[-1] != m.shape[-2]:
+        raise ValueError(f"mask must be square (n, n), got {tuple(m.shape[-2:])}")
+    masked = m == -math.inf
+    if causal:  # causal masking removes j > i as well
+        n = m.shape[-1]
+        masked = masked | torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    if masked.all(dim=-1).any():
+        raise ValueError("mask must leave at least one finite entry in every row (a token attends to none)")
+    return m
+
+

@@ -1,0 +1,131 @@
+"""The canonical weights of a model: the tensors the kernel and the energies read, in one dtype and device.
+
+A :class:`~tokensphere.Model` is what the user wrote (numbers, arrays in any accepted shape, names such as
+``V="repulsive"``). It is validated once and turned into one :class:`Weights`: every matrix in the canonical
+shape (B or 1, H, r, c), β as a (B or 1,) vector, the mask as (B or 1, H or 1, n, n). The model keeps one
+``Weights`` per (dtype, device) it has been used with, so the conversion happens once, not at every step.
+
+Restricting to a subset of systems (:meth:`Weights.take`) and freezing time-dependent weights at a time
+(:meth:`Weights.with_matrices`) are tensor operations on an already validated object: no re-validation in
+the step loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+__all__ = ["Weights"]
+
+MATRICES = ("q", "k", "qk", "v")
+
+
+@dataclass(frozen=True, eq=False)
+class Weights:
+    """Validated, canonical model tensors (see the module docstring for the shapes).
+
+    beta: (B or 1,). q, k: (B or 1, H, r, d) or None (Q = K = I unless ``qk``). qk: (B or 1, H, d, d) or None.
+    v: (B or 1, H, d, d) or None (V = sign·I). mask: (B or 1, H or 1, n, n) additive bias or None.
+    sign: +1, or −1 for V = −I. The remaining fields are the model's static options.
+    """
+
+    beta: torch.Tensor
+    q: torch.Tensor | None
+    k: torch.Tensor | None
+    qk: torch.Tensor | None
+    v: torch.Tensor | None
+    mask: torch.Tensor | None
+    sign: float
+    normalization: str
+    heads: int
+    head_reduction: str
+    causal: bool
+    uniform_count: str
+    projection: bool
+    time_scale: str
+
+    @property
+    def batch(self) -> int:
+        """Number of systems the per-system tensors describe (1 when every tensor is shared)."""
+        return max(t.shape[0] for t in self._tensors())
+
+    @property
+    def identity_attention(self) -> bool:
+        """Scores ⟨x_i, x_j⟩: Q = K = I, no mask, not causal."""
+        return self.q is None and self.qk is None and self.mask is None and not self.causal
+
+    @property
+    def toy(self) -> bool:
+        """The paper's toy model: Q = K = I, V = ±I, one head, no mask (the dense fast path)."""
+        return self.identity_attention and self.v is None and self.heads == 1
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [t for t in (self.beta, self.q, self.k, self.qk, self.v, self.mask) if t is not None]
+
+    def to(self, dtype: torch.dtype, device: torch.device) -> Weights:
+        """The same weights as ``dtype`` on ``device`` (masks keep −inf)."""
+
+        def conv(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(dtype=dtype, device=device)
+
+        return replace(
+            self, beta=conv(self.beta), q=conv(self.q), k=conv(self.k), qk=conv(self.qk), v=conv(self.v),
+            mask=conv(self.mask),
+        )
+
+    def take(self, index: torch.Tensor) -> Weights:
+        """The weights of the systems ``index`` (a 1-D long tensor): per-system tensors are indexed, shared
+        ones (leading size 1) kept. Pure tensor indexing."""
+        if self.batch == 1:
+            return self
+
+        def sel(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None or t.shape[0] == 1:
+                return t
+            return t.index_select(0, index.to(t.device))
+
+        return replace(
+            self, beta=sel(self.beta), q=sel(self.q), k=sel(self.k), qk=sel(self.qk), v=sel(self.v),
+            mask=sel(self.mask),
+        )
+
+    def with_matrices(self, update: dict[str, torch.Tensor]) -> Weights:
+        """Replace some of q, k, qk, v (canonical tensors, already in this dtype and device).
+
+        Giving ``qk`` clears q and k; giving q and k clears qk (the two ways of writing the scores).
+        """
+        if not update:
+            return self
+        kw = dict(update)
+        if "qk" in kw:
+            kw.setdefault("q", None)
+            kw.setdefault("k", None)
+        elif "q" in kw or "k" in kw:
+            kw.setdefault("qk", None)
+        return replace(self, **kw)
+
+
+def canonical_matrix(name: str, value: object, heads: int) -> torch.Tensor:
+    """A matrix parameter in the canonical shape (B or 1, H, r, c), checked finite.
+
+    Accepted: (r, c) and (B, r, c) with one head; (H, r, c), (B, H, r, c), and for V also (r, c) (the same
+    value matrix for every head), with ``heads = H``. Raises ValueError naming ``name``.
+    """
+    from .validate import as_tensor, check_tensor_finite
+
+    t = as_tensor(name, value)
+    check_tensor_finite(name, t)
+    if t.ndim == 4 and t.shape[1] == heads:
+        return t
+    if heads == 1:
+        if t.ndim == 2:
+            return t[None, None]
+        if t.ndim == 3:
+            return t[:, None]
+        raise ValueError(f"{name} must have shape (r, d) or (B, r, d), got {tuple(t.shape)}")
+    if t.ndim == 3 and t.shape[0] == heads:
+        return t[None]
+    if t.ndim == 2 and name == "V":
+        return t[None, None].expand(1, heads, *t.shape)
+    raise ValueError(f"{name} must have shape (H, r, d) or (B, H, r, d) with H = heads = {heads}, got {tuple(t.shape)}")
