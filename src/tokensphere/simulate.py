@@ -1,49 +1,48 @@
-"""``simulate``: one call from an initial state, a model and a solver to a :class:`Trajectory`."""
+"""``simulate``: an initial state, a model, a solver, output times and events in; a :class:`Trajectory` out.
+
+Everything else ``simulate`` accepts is a shortcut for one of those objects (``beta`` and model options for a
+:class:`Model`, ``dt``/``rtol``/``atol`` for a :class:`Solver`, a count or a list for a :class:`SaveAt`), or
+a setting of the computation (dtype, device, chunk_size, threads). Given a saved run (a :class:`Trajectory`
+or the path of its store), ``simulate`` continues it: same model, same solver, the clock running on.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import platform
-import subprocess
 import time as _time
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from . import __version__
-from .validate import as_tensor, check_choice, check_int, check_real, check_unit_norm
 from .field import velocity
 from .init import FromArray
-from .integrate.driver import integrate
+from .integrate.driver import IntegrationResult, integrate
+from .integrate.saveat import SaveAt, SaveHook
 from .integrate.solver import METHODS, Solver
+from .io import run_metadata
 from .model import Model
+from .runtime import choose_threads, torch_threads
 from .trajectory import Trajectory
+from .validate import as_tensor, check_choice, check_int, check_real, check_unit_norm
 
 __all__ = ["simulate", "save_times", "run_metadata"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DEFAULT_T_MAX = 10.0  # final time of a new run when neither t_max nor SaveAt times say otherwise
 
 
-def save_times(t_max: float, save_at: int | Sequence[float] | torch.Tensor = 101) -> torch.Tensor:
-    """Output times: ``save_at`` equally spaced points in [0, t_max] (an int ≥ 2), or explicit sorted times.
+def save_times(t_max: float, save_at: int | Sequence[float] | torch.Tensor = 101, *, t0: float = 0.0) -> torch.Tensor:
+    """Output times: ``save_at`` equally spaced points in [t0, t_max] (an int ≥ 2), or explicit sorted times
+    in [t0, t_max].
 
-    Returns a (T,) float64 tensor. Raises ValueError for t_max ≤ 0 or unsorted / out-of-range times.
+    Returns a (T,) float64 tensor. Raises ValueError for t_max ≤ t0 or unsorted / out-of-range times.
     """
-    t_max = check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
-    if isinstance(save_at, (int,)) and not isinstance(save_at, bool):
-        check_int("save_at", save_at, minimum=2)
-        return torch.linspace(0.0, t_max, save_at, dtype=torch.float64)
-    ts = as_tensor("save_at", save_at).to(torch.float64).reshape(-1)
-    if ts.numel() == 0 or not bool(torch.isfinite(ts).all()):
-        raise ValueError("save_at must be a non-empty list of finite times")
-    if bool((ts < 0).any()) or bool((ts > t_max * (1 + 1e-12)).any()):
-        raise ValueError(f"save_at times must lie in [0, t_max] = [0, {t_max:g}]")
-    if bool((ts[1:] < ts[:-1]).any()):
-        raise ValueError("save_at times must be sorted in increasing order")
-    return ts
+    t_max = _check_t_max(t_max, t0)
+    if isinstance(save_at, int) and not isinstance(save_at, bool):
+        return SaveAt.linspace(t0, t_max, check_int("save_at", save_at, minimum=2)).t
+    return _check_range(SaveAt(save_at), t0, t_max).t
 
 
 def simulate(
@@ -51,117 +50,81 @@ def simulate(
     beta: Any = None,
     *,
     model: Model | None = None,
-    solver: Solver | str = "dopri5",
-    t_max: float = 10.0,
-    save_at: int | Sequence[float] = 101,
+    solver: Solver | str | None = None,
+    t_max: float | None = None,
+    save_at: int | Sequence[float] | torch.Tensor | SaveAt = 101,
+    events: Sequence[Callable] = (),
     dt: Any = None,
     rtol: float | None = None,
     atol: float | None = None,
-    events: Sequence[Callable] = (),
-    dtype: torch.dtype | str = torch.float64,
+    dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
     chunk_size: int | None = None,
+    threads: int | None = None,
     progress: Callable[[float], None] | None = None,
     metadata: dict | None = None,
-    store: bool = True,
-    on_save: Callable | None = None,
+    store: bool | None = None,
+    on_save: SaveHook | None = None,
     **model_options: Any,
 ) -> Trajectory:
-    """Integrate the attention dynamics from ``x0`` and return the saved :class:`Trajectory`.
+    """Integrate the attention dynamics (2.3) from ``x0`` and return the saved :class:`Trajectory`.
 
     x0: positions (B, n, d) or (n, d) (unit vectors), an initial-condition spec from :mod:`tokensphere.init`,
-        a :class:`Trajectory` or the path of a saved run (its final state is used).
-    beta: inverse temperature, a number or a (B,) array (one batch over temperatures). Either ``beta`` and
-        model options (``normalization``, ``Q``, ``K``, ``V``, ``heads``, ``mask``, ``causal``, ...; see
-        :class:`Model`) or a ready ``model``.
-    solver: a :class:`Solver` or a method name (``dt``, ``rtol``, ``atol`` then apply).
-    t_max, save_at: final time and output times (a count of equally spaced times or explicit times); in
-        time_scale "exp_beta" times are in s = e^β t.
+        or a run to continue: a :class:`Trajectory` or the path of a saved run (see "Continuing" below).
+    beta, model_options: a :class:`Model` as keywords (``normalization``, ``Q``, ``K``, ``V``, ``heads``,
+        ``mask``, ``causal``, ...); or ``model``, not both. β is a number or a (B,) array.
+    solver: a :class:`Solver` or a method name (``dt``, ``rtol``, ``atol`` then apply); default "dopri5".
+    t_max, save_at: final time (default 10) and output times: a count of equally spaced times in [t0, t_max],
+        explicit times, or a :class:`SaveAt`; in time_scale "exp_beta" times are in s = e^β t.
     events: callables ``(t, x) -> (B,) bool`` that stop a system (see :mod:`tokensphere.integrate.events`).
     dtype: float64 (default) or float32. device: "cpu", "cuda", ... (the same code runs on both).
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
-    store: keep the positions (T, B, n, d) (False: positions is None, e.g. when on_save computes statistics).
-    on_save: hook(k, systems, x) called with output indices (S,), system indices (S,) and positions (S, n, d)
-        each time systems reach an output time.
+    threads: torch threads for the integration (default: :func:`tokensphere.runtime.choose_threads` by n).
+    store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
     When x0 has one system and the model several (e.g. β of shape (B,)), x0 is shared by all of them.
+
+    Continuing: from a run ending at t0 with final state x(t0), the saved model (β, matrices and schedule)
+    and solver are used unless overridden (``model``, ``beta``, a model option, ``solver``, ``dt``, ``rtol``,
+    ``atol``; an override replaces that field only); dtype and device default to the run's. ``t_max`` is
+    the absolute final time (> t0) and output times run from t0. The overrides are recorded in
+    ``metadata["continuation"]``. A run with systems stopped by an event (NaN final state) is refused.
 
     Raises ValueError naming the parameter for every invalid input.
     """
-    dtype = _check_dtype(dtype)
     device = _check_device(device)
     if model is not None and (beta is not None or model_options):
         raise ValueError("give either model=Model(...) or beta and model options, not both")
-    if model is None:
-        model = Model(beta=1.0 if beta is None else beta, **model_options)
-    solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
-    times = save_times(t_max, save_at)
-
-    init_meta: dict[str, Any]
-    if isinstance(x0, (str, os.PathLike)):
-        run = Trajectory.load(x0)
-        x = run.final()
-        if bool(torch.isnan(x).any()):
-            raise ValueError(f"x0: the saved run {x0} has systems that stopped early (NaN final state)")
-        init_meta = {"kind": "saved_run", "path": str(x0), "time": float(run.times[-1])}
-        x = x.to(dtype=dtype, device=device)
-        check_unit_norm("x0", x.double())
-    elif isinstance(x0, Trajectory):
-        x = x0.final().to(dtype=dtype, device=device)
-        init_meta = {"kind": "trajectory", "time": float(x0.times[-1])}
-        check_unit_norm("x0", x.double())
-    elif hasattr(x0, "sample") and hasattr(x0, "describe"):
-        x = x0.sample(dtype=dtype, device=device)
-        init_meta = x0.describe()
+    run, source = _as_run(x0)
+    t0 = 0.0
+    continuation: dict[str, Any] | None = None
+    if run is None:
+        model = model if model is not None else Model(beta=1.0 if beta is None else beta, **model_options)
+        solver = _as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
+        x, init_meta = _sample(x0, model, _check_dtype(dtype) if dtype is not None else torch.float64, device)
     else:
-        spec = FromArray(x0, unit=model.projection)
-        x = spec.sample(dtype=dtype, device=device)
-        init_meta = spec.describe()
+        t0 = float(run.times[-1])
+        model, solver, overrides = _continued_specs(run, model, beta, model_options, solver, dt, rtol, atol)
+        x, init_meta = _final_state(run, source, model, dtype, device)
+        continuation = {"from": source, "t0": t0, "overrides": overrides}
+    plan = _as_save_at(save_at, t_max, t0, store, on_save, continuing=run is not None)
     if solver.kind == "lie" and not model.projection:
         raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK method")
-
-    B, n, d = x.shape
-    if n < 1:
-        raise ValueError(f"n (number of tokens) must be >= 1, got {n}")
-    if d < 2:
-        raise ValueError(f"d (dimension) must be >= 2, got {d}")
-    if B == 1 and model.batch_size > 1:
-        x = x.expand(model.batch_size, n, d).clone()
-        B = model.batch_size
-    if model.batch_size not in (1, B):
-        raise ValueError(f"beta/model has {model.batch_size} systems but x0 has B = {B}; they must match or x0 have B = 1")
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, minimum=1)
-    if solver.dt is not None:
-        dts = as_tensor("dt", solver.dt).reshape(-1)
-        if dts.numel() not in (1, B):
-            raise ValueError(f"dt must be a number or have shape (B,) = ({B},), got {dts.numel()} values")
-    m = model.to(dtype, x.device)
-    velocity(x[:1], m.take(torch.zeros(1, dtype=torch.long)), 0.0)  # shape checks before any work
-
-    # the authors' scheme steps with the unprojected field (SPEC §7); every other method with P⊥F
-    project = None if solver.projected_field else False
-
-    def f(t, xx, idx):
-        mm = m if idx is None else m.take(idx)
-        tt = t if m.schedule is not None else 0.0
-        return velocity(xx, mm, tt, project=project, chunk_size=chunk_size)
+    x = _match_batch(x, model)
 
     start = _time.perf_counter()
-    # steps land on the jumps of piecewise-constant weights, so no step straddles a discontinuity
-    bps = None
-    if m.schedule is not None and hasattr(m.schedule, "breakpoints"):
-        bps = torch.as_tensor(m.schedule.breakpoints(float(times[-1])), dtype=torch.float64)
-    res = integrate(
-        f, x, times, solver, events=events, progress=progress, breakpoints=bps, autonomous=m.schedule is None,
-        store=store, on_save=on_save, on_sphere=model.projection,
-    )
-    elapsed = _time.perf_counter() - start
-    meta = run_metadata(dtype=dtype, device=x.device)
-    meta.update({"init": init_meta, "wall_seconds": elapsed, "field_evaluations": res.evaluations})
+    with torch_threads(choose_threads(x.shape[1], threads)) as used:
+        res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress)
+    meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, chunk_size=chunk_size)
+    meta.update({"init": init_meta, "wall_seconds": _time.perf_counter() - start,
+                 "field_evaluations": res.evaluations})
+    if continuation is not None:
+        meta["continuation"] = continuation
     if metadata:
         meta.update(metadata)
     return Trajectory(
-        times=times,
+        times=plan.t,
         positions=res.positions,
         model=model,
         solver=solver,
@@ -172,34 +135,184 @@ def simulate(
     )
 
 
-def run_metadata(*, dtype: torch.dtype, device: torch.device | str) -> dict[str, Any]:
-    """Provenance: package version, git commit (if the source is a checkout), torch, dtype, device, time."""
-    return {
-        "tokensphere_version": __version__,
-        "git_commit": _git_commit(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "dtype": str(dtype).replace("torch.", ""),
-        "device": str(device),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: float, events: Sequence[Callable],
+         chunk_size: int | None, progress: Callable[[float], None] | None) -> IntegrationResult:
+    """The integration proper: x (B, n, d) from t0 under ``model`` with ``solver``, recorded at ``save_at``."""
+    m = model.to(x.dtype, x.device)
+    velocity(x[:1], m.take(torch.zeros(1, dtype=torch.long)), t0)  # shape checks before any work
+    # the authors' scheme steps with the unprojected field; every other method with P⊥F
+    project = None if solver.projected_field else False
+    timed = m.schedule is not None
+
+    def f(t: torch.Tensor, xx: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        return velocity(xx, m if idx is None else m.take(idx), t if timed else 0.0, project=project,
+                        chunk_size=chunk_size)
+
+    # steps land on the jumps of piecewise-constant weights, so no step straddles a discontinuity
+    breakpoints = None
+    if timed and hasattr(m.schedule, "breakpoints"):
+        breakpoints = torch.as_tensor(m.schedule.breakpoints(save_at.t_end), dtype=torch.float64)
+    return integrate(f, x, save_at, solver, t0=t0, events=events, progress=progress, breakpoints=breakpoints,
+                     autonomous=not timed, on_sphere=model.projection)
 
 
-def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+# ------------------------------------------------------------------------------------------------------------
+# the shortcuts
+
+
+def _as_solver(solver: Solver | str, *, dt: Any, rtol: float | None, atol: float | None) -> Solver:
+    if isinstance(solver, Solver):
+        if dt is not None or rtol is not None or atol is not None:
+            raise ValueError("dt/rtol/atol go into Solver(...) when a Solver object is given")
+        return solver
+    if not isinstance(solver, str):
+        raise ValueError(f"solver must be a Solver or one of {', '.join(METHODS)}, got {type(solver).__name__}")
+    return Solver(solver, dt=dt, rtol=rtol, atol=atol)
+
+
+def _as_save_at(save_at: Any, t_max: float | None, t0: float, store: bool | None, on_save: SaveHook | None,
+                *, continuing: bool) -> SaveAt:
+    """The SaveAt of the shortcuts: a count or times in [t0, t_max], or a SaveAt (store/on_save replace its
+    fields when given)."""
+    if isinstance(save_at, SaveAt):
+        if t_max is not None:
+            _check_range(save_at, t0, _check_t_max(t_max, t0))
+        else:
+            _check_range(save_at, t0, save_at.t_end)
+        changes = {k: v for k, v in (("store", store), ("on_save", on_save)) if v is not None}
+        return replace(save_at, **changes) if changes else save_at
+    if t_max is None:
+        if continuing:
+            raise ValueError(f"t_max must be given to continue a run: the absolute final time, > t0 = {t0:g}")
+        t_max = DEFAULT_T_MAX
+    return SaveAt(save_times(t_max, save_at, t0=t0), store=True if store is None else store, on_save=on_save)
+
+
+def _check_t_max(t_max: float, t0: float) -> float:
+    if t0 == 0.0:
+        return check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
+    t_max = check_real("t_max", t_max)
+    if t_max <= t0:
+        raise ValueError(f"t_max must be > t0 = {t0:g} (the end of the run being continued; t_max is the absolute "
+                         f"final time), got {t_max:g}")
+    return t_max
+
+
+def _check_range(save_at: SaveAt, t0: float, t_max: float) -> SaveAt:
+    ts = save_at.t
+    if bool((ts < t0).any()) or bool((ts > t_max * (1 + 1e-12)).any()):
+        raise ValueError(f"save_at times must lie in [t0, t_max] = [{t0:g}, {t_max:g}]")
+    return save_at
+
+
+def _sample(x0: Any, model: Model, dtype: torch.dtype, device: torch.device | None) -> tuple[torch.Tensor, dict]:
+    """Positions (B, n, d) of an initial-condition spec or an array, and their description."""
+    if hasattr(x0, "sample") and hasattr(x0, "describe"):
+        return x0.sample(dtype=dtype, device=device), x0.describe()
+    spec = FromArray(x0, unit=model.projection)
+    return spec.sample(dtype=dtype, device=device), spec.describe()
+
+
+def _match_batch(x: torch.Tensor, model: Model) -> torch.Tensor:
+    """x (B, n, d), shared by the model's systems when B = 1; ValueError when the batch sizes differ."""
+    B, n, d = x.shape
+    if n < 1:
+        raise ValueError(f"n (number of tokens) must be >= 1, got {n}")
+    if d < 2:
+        raise ValueError(f"d (dimension) must be >= 2, got {d}")
+    if B == 1 and model.batch_size > 1:
+        return x.expand(model.batch_size, n, d).clone()
+    if model.batch_size not in (1, B):
+        raise ValueError(f"beta/model has {model.batch_size} systems but x0 has B = {B}; they must match or x0 have B = 1")
+    return x
+
+
+# ------------------------------------------------------------------------------------------------------------
+# continuing a run
+
+
+def _as_run(x0: Any) -> tuple[Trajectory | None, str | None]:
+    """(the run, where it came from: its path or "trajectory") when x0 is a run; (None, None) otherwise."""
+    if isinstance(x0, (str, os.PathLike)):
+        return Trajectory.load(x0), str(x0)
+    if isinstance(x0, Trajectory):
+        return x0, "trajectory"
+    return None, None
+
+
+def _continued_specs(run: Trajectory, model: Model | None, beta: Any, options: dict[str, Any],
+                     solver: Solver | str | None, dt: Any, rtol: float | None,
+                     atol: float | None) -> tuple[Model, Solver, dict[str, Any]]:
+    """The saved model and solver with the caller's overrides applied, and the overrides as JSON."""
+    overrides: dict[str, Any] = {}
+    if model is not None:
+        overrides["model"] = model.describe()
+    elif beta is not None or options:
+        changes = dict(options, **({} if beta is None else {"beta": beta}))
+        overrides.update({k: _describe(v) for k, v in changes.items()})
+        if "QK" in changes:  # the score matrices come as QK or as (Q, K): replacing one form drops the other
+            changes.setdefault("Q", None)
+            changes.setdefault("K", None)
+        elif "Q" in changes or "K" in changes:
+            changes.setdefault("QK", None)
+        model = replace(run.model, **changes)
+    else:
+        if run.metadata.get("schedule_not_restored"):
+            raise ValueError(
+                f"x0: the saved run used time-dependent weights ({run.metadata['schedule_not_restored']}) that its "
+                "store does not hold; pass model=Model(..., schedule=...) to continue it"
+            )
+        model = run.model
+    if solver is not None:
+        solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
+        overrides["solver"] = solver.describe()
+    else:
+        saved = run.solver
+        given = {k: v for k, v in (("dt", dt), ("rtol", rtol), ("atol", atol)) if v is not None}
+        solver = saved
+        if given:
+            solver = Solver(saved.method, dt=given.get("dt", saved.dt), controller=saved.controller,
+                            projected_field=saved.projected_field, max_steps=saved.max_steps,
+                            rtol=rtol, atol=atol)
+            overrides.update({k: _describe(v) for k, v in given.items()})
+    return model, solver, overrides
+
+
+def _final_state(run: Trajectory, source: str, model: Model, dtype: torch.dtype | str | None,
+                 device: torch.device | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The run's final positions (B, n, d) as the new start, in its dtype unless ``dtype`` is given."""
+    x = run.final()
+    stopped = torch.isnan(x).flatten(1).any(1)
+    if bool(stopped.any()):
+        b = int(torch.nonzero(stopped)[0])
+        where = "the trajectory" if source == "trajectory" else f"the saved run {source}"
+        raise ValueError(
+            f"x0: {where} has {int(stopped.sum())} system(s) stopped early by an event (NaN final state; system "
+            f"{b} at t = {float(run.event_time[b]):g}); a run is continued as a whole: pass the final states of "
+            "the other systems as x0 instead"
         )
-        if out.returncode == 0:
-            dirty = subprocess.run(
-                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=5, check=False,
-            ).stdout.strip()
-            return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+    x = x.to(dtype=_check_dtype(dtype) if dtype is not None else x.dtype, device=device or x.device)
+    if model.projection:
+        check_unit_norm("x0", x.double())
+    t0 = float(run.times[-1])
+    meta = {"kind": "trajectory", "time": t0} if source == "trajectory" else {"kind": "saved_run", "path": source,
+                                                                            "time": t0}
+    return x, meta
+
+
+def _describe(value: Any) -> Any:
+    """A JSON-able description of an override: numbers and strings as is, small arrays as lists."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        t = as_tensor("value", value)
+    except ValueError:
+        return repr(value)
+    return t.tolist() if t.numel() <= 16 else f"array{tuple(t.shape)}"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# dtype and device
 
 
 def _check_device(device: torch.device | str | None) -> torch.device | None:
@@ -225,19 +338,3 @@ def _check_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if dtype not in DTYPES.values():
         raise ValueError(f"dtype must be one of 'float64', 'float32', got {dtype!r}")
     return dtype
-
-
-def _as_solver(solver: Solver | str, *, dt, rtol, atol) -> Solver:
-    if isinstance(solver, Solver):
-        if dt is not None or rtol is not None or atol is not None:
-            raise ValueError("dt/rtol/atol go into Solver(...) when a Solver object is given")
-        return solver
-    if not isinstance(solver, str):
-        raise ValueError(f"solver must be a Solver or one of {', '.join(METHODS)}, got {type(solver).__name__}")
-    check_choice("solver", solver, METHODS)
-    kw: dict[str, Any] = {"method": solver, "dt": dt}
-    if rtol is not None:
-        kw["rtol"] = rtol
-    if atol is not None:
-        kw["atol"] = atol
-    return Solver(**kw)

@@ -1,7 +1,13 @@
-"""Integrators: solver specs, tableaux (data), steps, the batched driver and events."""
+"""Integrators: *how* to integrate, in small frozen objects, and the batched driver.
 
+:class:`Solver` (a method, its step or a :class:`StepController`), :class:`SaveAt` (what to record),
+events (:class:`Clustered`); tableaux (data), one step of each method, and the time loop (:func:`integrate`).
+"""
+
+from .controller import StepController
 from .driver import IntegrationError, IntegrationResult, integrate
 from .events import Clustered
+from .saveat import SaveAt
 from .solver import METHODS, Solver, anchor_solver, anchor_usa_step
 
 __all__ = [
@@ -9,7 +15,9 @@ __all__ = [
     "IntegrationError",
     "IntegrationResult",
     "METHODS",
+    "SaveAt",
     "Solver",
+    "StepController",
     "anchor_solver",
     "anchor_usa_step",
     "integrate",

@@ -1,8 +1,11 @@
 """The batched time loop shared by every method.
 
-Each system b of the batch has its own time t_b, step h_b and next output time; steps are shortened so that
-every requested output time is hit exactly (no "first step past the checkpoint"). Adaptive methods accept or
-reject per system; systems that finish or meet a terminal event drop out of the computation.
+Each system b of the batch has its own time t_b, step h_b and next stop. The stops are the output times
+merged with the breakpoints (jumps of time-dependent weights); steps are shortened to land on them exactly.
+Adaptive methods accept or reject per system through the :class:`~.controller.StepController`; systems that
+finish or meet a terminal event drop out of the computation. One iteration of the loop is
+:func:`_advance`: attempt a step (:func:`_attempt`), control it (:func:`_control`), commit the accepted
+systems, record the outputs reached and check the events.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ from dataclasses import dataclass
 import torch
 
 from ..validate import as_tensor
+from .saveat import SaveAt
 from .solver import Solver
 from .steps import cg_step, erk_step, retract
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX
 
-__all__ = ["integrate", "IntegrationResult", "IntegrationError"]
+__all__ = ["integrate", "stop_grid", "IntegrationResult", "IntegrationError"]
 
 # f(t, x, idx): velocity at times t (B_a,) for positions x (B_a, n, d) of the systems idx (None = all).
 BatchField = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-SaveHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+Event = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# a step lands on its stop when a full step would leave less than this fraction of a step (round-off slivers)
+_LAND_SLACK = 1e-9
+# a rejected step below this fraction of max(|t|, 1) means the step size underflowed
+_UNDERFLOW = 1e-13
+_PROGRESS_EVERY = 16  # iterations between progress reports
 
 
 class IntegrationError(RuntimeError):
@@ -39,225 +49,297 @@ class IntegrationResult:
     event_time: torch.Tensor
 
 
-def integrate(
-    f: BatchField,
-    x0: torch.Tensor,
-    t_save: torch.Tensor,
-    solver: Solver,
-    *,
-    events: Sequence[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = (),
-    store: bool = True,
-    on_save: SaveHook | None = None,
-    progress: Callable[[float], None] | None = None,
-    breakpoints: torch.Tensor | None = None,
-    autonomous: bool = True,
-    on_sphere: bool = True,
-) -> IntegrationResult:
-    """Integrate from t = 0 and record the state at every time in ``t_save`` (sorted, ≥ 0).
+def stop_grid(t_out: torch.Tensor, t0: float, breakpoints: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where steps must land: output times t_out (T,) merged with the breakpoints inside (t0, t_out[−1]).
 
-    x0: (B, n, d) on the sphere. t_save: (T,) float64. on_save(k, systems, x): called with the output index
-    (S,), the system indices (S,) and the positions (S, n, d) whenever systems reach an output time.
-    breakpoints: times inside (0, t_save[-1]) where steps must also land without saving (discontinuities of
-    time-dependent weights, e.g. layer boundaries). autonomous: False when the field depends on t; then the
-    first-same-as-last stage is not reused across a stop (the weights may jump there). on_sphere: renormalise
-    after every step (False for pure self-attention on R^d, SPEC (9.1)).
-    Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
+    Returns (stops (S,) float64 sorted, slot (S,) long): slot[s] is the output index of stop s, −1 for a
+    breakpoint that is not an output time.
     """
-    B, n, d = x0.shape
-    dev, dtype = x0.device, x0.dtype
-    t_out = t_save.to(device=dev, dtype=torch.float64)
-    T_out = t_out.numel()
-    t_end = float(t_out[-1])
-    # the stop grid: output times plus breakpoints; out_index maps a stop to its output slot (−1: none)
-    stops, out_index = t_out, torch.arange(T_out, device=dev)
-    if breakpoints is not None and breakpoints.numel():
-        bp = breakpoints.to(device=dev, dtype=torch.float64).reshape(-1)
-        bp = bp[(bp > 0) & (bp < t_end)]
-        stops = torch.cat([t_out, bp])
-        out_index = torch.cat([out_index, torch.full((bp.numel(),), -1, device=dev)])
-        order = torch.argsort(stops, stable=True)
-        stops, out_index = stops[order], out_index[order]
-    t_save = stops
-    T = t_save.numel()
-    positions = torch.full((T_out, B, n, d), float("nan"), dtype=dtype, device=dev) if store else None
+    slot = torch.arange(t_out.numel(), device=t_out.device)
+    if breakpoints is None or breakpoints.numel() == 0:
+        return t_out, slot
+    bp = breakpoints.to(device=t_out.device, dtype=torch.float64).reshape(-1)
+    bp = bp[(bp > t0) & (bp < t_out[-1])]
+    stops = torch.cat([t_out, bp])
+    slot = torch.cat([slot, torch.full((bp.numel(),), -1, device=t_out.device)])
+    order = torch.argsort(stops, stable=True)
+    return stops[order], slot[order]
 
-    evaluations = 0
 
-    def counted(idx):
-        def fa(tt, xx):
-            nonlocal evaluations
-            evaluations += 1
-            return f(tt, xx, idx)
+class _Field:
+    """The caller's field restricted to a subset of systems, counting evaluations."""
+
+    def __init__(self, f: BatchField) -> None:
+        self.f, self.evaluations = f, 0
+
+    def on(self, idx: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def fa(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            self.evaluations += 1
+            return self.f(t, x, idx)
 
         return fa
 
-    def save(k: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
-        k = out_index[k]
+
+class _Recorder:
+    """Writes the states reached at stops into the (T, B, n, d) buffer and/or hands them to the hook."""
+
+    def __init__(self, save_at: SaveAt, slot: torch.Tensor, x0: torch.Tensor) -> None:
+        T, (B, n, d) = save_at.t.numel(), x0.shape
+        self.slot, self.hook = slot, save_at.on_save
+        self.positions = (
+            torch.full((T, B, n, d), float("nan"), dtype=x0.dtype, device=x0.device) if save_at.store else None
+        )
+
+    def __call__(self, stop: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
+        k = self.slot[stop]
         keep = k >= 0
         if not bool(keep.all()):
             k, systems, x = k[keep], systems[keep], x[keep]
             if k.numel() == 0:
                 return
-        if positions is not None:
-            positions[k, systems] = x
-        if on_save is not None:
-            on_save(k, systems, x)
+        if self.positions is not None:
+            self.positions[k, systems] = x
+        if self.hook is not None:
+            self.hook(k, systems, x)
 
-    t = torch.zeros(B, dtype=torch.float64, device=dev)
-    nxt = torch.zeros(B, dtype=torch.long, device=dev)
-    all_sys = torch.arange(B, device=dev)
-    at_zero = t_save <= 0
-    n_zero = int(at_zero.sum())
-    for k in range(n_zero):
-        save(torch.full((B,), k, device=dev), all_sys, x0)
-    nxt += n_zero
-    active = nxt < T
-    stopped = torch.zeros(B, dtype=torch.bool, device=dev)
-    event_time = torch.full((B,), float("nan"), dtype=torch.float64, device=dev)
-    steps = torch.zeros(B, dtype=torch.long, device=dev)
-    rejected = torch.zeros(B, dtype=torch.long, device=dev)
-    x = x0.clone()
 
-    kind = solver.kind
-    tab = TABLEAUX.get(solver.method)
-    cg = CROUCH_GROSSMAN.get(solver.method)
-    if solver.dt is not None:
-        h = as_tensor("dt", solver.dt).to(device=dev, dtype=torch.float64).reshape(-1).expand(B).clone()
-        if h.numel() != B:
-            raise ValueError(f"dt must be a number or have shape (B,) = ({B},), got {tuple(solver.dt.shape)}")
-    else:
-        h = None
-    k_cache: torch.Tensor | None = None
-    if kind == "adaptive" and bool(active.any()):
-        h0, k_cache = _initial_step(counted(None), t, x, tab.order, solver.rtol, solver.atol)
-        h = h0 if h is None else h
-        if solver.dt_max is not None:
-            h = h.clamp(max=solver.dt_max)
+@dataclass
+class _State:
+    """Per-system state, tensors of shape (B,) unless noted. k1: (B, n, d) f(t, x) carried from the last
+    stage of the previous step (first-same-as-last pairs), or None."""
 
+    t: torch.Tensor
+    x: torch.Tensor
+    h: torch.Tensor | None
+    next_stop: torch.Tensor
+    steps: torch.Tensor
+    rejected: torch.Tensor
+    stopped: torch.Tensor
+    event_time: torch.Tensor
+    k1: torch.Tensor | None = None
+
+
+@dataclass
+class _Trial:
+    """One attempted step of the active systems (B_a,): landing flags, end times, proposals, acceptance."""
+
+    idx: torch.Tensor | None  # positions of the active systems in the batch (None: all of them)
+    sel: torch.Tensor  # the same as indices (always a tensor)
+    t: torch.Tensor
+    x: torch.Tensor
+    h: torch.Tensor  # the step proposed before shortening
+    hs: torch.Tensor  # the step taken
+    land: torch.Tensor  # the step ends on the next stop
+    new_t: torch.Tensor
+    y: torch.Tensor | None = None
+    err: torch.Tensor | None = None
+    k_last: torch.Tensor | None = None
+    accept: torch.Tensor | None = None  # None: every step is accepted (fixed-step and Lie methods)
+
+
+def integrate(
+    f: BatchField,
+    x0: torch.Tensor,
+    save_at: SaveAt | torch.Tensor,
+    solver: Solver,
+    *,
+    t0: float = 0.0,
+    events: Sequence[Event] = (),
+    progress: Callable[[float], None] | None = None,
+    breakpoints: torch.Tensor | None = None,
+    autonomous: bool = True,
+    on_sphere: bool = True,
+) -> IntegrationResult:
+    """Integrate from time t0 and record the state at every output time of ``save_at`` (all ≥ t0).
+
+    f: the batched field f(t (B_a,), x (B_a, n, d), idx) of the systems idx (None: all). x0: (B, n, d).
+    save_at: a :class:`SaveAt` or its times (T,). events: callables (t (B_a,), x (B_a, n, d)) -> (B_a,)
+    bool that stop a system. breakpoints: times inside (t0, t_end) where steps must also land without
+    saving (jumps of time-dependent weights, e.g. layer boundaries). autonomous: False when the field depends
+    on t; then the first-same-as-last stage is re-evaluated after a stop (the weights may jump there).
+    on_sphere: renormalise after every step (False for pure self-attention on R^d, (9.1)). progress: called
+    with the fraction of [t0, t_end] covered by the slowest system.
+    Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
+    """
+    save_at = save_at if isinstance(save_at, SaveAt) else SaveAt(save_at)
+    dev = x0.device
+    t_out = save_at.t.to(device=dev)
+    if float(t_out[0]) < t0:
+        raise ValueError(f"save_at times must be >= t0 = {t0:g}, got {float(t_out[0]):g}")
+    stops, slot = stop_grid(t_out, t0, breakpoints)
+    field, record = _Field(f), _Recorder(save_at, slot, x0)
+    state = _start(field, x0, t0, stops, solver, record)
+    span = float(t_out[-1]) - t0
     iteration = 0
-    while bool(active.any()):
+    while True:
+        active = (state.next_stop < stops.numel()) & ~state.stopped
+        if not bool(active.any()):
+            break
+        _advance(field, state, active, stops, solver, record, events, autonomous, on_sphere)
         iteration += 1
-        everyone = bool(active.all())
-        idx = None if everyone else torch.nonzero(active).reshape(-1)
-        sel = all_sys if everyone else idx
-        xa = x if everyone else x[idx]
-        ta = t if everyone else t[idx]
-        ha = h if everyone else h[idx]
-        target = t_save[nxt[sel]]
-        remaining = target - ta
-        # land when a full step would reach the stop or leave only a round-off sliver (< 1e-9 of a step) behind
-        land = ha * (1 + 1e-9) >= remaining
-        hs = torch.where(land, remaining, ha)
-        new_t = torch.where(land, target, ta + hs)
-        fa = counted(idx)
-
-        if kind == "lie":
-            y = cg_step(fa, ta, xa, hs, cg)
-            accept = None
-        else:
-            if not solver.projected_field:
-                y = xa + hs.view(-1, 1, 1).to(dtype) * fa(ta, xa)  # authors' scheme: raw field, then normalise
-                accept = None
-            else:
-                kc = None if k_cache is None else (k_cache if everyone else k_cache[idx])
-                y, err, k_last = erk_step(fa, ta, xa, hs, tab, k1=kc, t_end=new_t)
-                accept = None
-                if kind == "adaptive":
-                    scale = solver.atol + solver.rtol * torch.maximum(xa.abs(), y.abs())
-                    e = (err / scale).pow(2).flatten(1).mean(1).sqrt().to(torch.float64)
-                    e = torch.nan_to_num(e, nan=float("inf"))
-                    accept = e <= 1.0
-                    q = tab.error_order + 1
-                    factor = torch.clamp(0.9 * e.clamp(min=1e-10) ** (-1.0 / q), 0.2, 10.0)
-                    factor = torch.where(accept, factor, factor.clamp(max=0.9))
-                    new_h = hs * factor
-                    new_h = torch.where(accept & land, torch.maximum(new_h, ha), new_h)
-                    if solver.dt_max is not None:
-                        new_h = new_h.clamp(max=solver.dt_max)
-                    if everyone:
-                        h = new_h
-                    else:
-                        h[idx] = new_h
-                    if tab.fsal:
-                        reuse = accept if autonomous else accept & ~land
-                        if not autonomous and bool((accept & land).any()):
-                            k_last = torch.where(
-                                (accept & land).view(-1, 1, 1), fa(new_t, retract(y) if on_sphere else y), k_last
-                            )
-                            reuse = accept
-                        kn = torch.where(reuse.view(-1, 1, 1), k_last, kc if kc is not None else k_last)
-                        if everyone:
-                            k_cache = kn
-                        else:
-                            k_cache[idx] = kn
-                    tiny = (~accept) & (hs < 1e-13 * torch.clamp(ta.abs(), min=1.0))
-                    if bool(tiny.any()):
-                        bad = int(sel[tiny][0])
-                        raise IntegrationError(
-                            f"step size underflow in system {bad} at t = {float(t[bad]):.6g}: the problem is too "
-                            "stiff for this tolerance (try a larger rtol/atol or time_scale='exp_beta' for USA)"
-                        )
-
-        if on_sphere:
-            y = retract(y)
-        if not bool(torch.isfinite(y).all()):
-            bad_local = torch.nonzero(~torch.isfinite(y).flatten(1).all(1)).reshape(-1)
-            if accept is None or bool(accept[bad_local].any()):
-                b = int(sel[bad_local[0]])
-                raise IntegrationError(
-                    f"non-finite state in system {b} at t = {float(t[b]):.6g} (step {float(hs[bad_local[0]]):.3g}): "
-                    "the step is too large for this beta; use an adaptive solver or a smaller dt"
-                )
-        acc = torch.ones_like(land) if accept is None else accept
-        if everyone and accept is None:
-            x, t = y, new_t
-            steps += 1
-        else:
-            sys_acc = sel[acc]
-            x[sys_acc] = y[acc]
-            t[sys_acc] = new_t[acc]
-            steps[sys_acc] += 1
-            rejected[sel[~acc]] += 1
-
-        hit = acc & land
-        if bool(hit.any()):
-            sys_hit = sel[hit]
-            save(nxt[sys_hit], sys_hit, y[hit])
-            nxt[sys_hit] += 1
-        if events:
-            ev = torch.zeros_like(acc)
-            ya, tn = y[acc], new_t[acc]
-            for event in events:
-                ev[acc] |= event(tn, ya).to(torch.bool)
-            if bool(ev.any()):
-                sys_ev = sel[ev]
-                stopped[sys_ev] = True
-                event_time[sys_ev] = new_t[ev]
-        active = (nxt < T) & ~stopped
-        if bool(((steps + rejected) >= solver.max_steps).any() & active.any()):
-            raise IntegrationError(
-                f"max_steps = {solver.max_steps} reached before t = {t_end:g}; raise max_steps or the step size"
-            )
-        if progress is not None and (iteration % 16 == 0 or not bool(active.any())):
-            tm = t[active] if bool(active.any()) else t
-            progress(1.0 if not bool(active.any()) else float(tm.min()) / t_end if t_end > 0 else 1.0)
-
-    return IntegrationResult(positions, steps, rejected, evaluations, event_time)
+        if progress is not None and iteration % _PROGRESS_EVERY == 0:
+            live = (state.next_stop < stops.numel()) & ~state.stopped
+            if bool(live.any()):
+                progress(float(state.t[live].min() - t0) / span if span > 0 else 1.0)
+    if progress is not None:
+        progress(1.0)
+    return IntegrationResult(record.positions, state.steps, state.rejected, field.evaluations, state.event_time)
 
 
-def _initial_step(fa, t, x, order, rtol, atol):
-    """Hairer–Nørsett–Wanner starting step, per system. Returns (h (B,), f(t, x))."""
+def _start(field: _Field, x0: torch.Tensor, t0: float, stops: torch.Tensor, solver: Solver,
+           record: _Recorder) -> _State:
+    """The state at t0: outputs at times ≤ t0 recorded, first step sizes chosen (and f(t0, x0) for FSAL)."""
+    B, dev = x0.shape[0], x0.device
+    every = torch.arange(B, device=dev)
+    n_start = int((stops <= t0).sum())
+    for k in range(n_start):
+        record(torch.full((B,), k, device=dev), every, x0)
+    zeros = torch.zeros(B, dtype=torch.long, device=dev)
+    state = _State(
+        t=torch.full((B,), float(t0), dtype=torch.float64, device=dev),
+        x=x0.clone(),
+        h=_given_steps(solver, B, dev),
+        next_stop=zeros + n_start,
+        steps=zeros.clone(),
+        rejected=zeros.clone(),
+        stopped=torch.zeros(B, dtype=torch.bool, device=dev),
+        event_time=torch.full((B,), float("nan"), dtype=torch.float64, device=dev),
+    )
+    if solver.kind == "adaptive" and n_start < stops.numel():
+        tab = TABLEAUX[solver.method]
+        h0, f0 = solver.controller.initial_step(field.on(None), state.t, state.x, tab.order)
+        state.h = solver.controller.cap(h0 if state.h is None else state.h)
+        state.k1 = f0 if tab.fsal else None
+    return state
 
-    def rms(z):
-        return z.pow(2).flatten(1).mean(1).sqrt().to(torch.float64)
 
-    f0 = fa(t, x)
-    scale = atol + rtol * x.abs()
-    d0, d1 = rms(x / scale), rms(f0 / scale)
-    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1.clamp(min=1e-300))
-    x1 = x + h0.view(-1, 1, 1).to(x.dtype) * f0
-    f1 = fa(t + h0, x1)
-    d2 = rms((f1 - f0) / scale) / h0
-    dm = torch.maximum(d1, d2)
-    h1 = torch.where(dm <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), (0.01 / dm.clamp(min=1e-300)) ** (1.0 / (order + 1)))
-    return torch.minimum(100 * h0, h1), f0
+def _given_steps(solver: Solver, B: int, dev: torch.device) -> torch.Tensor | None:
+    """solver.dt as a (B,) float64 tensor (None when not given)."""
+    if solver.dt is None:
+        return None
+    h = as_tensor("dt", solver.dt).to(device=dev, dtype=torch.float64).reshape(-1)
+    if h.numel() not in (1, B):
+        raise ValueError(f"dt must be a number or have shape (B,) = ({B},), got {h.numel()} values")
+    return h.expand(B).clone()
+
+
+def _advance(field: _Field, state: _State, active: torch.Tensor, stops: torch.Tensor, solver: Solver,
+             record: _Recorder, events: Sequence[Event], autonomous: bool, on_sphere: bool) -> None:
+    """One step attempt of every active system: step, control, commit, record, events, step cap."""
+    trial = _attempt(field, state, active, stops, solver)
+    if solver.kind == "adaptive":
+        _control(field, state, trial, solver, autonomous, on_sphere)
+    y = retract(trial.y) if on_sphere else trial.y
+    _check_finite(y, trial, state)
+    acc = torch.ones_like(trial.land) if trial.accept is None else trial.accept
+    _commit(state, trial, y, acc)
+    hit = acc & trial.land
+    if bool(hit.any()):
+        systems = trial.sel[hit]
+        record(state.next_stop[systems], systems, y[hit])
+        state.next_stop[systems] += 1
+    if events:
+        _fire_events(events, state, trial, y, acc)
+    live = (state.next_stop < stops.numel()) & ~state.stopped
+    capped = live & (state.steps + state.rejected >= solver.max_steps)
+    if bool(capped.any()):
+        raise IntegrationError(
+            f"max_steps = {solver.max_steps} reached before t = {float(stops[-1]):g}; raise max_steps or the step size"
+        )
+
+
+def _attempt(field: _Field, state: _State, active: torch.Tensor, stops: torch.Tensor, solver: Solver) -> _Trial:
+    """Shorten the proposed steps to land on the next stop, and take one step of the solver's method."""
+    everyone = bool(active.all())
+    idx = None if everyone else torch.nonzero(active).reshape(-1)
+    sel = torch.arange(active.numel(), device=active.device) if everyone else idx
+    t, x, h = (state.t, state.x, state.h) if everyone else (state.t[idx], state.x[idx], state.h[idx])
+    target = stops[state.next_stop[sel]]
+    remaining = target - t
+    # land when a full step would reach the stop or leave only a round-off sliver behind
+    land = h * (1 + _LAND_SLACK) >= remaining
+    hs = torch.where(land, remaining, h)
+    new_t = torch.where(land, target, t + hs)
+    trial = _Trial(idx=idx, sel=sel, t=t, x=x, h=h, hs=hs, land=land, new_t=new_t)
+    fa = field.on(idx)
+    if solver.kind == "lie":
+        trial.y = cg_step(fa, t, x, hs, CROUCH_GROSSMAN[solver.method])
+    else:  # fixed or adaptive RK; the authors' raw-field Euler is the same step on the unprojected field
+        k1 = None if state.k1 is None else (state.k1 if everyone else state.k1[idx])
+        trial.y, trial.err, trial.k_last = erk_step(fa, t, x, hs, TABLEAUX[solver.method], k1=k1, t_end=new_t)
+    return trial
+
+
+def _control(field: _Field, state: _State, trial: _Trial, solver: Solver, autonomous: bool,
+             on_sphere: bool) -> None:
+    """Accept or reject each adaptive step, propose the next step size, carry the FSAL stage."""
+    ctrl, tab = solver.controller, TABLEAUX[solver.method]
+    e = ctrl.error_ratio(trial.err, trial.x, trial.y)
+    accept = e <= 1.0
+    new_h = ctrl.next_step(trial.hs, e, tab.error_order)
+    # a step shortened to land on a stop says nothing about the step size: do not let it shrink the next one
+    new_h = ctrl.cap(torch.where(accept & trial.land, torch.maximum(new_h, trial.h), new_h))
+    state.h = _put(state.h, trial.idx, new_h)
+    trial.accept = accept
+    if state.k1 is not None:
+        k1 = state.k1 if trial.idx is None else state.k1[trial.idx]
+        k_last, reuse = trial.k_last, accept
+        jumped = accept & trial.land
+        if not autonomous and bool(jumped.any()):
+            # the weights may jump at a stop: the last stage (taken just before it) is not f at the new time
+            y = retract(trial.y) if on_sphere else trial.y
+            k_last = torch.where(jumped.view(-1, 1, 1), field.on(trial.idx)(trial.new_t, y), k_last)
+        state.k1 = _put(state.k1, trial.idx, torch.where(reuse.view(-1, 1, 1), k_last, k1))
+    tiny = (~accept) & (trial.hs < _UNDERFLOW * torch.clamp(trial.t.abs(), min=1.0))
+    if bool(tiny.any()):
+        bad = int(trial.sel[tiny][0])
+        raise IntegrationError(
+            f"step size underflow in system {bad} at t = {float(state.t[bad]):.6g}: the problem is too stiff "
+            "for this tolerance (try a larger rtol/atol or time_scale='exp_beta' for USA)"
+        )
+
+
+def _check_finite(y: torch.Tensor, trial: _Trial, state: _State) -> None:
+    """A non-finite state is an error unless its step is rejected anyway (the controller then shrinks it)."""
+    if bool(torch.isfinite(y).all()):
+        return
+    bad = torch.nonzero(~torch.isfinite(y).flatten(1).all(1)).reshape(-1)
+    if trial.accept is None or bool(trial.accept[bad].any()):
+        b = int(trial.sel[bad[0]])
+        raise IntegrationError(
+            f"non-finite state in system {b} at t = {float(state.t[b]):.6g} (step {float(trial.hs[bad[0]]):.3g}): "
+            "the step is too large for this beta; use an adaptive solver or a smaller dt"
+        )
+
+
+def _commit(state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor) -> None:
+    """Move the accepted systems to (new_t, y) and count steps and rejections."""
+    if trial.idx is None and trial.accept is None:
+        state.x, state.t = y, trial.new_t
+        state.steps += 1
+        return
+    systems = trial.sel[acc]
+    state.x[systems] = y[acc]
+    state.t[systems] = trial.new_t[acc]
+    state.steps[systems] += 1
+    state.rejected[trial.sel[~acc]] += 1
+
+
+def _fire_events(events: Sequence[Event], state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor) -> None:
+    """Stop the systems whose accepted new state meets an event; record the end of that step as their time."""
+    fired = torch.zeros_like(acc)
+    ya, tn = y[acc], trial.new_t[acc]
+    for event in events:
+        fired[acc] |= event(tn, ya).to(torch.bool)
+    if bool(fired.any()):
+        systems = trial.sel[fired]
+        state.stopped[systems] = True
+        state.event_time[systems] = trial.new_t[fired]
+
+
+def _put(buffer: torch.Tensor, idx: torch.Tensor | None, values: torch.Tensor) -> torch.Tensor:
+    """buffer with rows idx replaced by values (values itself when idx is None: every row)."""
+    if idx is None:
+        return values
+    buffer[idx] = values
+    return buffer

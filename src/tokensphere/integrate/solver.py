@@ -1,7 +1,8 @@
-"""The solver specification: *how* to integrate (separate from the model, SPEC §2.17 and §8.6).
+"""The solver specification: *how* to integrate, separate from the model (*what*) and from what is saved.
 
 A :class:`Solver` is a frozen record: a method name from :data:`METHODS`, a step ``dt`` (a number, or a (B,)
-array of per-system steps) for fixed-step methods, and ``rtol``/``atol`` for adaptive ones.
+array of per-system steps) for fixed-step methods, a :class:`~.controller.StepController` (tolerances and
+step-size bounds) for adaptive ones, whether the projected field is integrated, and a step cap.
 
 | method | kind | order | stays on the sphere by |
 |---|---|---|---|
@@ -9,19 +10,23 @@ array of per-system steps) for fixed-step methods, and ``rtol``/``atol`` for ada
 | bosh3, dopri5 | adaptive embedded pairs 3(2), 5(4), per-system step control | 3, 5 | renormalising after each step |
 | lie-euler, cg3 | Lie-group (Crouch–Grossman) with exact rotations | 1, 3 | construction (rotations) |
 
-``euler`` with ``projected_field=False`` is the authors' scheme: Euler on the unprojected field, then
-renormalisation (SPEC §7). :func:`anchor_solver` builds their exact settings, including the USA step rule.
+``euler`` with ``projected_field=False`` is the authors' scheme for Figures 3 and 5 of the paper: Euler on
+the unprojected field of (2.3), then renormalisation. :func:`anchor_solver` builds their exact settings,
+including their USA step rule. Measured orders and costs: docs/numerics.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 
-from ..validate import as_tensor, check_choice, check_int, check_real
 from ..model import Model
+from ..validate import as_tensor, check_choice, check_int, check_real
+from .controller import StepController
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX
 
 __all__ = ["Solver", "METHODS", "anchor_solver", "anchor_usa_step"]
@@ -30,45 +35,90 @@ FIXED = ("euler", "midpoint", "heun", "rk3", "rk4")
 ADAPTIVE = ("bosh3", "dopri5")
 LIE = tuple(CROUCH_GROSSMAN)
 METHODS = FIXED + ADAPTIVE + LIE
+_CONTROLLER_FIELDS = tuple(f.name for f in fields(StepController))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Solver:
     """How to integrate.
 
-    method: one of METHODS (default "dopri5"). dt: step for fixed-step and Lie methods (number or (B,) array);
-    initial step for adaptive ones (None = automatic). rtol, atol: adaptive tolerances (per-system RMS norm).
-    projected_field: integrate P⊥F (True, consistent at every order) or the raw F followed by
-    renormalisation (False; first order, Euler only: the authors' scheme). max_steps: per-system cap on
-    accepted + rejected steps. dt_max: largest adaptive step (None = unlimited).
+    Parameters
+    ----------
+    method : one of METHODS, default "dopri5"
+    dt : number or array of shape (B,), optional
+        Step of fixed-step and Lie methods (required for them); initial step of adaptive ones (None: chosen
+        by the controller).
+    controller : StepController, optional
+        Tolerances and step-size bounds of adaptive methods (default ``StepController()``: rtol 1e-7,
+        atol 1e-9).
+    projected_field : bool
+        Integrate P⊥F (True, consistent at every order) or the raw F followed by renormalisation (False;
+        first order, Euler only: the authors' scheme).
+    max_steps : int
+        Per-system cap on accepted + rejected steps.
+    rtol, atol, dt_max : shortcuts that replace those fields of ``controller``.
+
+    Equal solvers compare equal (``==`` on :meth:`describe`). Raises ValueError naming the field.
     """
 
-    method: str = "dopri5"
-    dt: Any = None
-    rtol: float = 1e-7
-    atol: float = 1e-9
-    projected_field: bool = True
-    max_steps: int = 10_000_000
-    dt_max: float | None = None
+    method: str
+    dt: Any
+    controller: StepController
+    projected_field: bool
+    max_steps: int
 
-    def __post_init__(self) -> None:
-        check_choice("solver", self.method, METHODS)
-        check_real("rtol", self.rtol, minimum=0.0, strict_minimum=True)
-        check_real("atol", self.atol, minimum=0.0, strict_minimum=True)
-        check_int("max_steps", self.max_steps, minimum=1)
-        if self.dt_max is not None:
-            check_real("dt_max", self.dt_max, minimum=0.0, strict_minimum=True)
-        if self.method not in ADAPTIVE and self.dt is None:
-            raise ValueError(f"dt must be given for the fixed-step method {self.method!r} (a number > 0)")
-        if self.dt is not None:
-            dt = as_tensor("dt", self.dt)
-            if dt.ndim > 1 or not bool(torch.isfinite(dt).all()) or not bool((dt > 0).all()):
-                raise ValueError(f"dt must be a finite number > 0 or a 1-D array of them, got {self.dt!r}")
-        if not self.projected_field and self.method != "euler":
+    def __init__(
+        self,
+        method: str = "dopri5",
+        dt: Any = None,
+        *,
+        controller: StepController | None = None,
+        projected_field: bool = True,
+        max_steps: int = 10_000_000,
+        rtol: float | None = None,
+        atol: float | None = None,
+        dt_max: float | None = None,
+    ) -> None:
+        if not isinstance(method, str):
+            raise ValueError(f"solver must be one of {', '.join(METHODS)}, got {type(method).__name__}")
+        check_choice("solver", method, METHODS)
+        if controller is None:
+            controller = StepController()
+        elif not isinstance(controller, StepController):
+            raise ValueError(f"controller must be a StepController, got {type(controller).__name__}")
+        shortcuts = {k: v for k, v in (("rtol", rtol), ("atol", atol), ("dt_max", dt_max)) if v is not None}
+        if shortcuts:
+            controller = replace(controller, **shortcuts)
+        if method not in ADAPTIVE and dt is None:
+            raise ValueError(f"dt must be given for the fixed-step method {method!r} (a number > 0)")
+        if dt is not None:
+            steps = as_tensor("dt", dt)
+            if steps.ndim > 1 or not bool(torch.isfinite(steps).all()) or not bool((steps > 0).all()):
+                raise ValueError(f"dt must be a finite number > 0 or a 1-D array of them, got {dt!r}")
+        if not isinstance(projected_field, bool):
+            raise ValueError(f"projected_field must be True or False, got {projected_field!r}")
+        if not projected_field and method != "euler":
             raise ValueError(
                 "projected_field=False is only consistent with method='euler' (RK on the unprojected field "
-                "followed by renormalisation is first order, SPEC §8.6)"
+                "followed by renormalisation is first order)"
             )
+        for name, value in (("method", method), ("dt", dt), ("controller", controller),
+                            ("projected_field", projected_field),
+                            ("max_steps", check_int("max_steps", max_steps, minimum=1))):
+            object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def rtol(self) -> float:
+        return self.controller.rtol
+
+    @property
+    def atol(self) -> float:
+        return self.controller.atol
+
+    @property
+    def dt_max(self) -> float | None:
+        return self.controller.dt_max
 
     @property
     def kind(self) -> str:
@@ -83,24 +133,45 @@ class Solver:
         return CROUCH_GROSSMAN[self.method].order
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serialisable summary for run metadata."""
-        out = asdict(self)
-        if self.dt is not None and not isinstance(self.dt, (int, float)):
-            out["dt"] = as_tensor("dt", self.dt).tolist()
-        return out
+        """JSON-serialisable, flat: method, dt (a number, a list or None), projected_field, max_steps and the
+        controller's fields. :meth:`from_spec` inverts it."""
+        dt = self.dt
+        if dt is not None and not isinstance(dt, (int, float)):
+            dt = as_tensor("dt", dt).tolist()
+        return {"method": self.method, "dt": dt, "projected_field": self.projected_field,
+                "max_steps": self.max_steps, **self.controller.describe()}
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Solver:
+        """The solver of a :meth:`describe` dict (also the flat rtol/atol/dt_max form of older stored runs)."""
+        kw = dict(spec)
+        ctrl = StepController(**{k: kw.pop(k) for k in _CONTROLLER_FIELDS if k in kw})
+        if isinstance(kw.get("dt"), list):
+            kw["dt"] = torch.tensor(kw["dt"], dtype=torch.float64)
+        return cls(controller=ctrl, **kw)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Solver):
+            return NotImplemented
+        return self.describe() == other.describe()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.describe(), sort_keys=True))
 
 
 def anchor_usa_step(beta: torch.Tensor | float, step: float = 0.1) -> torch.Tensor:
-    """The authors' USA step rule η = step / max(√β e^{β−1/2}, 1) (SPEC §7). beta: number or (B,). Returns (B,)."""
+    """The authors' USA step rule η = step / max(√β e^{β−1/2}, 1). beta: number or (B,). Returns (B,)."""
     b = as_tensor("beta", beta).reshape(-1)
     speed = torch.sqrt(b) * torch.exp(b - 0.5)
     return step / torch.clamp(speed, min=1.0)
 
 
 def anchor_solver(model: Model, step: float = 0.1, raw_step: bool = False) -> Solver:
-    """The authors' scheme (SPEC §7): Euler on the unprojected field, renormalise after every step.
+    """The authors' scheme (their code for Figures 3 and 5): Euler on the unprojected field, renormalise after
+    every step.
 
-    SA uses ``step`` as is; USA uses :func:`anchor_usa_step` per system unless ``raw_step``.
+    SA uses ``step`` as is; USA uses :func:`anchor_usa_step` per system unless ``raw_step``. Raises
+    ValueError for step ≤ 0 or a USA model in the time scale "exp_beta" (the rule is for original time).
     """
     check_real("step", step, minimum=0.0, strict_minimum=True)
     if model.normalization == "uniform" and not raw_step:
@@ -111,4 +182,3 @@ def anchor_solver(model: Model, step: float = 0.1, raw_step: bool = False) -> So
     else:
         dt = step
     return Solver(method="euler", dt=dt, projected_field=False)
-
