@@ -1,4 +1,5 @@
-"""Pair fraction and clusters as connected components (SPEC §5 measurement conventions, §7 defects).
+"""Pair fraction and clusters as connected components of {⟨x_i, x_j⟩ > 1 − δ}, and the defect of the authors'
+rank statistic.
 
 Known answers are hand-built configurations on the circle and in R^3, and a breadth-first-search reference
 on random configurations. Inner products of the hand-built points are far (≥ 1e-6) from the thresholds
@@ -49,7 +50,7 @@ def bfs_components(x, delta):
 
 
 def test_chain_is_one_component_although_the_thresholded_gram_has_rank_3():
-    """SPEC §7: tokens at 0, 0.01, 0.02 rad with δ = 1e-4: neighbours are linked (1 − cos 0.01 = 5e-5 < δ),
+    """The authors' rank statistic (phase-diagrams.py): tokens at 0, 0.01, 0.02 rad with δ = 1e-4: neighbours are linked (1 − cos 0.01 = 5e-5 < δ),
     the ends are not (1 − cos 0.02 = 2e-4 > δ). One cluster, but rank(1{Gram > 1 − δ}) = 3 — why the
     authors' rank statistic is not a cluster count."""
     x = circle(0.0, 0.01, 0.02)
@@ -226,7 +227,7 @@ def test_scale_aware_delta(d):
 
 
 def test_float32_thresholds_near_one_warn():
-    """SPEC §7/§8.5: 1 − 1e-4 is only ~1700 float32 ulps below 1; float32 inner products carry O(d·eps) error."""
+    """float32 precision: 1 − 1e-4 is only ~1700 float32 ulps below 1; float32 inner products carry O(d·eps) error."""
     x = circle(0.0, 0.01, 0.02).float()
     with pytest.warns(RuntimeWarning, match="float32"):
         pair_fraction(x, 1e-4)

@@ -12,20 +12,18 @@ import torch
 from PIL import Image
 
 from tokensphere.analysis import cluster_count
+from tokensphere.experiments import circle_runs, cluster_count_distribution, movie_run
 from tokensphere.plot import (
     animate,
     circle_figure,
-    circle_runs,
-    cluster_count_distribution,
     cluster_count_distribution_figure,
+    frame_indices,
     g_figure,
-    movie_run,
     phase_difference_figure,
     phase_figure,
     regimes_figure,
     save_figure,
 )
-from tokensphere.plot.animate import frame_indices
 from tokensphere.plot.regimes import d_position
 from tokensphere.sweep.phase import PhaseDiagram, run_phase_diagram
 from tokensphere.theory import large_beta_threshold_d2, regimes, tau_star

@@ -23,19 +23,19 @@ from typer.testing import CliRunner
 import tokensphere as ts
 from tokensphere import Trajectory
 from tokensphere.cli import app
+from tokensphere.plot import frame_indices
 from tokensphere.report import (
-    Check,
     Figure,
     Section,
-    energy_checks,
-    frame_indices,
+    Verdict,
+    energy_verdicts,
     render_report,
-    uniform_pair_probability,
     viewer_figure,
     write_report,
 )
-from tokensphere.report.viewer import plotly_js
+from tokensphere.report.viewer import MAX_FRAMES, plotly_js
 from tokensphere.sweep.phase import PhaseDiagram, run_phase_diagram
+from tokensphere.theory import uniform_pair_probability
 
 runner = CliRunner()
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -128,8 +128,10 @@ def test_report_is_self_contained(report, inputs):
     assert page.count(plotly_js()[:300]) == 1  # plotly.js inlined once for the two views
     assert page.count('class="plotly-graph-div"') == 2  # one view per β (β = 1, 4)
     assert "a test histogram" in page  # the JSON next to the PNG became a table and a caption
-    assert "Trained model: covered by the real-model issue" in page  # Figure 1 slot
-    assert '<td class="verdict">pass</td>' in page and '<td class="verdict">fail</td>' not in page
+    assert "real-model issue" not in page and "Figure 1 —" not in page  # no developer placeholder on the page
+    assert '<td class="outcome">pass</td>' in page and '<td class="outcome">fail</td>' not in page
+    assert "step through all 5 saved times" in page  # the viewer text for T = 5 ≤ MAX_FRAMES
+    assert f"tokensphere {ts.__version__} ·" in page
 
 
 def _dump_dom(page: Path, profile: Path) -> tuple[dict[str, str], str]:
@@ -198,22 +200,30 @@ def test_chromium_self_check_sees_script_errors_and_broken_images(tmp_path):
     assert attrs["broken-images"] == "1" and attrs["broken-image-names"] == "bad"
 
 
-def test_energy_check_passes_on_the_flow_and_fails_when_time_runs_backwards(inputs):
+def test_energy_verdict_passes_on_the_flow_and_fails_when_time_runs_backwards(inputs):
     traj = Trajectory.load(inputs["run"])
-    rows = energy_checks(traj)
+    rows = energy_verdicts(traj)
     assert len(rows) == 2 and all(r.passed for r in rows)  # one row per β
     backwards = Trajectory(traj.times, traj.positions.flip(0), traj.model, traj.solver, traj.steps, traj.rejected,
                            traj.event_time, traj.metadata)
-    assert not any(r.passed for r in energy_checks(backwards))
+    assert not any(r.passed for r in energy_verdicts(backwards))
 
 
-def test_energy_check_repulsive_and_not_applicable():
+def test_energy_verdict_repulsive_and_not_applicable():
     rep = ts.simulate(ts.Uniform(batch=2, n=5, d=3, seed=1), 2.0, V="repulsive", t_max=1.0, save_at=6)
-    rows = energy_checks(rep)
+    rows = energy_verdicts(rep)
     assert all(r.passed for r in rows) and "non-increasing" in rows[0].name
     general = ts.simulate(ts.Uniform(batch=1, n=5, d=3, seed=1), 2.0, QK=torch.eye(3) * 0.5, t_max=1.0, save_at=3)
-    rows = energy_checks(general)
+    rows = energy_verdicts(general)
     assert len(rows) == 1 and rows[0].passed is None
+
+
+def test_viewer_text_names_the_frames_shown():
+    from tokensphere.report import trajectory_sections
+
+    traj = ts.simulate(ts.Uniform(batch=1, n=4, d=3, seed=0), 1.0, t_max=1.0, save_at=MAX_FRAMES + 5)
+    view = trajectory_sections(traj, "long", figures=False)[-1]
+    assert f"step through {MAX_FRAMES} of the {MAX_FRAMES + 5} saved times" in view.text
 
 
 def test_uniform_pair_probability_closed_forms():
@@ -223,9 +233,9 @@ def test_uniform_pair_probability_closed_forms():
 
 
 def test_viewer_frames_and_circle():
-    assert frame_indices(10).tolist() == list(range(10))
-    idx = frame_indices(151)
-    assert len(idx) <= 60 and idx[0] == 0 and idx[-1] == 150
+    assert frame_indices(10, max_frames=MAX_FRAMES).tolist() == list(range(10))
+    idx = frame_indices(151, max_frames=MAX_FRAMES)
+    assert len(idx) == MAX_FRAMES == 60 and idx[0] == 0 and idx[-1] == 150
     x = torch.nn.functional.normalize(torch.randn(151, 2, 5, 2, dtype=torch.float64), dim=-1)
     fig = viewer_figure(x, torch.linspace(0, 1, 151), system=1)
     assert len(fig.frames) == len(idx) and len(fig.layout.sliders[0].steps) == len(idx)
@@ -241,7 +251,8 @@ def test_section_api_escapes_colours_and_refuses_bad_input(tmp_path):
     sections = [
         Section("A <b>title</b>", "text with <script>alert(1)</script>", figures=[(png, "caption")],
                 tables={"settings": {"n": 3, "nested": {"beta": [1.0, 2.0]}}},
-                checks=[Check("good", "1", "≤ 2", True), Check("bad", "3", "≤ 2", False), Check("info", "-", "-", None)]),
+                verdicts=[Verdict("good", "1", "≤ 2", True), Verdict("bad", "3", "≤ 2", False),
+                          Verdict("info", "-", "-", None)]),
         Section("Bytes", figures=[Figure(data=png.read_bytes(), caption="from bytes")]),
     ]
     page = render_report(sections, "T")

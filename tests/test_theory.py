@@ -1,4 +1,4 @@
-"""Closed forms and reduced ODEs (SPEC §5.4, §5.7, §5.8, §5.10) against independent truth."""
+"""Closed forms and reduced ODEs (Theorem 5.1 and Figure 6, Theorem 6.7, Theorem 6.8, (6.12)) against independent truth."""
 
 import math
 
@@ -41,7 +41,7 @@ def test_simplex_is_stationary_and_consensus_attracts():
 
 
 def test_sa_gamma_decreases_in_beta_and_usa_increases():
-    """SPEC §5.8: the SA right side decreases in β for γ < 1; the USA one increases when γ > 0."""
+    """(6.9)/(6.10) of Theorem 6.8: the SA right side decreases in β for γ < 1; the USA one increases when γ > 0."""
     t = np.array([0.5, 1.0, 2.0])
     ga = [gamma_curve(b, t, 8) for b in (0.5, 2.0, 5.0)]
     assert np.all(ga[0] > ga[1]) and np.all(ga[1] > ga[2])
@@ -83,7 +83,7 @@ def test_tau_star_asymptotics():
 
 
 def test_max_usa_pair_speed_is_at_tau_star():
-    """SPEC §5.4: max_θ e^{β cos θ} sin θ is attained at τ*_β (d = 2)."""
+    """Theorem 5.1 (Appendix B): max_θ e^{β cos θ} sin θ is attained at τ*_β (d = 2)."""
     beta = 7.0
     th = np.linspace(0, math.pi, 200001)
     speed = np.exp(beta * np.cos(th)) * np.sin(th)

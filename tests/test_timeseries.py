@@ -44,7 +44,7 @@ def test_plateaus_known_sequence():
 def test_metastability_summary_counts_the_merges():
     """The figure's data agree with merge_events on a real run (β = 9 on the circle: mostly pairwise merges)."""
     from tokensphere.analysis import cluster_labels
-    from tokensphere.plot.metastability import metastability_data, metastability_runs
+    from tokensphere.experiments import metastability_data, metastability_runs
 
     traj = metastability_runs(betas=(9.0,), starts=4, t_max=40.0, n_times=60)
     data = metastability_data(traj)

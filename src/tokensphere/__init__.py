@@ -5,7 +5,9 @@ arXiv:2312.10794. Layers: ``model`` (what the dynamics are) → ``field`` (the o
 ``integrate`` (how to step) → ``simulate``/``trajectory`` (runs and their storage) → ``cli``.
 """
 
-__version__ = "0.1.0"
+from .io import package_version
+
+__version__ = package_version()  # pyproject.toml's version, read from the installed package metadata
 
 from .energy import energy, energy_normalized, energy_over_time, energy_rate, energy_tilde, log_energy  # noqa: E402
 from .field import attention, log_normalizer, scores, tangent_project, velocity  # noqa: E402

@@ -1,4 +1,5 @@
-"""Statistics over positions: pair statistics, clusters, and their evolution, batched over systems and times."""
+"""Statistics over positions: pair statistics, clusters, their evolution and the energy trend, batched over
+systems and times."""
 
 from .clusters import (
     cluster_centers,
@@ -13,6 +14,7 @@ from .clusters import (
     span_dimension,
     threshold_stability,
 )
+from .monotonicity import energy_monotonicity, energy_series, step_against_trend
 from .timeseries import Merge, Plateau, merge_events, plateaus
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "cluster_count",
     "cluster_labels",
     "cluster_sizes",
+    "energy_monotonicity",
+    "energy_series",
     "merge_events",
     "pair_fraction",
     "pair_inner_products",
@@ -30,5 +34,6 @@ __all__ = [
     "rank_cluster_count",
     "scale_aware_delta",
     "span_dimension",
+    "step_against_trend",
     "threshold_stability",
 ]

@@ -1,4 +1,4 @@
-"""``tokensphere check``: run the seeded theorem checks (tokensphere.theory.verify) and print a table."""
+"""``tokensphere check``: run the seeded theorem checks (:mod:`tokensphere.experiments.theorems`) and print a table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from typer import Option
 
-from ..theory.verify import CHECKS, run_checks
+from ..experiments.theorems import CHECKS, run_checks
 
 __all__ = ["check_command"]
 

@@ -8,12 +8,14 @@ Writes into ``--out``:
 * ``fig4_counts.png`` + ``.json`` — the distribution over seeded starts of the cluster count at t = 18 and 30;
 * ``fig6_g.png`` + ``.json`` — Figure 6: g and ±τ*_β (and the general-d panel);
 * ``metastability.png`` + ``.json`` — cluster counts and the energy staircase over log t at β = 4 and 9 on the
-  circle, and the sizes of merge events (mostly pairwise), SPEC §5.11;
+  circle, and the sizes of merge events (mostly pairwise): Problem 1 (metastability);
 * ``movie_sphere.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the README movie (SA, n = 64, d = 3, β = 1, T = 15,
   dt = 0.1) and ``movie_circle.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the same on the circle (d = 2).
 
 Reduced size by default (fewer seeds, frames and pixels: about a minute on 2 cores); ``--full-size`` uses the
 README settings (all 151 frames) and 512 seeded starts per β. Figures 3 and 5 come from ``phase-diagram``.
+The runs and their statistics are :mod:`tokensphere.experiments`'s, the drawings :mod:`tokensphere.plot`'s; this
+module chooses the sizes, writes the files and reports.
 """
 
 from __future__ import annotations
@@ -25,33 +27,30 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-import xarray as xr
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer import Option
 
-from ..validate import check_int
-from ..plot import save_figure
-from ..plot.animate import MOVIE, animate, movie_run
-from ..plot.circle import (
+from ..experiments.circle import (
     FIG4_BETAS,
     FIG4_DELTA,
     FIG4_N,
     FIG4_TIMES,
     circle_counts,
-    circle_figure,
     circle_runs,
     cluster_count_distribution,
-    cluster_count_distribution_figure,
     distribution_json,
 )
+from ..experiments.metastability import metastability_data, metastability_runs
+from ..experiments.movie import MOVIE, movie_run
+from ..experiments.reproduction import single_cluster_points
+from ..io import check_output_path, run_metadata, write_json
+from ..plot import animate, circle_figure, cluster_count_distribution_figure, metastability_figure, save_figure
 from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
-from ..plot.metastability import metastability_data, metastability_figure, metastability_runs
 from ..plot.regimes import regimes_data, regimes_figure
-from ..simulate import run_metadata
-from ..trajectory import check_output_path
-from .phase import _write_json
+from ..runtime import choose_threads, torch_threads
+from ..validate import check_int
 
 __all__ = ["figures_command", "SIZES"]
 
@@ -95,40 +94,35 @@ def figures_command(
     folder = check_output_path(out, overwrite=True)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
-    measured_points = _measured_points(measured) if measured is not None else None
+    measured_points = single_cluster_points(measured) if measured is not None else None
     targets = _targets(folder)
     existing = [p for p in targets if p.exists()]
     if existing and not overwrite:
         raise ValueError(f"out already holds {existing[0].name} (and {len(existing) - 1} more); pass --overwrite")
     folder.mkdir(parents=True, exist_ok=True)
 
-    # A few hundred small systems: one torch thread avoids oversubscription (see cli/demo.py).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     written: list[Path] = []
     timings: dict[str, float] = {}
-    meta = run_metadata(dtype=torch.float64, device="cpu")
-    try:
-        with _steps_bar() as step:
-            step("Figure 2 (regimes)")
-            timings["fig2"] = _timed(lambda: written.extend(_fig2(folder, n, measured_points, measured, meta)))
-            step("Figure 4 (circle, β = 4 and 9)")
-            timings["fig4"] = _timed(lambda: written.extend(_fig4(folder, n, seed, fig4_start, meta)))
-            step(f"Figure 4 counts ({starts} starts per β)")
-            timings["fig4_counts"] = _timed(lambda: written.extend(_fig4_counts(folder, n, seed, starts, meta)))
-            step("Figure 6 (g and τ*)")
-            timings["fig6"] = _timed(lambda: written.extend(_fig6(folder, meta)))
-            step("metastability (plateaus, merges, energy staircase)")
-            timings["metastability"] = _timed(lambda: written.extend(_metastability(folder, seed, size, meta)))
-            step("movie on S² (d = 3)")
-            timings["movie_sphere"] = _timed(
-                lambda: written.extend(_movie(folder, "movie_sphere", 3, seed, half_sphere, size, meta)))
-            step("movie on the circle (d = 2)")
-            timings["movie_circle"] = _timed(
-                lambda: written.extend(_movie(folder, "movie_circle", 2, seed, half_sphere, size, meta)))
-            step(None)
-    finally:
-        torch.set_num_threads(threads)
+    # a few hundred small systems: the thread policy of tokensphere.runtime (one thread below LARGE_N tokens)
+    with torch_threads(choose_threads(max(n, MOVIE["n"]))), _steps_bar() as step:
+        meta = run_metadata(dtype=torch.float64, device="cpu")  # records the threads in force
+        step("Figure 2 (regimes)")
+        timings["fig2"] = _timed(lambda: written.extend(_fig2(folder, n, measured_points, measured, meta)))
+        step("Figure 4 (circle, β = 4 and 9)")
+        timings["fig4"] = _timed(lambda: written.extend(_fig4(folder, n, seed, fig4_start, meta)))
+        step(f"Figure 4 counts ({starts} starts per β)")
+        timings["fig4_counts"] = _timed(lambda: written.extend(_fig4_counts(folder, n, seed, starts, meta)))
+        step("Figure 6 (g and τ*)")
+        timings["fig6"] = _timed(lambda: written.extend(_fig6(folder, meta)))
+        step("metastability (plateaus, merges, energy staircase)")
+        timings["metastability"] = _timed(lambda: written.extend(_metastability(folder, seed, size, meta)))
+        step("movie on S² (d = 3)")
+        timings["movie_sphere"] = _timed(
+            lambda: written.extend(_movie(folder, "movie_sphere", 3, seed, half_sphere, size, meta)))
+        step("movie on the circle (d = 2)")
+        timings["movie_circle"] = _timed(
+            lambda: written.extend(_movie(folder, "movie_circle", 2, seed, half_sphere, size, meta)))
+        step(None)
     wall = time.perf_counter() - t_start
     console = Console(highlight=False, soft_wrap=True)
     console.print(escape(
@@ -187,34 +181,13 @@ class _steps_bar:
             self.progress.stop()
 
 
-def _measured_points(store: Path) -> dict[str, list[float]]:
-    """(d, β, single-cluster probability at the last time) of every finished (d, β) of a phase-diagram store."""
-    if not store.is_dir():
-        raise ValueError(f"measured must be a phase-diagram store (a directory), got {store}")
-    try:
-        with xr.open_zarr(store, consolidated=False) as ds:
-            p = ds["single_cluster_probability"].isel(t=-1).load()
-            done = ds["done"].values
-            t_last = float(ds["t"].values[-1])
-    except Exception:  # noqa: BLE001 - any reading failure means "not a phase-diagram store"
-        raise ValueError(f"measured: {store} is not a phase-diagram store") from None
-    d_list, b_list, v_list = [], [], []
-    for i, d in enumerate(p["d"].values):
-        for k, b in enumerate(p["beta"].values):
-            if done[i, k] and np.isfinite(p.values[i, k]) and b > 0:
-                d_list.append(float(d))
-                b_list.append(float(b))
-                v_list.append(float(p.values[i, k]))
-    return {"d": d_list, "beta": b_list, "value": v_list, "time": t_last, "store": str(store)}
-
-
 def _fig2(folder: Path, n: int, measured: dict | None, store: Path | None, meta: dict) -> list[Path]:
     overlay = None if measured is None else {k: measured[k] for k in ("d", "beta", "value")}
     label = "measured single-cluster frequency" + (f" at t = {measured['time']:g}" if measured else "")
     fig = regimes_figure(n, measured=overlay, measured_label=label)
     png = save_figure(fig, folder / "fig2_regimes.png")
     data = {"figure": "Figure 2 (regimes)", **regimes_data(n), "measured": measured, "metadata": meta}
-    _write_json(folder / "fig2_regimes.json", data)
+    write_json(folder / "fig2_regimes.json", data)
     return [png, folder / "fig2_regimes.json"]
 
 
@@ -238,7 +211,7 @@ def _fig4(folder: Path, n: int, seed: int, start: int, meta: dict) -> list[Path]
         "trajectory": "fig4_circle.zarr",
         "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
     }
-    _write_json(folder / "fig4_circle.json", data)
+    write_json(folder / "fig4_circle.json", data)
     return [png, folder / "fig4_circle.json", folder / "fig4_circle.zarr"]
 
 
@@ -257,7 +230,7 @@ def _fig4_counts(folder: Path, n: int, seed: int, starts: int, meta: dict) -> li
         "counts_note": "{beta: {t: {number of clusters: number of starts}}}",
         "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
     }
-    _write_json(folder / "fig4_counts.json", data)
+    write_json(folder / "fig4_counts.json", data)
     return [png, folder / "fig4_counts.json"]
 
 
@@ -265,9 +238,9 @@ def _metastability(folder: Path, seed: int, size: dict, meta: dict) -> list[Path
     traj = metastability_runs(starts=size["meta_starts"], seed=seed)
     data = metastability_data(traj)
     png = save_figure(metastability_figure(data), folder / "metastability.png")
-    data.update({"figure": "Metastability (Problem 1, SPEC §5.11)", "seed": seed, "starts": size["meta_starts"],
+    data.update({"figure": "Metastability (Problem 1)", "seed": seed, "starts": size["meta_starts"],
                  "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
-    _write_json(folder / "metastability.json", data)
+    write_json(folder / "metastability.json", data)
     return [png, folder / "metastability.json"]
 
 
@@ -275,7 +248,7 @@ def _fig6(folder: Path, meta: dict) -> list[Path]:
     png = save_figure(g_figure(), folder / "fig6_g.png")
     data = {"figure": "Figure 6 (g and tau*)", "betas": list(FIG6_BETAS), "tau_range": [-np.pi, np.pi],
             "ylim": [-2, 7], **g_data(), "metadata": meta}
-    _write_json(folder / "fig6_g.json", data)
+    write_json(folder / "fig6_g.json", data)
     return [png, folder / "fig6_g.json"]
 
 
@@ -296,5 +269,5 @@ def _movie(folder: Path, name: str, d: int, seed: int, half: bool, size: dict, m
         "files": [gif.name, mp4.name, f"{name}.zarr"],
         "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
     }
-    _write_json(folder / f"{name}.json", data)
+    write_json(folder / f"{name}.json", data)
     return [gif, mp4, folder / f"{name}.json", folder / f"{name}.zarr"]

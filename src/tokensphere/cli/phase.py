@@ -13,7 +13,6 @@ import json
 import math
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer import Option
 
 from ..ensembles import SCORES, SHARING, VALUES, Ensemble
+from ..io import write_json
+from ..io.atomic import open_zarr_store
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
 from .options import split_values
 
@@ -144,7 +145,7 @@ def write_phase_figures(ds: xr.Dataset, path: Path, *, store: Path | None = None
         "metadata": json.loads(ds.attrs.get("metadata", "{}")),
     }
     sidecar = path.with_name(path.name + ".json")
-    _write_json(sidecar, side)
+    write_json(sidecar, side)
     return [linear, logf, sidecar]
 
 
@@ -242,7 +243,7 @@ def _check_store_path(out: Path, overwrite: bool) -> None:
     if not out.is_dir():
         raise ValueError(f"out must be a zarr store (a directory), got the file {out}")
     try:
-        with xr.open_zarr(out, consolidated=False) as ds:
+        with open_zarr_store(out) as ds:
             ok = "spec" in ds.attrs and "done" in ds
     except Exception:  # noqa: BLE001 - any reading failure means "not a store we wrote"
         ok = False
@@ -252,7 +253,7 @@ def _check_store_path(out: Path, overwrite: bool) -> None:
 
 def _units_done(out: Path, spec: PhaseDiagram) -> int:
     try:
-        with xr.open_zarr(out, consolidated=False) as ds:
+        with open_zarr_store(out) as ds:
             done = ds["done"].values
     except Exception:  # noqa: BLE001 - interrupted before the store existed
         return 0
@@ -285,14 +286,3 @@ def _print_summary(spec: PhaseDiagram, ds: xr.Dataset, out: Path, files: list[Pa
     console = Console(highlight=False, soft_wrap=True)
     for line in lines:
         console.print(escape(line))
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary sibling renamed into place (never a truncated file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

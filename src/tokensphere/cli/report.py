@@ -2,7 +2,7 @@
 
 Each RUN may be a run folder (``tokensphere demo``/``simulate`` output), a trajectory zarr store, a
 phase-diagram zarr store, or a folder of PNG figures (with optional ``<stem>.json`` data). Every input is
-checked before any work; the page is written atomically and its path printed on stdout. The page embeds its
+validated before any work; the page is written atomically and its path printed on stdout. The page embeds its
 images and plotly.js, so it opens offline.
 """
 
@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import torch
 from rich.console import Console
 from rich.markup import escape
 from typer import Argument, Option
 
-from ..report import figure1_slot, sections_for, theorem_section, write_report
+from ..experiments.theorems import run_checks
+from ..io import check_output_path
+from ..report import sections_for, theorem_section, write_report
 from ..report.sections import describe_inputs
-from ..trajectory import check_output_path
 
 __all__ = ["report_command"]
 
@@ -39,10 +39,11 @@ def report_command(
     ] = None,
     theorems: Annotated[
         bool,
-        Option("--theorems", help="Also run the theorem checks of tokensphere.theory.verify (seeded experiments, ~10 s)."),
+        Option("--theorems", help="Also run the theorem checks of tokensphere.experiments.theorems (seeded "
+               "experiments, ~10 s)."),
     ] = False,
 ) -> None:
-    """Build a self-contained HTML report (figures, settings, theorem checks, 3-D views) from saved runs."""
+    """Build a self-contained HTML report (figures, settings, verdicts, theorem checks, 3-D views) from saved runs."""
     folder = check_output_path(out, overwrite=overwrite)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
@@ -52,22 +53,14 @@ def report_command(
     for path in runs:  # no "reading ..." lines: bad input must leave exactly one line on stderr
         sections += sections_for(path, systems=system)
     if theorems:
-        from ..theory.verify import run_checks
-
         status.print("report: running the theorem checks")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors: extra intra-op threads only add synchronisation (as in demo)
-        try:
-            sections.append(theorem_section(run_checks()))
-        finally:
-            torch.set_num_threads(threads)
-    sections.append(figure1_slot())
+        sections.append(theorem_section(run_checks()))  # threads: tokensphere.runtime's policy
     index = write_report(sections, folder, title, overwrite=True)
-    checks = [c for s in sections for c in s.checks]
-    failed = sum(c.passed is False for c in checks)
+    rows = [v for s in sections for v in s.verdicts]
+    failed = sum(v.passed is False for v in rows)
     status.print(escape(
         f"report: {len(sections)} sections from {len(runs)} input(s) "
-        f"({', '.join(dict.fromkeys(kinds.values()))}); theorem checks "
-        f"{sum(c.passed is True for c in checks)} passed, {failed} failed"
+        f"({', '.join(dict.fromkeys(kinds.values()))}); verdicts "
+        f"{sum(v.passed is True for v in rows)} passed, {failed} failed"
     ))
     sys.stdout.write(f"{index}\n")

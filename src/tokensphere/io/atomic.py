@@ -18,7 +18,7 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = ["atomic_path", "atomic_zarr_write", "check_output_path", "write_json"]
+__all__ = ["atomic_path", "atomic_zarr_write", "check_output_path", "has_consolidated_metadata", "open_zarr_store", "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
@@ -77,3 +77,22 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     with atomic_path(p) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return p
+
+
+def has_consolidated_metadata(path: str | os.PathLike) -> bool:
+    """True when the zarr store at ``path`` carries consolidated metadata (zarr v3 inline, or v2 ``.zmetadata``)."""
+    p = Path(path)
+    if (p / ".zmetadata").is_file():
+        return True
+    try:
+        root = json.loads((p / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(root, dict) and bool(root.get("consolidated_metadata"))
+
+
+def open_zarr_store(path: str | os.PathLike) -> xr.Dataset:
+    """Open a zarr store lazily: through its consolidated metadata when it has some (what
+    :func:`atomic_zarr_write` writes), else from the per-array metadata. Either way xarray is told which, so it
+    never falls back with a warning. Use it as a context manager (``with open_zarr_store(p) as ds``)."""
+    return xr.open_zarr(path, consolidated=has_consolidated_metadata(path))

@@ -2,48 +2,35 @@
 
 * :func:`tokens_figure` — token positions on the circle (d = 2) or on S² (d = 3) at a few times, with trajectories.
 * :func:`series_figure` — quantities over time (energy, cluster counts), one line per system coloured by β.
-* :func:`save_figure` — write a figure atomically (temporary sibling renamed into place).
+* :func:`save_figure` — write a figure atomically (:func:`tokensphere.io.atomic_path`).
 * :func:`phase_figure`, :func:`phase_difference_figure` — Figures 3 and 5 from a phase-diagram dataset.
 * :func:`regimes_figure` — Figure 2 from :func:`tokensphere.theory.regimes`.
 * :func:`circle_figure`, :func:`cluster_count_distribution_figure` — Figure 4 and the counts over seeds.
 * :func:`g_figure` — Figure 6 (g and ±τ*_β).
+* :func:`metastability_figure` — plateaus, merges and the energy staircase (Problem 1).
 * :func:`animate` — GIF/MP4 movies on the circle or S² through one animation writer.
+* :func:`demo_figures` — the three figures of ``tokensphere demo``'s run.
 
-The functions take plain arrays (numpy or torch); they compute nothing about the dynamics.
+The functions draw what :mod:`tokensphere.experiments` and :mod:`tokensphere.analysis` computed; they compute
+nothing about the dynamics.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
-
-from matplotlib.figure import Figure
-
-from .animate import animate, movie_run
-from .circle import circle_figure, circle_runs, cluster_count_distribution, cluster_count_distribution_figure
+from .animate import animate
+from .arrays import frame_indices
+from .circle import circle_figure, cluster_count_distribution_figure
+from .demo import demo_figures
 from .gfunction import g_figure
+from .metastability import metastability_figure
 from .phase import phase_difference_figure, phase_figure
 from .regimes import regimes_figure
+from .save import save_figure
 from .series import Panel, series_figure
 from .tokens import tokens_figure
 
 __all__ = [
-    "Panel", "animate", "circle_figure", "circle_runs", "cluster_count_distribution",
-    "cluster_count_distribution_figure", "g_figure", "movie_run", "phase_difference_figure", "phase_figure",
-    "regimes_figure", "save_figure", "series_figure", "tokens_figure",
+    "Panel", "animate", "circle_figure", "cluster_count_distribution_figure", "demo_figures", "frame_indices",
+    "g_figure", "metastability_figure", "phase_difference_figure", "phase_figure", "regimes_figure",
+    "save_figure", "series_figure", "tokens_figure",
 ]
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 130) -> Path:
-    """Write ``fig`` to ``path`` (format from the suffix, e.g. .png) through a temporary file, so an
-    interrupted write never leaves a truncated image. Returns the path."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p

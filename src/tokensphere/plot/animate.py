@@ -1,13 +1,12 @@
 """Animations of the dynamics on the circle (d = 2) and on S² (d = 3), as in the authors' README movies.
 
-The authors' ``sphere.py`` movie (SPEC §6–§7): SA, n = 64, d = 3, β = 1, T = 15, dt = 0.1 (151 frames), uniform
-start on S², a 3-D scatter on the sphere with trajectory tails, the camera azimuth sweeping 30° ± 15°; an
-optional "half-sphere" start (points with a negative third coordinate flipped). :func:`movie_run` simulates
-that setting; :func:`animate` draws any :class:`~tokensphere.Trajectory` with d ∈ {2, 3}.
+:func:`animate` draws one system of any :class:`~tokensphere.Trajectory` with d ∈ {2, 3}: a 3-D scatter on the
+sphere (or the circle) with trajectory tails, the camera azimuth sweeping as in the authors' ``sphere.py``
+movie (:data:`tokensphere.experiments.movie.MOVIE`, simulated by :func:`~tokensphere.experiments.movie_run`).
 
 Rendering goes through one matplotlib animation writer (never one file per frame): GIF with ``PillowWriter``,
 MP4 (H.264) with ``FFMpegWriter`` using the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel, chosen by
-the file suffix. The file is written to a temporary sibling and renamed into place. Frames can be
+the file suffix. The file is written atomically (:func:`tokensphere.io.atomic_path`). Frames can be
 subsampled (``every``, ``max_frames``); ``substeps`` > 1 inserts cubic-spline interpolated frames between saved
 times, renormalised onto the sphere — for display only, the dynamics are not re-integrated. No LaTeX.
 """
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,21 +23,17 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..validate import check_choice, check_int, check_real
-from ..init import Uniform
-from ..integrate import anchor_solver
-from ..model import Model
-from ..simulate import simulate
+from ..experiments.layout import system_betas
+from ..experiments.movie import MOVIE
+from ..io import atomic_path
 from ..trajectory import Trajectory
+from ..validate import check_choice, check_int, check_real
 from .arrays import frame_indices
 from .tokens import _draw_sphere, _token_colors
 
-__all__ = ["animate", "movie_run", "frame_indices", "ffmpeg_path", "MOVIE", "WRITERS"]
+__all__ = ["animate", "ffmpeg_path", "WRITERS"]
 
-# the authors' README movie (sphere.py, SPEC §7)
-MOVIE = {"n": 64, "d": 3, "beta": 1.0, "t_max": 15.0, "dt": 0.1, "azimuth": (30.0, 15.0), "elevation": 20.0}
 WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
-STARTS = ("uniform", "half")
 
 
 def ffmpeg_path() -> str:
@@ -52,42 +46,6 @@ def ffmpeg_path() -> str:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as exc:  # pragma: no cover - the wheel ships a binary
         raise ValueError(f"no ffmpeg binary available for MP4 output ({exc}); write a .gif instead") from None
-
-
-def movie_run(
-    *,
-    n: int = MOVIE["n"],
-    d: int = MOVIE["d"],
-    beta: float = MOVIE["beta"],
-    t_max: float = MOVIE["t_max"],
-    dt: float = MOVIE["dt"],
-    start: str = "uniform",
-    seed: int = 0,
-    anchor: bool = False,
-    normalization: str = "softmax",
-) -> Trajectory:
-    """Simulate the README movie setting: one system, saved every ``dt`` (t_max/dt + 1 frames: 151 by default).
-
-    start: "uniform" (i.i.d. uniform on S^{d−1}) or "half" (the same points with the last coordinate made
-    non-negative, i.e. the third on S², as in the authors' half-sphere option). anchor: integrate with the
-    authors' scheme (Euler step dt on the raw field, renormalised, SPEC §7) instead of adaptive dopri5.
-    Returns the :class:`Trajectory`.
-    """
-    check_choice("start", start, STARTS)
-    check_real("dt", dt, minimum=0.0, strict_minimum=True)
-    check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
-    frames = int(round(t_max / dt)) + 1
-    if abs((frames - 1) * dt - t_max) > 1e-9 * max(1.0, t_max):
-        raise ValueError(f"t_max must be a multiple of dt, got t_max = {t_max:g}, dt = {dt:g}")
-    spec = Uniform(batch=1, n=n, d=d, seed=seed)
-    x0 = spec.sample()
-    if start == "half":
-        x0[..., -1] = x0[..., -1].abs()
-    model = Model(beta=beta, normalization=normalization)
-    solver = anchor_solver(model, step=dt) if anchor else "dopri5"
-    meta = {"seed": seed, "init": {**spec.describe(), "start": start}, "movie": "README setting (sphere.py)"}
-    kw = {} if anchor else {"rtol": 1e-8, "atol": 1e-10}
-    return simulate(x0, model=model, solver=solver, t_max=t_max, save_at=frames, metadata=meta, **kw)
 
 
 def animate(
@@ -136,7 +94,7 @@ def animate(
     ts_all = traj.times.detach().cpu().double().numpy()
     x_all = traj.positions[:, system].detach().cpu().double().numpy()  # (T, n, d)
     ts, xs = _display_frames(ts_all[idx], x_all[idx], substeps)
-    beta = float(traj.model.beta_tensor().reshape(-1).expand(B)[system])
+    beta = system_betas(traj.model, B)[system]
 
     fig = Figure(figsize=(size, size), layout="constrained" if d == 2 else None)
     FigureCanvasAgg(fig)
@@ -158,31 +116,25 @@ def animate(
 
     K = len(ts)
     writer = _writer(p.suffix.lower(), fps)
-    tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
     rc = {"animation.ffmpeg_path": ffmpeg_path()} if WRITERS[p.suffix.lower()] == "ffmpeg" else {}
-    try:
-        with matplotlib.rc_context(rc), writer.saving(fig, str(tmp), dpi):
-            for k in range(K):
-                lo = max(0, k - tail * substeps)
-                for i, line in enumerate(tails):
-                    seg = xs[lo : k + 1, i]
-                    if d == 3:
-                        line.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
-                    else:
-                        line.set_data(seg[:, 0], seg[:, 1])
+    with atomic_path(p) as tmp, matplotlib.rc_context(rc), writer.saving(fig, str(tmp), dpi):
+        for k in range(K):
+            lo = max(0, k - tail * substeps)
+            for i, line in enumerate(tails):
+                seg = xs[lo : k + 1, i]
                 if d == 3:
-                    dots._offsets3d = (xs[k, :, 0], xs[k, :, 1], xs[k, :, 2])
-                    ax.view_init(elev=elevation, azim=azimuth[0] + azimuth[1] * math.sin(2 * math.pi * k / max(K, 1)))
+                    line.set_data_3d(seg[:, 0], seg[:, 1], seg[:, 2])
                 else:
-                    dots.set_offsets(xs[k])
-                text.set_text(f"{head}, t = {ts[k]:.2f}")
-                writer.grab_frame()
-                if progress is not None:
-                    progress(k + 1, K)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                    line.set_data(seg[:, 0], seg[:, 1])
+            if d == 3:
+                dots._offsets3d = (xs[k, :, 0], xs[k, :, 1], xs[k, :, 2])
+                ax.view_init(elev=elevation, azim=azimuth[0] + azimuth[1] * math.sin(2 * math.pi * k / max(K, 1)))
+            else:
+                dots.set_offsets(xs[k])
+            text.set_text(f"{head}, t = {ts[k]:.2f}")
+            writer.grab_frame()
+            if progress is not None:
+                progress(k + 1, K)
     return p
 
 

@@ -1,83 +1,24 @@
-"""Metastability (Problem 1, SPEC §5.11): cluster counts and the energy staircase over log t, merge statistics.
+"""Metastability (Problem 1 of the paper): cluster counts and the energy staircase over log t, merge sizes.
 
 On the circle at large β the tokens sit for long times near a few clusters, then clusters merge (mostly two
 at a time) and the normalised energy Ē rises in a staircase. The figure has three panels: k(t) and Ē(t) on a
 logarithmic time axis, one line per seeded start, and the sizes of the merge events (how many clusters merged
-at once). The numbers come from :mod:`tokensphere.analysis` and :func:`tokensphere.energy_over_time`.
+at once). The numbers come from :func:`tokensphere.experiments.metastability_data`; this module only draws.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..analysis import cluster_count, cluster_labels, merge_events, plateaus
-from ..energy import energy_over_time
-from ..init import Uniform
-from ..simulate import simulate
-from ..trajectory import Trajectory
+from ..experiments.layout import systems_by_beta
 
-__all__ = ["metastability_runs", "metastability_data", "metastability_figure"]
+__all__ = ["metastability_figure"]
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-
-
-def metastability_runs(
-    betas: Sequence[float] = (4.0, 9.0),
-    starts: int = 16,
-    *,
-    n: int = 32,
-    d: int = 2,
-    t_max: float = 300.0,
-    n_times: int = 160,
-    seed: int = 0,
-) -> Trajectory:
-    """SA runs for every β × ``starts`` seeded uniform starts (start k is the same for every β), saved at
-    0 and log-spaced times in [0.05, t_max]. Adaptive dopri5 (rtol 1e-8)."""
-    times = np.concatenate([[0.0], np.geomspace(0.05, t_max, n_times - 1)])
-    x0 = Uniform(batch=starts, n=n, d=d, seed=seed).sample().repeat(len(betas), 1, 1)
-    beta = torch.tensor(betas, dtype=torch.float64).repeat_interleave(starts)
-    return simulate(x0, beta, t_max=t_max, save_at=times.tolist(), rtol=1e-8, atol=1e-10,
-                    metadata={"init": {**Uniform(batch=starts, n=n, d=d, seed=seed).describe(),
-                                       "shared_across_beta": True}})
-
-
-def metastability_data(traj: Trajectory, delta: float = 1e-3) -> dict[str, Any]:
-    """Cluster counts (T, B), Ē (T, B), merge events and plateaus, summarised per β (JSON-serialisable)."""
-    counts = cluster_count(traj.positions, delta)
-    labels = cluster_labels(traj.positions, delta)
-    energy = energy_over_time(traj.positions, traj.model)
-    betas = traj.model.beta_tensor().expand(traj.shape[1]).tolist()
-    merges = merge_events(traj.times, labels)
-    plats = plateaus(traj.times, counts)
-    summary: dict[str, Any] = {}
-    for b in sorted(set(betas)):
-        systems = {s for s, v in enumerate(betas) if v == b}
-        ev = [m for m in merges if m.system in systems]
-        sizes = Counter(len(m.sizes) for m in ev)
-        finite = [p.length for p in plats if p.system in systems and p.t_end < float(traj.times[-1]) and p.count > 1]
-        summary[f"{b:g}"] = {
-            "merge_events": len(ev),
-            "clusters_merged_at_once": {str(k): v for k, v in sorted(sizes.items())},
-            "pairwise_fraction": (sizes.get(2, 0) / len(ev)) if ev else None,
-            "final_counts": counts[-1, sorted(systems)].tolist(),
-            "longest_finished_plateau": max(finite) if finite else None,
-        }
-    return {
-        "delta": delta,
-        "times": traj.times.tolist(),
-        "beta": betas,
-        "counts": counts.tolist(),
-        "energy_normalized": energy.tolist(),
-        "by_beta": summary,
-        "note": "merge times are resolved to the saved (log-spaced) times",
-    }
 
 
 def metastability_figure(data: dict[str, Any], title: str | None = None) -> Figure:
@@ -85,14 +26,13 @@ def metastability_figure(data: dict[str, Any], title: str | None = None) -> Figu
     t = np.asarray(data["times"])[1:]  # drop t = 0 on the log axis
     k = np.asarray(data["counts"])[1:]
     e = np.asarray(data["energy_normalized"])[1:]
-    betas = data["beta"]
-    groups = sorted(set(betas))
+    by_beta = sorted(systems_by_beta(data["beta"]).items())
+    groups = [b for b, _ in by_beta]
     fig = Figure(figsize=(15, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax_k, ax_e, ax_m = fig.subplots(1, 3)
-    for gi, b in enumerate(groups):
+    for gi, (b, cols) in enumerate(by_beta):
         color = COLORS[gi % len(COLORS)]
-        cols = [s for s, v in enumerate(betas) if v == b]
         for j, s in enumerate(cols):
             label = f"β = {b:g} ({len(cols)} starts)" if j == 0 else None
             ax_k.step(t, k[:, s], where="post", color=color, alpha=0.5, lw=1, label=label)

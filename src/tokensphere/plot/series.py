@@ -1,6 +1,6 @@
 """Quantities over time per system: one panel per quantity, one line per system, coloured by its group (β).
 
-Typical panels: the normalised energy Ē(t) (non-decreasing for SA/USA with V = I, SPEC §8.7) and the
+Typical panels: the normalised energy Ē(t) (non-decreasing for SA/USA with V = I, (3.6) and Lemma 3.7) and the
 number of clusters k(t). The values are computed by the caller (``tokensphere.energy``,
 ``tokensphere.analysis``); this module only draws them.
 """
@@ -16,9 +16,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
+from ..experiments.layout import systems_by_beta
 from .arrays import as_numpy
 
-__all__ = ["Panel", "series_figure"]
+__all__ = ["ENERGY_LABEL", "Panel", "series_figure"]
+
+ENERGY_LABEL = r"$\bar E = 2\beta\, e^{-\beta} E_\beta$"  # the normalised energy's axis label
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ def series_figure(
     groups = [float(g) for g in groups]
     if not panels:
         raise ValueError("panels must hold at least one Panel")
-    order = list(dict.fromkeys(groups))  # group values in order of first appearance
+    members = systems_by_beta(groups)  # {group value: systems}, in order of first appearance
+    order = list(members)
     palette = _palette(len(order))
     fig = Figure(figsize=(panel_width * len(panels), panel_height + (0.3 if title else 0.0)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -66,7 +70,7 @@ def series_figure(
         ax = fig.add_subplot(1, len(panels), p + 1)
         seen: set[float] = set()
         for b, g in enumerate(groups):
-            count = groups.count(g)
+            count = len(members[g])
             label = None if g in seen else f"{group_name} = {g:g}" + (f" ({count} systems)" if count > 1 else "")
             seen.add(g)
             ax.plot(

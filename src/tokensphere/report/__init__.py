@@ -1,47 +1,47 @@
-"""The self-contained HTML report (SPEC §6): sections of figures, tables, theorem checks and 3-D views.
+"""The self-contained HTML report: sections of figures, tables, verdict rows and 3-D views, one offline page.
 
 Build sections and write the page::
 
-    from tokensphere.report import Check, Section, write_report
+    from tokensphere.report import Section, Verdict, write_report
 
     s = Section("Figure 4", "circle trajectories", figures=["fig4.png"], tables={"settings": {"n": 32}},
-                checks=[Check("two clusters at β = 4", "2", "2", True)])
+                verdicts=[Verdict("two clusters at β = 4", "2", "2", True)])
     write_report([s], "runs/report", "tokensphere report")   # → runs/report/index.html
 
 :func:`sections_for` turns a saved run (run folder, trajectory store, phase-diagram store, figure folder) into
-sections; :func:`viewer_fragment` is the interactive plotly view of tokens on S². The page needs no network.
+sections; :func:`theorem_section` shows the theorem checks of :mod:`tokensphere.experiments.theorems`;
+:func:`viewer_fragment` is the interactive plotly view of tokens on S². The page needs no network.
 """
 
-from .html import Check, Figure, Fragment, Section, figure1_slot, flatten, render_report, write_report
+from .elements import Figure, Fragment, Section, Verdict
+from .html import flatten, render_report, write_report
 from .sections import (
-    energy_checks,
+    energy_verdicts,
     input_kind,
-    norm_check,
+    norm_verdict,
     phase_sections,
+    preset_comparison_section,
     sections_for,
     theorem_section,
     trajectory_sections,
-    uniform_pair_probability,
 )
-from .viewer import frame_indices, viewer_figure, viewer_fragment
+from .viewer import viewer_figure, viewer_fragment
 
 __all__ = [
-    "Check",
     "Figure",
     "Fragment",
     "Section",
-    "energy_checks",
-    "figure1_slot",
+    "Verdict",
+    "energy_verdicts",
     "flatten",
-    "frame_indices",
     "input_kind",
-    "norm_check",
+    "norm_verdict",
     "phase_sections",
+    "preset_comparison_section",
     "render_report",
     "sections_for",
     "theorem_section",
     "trajectory_sections",
-    "uniform_pair_probability",
     "viewer_figure",
     "viewer_fragment",
     "write_report",

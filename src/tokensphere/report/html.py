@@ -1,12 +1,12 @@
-"""Page assembly: sections → one self-contained HTML file (SPEC §6: the report opens offline).
+"""Page assembly: sections → one self-contained HTML file that opens offline.
 
-A report is a list of :class:`Section` objects. Each holds a title, a short text, PNG figures (embedded as
-base64 ``data:`` URIs), key/value tables, theorem :class:`Check` rows (pass/fail coloured) and optional
-interactive HTML :class:`Fragment` objects (the plotly viewer). :func:`render_report` turns them into a string;
-:func:`write_report` writes ``DIR/index.html`` atomically. Nothing on the page refers to the network: no CDN,
-no web font; the plotly JavaScript, when a fragment needs it, is inlined once in ``<head>``.
+A report is a list of :class:`~tokensphere.report.elements.Section` objects (title, short text, PNG figures
+embedded as base64 ``data:`` URIs, key/value tables, :class:`~tokensphere.report.elements.Verdict` rows coloured
+pass/fail, and optional interactive HTML fragments such as the plotly viewer). :func:`render_report` turns them
+into a string; :func:`write_report` writes ``DIR/index.html`` atomically. Nothing on the page refers to the
+network: no CDN, no web font; the plotly JavaScript, when a fragment needs it, is inlined once in ``<head>``.
 
-The page carries a tiny self-check script: it counts script errors (``window.onerror``, unhandled promise
+The page carries a tiny self-test script: it counts script errors (``window.onerror``, unhandled promise
 rejections, ``console.error``), images that failed to decode, and resources fetched over http(s), and writes
 them to ``<body data-js-errors data-broken-images data-external-requests data-ready>`` after load, so a
 headless browser (``chromium --dump-dom``) can verify the page.
@@ -20,146 +20,19 @@ import json
 import math
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..io import atomic_path, package_version
+from .elements import Figure, Section, Verdict
+from .viewer import plotly_js
 
-__all__ = [
-    "Check",
-    "Figure",
-    "Fragment",
-    "Section",
-    "figure1_slot",
-    "flatten",
-    "render_report",
-    "write_report",
-]
+__all__ = ["flatten", "render_report", "write_report"]
 
 MAX_TABLE_ROWS = 80  # longer tables are cut, with a final "… k more" row
 MAX_CELL_CHARS = 240  # long values (lists of β, seeds) are shortened in the middle
-
-
-# ----------------------------------------------------------------------------------------------------
-# the report's data model
-@dataclass(frozen=True)
-class Check:
-    """One row of a theorem-check table: what was checked, the measured value, the bound or reference value,
-    and the verdict. passed: True (pass), False (fail) or None (not applicable / information only).
-
-    The fields match :class:`tokensphere.theory.verify.CheckResult`; :meth:`from_result` converts one.
-    """
-
-    name: str
-    measured: str
-    reference: str
-    passed: bool | None
-    detail: str = ""
-
-    @classmethod
-    def from_result(cls, result: Any) -> Check:
-        """A Check from any object with name, measured, reference, passed (and optional detail) attributes."""
-        return cls(
-            str(result.name), str(result.measured), str(result.reference),
-            None if result.passed is None else bool(result.passed), str(getattr(result, "detail", "") or ""),
-        )
-
-    @property
-    def verdict(self) -> str:
-        return "n/a" if self.passed is None else "pass" if self.passed else "fail"
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A PNG image: a file path, or the PNG bytes themselves (``data``), with a caption."""
-
-    path: Path | None = None
-    caption: str = ""
-    data: bytes | None = None
-
-    def __post_init__(self) -> None:
-        if (self.path is None) == (self.data is None):
-            raise ValueError("a Figure needs exactly one of path (a PNG file) or data (PNG bytes)")
-        if self.path is not None:
-            object.__setattr__(self, "path", Path(self.path))
-
-    def png_bytes(self) -> bytes:
-        if self.data is not None:
-            raw = self.data
-        else:
-            try:
-                raw = self.path.read_bytes()  # type: ignore[union-attr]
-            except OSError as exc:
-                raise ValueError(f"figure is not readable: {self.path} ({exc.strerror})") from None
-        if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
-            where = self.path if self.path is not None else "data"
-            raise ValueError(f"figure must be a PNG image, got {where}")
-        return raw
-
-
-@dataclass(frozen=True)
-class Fragment:
-    """Interactive HTML placed as is in a section. plotly=True asks the page to inline plotly.js once."""
-
-    html: str
-    plotly: bool = False
-
-
-@dataclass
-class Section:
-    """One part of the report.
-
-    title: heading. text: a short paragraph (plain text; blank lines separate paragraphs).
-    figures: PNG paths, ``(path, caption)`` pairs or :class:`Figure` objects; embedded as data URIs.
-    tables: {table name: {key: value}}; nested dicts are flattened to dotted keys (see :func:`flatten`).
-    checks: theorem-check rows (:class:`Check`). html: interactive parts (:class:`Fragment`, or raw HTML strings).
-    slot: True marks a placeholder for content another module will provide (drawn dashed and grey).
-    """
-
-    title: str
-    text: str = ""
-    figures: Sequence[Any] = ()
-    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    checks: Sequence[Check] = ()
-    html: Sequence[Fragment | str] = ()
-    slot: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.title, str) or not self.title.strip():
-            raise ValueError(f"section title must be a non-empty string, got {self.title!r}")
-        self.figures = [_as_figure(f) for f in self.figures]
-        self.checks = list(self.checks)
-        for c in self.checks:
-            if not isinstance(c, Check):
-                raise ValueError(f"section checks must be Check objects, got {type(c).__name__}")
-        self.html = [h if isinstance(h, Fragment) else Fragment(str(h), plotly="Plotly." in str(h)) for h in self.html]
-        self.tables = dict(self.tables)
-
-
-def _as_figure(f: Any) -> Figure:
-    if isinstance(f, Figure):
-        return f
-    if isinstance(f, (tuple, list)) and len(f) == 2:
-        return Figure(path=Path(f[0]), caption=str(f[1]))
-    if isinstance(f, (str, os.PathLike)):
-        return Figure(path=Path(f))
-    raise ValueError(f"figures must be PNG paths, (path, caption) pairs or Figure objects, got {type(f).__name__}")
-
-
-def figure1_slot() -> Section:
-    """The reserved place of the paper's Figure 1 (trained model), until the real-model pipeline fills it."""
-    return Section(
-        "Figure 1 — trained model: per-layer cosine similarities (slot)",
-        "Trained model: covered by the real-model issue. This slot will hold the per-layer histograms of "
-        "pairwise cosine similarities ⟨x_i, x_j⟩ of the token representations of a trained Transformer "
-        "(ALBERT-xlarge-v2 in the paper, a bundled small encoder here; SPEC §6, Figure 1). "
-        "Build it with Section(...) and pass it to write_report in place of this slot.",
-        slot=True,
-    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -211,16 +84,16 @@ def _table_html(name: str, data: Mapping[str, Any]) -> str:
     return f"<table class=\"kv\"><caption>{_e(name)}</caption><tbody>{body}</tbody></table>"
 
 
-def _checks_html(checks: Sequence[Check]) -> str:
+def _verdicts_html(verdicts: Sequence[Verdict]) -> str:
     rows = []
-    for c in checks:
-        detail = f"<div class=\"detail\">{_e(c.detail)}</div>" if c.detail else ""
+    for v in verdicts:
+        detail = f"<div class=\"detail\">{_e(v.detail)}</div>" if v.detail else ""
         rows.append(
-            f"<tr class=\"{c.verdict.replace('/', '')}\"><td>{_e(c.name)}{detail}</td><td>{_e(c.measured)}</td>"
-            f"<td>{_e(c.reference)}</td><td class=\"verdict\">{c.verdict}</td></tr>"
+            f"<tr class=\"{v.outcome.replace('/', '')}\"><td>{_e(v.name)}{detail}</td><td>{_e(v.measured)}</td>"
+            f"<td>{_e(v.reference)}</td><td class=\"outcome\">{v.outcome}</td></tr>"
         )
     return (
-        "<table class=\"checks\"><caption>theorem checks</caption><thead><tr><th>check</th><th>measured</th>"
+        "<table class=\"verdicts\"><thead><tr><th>statement</th><th>measured</th>"
         "<th>bound or reference</th><th>result</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
@@ -257,10 +130,9 @@ def _slugs(titles: Iterable[str]) -> list[str]:
 
 
 def _section_html(section: Section, anchor: str) -> str:
-    parts = [f"<section id=\"{anchor}\" class=\"{'slot' if section.slot else 'content'}\">",
-             f"<h2>{_e(section.title)}</h2>", _paragraphs(section.text)]
-    if section.checks:
-        parts.append(_checks_html(section.checks))
+    parts = [f"<section id=\"{anchor}\">", f"<h2>{_e(section.title)}</h2>", _paragraphs(section.text)]
+    if section.verdicts:
+        parts.append(_verdicts_html(section.verdicts))
     for frag in section.html:
         parts.append(f"<div class=\"interactive\">{frag.html}</div>")
     if section.figures:
@@ -273,13 +145,13 @@ def _section_html(section: Section, anchor: str) -> str:
 
 
 def _summary(sections: Sequence[Section]) -> tuple[int, int, int]:
-    checks = [c for s in sections for c in s.checks]
-    return (sum(c.passed is True for c in checks), sum(c.passed is False for c in checks),
-            sum(c.passed is None for c in checks))
+    rows = [v for s in sections for v in s.verdicts]
+    return (sum(v.passed is True for v in rows), sum(v.passed is False for v in rows),
+            sum(v.passed is None for v in rows))
 
 
 def render_report(sections: Sequence[Section], title: str = "tokensphere report") -> str:
-    """The whole page as one HTML string: head (style, self-check, plotly.js if needed), contents, sections."""
+    """The whole page as one HTML string: head (style, self-test, plotly.js if needed), contents, sections."""
     sections = list(sections)
     for s in sections:
         if not isinstance(s, Section):
@@ -288,13 +160,13 @@ def render_report(sections: Sequence[Section], title: str = "tokensphere report"
     needs_plotly = any(f.plotly for s in sections for f in s.html)
     passed, failed, na = _summary(sections)
     verdict = (
-        f"<p class=\"overall {'fail' if failed else 'pass'}\">theorem checks: {passed} passed, {failed} failed"
+        f"<p class=\"overall {'fail' if failed else 'pass'}\">verdicts: {passed} passed, {failed} failed"
         + (f", {na} not applicable" if na else "") + "</p>"
         if passed + failed + na else ""
     )
-    bad = " <span class=\"bad\">(a check failed)</span>"
+    bad = " <span class=\"bad\">(a verdict failed)</span>"
     toc = "".join(
-        f"<li><a href=\"#{a}\">{_e(s.title)}</a>{bad if any(c.passed is False for c in s.checks) else ''}</li>"
+        f"<li><a href=\"#{a}\">{_e(s.title)}</a>{bad if any(v.passed is False for v in s.verdicts) else ''}</li>"
         for a, s in zip(anchors, sections)
     )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -304,15 +176,13 @@ def render_report(sections: Sequence[Section], title: str = "tokensphere report"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
         f"<title>{_e(title)}</title>",
         f"<style>{_CSS}</style>",
-        f"<script>{_SELF_CHECK_JS}</script>",
+        f"<script>{_SELF_TEST_JS}</script>",
     ]
     if needs_plotly:
-        from .viewer import plotly_js
-
         head.append(f"<script>{_script_safe(plotly_js())}</script>")
     body = [
         "</head><body>",
-        f"<header><h1>{_e(title)}</h1><p class=\"meta\">tokensphere {_e(__version__)} · generated {stamp} · "
+        f"<header><h1>{_e(title)}</h1><p class=\"meta\">tokensphere {_e(package_version())} · generated {stamp} · "
         "self-contained page (no network access needed)</p>" + verdict + "</header>",
         f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>" if len(sections) > 1 else "",
         "<main>" + "".join(_section_html(s, a) for s, a in zip(sections, anchors)) + "</main>",
@@ -327,7 +197,7 @@ def write_report(
     sections: Sequence[Section], out_dir: str | os.PathLike, title: str = "tokensphere report", *,
     overwrite: bool = False,
 ) -> Path:
-    """Render ``sections`` and write ``out_dir/index.html`` atomically (temporary sibling, then os.replace).
+    """Render ``sections`` and write ``out_dir/index.html`` atomically (:func:`tokensphere.io.atomic_path`).
 
     out_dir is created if needed. An existing index.html is replaced only with ``overwrite``; other files in
     out_dir are left alone. Returns the path of index.html. Raises ValueError for an unusable out_dir.
@@ -345,13 +215,8 @@ def write_report(
         raise ValueError(f"out is not writable: cannot create {folder} ({exc.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise ValueError(f"out is not writable: {folder}")
-    tmp = folder / f".index.html.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, index)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return index
 
 
@@ -360,8 +225,8 @@ def _script_safe(js: str) -> str:
     return re.sub(r"</(script)", r"<\\/\1", js, flags=re.IGNORECASE)
 
 
-# The self-check: records script errors, broken images and network fetches as data attributes on <body>.
-_SELF_CHECK_JS = r"""
+# The self-test: records script errors, broken images and network fetches as data attributes on <body>.
+_SELF_TEST_JS = r"""
 (function () {
   var errors = [];
   function note(msg) { errors.push(String(msg)); publish(); }
@@ -423,8 +288,6 @@ nav ol { margin: .3rem 0 0; padding-left: 1.4rem; }
 nav .bad { color: var(--fail-fg); font-weight: 600; }
 a { color: #0969da; }
 section { margin: 0 0 2.2rem; }
-section.slot { border: 2px dashed #8c959f; border-radius: 6px; padding: 1rem; background: var(--bg-soft);
-               color: var(--muted); }
 .figures { display: flex; flex-direction: column; gap: 1rem; margin: .8rem 0; }
 figure { margin: 0; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
@@ -438,13 +301,13 @@ table.kv th { background: var(--bg-soft); font-weight: 500; white-space: nowrap;
 table.kv td { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace;
               word-break: break-word; max-width: 46rem; }
 td.more { color: var(--muted); font-style: italic; }
-table.checks { width: 100%; margin: .6rem 0; }
-table.checks thead th { background: var(--bg-soft); }
-table.checks td.verdict { font-weight: 700; text-transform: uppercase; text-align: center; width: 5.5rem; }
-table.checks tr.pass td.verdict { color: var(--pass-fg); background: var(--pass-bg); }
-table.checks tr.fail td { background: var(--fail-bg); }
-table.checks tr.fail td.verdict { color: #fff; background: #cf222e; }
-table.checks tr.na td.verdict { color: var(--muted); background: var(--na-bg); }
+table.verdicts { width: 100%; margin: .6rem 0; }
+table.verdicts thead th { background: var(--bg-soft); }
+table.verdicts td.outcome { font-weight: 700; text-transform: uppercase; text-align: center; width: 5.5rem; }
+table.verdicts tr.pass td.outcome { color: var(--pass-fg); background: var(--pass-bg); }
+table.verdicts tr.fail td { background: var(--fail-bg); }
+table.verdicts tr.fail td.outcome { color: #fff; background: #cf222e; }
+table.verdicts tr.na td.outcome { color: var(--muted); background: var(--na-bg); }
 .detail { color: var(--muted); font-size: .8rem; }
 .interactive { margin: .8rem 0; border: 1px solid var(--line); border-radius: 4px; }
 footer { color: var(--muted); font-size: .8rem; border-top: 1px solid var(--line); padding-top: .6rem; }

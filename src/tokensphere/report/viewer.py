@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ..plot.arrays import as_numpy
-from ..plot.arrays import frame_indices as _frames
-from .html import Fragment
+from ..plot.arrays import as_numpy, frame_indices
+from .elements import Fragment
 
-__all__ = ["MAX_FRAMES", "MAX_TOKENS", "frame_indices", "plotly_js", "viewer_figure", "viewer_fragment"]
+__all__ = ["MAX_FRAMES", "MAX_TOKENS", "plotly_js", "viewer_figure", "viewer_fragment"]
 
 MAX_FRAMES = 60  # frames per viewer: enough for a smooth slider, small enough for a light page
 MAX_TOKENS = 2000  # tokens drawn per viewer (the first ones); beyond this the page gets heavy
@@ -34,16 +33,6 @@ def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
     return get_plotlyjs()
-
-
-def frame_indices(n_times: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
-    """Frames of the viewer: every saved time if n_times ≤ max_frames, else max_frames (nearly) evenly spaced
-    ones including the first and the last (:func:`tokensphere.plot.arrays.frame_indices`)."""
-    if max_frames < 2:
-        raise ValueError(f"max_frames must be an integer >= 2, got {max_frames}")
-    if n_times < 1:
-        raise ValueError(f"a viewer needs at least one saved time, got {n_times}")
-    return _frames(n_times, 1, max_frames)
 
 
 def viewer_figure(
@@ -74,7 +63,7 @@ def viewer_figure(
     if d == 2:  # the circle as the equator of S²
         xs = np.concatenate([xs, np.zeros(xs.shape[:-1] + (1,))], axis=-1)
     xs = xs.astype(np.float32)  # float32 (1e-7) is far below a pixel and halves the page weight
-    frames_at = frame_indices(T, max_frames)
+    frames_at = frame_indices(T, 1, max_frames)
     color = np.arange(xs.shape[1])
 
     u, v = np.mgrid[0 : 2 * np.pi : 48j, 0 : np.pi : 24j]

@@ -1,4 +1,5 @@
-"""Scalar thresholds of the theorems: τ*_β and g (Theorem 5.1, Figure 6), Wendel's probability (Thm 6.7)."""
+"""Scalar thresholds of the theorems: τ*_β and g (Theorem 5.1, Figure 6), Wendel's probability (Thm 6.7), and
+the probability that two independent uniform points are δ-close (the t = 0 value of Figure 3's statistic)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from scipy.optimize import brentq
 
 from ..validate import check_int, check_real
 
-__all__ = ["g_function", "tau_star", "wendel_probability"]
+__all__ = ["g_function", "tau_star", "uniform_pair_probability", "wendel_probability"]
 
 
 def g_function(tau, beta: float, d: int = 2):
-    """g(τ) = e^{β cos τ}((d − 1) cos τ − β sin²τ); d = 2 is the function of Figure 6 (SPEC §5.4).
+    """g(τ) = e^{β cos τ}((d − 1) cos τ − β sin²τ); d = 2 is the function of Figure 6 (Theorem 5.1, Appendix B).
 
     Overflows to ±inf where e^{β cos τ} does (β ≳ 709) and underflows to ±0 for cos τ < 0 at large β.
     """
@@ -44,3 +45,14 @@ def wendel_probability(n: int, d: int) -> float:
     check_int("n", n, minimum=1)
     check_int("d", d, minimum=1)
     return math.fsum(math.comb(n - 1, k) for k in range(min(d, n))) / 2 ** (n - 1)
+
+
+def uniform_pair_probability(d: int, delta: float) -> float:
+    """P(⟨x, y⟩ > 1 − δ) for independent x, y uniform on S^{d−1}: (1 + ⟨x, y⟩)/2 ~ Beta((d−1)/2, (d−1)/2),
+    so the probability is I_{δ/2}((d−1)/2, (d−1)/2) (regularised incomplete beta function). d ≥ 2, 0 < δ ≤ 2."""
+    from scipy.special import betainc
+
+    check_int("d", d, minimum=2)
+    check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+    a = (d - 1) / 2
+    return float(betainc(a, a, delta / 2))

@@ -1,9 +1,10 @@
-"""Numerical checks of the paper's theorems, run on small seeded experiments (for the report and `check`).
+"""The theorem checks: the paper's theorems on small seeded experiments (``tokensphere check``, the report).
 
 Each check simulates with the library, measures a quantity and compares it with the theorem's statement
 (an exact solution, an inequality, a probability). It returns a :class:`CheckResult` with the measured value,
 the reference and whether it passed; nothing here is tuned to pass: the references are closed forms, the
-theorems' bounds, or Monte-Carlo confidence intervals.
+theorems' bounds, or Monte-Carlo confidence intervals. ("Check" means these theorem checks only; input
+validation lives in :mod:`tokensphere.validate`.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["CheckResult", "CHECKS", "run_checks"]
+from ..analysis import step_against_trend
+from ..energy import energy, energy_over_time
+from ..field import tangent_project, velocity
+from ..init import Cap, OrthonormalFrame, Uniform, sample_sphere
+from ..model import Model
+from ..runtime import choose_threads, torch_threads
+from ..simulate import simulate
+from ..theory import g_function, gamma_closed_form_beta0, gamma_curve, tau_star, wendel_probability
+
+__all__ = ["CHECK_N", "CheckResult", "CHECKS", "run_checks"]
+
+CHECK_N = 16  # the most tokens per system in any check: sets the thread count (tokensphere.runtime)
 
 
 @dataclass(frozen=True)
@@ -30,12 +42,8 @@ class CheckResult:
 
 
 def _equiangular(normalization: str) -> CheckResult:
-    import tokensphere as ts
-
-    from .equiangular import gamma_curve
-
     n, d, beta = 6, 12, 2.0
-    traj = ts.simulate(ts.OrthonormalFrame(batch=1, n=n, d=d, seed=1), beta, normalization=normalization,
+    traj = simulate(OrthonormalFrame(batch=1, n=n, d=d, seed=1), beta, normalization=normalization,
                        t_max=4.0, save_at=21, rtol=1e-11, atol=1e-13)
     g = torch.einsum("tbid,tbjd->tbij", traj.positions, traj.positions)[:, 0]
     off = g[:, ~torch.eye(n, dtype=torch.bool)]
@@ -53,18 +61,14 @@ def _equiangular(normalization: str) -> CheckResult:
 
 
 def _energy(kind: str) -> CheckResult:
-    import tokensphere as ts
-
     kw = {"normalization": "uniform"} if kind == "USA" else {"V": "repulsive"} if kind == "repulsive" else {}
-    traj = ts.simulate(ts.Uniform(batch=8, n=16, d=3, seed=2), 3.0, t_max=10.0, save_at=101, rtol=1e-10, atol=1e-12, **kw)
-    e = ts.energy_over_time(traj.positions, traj.model)
-    steps = e[1:] - e[:-1]
-    sign = -1.0 if kind == "repulsive" else 1.0
-    worst = float((-sign * steps / e[:-1].abs()).max())
+    traj = simulate(Uniform(batch=8, n=16, d=3, seed=2), 3.0, t_max=10.0, save_at=101, rtol=1e-10, atol=1e-12, **kw)
+    e = energy_over_time(traj.positions, traj.model)
+    worst = float(step_against_trend(e, decreasing=kind == "repulsive").max())
     word = "non-increasing" if kind == "repulsive" else "non-decreasing"
     return CheckResult(
-        f"§4.2: energy E_β {word} along {kind} ({'V = −I' if kind == 'repulsive' else 'V = I'})",
-        f"largest relative step against the trend {max(worst, 0.0):.1e}",
+        f"(3.6), Lemma 3.7: energy E_β {word} along {kind} ({'V = −I' if kind == 'repulsive' else 'V = I'})",
+        f"largest relative step against the trend {worst:.1e}",
         "≤ 1e-9 (integrator tolerance 1e-10)",
         worst <= 1e-9,
         "8 seeded systems, n = 16, d = 3, β = 3, t ∈ [0, 10]",
@@ -72,10 +76,8 @@ def _energy(kind: str) -> CheckResult:
 
 
 def _cone() -> CheckResult:
-    import tokensphere as ts
-
     n, d, beta = 10, 3, 1.0
-    traj = ts.simulate(ts.Cap(batch=4, n=n, d=d, seed=3, angle=1.3), beta, t_max=30.0, save_at=301,
+    traj = simulate(Cap(batch=4, n=n, d=d, seed=3, angle=1.3), beta, t_max=30.0, save_at=301,
                        rtol=1e-12, atol=1e-14)
     x = traj.positions
     # any w with ⟨x_i(0), w⟩ > 0 for all i works; the normalised mean of a cap of half-angle < π/2 is one
@@ -109,8 +111,6 @@ def _cone() -> CheckResult:
 def _wendel() -> CheckResult:
     from scipy.optimize import linprog
 
-    from .thresholds import wendel_probability
-
     n, d, trials = 6, 3, 400
     rng = np.random.default_rng(4)
     hits = 0
@@ -132,18 +132,16 @@ def _wendel() -> CheckResult:
 
 
 def _usa_gradient() -> CheckResult:
-    import tokensphere as ts
-
-    x = ts.sample_sphere(3, 7, 4, seed=5).requires_grad_(True)
-    model = ts.Model(beta=2.5, normalization="uniform")
-    e = ts.energy(x, model).sum()
+    x = sample_sphere(3, 7, 4, seed=5).requires_grad_(True)
+    model = Model(beta=2.5, normalization="uniform")
+    e = energy(x, model).sum()
     (grad,) = torch.autograd.grad(e, x)
     x = x.detach()
-    riem = ts.tangent_project(x, grad)
-    v = ts.velocity(x, model)
+    riem = tangent_project(x, grad)
+    v = velocity(x, model)
     err = float((v - x.shape[1] * riem).abs().max())
     return CheckResult(
-        "§4.3: (USA) is the gradient flow ẋ = n ∇E_β in the product metric",
+        "(3.11): (USA) is the gradient flow ẋ = n ∇E_β in the product metric",
         f"max |ẋ − n P⊥∇E_β| = {err:.1e}",
         "≤ 1e-12 (round-off)",
         err <= 1e-12,
@@ -152,17 +150,13 @@ def _usa_gradient() -> CheckResult:
 
 
 def _beta0() -> CheckResult:
-    import tokensphere as ts
-
-    from .equiangular import gamma_closed_form_beta0
-
     n = 5
-    traj = ts.simulate(ts.OrthonormalFrame(batch=1, n=n, d=n, seed=6), 0.0, t_max=3.0, save_at=31, rtol=1e-11, atol=1e-13)
+    traj = simulate(OrthonormalFrame(batch=1, n=n, d=n, seed=6), 0.0, t_max=3.0, save_at=31, rtol=1e-11, atol=1e-13)
     g = torch.einsum("td,td->t", traj.positions[:, 0, 0], traj.positions[:, 0, 1])
     ref = torch.as_tensor(gamma_closed_form_beta0(traj.times.numpy(), n))
     err = float((g - ref).abs().max())
     return CheckResult(
-        "§5.8: β = 0 closed form γ_0(t) = (e^{2t} − 1)/(e^{2t} + n − 1)",
+        "Theorem 6.8 at β = 0: closed form γ_0(t) = (e^{2t} − 1)/(e^{2t} + n − 1)",
         f"max error {err:.1e}",
         "≤ 1e-9",
         err <= 1e-9,
@@ -171,8 +165,6 @@ def _beta0() -> CheckResult:
 
 
 def _tau_star() -> CheckResult:
-    from .thresholds import g_function, tau_star
-
     worst = 0.0
     for beta in (2.0, 6.0, 30.0):
         ts_ = tau_star(beta, 2)
@@ -202,13 +194,14 @@ CHECKS: dict[str, Callable[[], CheckResult]] = {
 }
 
 
-def run_checks(names: list[str] | None = None) -> list[CheckResult]:
-    """Run the named checks (all by default), in order. Each takes at most a few seconds on 2 cores."""
-    from ..runtime import torch_threads
+def run_checks(names: list[str] | None = None, *, threads: int | None = None) -> list[CheckResult]:
+    """Run the named checks (all by default), in order. Each takes at most a few seconds on 2 cores.
 
-    names = list(CHECKS) if names is None else names
+    threads: torch threads (default: :func:`tokensphere.runtime.choose_threads` for systems of CHECK_N tokens).
+    Raises ValueError naming an unknown check."""
+    names = list(CHECKS) if names is None else list(names)
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; available: {', '.join(CHECKS)}")
-    with torch_threads(1):  # small problems: one thread is fastest (see tokensphere.runtime)
+    with torch_threads(choose_threads(CHECK_N, threads)):
         return [CHECKS[n]() for n in names]
