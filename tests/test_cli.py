@@ -71,14 +71,17 @@ def test_overwrite_rules(tmp_path):
 
 
 def test_from_run_continues(tmp_path):
+    """The saved final state, model and solver continue from the saved final time (t_max is absolute)."""
     first, second = tmp_path / "a.zarr", tmp_path / "b.zarr"
     assert invoke("simulate", *SMALL, "--batch", "2", "--beta", "1,9", "--out", first).exit_code == 0
-    res = invoke("simulate", "--from-run", first, "--batch", "2", "--beta", "1,9", "--t-max", "1", "--save-at", "3",
-                 "--out", second)
+    res = invoke("simulate", "--from-run", first, "--t-max", "2", "--save-at", "3", "--out", second)
     assert res.exit_code == 0, res.output
+    assert f"continued from {first} at t = 1; model and solver as saved" in res.stdout
     a, b = Trajectory.load(first), Trajectory.load(second)
     assert torch.equal(b.positions[0], a.positions[-1])
-    assert b.metadata["init"]["kind"] == "saved_run"
+    assert b.times.tolist() == [1.0, 1.5, 2.0]
+    assert b.model.beta_tensor().tolist() == [1.0, 1.0, 9.0, 9.0]
+    assert b.metadata["continuation"]["t0"] == 1.0
 
 
 @pytest.fixture
@@ -118,9 +121,6 @@ BAD_INPUTS = [
     (["--device", "gpu0"], "device"),
     (["--chunk-size", "0"], "chunk_size"),
     (["--anchor", "--solver", "rk4"], "anchor"),
-    (["--from-run", "{tmp}/missing.zarr"], "does not exist"),
-    (["--from-run", "{tmp}/nonunit.zarr"], "unit vectors"),
-    (["--from-run", "{tmp}/three.zarr", "--beta", "1,9"], "x0 has B = 3"),
     (["--out", "{tmp}/file/run.zarr"], "not writable"),
 ]
 
@@ -131,6 +131,24 @@ def test_bad_input_one_line_exit_2(bad_runs, args, word):
     if "--out" not in args:
         args += ["--out", str(bad_runs / "out.zarr")]
     res = invoke("simulate", *SMALL, *args)
+    assert_one_line_error(res, 2, word)
+    assert not (bad_runs / "out.zarr").exists()
+
+
+BAD_RUNS = [
+    (["--from-run", "{tmp}/missing.zarr"], "missing.zarr"),
+    (["--from-run", "{tmp}/file"], "file"),
+    (["--from-run", "{tmp}/nonunit.zarr"], "unit vectors"),
+    (["--from-run", "{tmp}/three.zarr", "--beta", "1,9"], "--beta gives 2 values"),
+    (["--from-run", "{tmp}/three.zarr", "--n", "6"], "--n"),
+    (["--from-run", "{tmp}/three.zarr", "--t-max", "0.5"], "t_max"),  # before the saved final time t = 1
+]
+
+
+@pytest.mark.parametrize("args, word", BAD_RUNS, ids=[" ".join(a) for a, _ in BAD_RUNS])
+def test_bad_from_run_one_line_exit_2(bad_runs, args, word):
+    args = [a.replace("{tmp}", str(bad_runs)) for a in args]
+    res = invoke("simulate", *args, "--out", bad_runs / "out.zarr")
     assert_one_line_error(res, 2, word)
     assert not (bad_runs / "out.zarr").exists()
 

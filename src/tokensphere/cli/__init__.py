@@ -81,15 +81,19 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
-    threads: int = typer.Option(
-        1, "--threads", min=1, help="torch intra-op threads. One is fastest for batches of small systems "
-        "(n ≲ 100) and immune to a busy machine; raise it for large n (thousands of tokens).",
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, show_default="auto",
+        help="torch intra-op threads. Default auto: the library's policy (tokensphere.runtime.choose_threads): "
+        "one thread for systems of fewer than 512 tokens (batches of small systems run fastest single-threaded and "
+        "are immune to a busy machine), all cores from 512 tokens on. A number given here is passed to simulate "
+        "(and recorded in the run's metadata) and set as torch's thread count for the other commands.",
     ),
 ) -> None:
     """Self-attention dynamics as interacting particles on the unit sphere (arXiv:2312.10794)."""
-    import torch
+    if threads is not None:  # auto leaves torch's setting alone: the commands apply the library's policy
+        import torch
 
-    torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
 
 app.command("simulate")(simulate_command)

@@ -1,38 +1,70 @@
 """``tokensphere simulate``: integrate a batch of systems (every β × ``--batch`` starts) and write a zarr store.
 
-The command builds a :class:`~tokensphere.Model`, an initial state (:func:`~tokensphere.init.make_initial` or a
-saved run) and a solver, calls :func:`~tokensphere.simulate` with a progress bar, writes the
-:class:`~tokensphere.Trajectory` atomically and prints a one-paragraph summary. It validates the output path
-before any work; every other check is the library's.
+The command builds a :class:`~tokensphere.Model` (β, normalisation, heads, Q/K/QK/V and mask files, or a named
+random ensemble), an initial state (a named sampler of :mod:`tokensphere.init`, an array file, or the final
+state of a saved run) and a solver, calls :func:`~tokensphere.simulate` with a progress bar, writes the
+:class:`~tokensphere.Trajectory` atomically and prints a one-paragraph summary.
+
+Layout of the systems: system i = (β index i // batch, start i % batch); start k is the same for every β.
+
+Continuing a run (``--from-run``): the saved run's final state, model and solver are kept; the model and solver
+options given explicitly on the command line override the saved ones (and only those); ``--t-max`` is the
+absolute final time. Options that describe a fresh start (``--n``, ``--d``, ``--seed``, ``--init``,
+``--batch``, ``--cap-angle``, ``--gamma0``) are refused with it rather than ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import torch
 import typer
-from typer import Option
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from typer import Option
 
 from ..analysis import cluster_count
-from ..validate import check_int
-from ..init import make_initial
+from ..ensembles import SCORES, SHARING, VALUES, Ensemble
+from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, anchor_solver
 from ..model import Model
 from ..simulate import simulate
-from ..trajectory import Trajectory, check_output_path
+from ..io import check_output_path
+from ..trajectory import Trajectory
+from ..validate import check_choice, check_int
 from .options import split_values
 
-__all__ = ["simulate_command", "parse_betas", "progress_bar", "describe_model", "counts_by_beta", "SUMMARY_DELTA"]
+__all__ = [
+    "simulate_command",
+    "parse_betas",
+    "progress_bar",
+    "describe_model",
+    "counts_by_beta",
+    "format_counts",
+    "SUMMARY_DELTA",
+    "START_OPTIONS",
+    "MODEL_OPTIONS",
+    "SOLVER_OPTIONS",
+]
 
-SUMMARY_DELTA = 1e-3  # cluster threshold of the paper's Fig. 3 (SPEC §6)
-ANCHOR_STEP = 0.1  # the authors' default step (SPEC §7)
+SUMMARY_DELTA = 1e-3  # cluster threshold δ of the paper's Figure 3
+ANCHOR_STEP = 0.1  # the step of the authors' phase-diagram code
+
+# options that make a fresh start: refused together with --from-run
+START_OPTIONS = ("n", "d", "seed", "init", "batch", "cap_angle", "gamma0")
+# options that define the model / the solver: with --from-run, the explicitly given ones override the saved run
+MODEL_OPTIONS = (
+    "beta", "normalization", "time_scale", "repulsive", "causal", "projection", "heads", "head_reduction",
+    "Q", "K", "QK", "V", "mask", "uniform_count", "score", "value", "share", "weights_seed",
+)
+SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor")
+MATRIX_OPTIONS = ("Q", "K", "QK", "V")
 
 
 def parse_betas(values: Sequence[str] | None) -> list[float]:
@@ -47,10 +79,10 @@ def parse_betas(values: Sequence[str] | None) -> list[float]:
 
 
 @contextmanager
-def progress_bar(description: str, t_max: float) -> Iterator[Callable[[float], None]]:
+def progress_bar(description: str, t_max: float, t0: float = 0.0) -> Iterator[Callable[[float], None]]:
     """A rich progress bar on stderr, driven by the ``progress`` callback of :func:`~tokensphere.simulate`.
 
-    Yields the callback (it receives the fraction of [0, t_max] done by the slowest system). The bar appears
+    Yields the callback (it receives the fraction of [t0, t_max] done by the slowest system). The bar appears
     at the first call, so input errors raised before the integration starts print no bar; on failure it is
     removed, leaving only the error line.
     """
@@ -67,8 +99,8 @@ def progress_bar(description: str, t_max: float) -> Iterator[Callable[[float], N
     def update(fraction: float) -> None:
         if not task:
             progress.start()
-            task.append(progress.add_task(description, total=1.0, t=0.0))
-        progress.update(task[0], completed=fraction, t=fraction * t_max)
+            task.append(progress.add_task(description, total=1.0, t=t0))
+        progress.update(task[0], completed=fraction, t=t0 + fraction * (t_max - t0))
 
     try:
         yield update
@@ -84,9 +116,17 @@ def progress_bar(description: str, t_max: float) -> Iterator[Callable[[float], N
 def describe_model(model: Model) -> str:
     """A short human description: "SA (softmax), V = I" etc."""
     parts = ["SA (softmax)" if model.normalization == "softmax" else "USA (1/n)"]
+    if model.heads > 1:
+        parts.append(f"{model.heads} heads ({model.head_reduction})")
+    if model.Q is not None or model.QK is not None:
+        parts.append("QᵀK given")
     parts.append("V = −I (repulsive)" if model.V == "repulsive" else "V = I" if model.V == "identity" else "V given")
+    if model.mask is not None:
+        parts.append("mask given")
     if model.causal:
         parts.append("causal mask")
+    if model.uniform_count == "attended" and model.normalization == "uniform":
+        parts.append("1/#attended")
     if not model.projection:
         parts.append("no projection")
     if model.time_scale != "original":
@@ -117,6 +157,9 @@ def format_counts(groups: dict[float, list[int]], limit: int = 8) -> str:
     return "; ".join(items)
 
 
+_FILE_HELP = "a .npy file (or .npz, PATH.npz:NAME, .csv)"
+
+
 def simulate_command(
     ctx: typer.Context,
     out: Annotated[Path, Option(help="Output zarr store (a directory) for the Trajectory.")],
@@ -127,17 +170,61 @@ def simulate_command(
         list[str] | None,
         Option(help="Inverse temperature β ≥ 0; repeat the option or give a comma list (1,4,9).", show_default="1"),
     ] = None,
-    normalization: Annotated[str, Option(help="softmax (SA, /Z) or uniform (USA, /n).")] = "softmax",
+    normalization: Annotated[str, Option(help="softmax (SA, /Z, (2.3)) or uniform (USA, /n).")] = "softmax",
     time_scale: Annotated[
         str, Option(help="original, or exp_beta (USA only: time s = e^β t; --t-max is then in s).")
     ] = "original",
-    repulsive: Annotated[bool, Option("--repulsive", help="V = −I instead of V = I.")] = False,
+    heads: Annotated[
+        int, Option(help="Number of heads H (2.7); needs per-head --Q/--K or --QK of shape (H, ., d).")
+    ] = 1,
+    head_reduction: Annotated[str, Option(help="sum (the paper's (2.7)) or mean over the heads.")] = "sum",
+    Q: Annotated[
+        str | None, Option("--Q", help=f"Query matrices, {_FILE_HELP}: (k, d), (B, k, d); with heads (H, k, d), "
+                           "(B, H, k, d). Give with --K; scores ⟨Q x_i, K x_j⟩.", show_default="I")
+    ] = None,
+    K: Annotated[str | None, Option("--K", help="Key matrices, same shapes as --Q.", show_default="I")] = None,
+    QK: Annotated[
+        str | None, Option("--QK", help=f"The bilinear form QᵀK directly, {_FILE_HELP}: (d, d), (B, d, d); with "
+                           "heads (H, d, d), (B, H, d, d).", show_default="I")
+    ] = None,
+    V: Annotated[
+        str | None, Option("--V", help=f"Value matrices (x ↦ V x), {_FILE_HELP}: (d, d), (B, d, d); with heads also "
+                           "(H, d, d), (B, H, d, d).", show_default="I")
+    ] = None,
+    repulsive: Annotated[
+        bool, Option("--repulsive", help="V = −I instead of V = I (shortcut; conflicts with --V).")
+    ] = False,
+    mask: Annotated[
+        str | None, Option(help=f"Additive score bias b_ij, {_FILE_HELP}: (n, n), (B, n, n) or (B, H, n, n); "
+                           "-inf masks the pair.")
+    ] = None,
     causal: Annotated[bool, Option("--causal", help="Causal mask: token i attends to j ≤ i.")] = False,
+    uniform_count: Annotated[
+        str, Option(help="USA with a mask: divide by n, or by the number of attended tokens (attended).")
+    ] = "n",
+    score: Annotated[
+        str | None, Option(help=f"Random score matrix QᵀK, the ensembles of Figure 5: {', '.join(SCORES)}.",
+                           show_default="none")
+    ] = None,
+    value: Annotated[
+        str | None, Option(help=f"Random value matrix V (Figure 5): {', '.join(VALUES)}.", show_default="none")
+    ] = None,
+    share: Annotated[
+        str, Option(help="Random weights: one draw for all systems (shared: the matrices define the model), one per "
+                    "β (per_beta), or one per system (independent).")
+    ] = "shared",
+    weights_seed: Annotated[int, Option(help="Seed of the random weights (--score/--value).")] = 0,
     projection: Annotated[
         bool, Option("--projection/--no-projection", help="Apply the tangent projection P⊥ (the paper's model).")
     ] = True,
-    t_max: Annotated[float, Option(help="Final time (time plays the role of depth).")] = 10.0,
-    save_at: Annotated[int, Option(help="Number of equally spaced output times in [0, t-max].")] = 101,
+    t_max: Annotated[
+        float, Option(help="Final time (time plays the role of depth). With --from-run the absolute final time; "
+                      "default there: the saved run's final time plus its duration.")
+    ] = 10.0,
+    save_at: Annotated[
+        int, Option(help="Number of equally spaced output times from t0 to --t-max (t0 = 0, or the saved run's "
+                    "final time with --from-run).")
+    ] = 101,
     solver: Annotated[str | None, Option(help=f"Method: {', '.join(METHODS)}.", show_default="dopri5")] = None,
     dt: Annotated[float | None, Option(help="Step (fixed-step methods) or first step (adaptive).")] = None,
     rtol: Annotated[float | None, Option(help="Relative tolerance (adaptive).", show_default="1e-7")] = None,
@@ -145,16 +232,21 @@ def simulate_command(
     anchor: Annotated[
         bool, Option("--anchor", help="The authors' scheme: Euler on the raw field, renormalised; step --dt or 0.1.")
     ] = False,
-    init: Annotated[str, Option(help="Start: uniform, orthonormal, cap, hemisphere or equiangular.")] = "uniform",
+    init: Annotated[
+        str, Option(help="Start: uniform, orthonormal, cap, hemisphere, equiangular, or an array file: .npy, .npz "
+                    "(PATH.npz:NAME, the only array, or the one named x0) or .csv (n rows of d numbers), holding "
+                    "unit vectors of shape (n, d) or (B, n, d).")
+    ] = "uniform",
     cap_angle: Annotated[float | None, Option(help="Cap half-angle in rad (--init cap).", show_default="π/2")] = None,
     gamma0: Annotated[
         float | None, Option(help="Pairwise ⟨x_i, x_j⟩ at t = 0 (--init equiangular).", show_default="0")
     ] = None,
     from_run: Annotated[
-        Path | None, Option(help="Start from the final state of a saved run (replaces --init, --n, --d, --seed).")
+        Path | None, Option(help="Continue a saved run from its final state and time, with its model and solver; "
+                            "model and solver options given here override the saved ones.")
     ] = None,
     seed: Annotated[int, Option(help="Seed of the initial state (start k uses stream (seed, k)).")] = 0,
-    dtype: Annotated[str, Option(help="float64 or float32.")] = "float64",
+    dtype: Annotated[str, Option(help="float64 or float32 (--from-run: the saved run's unless given).")] = "float64",
     device: Annotated[str | None, Option(help="torch device, e.g. cpu or cuda.", show_default="cpu")] = None,
     chunk_size: Annotated[int | None, Option(help="Stream the field over key blocks of this size (O(n) memory).")] = (
         None
@@ -164,69 +256,276 @@ def simulate_command(
     """Integrate the attention dynamics for every β × --batch starts and write a zarr store."""
     out_path = check_output_path(out, overwrite=overwrite)
     _check_device(device)
-    betas = parse_betas(beta)
-    check_int("batch", batch, minimum=1)
-    model = Model(
-        beta=torch.tensor(betas, dtype=torch.float64).repeat_interleave(batch),
-        normalization=normalization,
-        V="repulsive" if repulsive else "identity",
-        causal=causal,
-        projection=projection,
-        time_scale=time_scale,
+    p = dict(ctx.params)
+    given = {name for name in p if _given(ctx, name)}
+    _check_option_conflicts(p, given)
+    metadata: dict[str, Any] = {"cli": {"command": "simulate", "options": _jsonable(p)}}
+    kwargs: dict[str, Any] = {"save_at": save_at, "device": device, "chunk_size": chunk_size}
+    if from_run is None or "dtype" in given:  # a continued run keeps its dtype unless told otherwise
+        kwargs["dtype"] = dtype
+    threads = ctx.find_root().params.get("threads")
+    if threads is not None:
+        kwargs["threads"] = threads
+
+    if from_run is not None:
+        refused = [_flag(name) for name in START_OPTIONS if name in given]
+        if refused:
+            raise ValueError(
+                f"--from-run continues the saved run's state; do not combine it with {', '.join(refused)}"
+            )
+        run = Trajectory.load(from_run)  # a clear ValueError for a path that is not a saved run
+        B, n_run, d_run = run.final().shape
+        t0 = float(run.times[-1])
+        if "t_max" not in given:
+            t_max = t0 + (t0 - float(run.times[0]))
+        betas = _continued_betas(p, given, run.model, B)
+        model_kw, weights_meta = _model_options(p, given, betas=betas, n=n_run, d=d_run, saved=run.model)
+        method, solver_kw = _continued_solver(p, given, run.model, model_kw)
+        x0: Any = run  # loaded once, here; simulate continues it
+        overrides = [_flag(name) for name in MODEL_OPTIONS + SOLVER_OPTIONS if name in given]
+        continued: tuple[str, float, list[str]] | None = (str(from_run), t0, overrides)
+    else:
+        x, start_meta, starts = _initial_state(p, given)
+        betas = [b for b in parse_betas(beta) for _ in range(starts)]
+        x0 = x.repeat(len(betas) // starts, 1, 1)  # system (β_i, k) starts from start k
+        metadata.update(start_meta)
+        model_kw, weights_meta = _model_options(p, given, betas=betas, n=x.shape[1], d=x.shape[2], saved=None)
+        model_kw = {"model": Model(**model_kw)}
+        method, solver_kw = _fresh_solver(p, model_kw["model"])
+        t0, continued = 0.0, None
+    if weights_meta:
+        metadata["weights"] = weights_meta
+
+    with progress_bar("integrating", t_max, t0) as update:
+        traj = simulate(
+            x0, t_max=t_max, progress=update, metadata=metadata, **kwargs, **solver_kw,
+            **({"solver": method} if method is not None else {}), **model_kw,
+        )
+    if continued is not None:  # simulate was handed the loaded run: name its store as the source
+        for key, entry in (("continuation", "from"), ("init", "path")):
+            if isinstance(traj.metadata.get(key), dict):
+                traj.metadata[key][entry] = str(from_run)
+        if isinstance(traj.metadata.get("init"), dict):
+            traj.metadata["init"]["kind"] = "saved_run"
+    traj.save(out_path, overwrite=overwrite)
+    _print_summary(traj, out_path, continued)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# options
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """True when the user set option ``name`` (on the command line or through the environment), as opposed to
+    its default. Compared by name: typer may ship its own copy of click's ``ParameterSource``."""
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_option_conflicts(p: dict[str, Any], given: set[str]) -> None:
+    """Refuse option pairs that contradict each other, naming both."""
+
+    def refuse(a: str, b: str, why: str) -> None:
+        raise ValueError(f"{_flag(a)} conflicts with {_flag(b)}: {why}")
+
+    if p["QK"] is not None and (p["Q"] is not None or p["K"] is not None):
+        refuse("QK", "Q" if p["Q"] is not None else "K", "give either QᵀK (--QK) or the pair --Q, --K")
+    if (p["Q"] is None) != (p["K"] is None):
+        raise ValueError("--Q and --K must be given together (or give --QK)")
+    if p["V"] is not None and p["repulsive"]:
+        refuse("repulsive", "V", "--repulsive is the shortcut for V = −I; give one of them")
+    if p["score"] is not None:
+        for other in ("Q", "K", "QK"):
+            if p[other] is not None:
+                refuse("score", other, "the score matrix is either drawn or read from a file")
+    if p["value"] is not None:
+        for other in ("V", "repulsive"):
+            if p[other]:
+                refuse("value", other, "the value matrix is either drawn or given")
+    random = p["score"] is not None or p["value"] is not None
+    for name in ("share", "weights_seed"):
+        if name in given and not random:
+            raise ValueError(f"{_flag(name)} applies to random weights; give --score and/or --value with it")
+    if random and p["heads"] != 1:
+        refuse("heads", "score" if p["score"] is not None else "value",
+               "the random ensembles draw one head; give per-head --Q/--K or --QK files for several heads")
+
+
+def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[torch.Tensor, dict[str, Any], int]:
+    """The starts (S, n, d) (shared by every β), their metadata, and S (the systems per β)."""
+    init = p["init"]
+    check_int("batch", p["batch"], minimum=1)
+    if init not in INITIALS and looks_like_array_file(init):
+        for name in ("seed", "cap_angle", "gamma0"):
+            if name in given:
+                raise ValueError(f"--init {init} reads the start from a file; {_flag(name)} does not apply to it")
+        spec: Any = FromFile(init, unit=p["projection"], name="--init")
+        x = spec.sample()
+        S, n, d = x.shape
+        for name, have in (("n", n), ("d", d), ("batch", S)):
+            if name in given and p[name] != have:
+                raise ValueError(
+                    f"{_flag(name)} {p[name]} does not match --init {init}, which holds {S} start(s) of shape "
+                    f"(n, d) = ({n}, {d})"
+                )
+        return x, {"init": {**spec.describe(), "shared_across_beta": True}}, S
+    if init not in INITIALS:
+        raise ValueError(
+            f"init must be one of {', '.join(map(repr, INITIALS))} or an array file (.npy, .npz, .csv), got {init!r}"
+        )
+    extra: dict[str, Any] = {}
+    if init == "cap" and p["cap_angle"] is not None:
+        extra["angle"] = p["cap_angle"]
+    if init == "equiangular" and p["gamma0"] is not None:
+        extra["gamma0"] = p["gamma0"]
+    spec = make_initial(init, batch=p["batch"], n=p["n"], d=p["d"], seed=p["seed"], **extra)
+    meta = {"seed": p["seed"], "init": {**spec.describe(), "shared_across_beta": True}}
+    return spec.sample(), meta, p["batch"]
+
+
+def _continued_betas(p: dict[str, Any], given: set[str], saved: Model, B: int) -> list[float]:
+    """β per system of a continued run: the saved ones, or --beta laid out over the run's B systems.
+
+    k values of --beta with B = k·m systems give each β to m consecutive systems (the layout of a fresh run);
+    one value applies to all; a run with one system is continued once per value."""
+    if "beta" not in given:
+        return saved.beta_tensor().expand(B).tolist()
+    values = parse_betas(p["beta"])
+    k = len(values)
+    if B % k == 0:
+        return [b for b in values for _ in range(B // k)]
+    if B == 1:
+        return values
+    raise ValueError(
+        f"--beta gives {k} values but the saved run has B = {B} systems; give one value, or a number of values "
+        f"that divides {B} (each β then continues B/k consecutive systems)"
     )
-    if anchor:
-        if solver is not None or rtol is not None or atol is not None:
+
+
+def _model_options(
+    p: dict[str, Any], given: set[str], *, betas: list[float], n: int, d: int, saved: Model | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model keyword arguments and the provenance of the weights (files, ensemble) for the metadata.
+
+    A fresh run (``saved`` None) gets every model option; a continued one only those given explicitly (plus
+    the ones an option implies: --repulsive sets V; --score sets QK and --value V). Replacing one form of
+    the scores (Q, K or QK) drops the saved other form (:func:`~tokensphere.simulate`)."""
+    fresh = saved is None
+    heads = p["heads"] if fresh or "heads" in given else saved.heads
+    check_int("heads", heads, minimum=1)
+    systems = len(betas)
+    kw: dict[str, Any] = {}
+    if fresh or "beta" in given:
+        kw["beta"] = torch.tensor(betas, dtype=torch.float64)
+    for name in ("normalization", "time_scale", "causal", "projection", "heads", "head_reduction", "uniform_count"):
+        if fresh or name in given:
+            kw[name] = p[name]
+    if fresh or "repulsive" in given:
+        kw["V"] = "repulsive" if p["repulsive"] else "identity"
+
+    meta: dict[str, Any] = {}
+    for name in MATRIX_OPTIONS:
+        if p[name] is not None:
+            kw[name], meta[name] = _read_matrix(name, p[name], heads=heads, d=d, systems=systems)
+    if p["mask"] is not None:
+        kw["mask"], meta["mask"] = _read_mask(p["mask"], heads=heads, n=n, systems=systems)
+    if p["score"] is not None or p["value"] is not None:
+        ensemble = Ensemble(score=p["score"] or "identity", value=p["value"] or "identity", share=p["share"])
+        check_int("weights_seed", p["weights_seed"], minimum=0)
+        first: dict[float, int] = {}
+        beta_index = [first.setdefault(b, len(first)) for b in betas]  # β values in order of appearance
+        seen: dict[int, int] = {}
+        system = []  # index of the system among those with its β
+        for k in beta_index:
+            system.append(seen.get(k, 0))
+            seen[k] = system[-1] + 1
+        qk, v = ensemble.draw(d, ensemble.keys(p["weights_seed"], d, beta_index, system))
+        if ensemble.share == "shared":  # one draw: store it once, shared by the batch
+            qk, v = (None if qk is None else qk[0]), (None if v is None else v[0])
+        if p["score"] is not None:
+            kw["QK"] = qk  # None for the identity score: Q = K = I
+        if p["value"] is not None:
+            kw["V"] = "identity" if v is None else v
+        meta["ensemble"] = {**ensemble.describe(), "seed": p["weights_seed"]}
+    return kw, meta
+
+
+def _read_matrix(name: str, spec: str, *, heads: int, d: int, systems: int) -> tuple[torch.Tensor, dict]:
+    """A Q, K, QK or V array from a file, checked against the shapes :class:`Model` accepts (names --<name>)."""
+    flag = _flag(name)
+    array, info = read_array(spec, name=flag, default_key=name)
+    t = torch.from_numpy(np.asarray(array, dtype=np.float64))
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{flag} {spec} must hold only finite values (found NaN or inf)")
+    r = "d" if name in ("QK", "V") else "k"
+    shapes = [f"({r}, d)", f"(B, {r}, d)"] if heads == 1 else [f"(H, {r}, d)", f"(B, H, {r}, d)"]
+    if heads > 1 and name == "V":
+        shapes.insert(0, "(d, d)")
+    ok = t.ndim in ((2, 3) if heads == 1 else (2, 3, 4) if name == "V" else (3, 4))
+    ok = ok and t.shape[-1] == d and (r == "k" or t.shape[-2] == d)
+    if heads > 1 and t.ndim >= 3:
+        ok = ok and t.shape[-3] == heads
+    batched = t.ndim == (3 if heads == 1 else 4)
+    if ok and batched and t.shape[0] not in (1, systems):
+        raise ValueError(
+            f"{flag} {spec} holds {t.shape[0]} per-system matrices but the run has B = {systems} systems "
+            "(β values × starts)"
+        )
+    if not ok:
+        where = f"d = {d}" + (f", H = heads = {heads}" if heads > 1 else "")
+        raise ValueError(f"{flag} {spec} must have shape {' or '.join(shapes)} with {where}, got {tuple(t.shape)}")
+    return t, {k: v for k, v in info.items() if k != "tolerance"}
+
+
+def _read_mask(spec: str, *, heads: int, n: int, systems: int) -> tuple[torch.Tensor, dict]:
+    """An additive mask from a file: finite values or -inf, shape (n, n), (B, n, n) or (B, H, n, n)."""
+    array, info = read_array(spec, name="--mask", default_key="mask")
+    t = torch.from_numpy(np.asarray(array, dtype=np.float64))
+    if bool(torch.isnan(t).any()) or bool((t == float("inf")).any()):
+        raise ValueError(f"--mask {spec} must hold finite values or -inf (masked pairs), found NaN or +inf")
+    ok = t.ndim in (2, 3, 4) and t.shape[-2:] == (n, n) and (t.ndim < 4 or t.shape[1] in (1, heads))
+    if not ok:
+        raise ValueError(
+            f"--mask {spec} must have shape (n, n), (B, n, n) or (B, H, n, n) with n = {n}"
+            + (f", H = {heads}" if heads > 1 else "") + f", got {tuple(t.shape)}"
+        )
+    if t.ndim >= 3 and t.shape[0] not in (1, systems):
+        raise ValueError(
+            f"--mask {spec} holds {t.shape[0]} per-system masks but the run has B = {systems} systems "
+            "(β values × starts)"
+        )
+    return t, {k: v for k, v in info.items() if k != "tolerance"}
+
+
+def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]:
+    if p["anchor"]:
+        if p["solver"] is not None or p["rtol"] is not None or p["atol"] is not None:
             raise ValueError(
                 "anchor sets the solver (Euler + renormalisation); do not combine --anchor with --solver/--rtol/--atol"
             )
-        method: Any = anchor_solver(model, step=ANCHOR_STEP if dt is None else dt)
-        solver_kw: dict[str, Any] = {}
-    else:
-        method, solver_kw = solver or "dopri5", {"dt": dt, "rtol": rtol, "atol": atol}
-
-    metadata: dict[str, Any] = {"cli": {"command": "simulate", "options": _jsonable(ctx.params)}}
-    if from_run is not None:
-        x0: Any = str(from_run)
-    else:
-        extra = {"angle": cap_angle} if init == "cap" and cap_angle is not None else {}
-        if init == "equiangular" and gamma0 is not None:
-            extra["gamma0"] = gamma0
-        spec = make_initial(init, batch=batch, n=n, d=d, seed=seed, **extra)
-        x0 = spec.sample().repeat(len(betas), 1, 1)  # system (β_i, k) starts from stream (seed, k)
-        metadata.update(seed=seed, init={**spec.describe(), "shared_across_beta": True})
-
-    with progress_bar("integrating", t_max) as update:
-        traj = simulate(
-            x0, model=model, solver=method, t_max=t_max, save_at=save_at, dtype=dtype, device=device,
-            chunk_size=chunk_size, progress=update, metadata=metadata, **solver_kw,
-        )
-    traj.save(out_path, overwrite=overwrite)
-    _print_summary(traj, out_path)
+        return anchor_solver(model, step=ANCHOR_STEP if p["dt"] is None else p["dt"]), {}
+    return p["solver"] or "dopri5", {"dt": p["dt"], "rtol": p["rtol"], "atol": p["atol"]}
 
 
-def _print_summary(traj: Trajectory, path: Path) -> None:
-    T, B, n, d = traj.shape
-    betas = ", ".join(f"{b:g}" for b in dict.fromkeys(traj.model.beta_tensor().expand(B).tolist()))
-    s, meta, steps = traj.solver, traj.metadata, traj.steps.tolist()
-    if s.kind == "adaptive":
-        how = f"rtol {s.rtol:g}, atol {s.atol:g}"
-    else:
-        how = f"dt {s.dt:g}" if isinstance(s.dt, (int, float)) else "dt per system"
-    raw = "" if s.projected_field else " on the raw field"
-    lines = [
-        f"{B} systems (β ∈ {{{betas}}}), n = {n}, d = {d}, {describe_model(traj.model)}, "
-        f"{meta.get('dtype')} on {meta.get('device')}",
-        f"solver {s.method}{raw} ({how}): {min(steps)}–{max(steps)} steps per system, "
-        f"{int(traj.rejected.sum())} rejected; t ∈ [0, {float(traj.times[-1]):g}], {T} saved times",
-        f"wall time {meta.get('wall_seconds', float('nan')):.2f} s (integration)",
-    ]
-    if traj.model.projection:  # pure SA (9.1) is a flow on R^d: a threshold on ⟨x_i, x_j⟩ is not a cluster test
-        groups = counts_by_beta(traj, SUMMARY_DELTA)
-        lines.append(f"clusters at t = {float(traj.times[-1]):g} (δ = {SUMMARY_DELTA:g}): {format_counts(groups)}")
-    lines.append(f"wrote {path}")
-    console = Console(highlight=False, soft_wrap=True)
-    for line in lines:
-        console.print(escape(line))
+def _continued_solver(
+    p: dict[str, Any], given: set[str], saved: Model, model_kw: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """Solver arguments for a continuation: only the explicitly given ones (None: keep the saved solver)."""
+    if p["anchor"]:  # the anchor step depends on the model as continued (USA: on β)
+        kw = dict(model_kw)
+        if "QK" in kw:  # one form of the scores replaces the other (as simulate does)
+            kw.setdefault("Q", None)
+            kw.setdefault("K", None)
+        elif "Q" in kw:
+            kw.setdefault("QK", None)
+        return _fresh_solver(p, replace(saved, **kw))
+    if p["solver"] is not None:
+        check_choice("solver", p["solver"], METHODS)
+    return p["solver"], {name: p[name] for name in ("dt", "rtol", "atol") if name in given}
 
 
 def _check_device(device: str | None) -> None:
@@ -243,3 +542,41 @@ def _check_device(device: str | None) -> None:
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# summary
+
+
+def _print_summary(traj: Trajectory, path: Path, continued: tuple[str, float, list[str]] | None) -> None:
+    T, B, n, d = traj.shape
+    betas = ", ".join(f"{b:g}" for b in dict.fromkeys(traj.model.beta_tensor().expand(B).tolist()))
+    s, meta, steps = traj.solver, traj.metadata, traj.steps.tolist()
+    if s.kind == "adaptive":
+        how = f"rtol {s.rtol:g}, atol {s.atol:g}"
+    else:
+        how = f"dt {s.dt:g}" if isinstance(s.dt, (int, float)) else "dt per system"
+    raw = "" if s.projected_field else " on the raw field"
+    t_first, t_last = float(traj.times[0]), float(traj.times[-1])
+    threads = f", {meta['threads']} thread(s)" if "threads" in meta else ""
+    lines = [
+        f"{B} systems (β ∈ {{{betas}}}), n = {n}, d = {d}, {describe_model(traj.model)}, "
+        f"{meta.get('dtype')} on {meta.get('device')}",
+        f"solver {s.method}{raw} ({how}): {min(steps)}–{max(steps)} steps per system, "
+        f"{int(traj.rejected.sum())} rejected; t ∈ [{t_first:g}, {t_last:g}], {T} saved times",
+        f"wall time {meta.get('wall_seconds', float('nan')):.2f} s (integration{threads})",
+    ]
+    if continued is not None:
+        source, t0, overrides = continued
+        said = meta.get("continuation", {}).get("overrides")
+        if isinstance(said, dict):  # the library's record of what it overrode
+            overrides = sorted(said)
+        what = f"overrides: {', '.join(overrides)}" if overrides else "model and solver as saved"
+        lines.insert(0, f"continued from {source} at t = {t0:g}; {what}")
+    if traj.model.projection:  # pure SA (9.1) is a flow on R^d: a threshold on ⟨x_i, x_j⟩ is not a cluster test
+        groups = counts_by_beta(traj, SUMMARY_DELTA)
+        lines.append(f"clusters at t = {t_last:g} (δ = {SUMMARY_DELTA:g}): {format_counts(groups)}")
+    lines.append(f"wrote {path}")
+    console = Console(highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(escape(line))
