@@ -85,6 +85,10 @@ class Model:
     projection: bool = True
     time_scale: Literal["original", "exp_beta"] = "original"
     schedule: Schedule | Callable[[float], Mapping[str, Tensorish]] | None = field(default=None, repr=False)
+    # canonical weights per (dtype, device), filled by __post_init__ (the one private state)
+    _weights: dict[tuple[torch.dtype, torch.device], Weights] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         check_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -95,7 +99,7 @@ class Model:
         for flag in ("causal", "projection"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
-        object.__setattr__(self, "schedule", as_schedule(self.schedule))
+        self.__dict__["schedule"] = as_schedule(self.schedule)
         beta = _check_beta(self.beta, self.normalization, self.time_scale)
         q, k, qk = _check_scores(self.Q, self.K, self.QK, self.heads)
         v, sign = _check_values(self.V, self.heads)
@@ -113,13 +117,13 @@ class Model:
         if len(sizes) > 1:
             raise ValueError(f"per-system parameters must share one batch size B, got sizes {sorted(sizes)}")
         # the one private state: canonical weights per (dtype, device), built on first use
-        object.__setattr__(self, "_weights", {(dtype, beta.device): weights})
+        self._weights[(dtype, beta.device)] = weights
 
     # ------------------------------------------------------------------------------------------------
     def weights(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Weights:
         """The canonical :class:`~tokensphere.weights.Weights` in ``dtype`` on ``device`` (cached per pair;
         default: as given, float64 on the CPU for Python numbers)."""
-        cache: dict = self._weights  # type: ignore[attr-defined]
+        cache = self._weights
         base = next(iter(cache.values()))
         key = (dtype or base.beta.dtype, torch.device(device) if device is not None else base.beta.device)
         w = cache.get(key)
@@ -177,21 +181,26 @@ class Model:
         Pure tensor indexing of the already validated weights (and of every cached dtype/device copy); a
         schedule is restricted with its own ``take``.
         """
-        index = torch.as_tensor(index).reshape(-1).long()
+        if not (isinstance(index, torch.Tensor) and index.dtype == torch.long and index.ndim == 1):
+            index = torch.as_tensor(index).reshape(-1).long()
         sched = None if self.schedule is None else self.schedule.take(index)
-        if self.batch_size == 1 and sched is self.schedule:
+        cache = self._weights
+        base = next(iter(cache.values()))
+        if base.batch == 1 and sched is self.schedule:
             return self
-        out = _from_weights(self, self.weights().take(index), schedule=sched)
-        cache: dict = self._weights  # type: ignore[attr-defined]
-        out_cache: dict = out._weights  # type: ignore[attr-defined]
+        out = _from_weights(self, base.take(index), schedule=sched)
+        out_cache = out._weights
         for key, w in cache.items():
-            out_cache.setdefault(key, w.take(index))
+            if key not in out_cache:
+                out_cache[key] = w.take(index)
         return out
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serialisable summary (arrays summarised by shape) for run metadata and reports."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if not f.init:
+                continue
             val = getattr(self, f.name)
             if f.name == "beta":
                 b = self.beta_tensor()
@@ -214,8 +223,8 @@ class Model:
         """
         w = self.weights()
         spec: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), (bool, int, str))
-            and f.name not in ("V",)
+            f.name: getattr(self, f.name) for f in fields(self)
+            if f.init and f.name != "V" and isinstance(getattr(self, f.name), (bool, int, str))
         }
         spec["V"] = self.V if isinstance(self.V, str) else None
         arrays: dict[str, torch.Tensor] = {"beta": w.beta}
@@ -278,13 +287,11 @@ def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Mod
     """A Model sharing ``model``'s options whose parameters are the canonical tensors of ``w`` (no validation:
     ``w`` comes from a validated model by indexing, conversion or freezing a schedule)."""
     out = object.__new__(Model)
-    for f in fields(model):
-        object.__setattr__(out, f.name, getattr(model, f.name))
-    V = model.V if isinstance(model.V, str) and w.v is None else w.v
-    for name, val in (("beta", w.beta), ("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", V), ("mask", w.mask),
-                      ("schedule", schedule)):
-        object.__setattr__(out, name, val)
-    object.__setattr__(out, "_weights", {(w.beta.dtype, w.beta.device): w})
+    state = out.__dict__  # a frozen dataclass refuses setattr, not its own __dict__
+    state.update(model.__dict__)
+    state.update(beta=w.beta, Q=w.q, K=w.k, QK=w.qk, mask=w.mask, schedule=schedule,
+                 V=model.V if isinstance(model.V, str) and w.v is None else w.v)
+    state["_weights"] = {(w.beta.dtype, w.beta.device): w}
     return out
 
 

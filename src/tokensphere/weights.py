@@ -13,6 +13,7 @@ the step loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import torch
 
@@ -45,7 +46,7 @@ class Weights:
     projection: bool
     time_scale: str
 
-    @property
+    @cached_property
     def batch(self) -> int:
         """Number of systems the per-system tensors describe (1 when every tensor is shared)."""
         return max(t.shape[0] for t in self._tensors())
@@ -76,19 +77,18 @@ class Weights:
 
     def take(self, index: torch.Tensor) -> Weights:
         """The weights of the systems ``index`` (a 1-D long tensor): per-system tensors are indexed, shared
-        ones (leading size 1) kept. Pure tensor indexing."""
+        ones (leading size 1) kept. Pure tensor indexing, no validation (this runs inside the step loop)."""
         if self.batch == 1:
             return self
-
-        def sel(t: torch.Tensor | None) -> torch.Tensor | None:
-            if t is None or t.shape[0] == 1:
-                return t
-            return t.index_select(0, index.to(t.device))
-
-        return replace(
-            self, beta=sel(self.beta), q=sel(self.q), k=sel(self.k), qk=sel(self.qk), v=sel(self.v),
-            mask=sel(self.mask),
-        )
+        out = object.__new__(Weights)
+        state = out.__dict__
+        state.update(self.__dict__)
+        for name in ("beta", "q", "k", "qk", "v", "mask"):
+            t = state[name]
+            if t is not None and t.shape[0] != 1:
+                state[name] = t.index_select(0, index if index.device == t.device else index.to(t.device))
+        state["batch"] = index.numel()
+        return out
 
     def with_matrices(self, update: dict[str, torch.Tensor]) -> Weights:
         """Replace some of q, k, qk, v (canonical tensors, already in this dtype and device).
