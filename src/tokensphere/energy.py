@@ -1,15 +1,15 @@
-"""Interaction energies and their time-derivative identities (SPEC §4).
+"""Interaction energies and their time-derivative identities (§3.3–§3.4 of the paper).
 
-Two normalisations, named differently on purpose (SPEC §4.1):
+Two normalisations, named differently on purpose:
 
 * normalisation A (the Lyapunov diagnostic, Remark 3.8):  E_β(X) = (1/(2βn²)) Σ_i Σ_j e^{β⟨Q x_i, K x_j⟩}
   — :func:`energy`, :func:`log_energy`, :func:`energy_normalized` (Ē = (1/n²) Σ Σ e^{β(s_ij − s*)} ∈ (0, 1], s* = ‖QᵀK‖₂).
 * normalisation B (§3.4 of the paper, SA metric):  Ẽ_β(X) = (1/(2β)) Σ_i Σ_j e^{β⟨V x_i, x_j⟩} — :func:`energy_tilde`.
 
 At β = 0, normalisation A is replaced by its finite part lim_{β→0} (E_β − 1/(2β)) = (1/(2n²)) Σ Σ ⟨x_i, x_j⟩,
-for which the same rate identity holds. Scores are taken from :func:`tokensphere.field.scores`.
+for which the same rate identity holds. The weights are the kernel's (:func:`tokensphere.field.weights_at`).
 
-Rate identities along exact flows (SPEC §4.2, §4.4), returned by :func:`energy_rate`:
+Rate identities along exact flows ((3.11), (3.12)), returned by :func:`energy_rate`:
     SA:   dE_β/dt = (1/n²) Σ_i Z_{β,i} |ẋ_i|²        USA:  dE_β/dt = (1/n) Σ_i |ẋ_i|²
     (V = QᵀK symmetric, SA):  dẼ_β/dt = Σ_i Z_{β,i} |ẋ_i|²,  Z_{β,i} = Σ_j e^{β⟨V x_i, x_j⟩}
 with the opposite sign for V = −I.

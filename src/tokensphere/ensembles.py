@@ -1,4 +1,4 @@
-"""Random weight ensembles for Figure 5 (SPEC §6, §7), drawn per system from seeded streams.
+"""Random weight ensembles for Figure 5 (the paper's Figure 5 and the authors' published script), drawn per system from seeded streams.
 
 Score matrices B = QᵀK (scores β x_iᵀ B x_j), with G, G₁, G₂ i.i.d. standard Gaussian d×d matrices:
 
@@ -60,7 +60,7 @@ class Ensemble:
         check_choice("share", self.share, SHARING)
         if self.redraw is not None:
             check_real("redraw", self.redraw, minimum=0.0, strict_minimum=True)
-        # plus/minus_score with the identity score give V = ±I (c = 1, SPEC §7)
+        # plus/minus_score with the identity score give V = ±I (c = 1, as in the authors' script)
 
     @property
     def is_identity(self) -> bool:

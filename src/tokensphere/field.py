@@ -23,7 +23,7 @@ __all__ = ["velocity", "attention", "scores", "tangent_project", "log_normalizer
 
 
 def tangent_project(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """P⊥_x y = y − ⟨x, y⟩ x, row by row (SPEC §2.1). x, y: (..., d). Returns (..., d)."""
+    """P⊥_x y = y − ⟨x, y⟩ x, row by row (the projection of (2.3)). x, y: (..., d). Returns (..., d)."""
     return y - (x * y).sum(-1, keepdim=True) * x
 
 

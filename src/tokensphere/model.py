@@ -1,4 +1,4 @@
-"""The model specification: *what* the dynamics are (SPEC §2, §2.17).
+"""The model specification: *what* the dynamics are (§2 of the paper, eqs. (2.3)–(2.7)).
 
 A :class:`Model` is a frozen description of the self-attention particle system
 
@@ -27,7 +27,7 @@ from .weights import Weights, canonical_matrix
 __all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule"]
 
 NORMALIZATIONS = ("softmax", "uniform")
-# e^{β} overflows float64 beyond ln(max double) ≈ 709.78 (SPEC §8.3); USA in original time is refused above.
+# e^{β} overflows float64 beyond ln(max double) ≈ 709.78 ; USA in original time is refused above.
 USA_ORIGINAL_TIME_MAX_BETA = 700.0
 
 Tensorish = Any  # torch.Tensor, numpy array, nested lists, or a Python number
@@ -35,37 +35,37 @@ Tensorish = Any  # torch.Tensor, numpy array, nested lists, or a Python number
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """Self-attention dynamics on S^{d−1} (SPEC §2).
+    """Self-attention dynamics on S^{d−1} ((2.3); heads (2.7)).
 
     Parameters
     ----------
     beta : float or array of shape (B,)
         Inverse temperature β ≥ 0; a vector gives one value per system of the batch.
     normalization : {"softmax", "uniform"}
-        "softmax" divides by Z_{β,i} (SA, (2.3)); "uniform" divides by n (USA, SPEC §2.4) — or by the number
+        "softmax" divides by Z_{β,i} (SA, (2.3)); "uniform" divides by n (USA, §3.3 of the paper) — or by the number
         of attended tokens when ``uniform_count="attended"`` (causal USA with 1/i).
     Q, K : array of shape (k, d), (B, k, d); with ``heads=H > 1``: (H, k, d) or (B, H, k, d)
         Query and key matrices (k may differ from d). Scores are ⟨Q x_i, K x_j⟩ = x_iᵀ QᵀK x_j.
     QK : array of shape (d, d), (B, d, d); with heads: (H, d, d) or (B, H, d, d)
         The bilinear form QᵀK given directly (instead of Q and K).
     V : "identity", "repulsive", or array of shape (d, d), (B, d, d); with heads: (H, d, d) or (B, H, d, d)
-        Value matrix acting as x ↦ V x. "repulsive" is V = −I (SPEC §2.12).
+        Value matrix acting as x ↦ V x. "repulsive" is V = −I (the repulsive case, §9 of the paper).
     heads : int
         Number of heads H; heads are **summed** (2.7) unless ``head_reduction="mean"``.
     mask : array of shape (n, n), (B, n, n) or (B, H, n, n)
         Additive score bias b_ij (−inf masks the pair). Every row must keep one finite entry.
     causal : bool
-        Token i attends only to j ≤ i (SPEC §2.8).
+        Token i attends only to j ≤ i (causal masking; not in the paper, Karagodin–Polyanskiy–Rigollet 2024).
     uniform_count : {"n", "attended"}
         For USA with a mask: divide by n (default) or by the number of unmasked keys (1/i when causal).
     projection : bool
         Apply the tangent projection P⊥ (the paper's model). False gives pure self-attention (9.1) on R^d.
     time_scale : {"original", "exp_beta"}
         USA only: "exp_beta" integrates in s = e^{β} t, i.e. the field (1/n) Σ_j e^{β(⟨Qx_i,Kx_j⟩ − 1)} V x_j,
-        which neither overflows nor underflows for β up to 10^4 (SPEC §8.3). In original time USA is
+        which neither overflows nor underflows for β up to 10^4. In original time USA is
         refused for β > 700 (e^{β} overflows float64).
     schedule : callable t ↦ mapping, optional
-        Time-dependent weights (SPEC §2.7): returns a mapping with any of "Q", "K", "QK", "V" that replace
+        Time-dependent weights (depth-dependent Q(t), K(t), V(t), §2 of the paper): returns a mapping with any of "Q", "K", "QK", "V" that replace
         the constant ones at time t. See :class:`Layerwise` for piecewise-constant layers.
 
     Raises ``ValueError`` naming the parameter for every invalid value.
