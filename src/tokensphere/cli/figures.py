@@ -21,7 +21,8 @@ module chooses the sizes, writes the files and reports.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from typer import Option
 
 from ..experiments.circle import (
@@ -51,6 +52,7 @@ from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
 from ..plot.regimes import regimes_data, regimes_figure
 from ..runtime import choose_threads, torch_threads
 from ..validate import check_int
+from .progress import stderr_progress
 
 __all__ = ["figures_command", "SIZES"]
 
@@ -150,35 +152,21 @@ def _timed(call: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-class _steps_bar:
-    """A rich progress bar over the figure steps (stderr), erased on failure or Ctrl-C."""
-
-    def __enter__(self) -> Callable[[str | None], None]:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True))
-        self.task = None
-        self.count = 0
-
+@contextmanager
+def _steps_bar() -> Iterator[Callable[[str | None], None]]:
+    """A progress bar over the figure steps (stderr), erased on failure or Ctrl-C. step(description) starts the
+    next step; step(None) marks all done."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    done = [0]
+    with stderr_progress(*columns) as update:
         def step(description: str | None) -> None:
-            if self.task is None:
-                self.progress.start()
-                self.task = self.progress.add_task("figures", total=len(STEPS))
             if description is None:
-                self.progress.update(self.task, completed=len(STEPS), description="figures done")
+                update(completed=len(STEPS), total=len(STEPS), description="figures done")
                 return
-            self.progress.update(self.task, completed=self.count, description=description)
-            self.count += 1
+            update(completed=done[0], total=len(STEPS), description=description)
+            done[0] += 1
 
-        return step
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.task is None:
-            return
-        if exc_type is not None:
-            self.progress.live.transient = True
-            self.progress.live.stop()
-        else:
-            self.progress.stop()
+        yield step
 
 
 def _fig2(folder: Path, n: int, measured: dict | None, store: Path | None, meta: dict) -> list[Path]:

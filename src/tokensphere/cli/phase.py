@@ -23,7 +23,7 @@ import typer
 import xarray as xr
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer import Option
 
 from ..ensembles import SCORES, SHARING, VALUES, Ensemble
@@ -31,6 +31,7 @@ from ..io import write_json
 from ..io.atomic import open_zarr_store
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
 from .options import split_values
+from .progress import stderr_progress
 
 __all__ = ["phase_diagram_command", "parse_dims", "build_spec", "units_bar", "write_phase_figures"]
 
@@ -92,36 +93,14 @@ def build_spec(options: dict[str, Any], *, full: bool) -> PhaseDiagram:
 
 @contextmanager
 def units_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr over work units, driven by run_phase_diagram's progress(done, total).
+    """A progress bar on stderr over work units, driven by run_phase_diagram's progress(done, total).
 
     The bar appears at the first call (after the store is validated); on failure or Ctrl-C it is erased, so
-    only the one-line message remains."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("units"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
-    task: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if not task:
-            progress.start()
-            task.append(progress.add_task(description, total=total, completed=done))
-        progress.update(task[0], completed=done, total=total)
-
-    try:
-        yield update
-    except BaseException:
-        if task:
-            progress.live.transient = True
-            progress.live.stop()
-        raise
-    if task:
-        progress.stop()
+    only the one-line message remains (:func:`tokensphere.cli.progress.stderr_progress`)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with stderr_progress(*columns) as update:
+        yield lambda done, total: update(description=description, completed=done, total=total)
 
 
 def write_phase_figures(ds: xr.Dataset, path: Path, *, store: Path | None = None) -> list[Path]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..analysis import step_against_trend
-from ..energy import energy, energy_over_time
+from ..analysis import energy_monotonicity
+from ..energy import energy
 from ..field import tangent_project, velocity
 from ..init import Cap, OrthonormalFrame, Uniform, sample_sphere
 from ..model import Model
@@ -63,8 +63,7 @@ def _equiangular(normalization: str) -> CheckResult:
 def _energy(kind: str) -> CheckResult:
     kw = {"normalization": "uniform"} if kind == "USA" else {"V": "repulsive"} if kind == "repulsive" else {}
     traj = simulate(Uniform(batch=8, n=16, d=3, seed=2), 3.0, t_max=10.0, save_at=101, rtol=1e-10, atol=1e-12, **kw)
-    e = energy_over_time(traj.positions, traj.model)
-    worst = float(step_against_trend(e, decreasing=kind == "repulsive").max())
+    worst = float(energy_monotonicity(traj.positions, traj.model).max())
     word = "non-increasing" if kind == "repulsive" else "non-decreasing"
     return CheckResult(
         f"(3.6), Lemma 3.7: energy E_β {word} along {kind} ({'V = −I' if kind == 'repulsive' else 'V = I'})",

@@ -29,7 +29,7 @@ from ..io import atomic_path
 from ..trajectory import Trajectory
 from ..validate import check_choice, check_int, check_real
 from .arrays import frame_indices
-from .tokens import _draw_sphere, _token_colors
+from .tokens import _draw_circle, _draw_sphere, _token_colors
 
 __all__ = ["animate", "ffmpeg_path", "WRITERS"]
 
@@ -105,7 +105,7 @@ def animate(
         ax.set_box_aspect((1, 1, 1), zoom=1.3)
     else:
         ax = fig.add_subplot(1, 1, 1)
-        _draw_unit_circle(ax)
+        _draw_circle(ax, inner=False, lim=1.1)
     kind = "SA" if traj.model.normalization == "softmax" else "USA"
     head = title or f"{kind}, n = {n}, d = {d}, β = {beta:g}"
     text = fig.suptitle(head)
@@ -136,15 +136,6 @@ def animate(
             if progress is not None:
                 progress(k + 1, K)
     return p
-
-
-def _draw_unit_circle(ax) -> None:
-    a = np.linspace(0.0, 2 * np.pi, 361)
-    ax.plot(np.cos(a), np.sin(a), color="0.55", linewidth=0.8, alpha=0.6)
-    ax.set_aspect("equal")
-    ax.set_xlim(-1.1, 1.1)
-    ax.set_ylim(-1.1, 1.1)
-    ax.set_axis_off()
 
 
 def _writer(suffix: str, fps: float):

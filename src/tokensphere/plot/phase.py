@@ -36,14 +36,13 @@ def gamma_curve_points(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     present, else ``gamma_transition_time(beta)`` at the grid's β; β whose transition time is NaN (after
     t_max) are left out. Returns two 1-D float arrays of equal length."""
     if "gamma_curve_time" in ds:
-        t_star = np.asarray(ds["gamma_curve_time"].values, dtype=float)
-        beta = np.asarray(ds["gamma_beta"].values, dtype=float)
-        keep = np.isfinite(t_star)
-        return t_star[keep], beta[keep]
-    if "gamma_transition_time" not in ds:
+        time, axis = "gamma_curve_time", "gamma_beta"
+    elif "gamma_transition_time" in ds:
+        time, axis = "gamma_transition_time", "beta"
+    else:
         raise ValueError("dataset has no gamma_transition_time variable (is it a phase-diagram store?)")
-    t_star = np.asarray(ds["gamma_transition_time"].values, dtype=float)
-    beta = np.asarray(ds["beta"].values, dtype=float)
+    t_star = np.asarray(ds[time].values, dtype=float)
+    beta = np.asarray(ds[axis].values, dtype=float)
     keep = np.isfinite(t_star)
     return t_star[keep], beta[keep]
 
@@ -69,7 +68,7 @@ def phase_figure(
     scale: "linear" (0 to 1) or "log" (``log_floor`` to 1, values below the floor clipped to it).
     dims: the d values to draw (default: all). labels: one text per dataset prefixed to its panel titles
     (default: the ensemble, when it is not the identity). level: also draw the empirical contour at this value
-    (e.g. 0.5, SPEC §5.10) as a dashed grey line.
+    (e.g. 0.5, to compare with Γ_{∞,δ} of (6.12)) as a dashed grey line.
     Panel titles carry d, n, batch and δ. Returns a Figure (Agg canvas). Raises ValueError for an unknown
     scale or variable, or a d that is not in the dataset.
     """
@@ -95,34 +94,16 @@ def phase_figure(
 
     cmap = colormaps[CMAP].with_extremes(bad=MISSING)
     norm: Normalize = Normalize(0.0, 1.0) if scale == "linear" else LogNorm(log_floor, 1.0)
-    cols = min(len(panels), 3)
-    rows = -(-len(panels) // cols)
-    figsize = (panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0))
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = []
+    fig, axes = _panel_grid(len(panels), panel_width, panel_height, title)
     mesh = None
-    for p, (ds, d, label) in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, p + 1)
-        axes.append(ax)
-        t = np.asarray(ds["t"].values, dtype=float)
-        beta = np.asarray(ds["beta"].values, dtype=float)
+    for ax, (ds, d, label) in zip(axes, panels):
         z = np.asarray(ds[variable].sel(d=d).transpose("beta", "t").values, dtype=float)
         shown = z if scale == "linear" else np.where(np.isnan(z), np.nan, np.clip(z, log_floor, 1.0))
-        mesh = ax.pcolormesh(t, beta, np.ma.masked_invalid(shown), cmap=cmap, norm=norm, shading="nearest",
-                             rasterized=True)
+        mesh = _heat_map(ax, ds, shown, cmap, norm, _panel_title(ds, d, label), curve=curve, curve_width=1.6)
+        t, beta = _grid(ds)
         if level is not None and np.isfinite(z).sum() > 3 and len(t) > 1 and len(beta) > 1:
             ax.contour(t, beta, np.ma.masked_invalid(z), levels=[level], colors="0.35", linewidths=1.0,
                        linestyles="--")
-        if curve:
-            ts, bs = gamma_curve_points(ds)
-            ax.plot(ts, bs, color="black", linewidth=1.6, label=r"$\Gamma_{\infty,\delta}$", gid="gamma_curve")
-        ax.set_xlim(t[0], t[-1])
-        if len(beta) > 1:
-            ax.set_ylim(beta[0], beta[-1])
-        ax.set_xlabel("t")
-        ax.set_ylabel("β")
-        ax.set_title(_panel_title(ds, d, label), fontsize=9)
     what = "P(⟨x_i, x_j⟩ > 1 − δ)" if variable == "clustered_fraction" else variable.replace("_", " ")
     cbar = fig.colorbar(mesh, ax=axes, shrink=0.9)
     cbar.set_label(what + (f" (log scale, floor {log_floor:g})" if scale == "log" else ""))
@@ -162,32 +143,48 @@ def phase_difference_figure(
     vmax = vmax if vmax > 0 else 1e-12
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
     cmap = colormaps[CMAP].with_extremes(bad=MISSING)
-    cols = min(len(chosen), 3)
-    rows = -(-len(chosen) // cols)
-    figsize = (panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0))
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes, mesh = [], None
-    t = np.asarray(a["t"].values, dtype=float)
-    beta = np.asarray(a["beta"].values, dtype=float)
-    for p, d in enumerate(chosen):
-        ax = fig.add_subplot(rows, cols, p + 1)
-        axes.append(ax)
+    fig, axes = _panel_grid(len(chosen), panel_width, panel_height, title)
+    mesh = None
+    for ax, d in zip(axes, chosen):
         z = np.asarray(diff.sel(d=d).transpose("beta", "t").values, dtype=float)
-        mesh = ax.pcolormesh(t, beta, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="nearest", rasterized=True)
-        if curve:
-            ts, bs = gamma_curve_points(a)
-            ax.plot(ts, bs, color="black", linewidth=1.2, gid="gamma_curve")
-        ax.set_xlim(t[0], t[-1])
-        if len(beta) > 1:
-            ax.set_ylim(beta[0], beta[-1])
-        ax.set_xlabel("t")
-        ax.set_ylabel("β")
-        ax.set_title(_panel_title(a, d, None, show_preset=False), fontsize=9)
+        mesh = _heat_map(ax, a, z, cmap, norm, _panel_title(a, d, None, show_preset=False), curve=curve,
+                         curve_width=1.2, curve_label=None)
     cbar = fig.colorbar(mesh, ax=axes, shrink=0.9)
     cbar.set_label(f"Δ {variable.replace('_', ' ')} (a − b)")
     fig.suptitle(title or f"{labels[0]} − {labels[1]}")
     return fig
+
+
+def _panel_grid(count: int, panel_width: float, panel_height: float, title: Any) -> tuple[Figure, list]:
+    """A figure with ``count`` panels, at most three per row (Agg canvas), room for a title when given."""
+    cols = min(count, 3)
+    rows = -(-count // cols)
+    figsize = (panel_width * cols + 0.9, panel_height * rows + (0.4 if title else 0.0))
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, [fig.add_subplot(rows, cols, p + 1) for p in range(count)]
+
+
+def _grid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(ds["t"].values, dtype=float), np.asarray(ds["beta"].values, dtype=float)
+
+
+def _heat_map(ax, ds: xr.Dataset, z: np.ndarray, cmap, norm: Normalize, title: str, *, curve: bool,
+              curve_width: float, curve_label: str | None = r"$\Gamma_{\infty,\delta}$"):
+    """One (t, β) panel: z (β, t) in colour (NaN grey), the curve Γ of ``ds`` in black, axes and title.
+    Returns the mesh (for the colour bar)."""
+    t, beta = _grid(ds)
+    mesh = ax.pcolormesh(t, beta, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="nearest", rasterized=True)
+    if curve:
+        ts, bs = gamma_curve_points(ds)
+        ax.plot(ts, bs, color="black", linewidth=curve_width, label=curve_label, gid="gamma_curve")
+    ax.set_xlim(t[0], t[-1])
+    if len(beta) > 1:
+        ax.set_ylim(beta[0], beta[-1])
+    ax.set_xlabel("t")
+    ax.set_ylabel("β")
+    ax.set_title(title, fontsize=9)
+    return mesh
 
 
 def _check_variable(ds: xr.Dataset, variable: str) -> None:

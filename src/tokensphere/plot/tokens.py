@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .arrays import as_numpy
+from .arrays import token_paths
 
 __all__ = ["tokens_figure"]
 
@@ -51,13 +51,8 @@ def tokens_figure(
     Returns a :class:`matplotlib.figure.Figure` (Agg canvas). Raises ValueError for d ∉ {2, 3}, a system
     index out of range, or a snapshot time outside [times[0], times[-1]].
     """
-    x = as_numpy(positions)
-    ts = as_numpy(times).reshape(-1)
-    if x.ndim != 4 or x.shape[0] != ts.size:
-        raise ValueError(f"positions must have shape (T, B, n, d) with T = len(times) = {ts.size}, got {x.shape}")
+    x, ts = token_paths(positions, times, "tokens_figure")
     T, B, n, d = x.shape
-    if d not in (2, 3):
-        raise ValueError(f"tokens_figure draws d = 2 (circle) or d = 3 (sphere), got d = {d}")
     systems = list(systems)
     if not systems or any(not 0 <= b < B for b in systems):
         raise ValueError(f"systems must be indices in [0, {B - 1}], got {systems}")
@@ -103,13 +98,15 @@ def _depth(d: int) -> dict:
     return {"depthshade": False} if d == 3 else {}
 
 
-def _draw_circle(ax) -> None:
+def _draw_circle(ax, *, inner: bool = True, lim: float = 1.15) -> None:
+    """The unit circle (and, with ``inner``, the dotted ring r = INNER where radial paths start), axes off."""
     a = np.linspace(0.0, 2 * np.pi, 361)
     ax.plot(np.cos(a), np.sin(a), color=_SPHERE_GREY, linewidth=0.8, alpha=0.6)
-    ax.plot(INNER * np.cos(a), INNER * np.sin(a), color=_SPHERE_GREY, linewidth=0.5, alpha=0.4, linestyle=":")
+    if inner:
+        ax.plot(INNER * np.cos(a), INNER * np.sin(a), color=_SPHERE_GREY, linewidth=0.5, alpha=0.4, linestyle=":")
     ax.set_aspect("equal")
-    ax.set_xlim(-1.15, 1.15)
-    ax.set_ylim(-1.15, 1.15)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
     ax.set_axis_off()
 
 

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_path, package_version
+from ..io import atomic_path, check_output_path, package_version
 from .elements import Figure, Section, Verdict
 from .viewer import plotly_js
 
@@ -205,16 +205,10 @@ def write_report(
     folder = Path(out_dir).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
-    index = folder / "index.html"
-    if index.exists() and not overwrite:
-        raise ValueError(f"out already holds a report: {index} (pass overwrite=True / --overwrite to replace it)")
+    if (folder / "index.html").exists() and not overwrite:  # before rendering: a refusal costs nothing
+        check_output_path(folder / "index.html", overwrite=False)
     page = render_report(sections, title)  # before touching the disk: a failure leaves nothing behind
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"out is not writable: cannot create {folder} ({exc.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"out is not writable: {folder}")
+    index = check_output_path(folder / "index.html", overwrite=overwrite)  # creates out_dir, checks it is writable
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return index

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..plot.arrays import as_numpy, frame_indices
+from ..plot.arrays import frame_indices, token_paths
 from .elements import Fragment
 
 __all__ = ["MAX_FRAMES", "MAX_TOKENS", "plotly_js", "viewer_figure", "viewer_fragment"]
@@ -46,17 +46,8 @@ def viewer_figure(
     """
     import plotly.graph_objects as go
 
-    x = as_numpy(positions)
-    t = as_numpy(times).reshape(-1)
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise ValueError(f"positions must have shape (T, B, n, d) or (T, n, d), got {x.shape}")
+    x, t = token_paths(positions, times, "the 3-D viewer")
     T, B, n, d = x.shape
-    if d not in (2, 3):
-        raise ValueError(f"the 3-D viewer draws d = 2 (circle) or d = 3 (sphere) tokens, got d = {d}")
-    if t.shape[0] != T:
-        raise ValueError(f"times must have one entry per saved time (T = {T}), got {t.shape[0]}")
     if not 0 <= system < B:
         raise ValueError(f"system must be an integer in [0, {B - 1}], got {system}")
     xs = x[:, system, :MAX_TOKENS]

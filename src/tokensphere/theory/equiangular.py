@@ -1,4 +1,4 @@
-"""The equiangular reduction (Theorem 6.8, SPEC §5.8) and the phase-transition curve Γ_{∞,δ} (SPEC §5.10).
+"""The equiangular reduction (Theorem 6.8) and the phase-transition curve Γ_{∞,δ} of (6.12).
 
 For d ≥ n and an equiangular start (orthonormal: γ(0) = 0) every pairwise inner product equals γ_β(t), with
     (SA)   γ̇ = 2(1 − γ)((n−1)γ + 1) / (e^{β(1−γ)} + n − 1)          (6.9), overflow-free form
@@ -55,18 +55,16 @@ def gamma_curve(
     t = np.asarray(t, dtype=float)
     if t.size == 0:
         return t.copy()
-    sol = solve_ivp(
-        lambda _, g: equiangular_rhs(g, beta, n, normalization),
-        (0.0, float(t.max())),
-        [gamma0],
-        method="DOP853",
-        t_eval=t,
-        rtol=rtol,
-        atol=atol,
-    )
+    sol = _solve(beta, n, normalization, float(t.max()), gamma0, rtol, atol, t_eval=t)
     if not sol.success:  # pragma: no cover - DOP853 on a scalar smooth ODE
         raise RuntimeError(f"equiangular ODE failed at beta = {beta}: {sol.message}")
     return sol.y[0]
+
+
+def _solve(beta: float, n: int, normalization: str, t_end: float, gamma0: float, rtol: float, atol: float, **kw):
+    """(6.9)/(6.10) from γ(0) = gamma0 on [0, t_end] with SciPy's DOP853; kw: t_eval or events."""
+    return solve_ivp(lambda _, g: equiangular_rhs(g, beta, n, normalization), (0.0, t_end), [gamma0],
+                     method="DOP853", rtol=rtol, atol=atol, **kw)
 
 
 def transition_curve(
@@ -94,15 +92,7 @@ def transition_curve(
             return g[0] - (1 - delta)
 
         hit.terminal, hit.direction = True, 1
-        sol = solve_ivp(
-            lambda _, g: equiangular_rhs(g, float(beta), n, normalization),
-            (0.0, t_max),
-            [0.0],
-            method="DOP853",
-            events=hit,
-            rtol=rtol,
-            atol=atol,
-        )
+        sol = _solve(float(beta), n, normalization, t_max, 0.0, rtol, atol, events=hit)
         if sol.t_events[0].size:
             out[i] = sol.t_events[0][0]
     return out
