@@ -29,8 +29,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from typer import Option
 
-from ..analysis import cluster_count
-from ..ensembles import SCORES, SHARING, VALUES, Ensemble
+from ..ensembles import SCORES, VALUES, Ensemble
+from ..experiments.describe import describe_model
+from ..experiments.layout import counts_by_beta, system_betas
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, anchor_solver
 from ..model import Model
@@ -44,8 +45,6 @@ __all__ = [
     "simulate_command",
     "parse_betas",
     "progress_bar",
-    "describe_model",
-    "counts_by_beta",
     "format_counts",
     "SUMMARY_DELTA",
     "START_OPTIONS",
@@ -111,38 +110,6 @@ def progress_bar(description: str, t_max: float, t0: float = 0.0) -> Iterator[Ca
         raise
     if task:
         progress.stop()
-
-
-def describe_model(model: Model) -> str:
-    """A short human description: "SA (softmax), V = I" etc."""
-    parts = ["SA (softmax)" if model.normalization == "softmax" else "USA (1/n)"]
-    if model.heads > 1:
-        parts.append(f"{model.heads} heads ({model.head_reduction})")
-    if model.Q is not None or model.QK is not None:
-        parts.append("QᵀK given")
-    parts.append("V = −I (repulsive)" if model.V == "repulsive" else "V = I" if model.V == "identity" else "V given")
-    if model.mask is not None:
-        parts.append("mask given")
-    if model.causal:
-        parts.append("causal mask")
-    if model.uniform_count == "attended" and model.normalization == "uniform":
-        parts.append("1/#attended")
-    if not model.projection:
-        parts.append("no projection")
-    if model.time_scale != "original":
-        parts.append("time s = e^β t")
-    return ", ".join(parts)
-
-
-def counts_by_beta(traj: Trajectory, delta: float) -> dict[float, list[int]]:
-    """Final cluster counts (:func:`~tokensphere.analysis.cluster_count`, threshold δ) grouped by β, in the
-    order the β values first appear. Returns {β: [count per system]}."""
-    counts = cluster_count(traj.final(), delta).tolist()
-    betas = traj.model.beta_tensor().expand(traj.shape[1]).tolist()
-    out: dict[float, list[int]] = {}
-    for b, c in zip(betas, counts):
-        out.setdefault(b, []).append(int(c))
-    return out
 
 
 def format_counts(groups: dict[float, list[int]], limit: int = 8) -> str:
@@ -393,7 +360,7 @@ def _continued_betas(p: dict[str, Any], given: set[str], saved: Model, B: int) -
     k values of --beta with B = k·m systems give each β to m consecutive systems (the layout of a fresh run);
     one value applies to all; a run with one system is continued once per value."""
     if "beta" not in given:
-        return saved.beta_tensor().expand(B).tolist()
+        return system_betas(saved, B)
     values = parse_betas(p["beta"])
     k = len(values)
     if B % k == 0:
@@ -550,7 +517,8 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 def _print_summary(traj: Trajectory, path: Path, continued: tuple[str, float, list[str]] | None) -> None:
     T, B, n, d = traj.shape
-    betas = ", ".join(f"{b:g}" for b in dict.fromkeys(traj.model.beta_tensor().expand(B).tolist()))
+    per_system = system_betas(traj.model, B)
+    betas = ", ".join(f"{b:g}" for b in dict.fromkeys(per_system))
     s, meta, steps = traj.solver, traj.metadata, traj.steps.tolist()
     if s.kind == "adaptive":
         how = f"rtol {s.rtol:g}, atol {s.atol:g}"
@@ -574,7 +542,7 @@ def _print_summary(traj: Trajectory, path: Path, continued: tuple[str, float, li
         what = f"overrides: {', '.join(overrides)}" if overrides else "model and solver as saved"
         lines.insert(0, f"continued from {source} at t = {t0:g}; {what}")
     if traj.model.projection:  # pure SA (9.1) is a flow on R^d: a threshold on ⟨x_i, x_j⟩ is not a cluster test
-        groups = counts_by_beta(traj, SUMMARY_DELTA)
+        groups = counts_by_beta(traj.final(), per_system, SUMMARY_DELTA)
         lines.append(f"clusters at t = {t_last:g} (δ = {SUMMARY_DELTA:g}): {format_counts(groups)}")
     lines.append(f"wrote {path}")
     console = Console(highlight=False, soft_wrap=True)
