@@ -105,12 +105,12 @@ def test_regimes_figure_from_theory(tmp_path):
             assert r.theorem in texts
     assert "no result when d = 2" in texts
     gids = {p.get_gid() for p in ax.patches}
-    assert {"region:none", "region:Theorem 5.1", "region:Theorem 6.9", "erratum3"} <= gids
+    assert {"region:none", "region:Theorem 5.1", "region:Theorem 6.9", "printed_vs_proof"} <= gids
     (red,) = [p for p in ax.patches if p.get_gid() == "region:none"]
     assert red.get_y() == 1.0 and red.get_y() + red.get_height() == pytest.approx(large_beta_threshold_d2(n))
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[0] == "1" and "n²/π²" in labels[1]
-    assert "erratum 3" in " ".join(a.get_text() for a in ax.texts)
+    assert "Appendix B" in " ".join(a.get_text() for a in ax.texts)
     (dots,) = [c for c in ax.collections if c.get_gid() == "measured"]
     np.testing.assert_allclose(dots.get_offsets()[:, 0], d_position(measured["d"], n))
     assert_png(save_figure(fig, tmp_path / "fig2.png"))

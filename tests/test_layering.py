@@ -63,7 +63,8 @@ def test_no_module_imports_the_package_root(path):
             target = node.module if not node.level else ".".join(
                 package.split(".")[: len(package.split(".")) - node.level + 1] + ([node.module] if node.module else []))
             submodules = all((SRC / a.name).is_dir() or (SRC / f"{a.name}.py").is_file() for a in node.names)
-            assert target != "tokensphere" or submodules, f"{path}: from {'.' * node.level}{node.module or ''} import …"
+            where = f"{path}: from {'.' * node.level}{node.module or ''} import …"
+            assert target != "tokensphere" or submodules, where
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

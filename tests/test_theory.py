@@ -123,7 +123,7 @@ def test_large_beta_threshold_d2_solves_the_proof_condition(n):
 
     b = large_beta_threshold_d2(n)
     assert (n - 1) * tau_star(b, 2) == pytest.approx(math.pi / 2, rel=1e-10)
-    # asymptotically 4(n − 1)²/π² (erratum 3) since τ*_β ≈ 1/√β; the printed n²/π² is smaller for n ≥ 3
+    # asymptotically 4(n − 1)²/π² (Appendix B) since τ*_β ≈ 1/√β; the printed n²/π² is smaller for n ≥ 3
     if n >= 32:
         assert b / (4 * (n - 1) ** 2 / math.pi**2) == pytest.approx(1.0, rel=2e-2)
     assert b > n * n / math.pi**2

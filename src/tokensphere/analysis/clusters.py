@@ -1,8 +1,8 @@
-"""Pair statistics and clusters as connected components (SPEC §5, measurement conventions).
+"""Pair statistics and clusters as connected components of {⟨x_i, x_j⟩ > 1 − δ} (Figure 3's statistic).
 
 Clusters are the connected components (single linkage) of the graph {⟨x_i, x_j⟩ > 1 − δ}. The rank of the
-thresholded Gram matrix, used by the authors' code, is *not* a cluster count: it is wrong for chains of
-points (SPEC §7). All functions accept positions of shape (..., n, d) — e.g. (B, n, d) or (T, B, n, d) —
+thresholded Gram matrix, used by the authors' ``phase-diagrams.py``, is *not* a cluster count: it is wrong
+for chains of points. All functions accept positions of shape (..., n, d) — e.g. (B, n, d) or (T, B, n, d) —
 and work on every leading index at once.
 """
 
@@ -15,7 +15,7 @@ import torch
 
 from ..validate import check_real
 
-# 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (SPEC §8.5)
+# 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (inner products carry O(d·eps) error)
 _FLOAT32_ULPS = 4096
 
 __all__ = [
@@ -45,7 +45,7 @@ def _gram(x: torch.Tensor, delta: float) -> torch.Tensor:
 
 
 def pair_fraction(x: torch.Tensor, delta: float) -> torch.Tensor:
-    """Fraction of ordered pairs i ≠ j with ⟨x_i, x_j⟩ > 1 − δ (the phase-diagram statistic, SPEC §6).
+    """Fraction of ordered pairs i ≠ j with ⟨x_i, x_j⟩ > 1 − δ (the phase-diagram statistic of Figure 3).
 
     x: (..., n, d) unit vectors, n ≥ 2. Returns (...), in [0, 1]. Raises ValueError unless 0 < δ ≤ 2.
     """
@@ -132,7 +132,7 @@ def scale_aware_delta(beta: float | torch.Tensor, d: int = 2, factor: float = 0.
     """A threshold matched to the natural cluster scale: δ = 1 − cos(factor · τ*_β(d)).
 
     τ*_β ≈ √((d − 1)/β) is the angle beyond which two tokens no longer attract more than they are pulled
-    apart by the others (SPEC §5.4), so clusters have angular width ≲ τ*_β and δ ≈ factor²(d − 1)/(2β) for
+    apart by the others (Theorem 5.1, Figure 6), so clusters have angular width ≲ τ*_β and δ ≈ factor²(d − 1)/(2β) for
     large β. beta: number or (B,) tensor, > 0. Returns a float64 tensor of the same shape.
     """
     from ..theory.thresholds import tau_star
@@ -146,12 +146,12 @@ def scale_aware_delta(beta: float | torch.Tensor, d: int = 2, factor: float = 0.
 
 def threshold_stability(x: torch.Tensor, deltas) -> torch.Tensor:
     """Cluster counts for each δ in ``deltas``: (K,) thresholds → (K, ...) counts. A count that does not change
-    over a decade of δ is a robust reading; one that does is a warning sign (SPEC §5)."""
+    over a decade of δ is a robust reading; one that does is a warning sign."""
     return torch.stack([cluster_count(x, float(dl)) for dl in deltas])
 
 
 def rank_cluster_count(x: torch.Tensor, threshold: float = 0.9999) -> torch.Tensor:
-    """The authors' statistic (SPEC §7): rank of the 0/1 matrix 1{⟨x_i, x_j⟩ > threshold}.
+    """The authors' statistic (``phase-diagrams.py``): rank of the 0/1 matrix 1{⟨x_i, x_j⟩ > threshold}.
 
     Kept only for the anchor-compatible preset: it is **not** a cluster count when the relation is not
     transitive (three tokens at 0, 0.01, 0.02 rad give rank 3, one component). x: (..., n, d). Returns (...).

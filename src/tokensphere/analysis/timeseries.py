@@ -1,4 +1,4 @@
-"""Clusters over time: merge events and metastable plateaus (SPEC §5.11).
+"""Clusters over time: merge events and metastable plateaus (metastability, Problem 1).
 
 Inputs come from :func:`tokensphere.analysis.cluster_labels` applied to saved positions (T, B, n, d), so that
 ``labels`` is (T, B, n) and ``counts`` is (T, B).

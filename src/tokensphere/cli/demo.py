@@ -71,8 +71,9 @@ def _demo(out: Path, seed: int, n_seeds: int, t_max: float, save_at: int) -> Non
     start = time.perf_counter()
     folder = _run_folder(out, True)
     console = Console(highlight=False, soft_wrap=True)
+    betas = ", ".join(f"{b:g}" for b in DEMO_BETAS)
     console.print(
-        f"demo: {describe_model(Model(beta=list(DEMO_BETAS)))}, n = {N} tokens on S², β ∈ {{{', '.join(f'{b:g}' for b in DEMO_BETAS)}}} "
+        f"demo: {describe_model(Model(beta=list(DEMO_BETAS)))}, n = {N} tokens on S², β ∈ {{{betas}}} "
         f"× {n_seeds} seeded starts, dopri5 (rtol {RTOL:g}), t ∈ [0, {t_max:g}], {save_at} saved times"
     )
     with progress_bar("integrating", t_max) as update:

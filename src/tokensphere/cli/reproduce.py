@@ -75,7 +75,8 @@ def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console
     sections.append(Section(
         "Figure 5 (reduced): random (Q, K, V)",
         "Phase diagrams of the clustered-pair fraction for the four random ensembles of the paper's Figure 5 "
-        f"(d = {fig5['a']['d'].values[0]}; the paper uses d = 128). No Γ curve: it is a prediction for Q = K = V = I only.",
+        f"(d = {fig5['a']['d'].values[0]}; the paper uses d = 128). No Γ curve: it is a prediction for "
+        "Q = K = V = I only.",
         figures=[fig5_png],
         tables={f"({k}) {label}": ens.describe() for k, (label, ens) in FIG5_PANELS.items()},
     ))

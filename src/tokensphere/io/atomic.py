@@ -22,7 +22,12 @@ from typing import Any
 import xarray as xr
 
 __all__ = [
-    "atomic_path", "atomic_zarr_write", "check_output_path", "has_consolidated_metadata", "open_zarr_store", "write_json",
+    "atomic_path",
+    "atomic_zarr_write",
+    "check_output_path",
+    "has_consolidated_metadata",
+    "open_zarr_store",
+    "write_json",
 ]
 
 

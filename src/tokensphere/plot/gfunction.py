@@ -1,4 +1,4 @@
-"""Figure 6: the function g of the Hessian of E_β (Theorem 5.1, SPEC §5.4), with ±τ*_β marked.
+"""Figure 6: the function g of the Hessian of E_β (Theorem 5.1, Appendix B), with ±τ*_β marked.
 
 Left panel (the paper's): g(τ) = (cos τ − β sin²τ) e^{β cos τ} on τ ∈ [−π, π], y ∈ [−2, 7], β = 2 (magenta)
 and β = 6 (cyan); dashed vertical lines at ±τ*_β and the region g < 0 (|τ| > τ*_β) shaded under each curve.

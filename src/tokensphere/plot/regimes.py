@@ -5,8 +5,8 @@ Axes. d is placed piecewise-logarithmically between its marks 2, 3, n and d* (d*
 astronomical, so a true log axis would squash everything else): the d = 2 column is [0, 1], d ∈ [3, n] maps to
 [1, 2] and d ∈ [n, d*] to [2, 3] logarithmically, and [3, 3.7] stands for d ≥ d*. β is on a log axis with
 marks 1, the printed n²/π² and the proof threshold of :func:`~tokensphere.theory.large_beta_threshold_d2`
-(erratum 3, SPEC §10: the proof needs (n − 1)τ*_β < π/2, i.e. β ≳ 4(n − 1)²/π², not β ≥ n²/π²; the band
-between the two is hatched and labelled). The bottom strip β ≪ 1 is Theorem 4.2 (any Q, K).
+(Appendix B as printed needs (n − 1)τ*_β < π/2, i.e. β ≳ 4(n − 1)²/π², while Figure 2 prints β ≥ n²/π²; the
+band between the two is hatched and labelled). The bottom strip β ≪ 1 is Theorem 4.2 (any Q, K).
 Green = proven convergence to one cluster (n fixed), red = no result.
 """
 
@@ -72,8 +72,8 @@ def regimes_data(n: int) -> dict[str, Any]:
              "beta_min": _num(r.beta_min), "beta_max": _num(r.beta_max)}
             for r in regimes(n)
         ],
-        "note": "erratum 3 (SPEC §10): Figure 2 prints beta >= n^2/pi^2 for d = 2; "
-                "the proof needs (n-1) tau*_beta < pi/2",
+        "note": "Figure 2 prints beta >= n^2/pi^2 for d = 2; "
+                "the proof of Appendix B needs (n-1) tau*_beta < pi/2",
     }
 
 
@@ -142,13 +142,13 @@ def regimes_figure(
     ax.text(X_RIGHT / 2, math.sqrt(BETA_BOTTOM * STRIP_TOP), "Theorem 4.2: arbitrary Q, K (β ≪ 1)", ha="center",
             va="center", fontsize=8.5, color="white", weight="bold")
 
-    # erratum 3: the printed threshold n²/π² versus the proof's (n − 1)τ*_β < π/2
+    # Figure 2's printed threshold n²/π² versus the proof's (n − 1)τ*_β < π/2 (Appendix B)
     lo, hi = sorted((printed, proof))
     ax.add_patch(Rectangle((0, lo), 1, hi - lo, facecolor="none", edgecolor="0.15", hatch="///", linewidth=0,
-                           gid="erratum3"))
+                           gid="printed_vs_proof"))
     ax.plot([0, 1], [printed, printed], color="black", linestyle="--", linewidth=1.2, gid="printed_threshold")
     ax.annotate(
-        f"printed β = n²/π² ≈ {printed:.3g}\nproof needs (n−1)τ*_β < π/2:\nβ > {proof:.3g}  (SPEC §10, erratum 3)",
+        f"printed β = n²/π² ≈ {printed:.3g}\nproof needs (n−1)τ*_β < π/2:\nβ > {proof:.3g}  (Appendix B)",
         xy=(1.0, math.sqrt(lo * hi)), xytext=(1.12, math.sqrt(lo * hi)), fontsize=7.5, va="center",
         arrowprops={"arrowstyle": "->", "color": "0.2", "linewidth": 0.8},
         bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.4", "alpha": 0.9},

@@ -418,10 +418,12 @@ def preset_comparison_section(anchor: Any, adaptive: Any, folder: Path) -> Secti
         "Anchor preset against adaptive integration (same initial states)",
         text,
         figures=[path],
-        tables={"largest |anchor − adaptive| of the clustered fraction": {k: f"{v:.3f}" for k, v in diff["by_d"].items()}},
+        tables={"largest |anchor − adaptive| of the clustered fraction":
+                {k: f"{v:.3f}" for k, v in diff["by_d"].items()}},
         verdicts=[
             Verdict(
-                "adaptive integration error ≪ Monte-Carlo error (rtol 1e-6 vs 1e-10 is tested in tests/test_phase.py)",
+                "adaptive integration error ≪ Monte-Carlo error (rtol 1e-6 vs 1e-10 is tested in "
+                "tests/test_phase.py)",
                 f"anchor − adaptive: max |Δ| = {diff['max_abs']:.3f}, max |Δ|/SE = {diff['max_z']:.1f}",
                 "|Δ|/SE ≲ 3 would mean no visible bias",
                 None,

@@ -1,11 +1,11 @@
-"""The regimes of Figure 2, computed from the theorems' thresholds as functions of n (SPEC §5, §6, §10).
+"""The regimes of Figure 2, computed from the theorems' thresholds as functions of n (Theorems 4.2–6.9, Appendix B, (D.9)).
 
 Each :class:`Regime` is a rectangle in the (d, β) plane with the theorem that proves convergence to one
 cluster there (or None where the paper has no result). The thresholds are computed, not typed in:
 
 * d = 2, small β: Theorem 4.3 with β ≤ 1 (Criscitiello–Rebjock–McRae–Boumal).
 * d = 2, large β: Theorem 5.1. The printed threshold is n²/π²; the proof needs (n − 1)τ*_β < π/2, i.e.
-  β > :func:`large_beta_threshold_d2` ≈ 4(n − 1)²/π² (erratum 3). Both are reported.
+  β > :func:`large_beta_threshold_d2` ≈ 4(n − 1)²/π² (Appendix B). Both are reported.
 * d ≥ 3: Theorem 6.1 for every β. d ≥ n: Theorem 6.3 (exponential rate). d ≥ d*(n, β): Theorem 6.9, with d*
   from (D.9): d / log d ≥ 16 c(β)² / γ_β(1/n)², c(β) = e^{10 max(1, β)} — astronomically large.
 * Every d, β ≪ 1: Theorem 4.2 (arbitrary Q, K).
