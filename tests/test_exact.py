@@ -1,4 +1,5 @@
-"""Exact solutions (SPEC §5.8), energy monotonicity (SPEC §4.2, §8.7) and cone collapse (Lemma 6.4, SPEC §5.6).
+"""Exact solutions (Theorems 4.1 and 6.8, the equiangular ODEs (6.9), (6.10)), energy monotonicity (the gradient-flow
+structure of §3 of the paper) and cone collapse (Lemma 6.4).
 
 Every method of METHODS is run against closed forms and against reduced ODEs solved with SciPy DOP853 at
 rtol 1e-12 (tests/problems.py); nothing is compared with numbers taken from this implementation.
@@ -37,7 +38,7 @@ def gram(x: torch.Tensor) -> np.ndarray:
 
 
 def geodesic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """2 arcsin(|a − b|/2): accurate for near-coincident and near-antipodal points alike (SPEC §5)."""
+    """2 arcsin(|a − b|/2): accurate for near-coincident and near-antipodal points alike."""
     return 2 * np.arcsin(np.clip(np.linalg.norm(a - b, axis=-1) / 2, 0, 1))
 
 
@@ -180,7 +181,7 @@ def test_regular_simplex_is_stationary(normalization, n, beta):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# energy monotonicity (SPEC §4.2, §8.7)
+# energy monotonicity: E_β is non-decreasing along (SA) and (USA), non-increasing for V = −I (§3)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
-"""Integrators (SPEC §8.1, §8.6, §8.10, §8.11): measured order, norm drift, batching, output times, events.
+"""Integrators (docs/numerics.md): measured order, norm drift, batching, output times, events, and the solver
+objects (Solver, StepController, SaveAt), the start time t0, the step cap and the thread policy.
 
 Truth is independent of the library: a NumPy field solved with SciPy DOP853 at rtol 1e-12 (tests/problems.py).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,9 +15,10 @@ import torch
 
 import problems as P
 import tokensphere as ts
-from tokensphere import METHODS, Clustered, Solver, simulate
+from tokensphere import METHODS, Clustered, IntegrationError, Solver, simulate
+from tokensphere.integrate import SaveAt, StepController, integrate
 
-# nominal orders (SPEC §8.6; solver.py table); "anchor" is the authors' scheme: Euler on the raw field + renormalise
+# nominal orders (solver.py table, docs/numerics.md); "anchor" is the authors' scheme: Euler on the raw field + renormalise
 FIXED = {
     "euler": 1,
     "midpoint": 2,
@@ -47,7 +50,7 @@ def test_method_registry_is_what_we_test():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# measured order of accuracy (SPEC §8.6)
+# measured order of accuracy: slope of log error against log h
 
 T_ORDER = 2.0
 BETA_ORDER = 1.0
@@ -115,7 +118,7 @@ def test_measured_order_fixed_step_thorough(method):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# unit norm after many steps (SPEC §8.1)
+# unit norm after many steps (the exact flow stays on the sphere: ⟨ẋ_i, x_i⟩ = 0)
 
 
 def _drift_solver(method: str, dt: float) -> Solver:
@@ -159,7 +162,7 @@ def test_norm_drift_after_100k_steps(method):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# determinism and batching (SPEC §8.10)
+# determinism and batching (one random stream and one step size per system)
 
 
 def test_same_seed_is_bit_identical_and_other_seed_differs():
@@ -220,7 +223,7 @@ def test_beta_vector_broadcasts_single_start():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# output times (SPEC §8.11: taken at the requested times, not "the first step past")
+# output times (taken at the requested times, not "the first step past")
 
 
 UNEVEN = [0.0, 0.013, 0.2, 0.21, 0.5, 1.37, 2.0]
@@ -299,3 +302,126 @@ def test_clustered_event_stops_collapsed_systems_only():
         assert torch.isfinite(tr.positions[~after, b]).all()
     assert float(et[0]) < float(et[2])
     assert torch.isfinite(et[[0, 2]]).all()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the solver objects: method, step-size controller, what to save
+
+
+def test_solver_shortcuts_build_the_controller():
+    s = Solver("dopri5", rtol=1e-10, atol=1e-12)
+    assert s.controller == StepController(rtol=1e-10, atol=1e-12)
+    assert (s.rtol, s.atol, s.dt_max) == (1e-10, 1e-12, None)
+    # the DOPRI5 defaults (Hairer, Nørsett & Wanner): safety 0.9, 0.2 ≤ h_new/h ≤ 10
+    assert StepController() == StepController(1e-7, 1e-9, 0.9, 0.2, 10.0, None)
+    # shortcuts replace only their fields of a given controller
+    s = Solver("bosh3", controller=StepController(safety=0.8, max_factor=5.0), rtol=1e-6, dt_max=0.5)
+    assert s.controller == StepController(rtol=1e-6, safety=0.8, max_factor=5.0, dt_max=0.5)
+    assert Solver("rk4", dt=0.05).kind == "fixed" and Solver("cg3", dt=0.1).kind == "lie"
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [Solver(), Solver("rk4", dt=0.05), Solver("rk4", dt=torch.tensor([0.1, 0.2], dtype=torch.float64)),
+     Solver("dopri5", controller=StepController(rtol=1e-5, safety=0.7, min_factor=0.1), dt=0.01, max_steps=99),
+     Solver("euler", dt=0.1, projected_field=False)],
+    ids=["default", "rk4", "per-system dt", "controller", "anchor"],
+)
+def test_solver_describe_round_trip(solver):
+    spec = solver.describe()
+    assert json.loads(json.dumps(spec)) == spec
+    back = Solver.from_spec(spec)
+    assert back == solver and hash(back) == hash(solver)
+    assert back != Solver("heun", dt=0.3)
+
+
+def test_solver_from_the_flat_spec_of_older_runs():
+    old = {"method": "dopri5", "dt": None, "rtol": 1e-8, "atol": 1e-10, "projected_field": True,
+           "max_steps": 1000, "dt_max": 0.5}
+    assert Solver.from_spec(old) == Solver("dopri5", rtol=1e-8, atol=1e-10, dt_max=0.5, max_steps=1000)
+
+
+BAD_SOLVERS = {
+    "rtol = 0": (lambda: StepController(rtol=0.0), "rtol"),
+    "atol < 0": (lambda: Solver(atol=-1.0), "atol"),
+    "safety > 1": (lambda: StepController(safety=1.5), "safety"),
+    "min_factor > 1": (lambda: StepController(min_factor=2.0), "min_factor"),
+    "max_factor < 1": (lambda: StepController(max_factor=0.5), "max_factor"),
+    "dt_max = 0": (lambda: Solver(dt_max=0.0), "dt_max"),
+    "unknown method": (lambda: Solver("rk45"), "solver"),
+    "fixed step without dt": (lambda: Solver("rk4"), "dt"),
+    "dt NaN": (lambda: Solver("rk4", dt=float("nan")), "dt"),
+    "max_steps = 0": (lambda: Solver(max_steps=0), "max_steps"),
+    "raw field with rk4": (lambda: Solver("rk4", dt=0.1, projected_field=False), "projected_field"),
+    "controller not a StepController": (lambda: Solver(controller={"rtol": 1e-3}), "controller"),
+    "save_at unsorted": (lambda: SaveAt([0.0, 1.0, 0.5]), "save_at"),
+    "save_at empty": (lambda: SaveAt([]), "save_at"),
+    "save_at NaN": (lambda: SaveAt([0.0, float("nan")]), "save_at"),
+    "on_save not callable": (lambda: SaveAt([0.0, 1.0], on_save=3), "on_save"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SOLVERS))
+def test_bad_solver_objects_raise_value_error_naming_the_field(case):
+    make, word = BAD_SOLVERS[case]
+    with pytest.raises(ValueError, match=rf"\b{word}\b"):
+        make()
+
+
+def test_controller_bounds_act_on_the_step_sequence():
+    """Tighter factor bounds and a smaller safety give more steps (the controller is really used)."""
+    x0 = ts.sample_sphere(1, 6, 3, seed=3)
+    runs = {name: simulate(x0, 4.0, solver=Solver("dopri5", controller=ctrl), t_max=3.0, save_at=2)
+            for name, ctrl in (("default", StepController(rtol=1e-8, atol=1e-10)),
+                               ("cautious", StepController(rtol=1e-8, atol=1e-10, safety=0.5, max_factor=1.2)))}
+    assert int(runs["cautious"].steps[0]) > int(runs["default"].steps[0])
+    torch.testing.assert_close(runs["cautious"].final(), runs["default"].final(), rtol=0, atol=1e-6)
+
+
+def test_save_at_object_equals_the_shortcuts_and_feeds_the_hook():
+    x0 = ts.sample_sphere(2, 5, 3, seed=7)
+    betas = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    seen = []
+    hooked = simulate(x0, betas, solver=Solver("rk4", dt=0.05), save_at=SaveAt(UNEVEN, store=False,
+                      on_save=lambda k, s, x: seen.append((k.clone(), s.clone(), x.clone()))))
+    listed = simulate(x0, betas, solver=Solver("rk4", dt=0.05), t_max=2.0, save_at=UNEVEN)
+    assert hooked.positions is None and torch.equal(hooked.times, listed.times)  # t_max from the SaveAt
+    got = torch.full_like(listed.positions, float("nan"))
+    for k, s, x in seen:
+        got[k, s] = x
+    assert torch.equal(got, listed.positions)
+
+
+def test_driver_starts_at_t0():
+    """integrate from t0 = 0.5: one rk4 step of 0.5 to t = 1 equals the second half of a run from 0."""
+    x0 = ts.sample_sphere(1, 5, 3, seed=2)
+    whole = simulate(x0, 1.0, solver=Solver("rk4", dt=0.5), t_max=1.0, save_at=3)
+    model = ts.Model(beta=1.0)
+    res = integrate(lambda t, x, idx: ts.velocity(x, model), whole.positions[1], SaveAt([0.5, 1.0]),
+                    Solver("rk4", dt=0.5), t0=0.5)
+    assert res.steps.tolist() == [1]
+    assert torch.equal(res.positions[0], whole.positions[1]) and torch.equal(res.positions[1], whole.final())
+    with pytest.raises(ValueError, match="t0"):
+        integrate(lambda t, x, idx: ts.velocity(x, model), x0, SaveAt([0.0, 1.0]), Solver("rk4", dt=0.5), t0=0.5)
+
+
+def test_step_cap_is_per_system():
+    x0 = ts.sample_sphere(2, 4, 3, seed=1)
+    dt = torch.tensor([0.5, 0.01], dtype=torch.float64)
+    with pytest.raises(IntegrationError, match="max_steps"):
+        simulate(x0, 1.0, solver=Solver("rk4", dt=dt, max_steps=10), t_max=1.0, save_at=2)
+    ok = simulate(x0[:1], 1.0, solver=Solver("rk4", dt=0.5, max_steps=2), t_max=1.0, save_at=2)
+    assert ok.steps.tolist() == [2]
+
+
+def test_threads_policy_is_applied_and_recorded():
+    seen = []
+    before = torch.get_num_threads()
+    tr = simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, solver=Solver("rk4", dt=0.1), t_max=0.2, save_at=2,
+                  threads=2, chunk_size=2, on_save=lambda k, s, x: seen.append(torch.get_num_threads()))
+    assert set(seen) == {2} and torch.get_num_threads() == before
+    assert tr.metadata["threads"] == 2 and tr.metadata["chunk_size"] == 2
+    small = simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, solver=Solver("rk4", dt=0.1), t_max=0.2, save_at=2)
+    assert small.metadata["threads"] == 1 and small.metadata["chunk_size"] is None  # n < LARGE_N: one thread
+    with pytest.raises(ValueError, match="threads"):
+        simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, threads=0, t_max=0.2)

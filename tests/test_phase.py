@@ -90,7 +90,7 @@ def test_integration_error_is_far_below_monte_carlo_error():
 
 
 def _authors_loop(x, beta, n_steps, delta):
-    """Independent re-implementation of the authors' batched SA loop (SPEC §7), statistics after each step."""
+    """Independent re-implementation of the authors' batched SA loop (their Figure 3 code), statistics after each step."""
     out = [pair_fraction(x, delta)]
     m = x.clone()
     for _ in range(n_steps):
@@ -121,3 +121,42 @@ def test_large_d_transition_follows_gamma_curve():
     f = stats["clustered_fraction"][0]
     assert times[1] < tstar - 0.5 and f[1] == 0.0
     assert times[2] > tstar + 1.5 and f[2] == 1.0
+
+
+def test_stores_open_without_warnings_after_runs_and_resume(tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    def stop_after_one(done, total):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_phase_diagram(SMALL, tmp_path / "pd.zarr", progress=stop_after_one)
+    for _ in range(2):  # interrupted, then resumed to the end
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with xr.open_zarr(tmp_path / "pd.zarr") as ds:  # consolidated metadata, no fallback warning
+                assert ds["clustered_fraction"].shape == (2, 3, 13)
+        run_phase_diagram(SMALL, tmp_path / "pd.zarr")
+
+
+def test_spec_builds_its_solver_and_lets_the_objects_validate():
+    import math
+
+    from tokensphere import Model, Solver, anchor_solver
+
+    model = Model(beta=torch.tensor(SMALL.betas, dtype=torch.float64))
+    assert SMALL.solver(model) == Solver("dopri5", rtol=SMALL.rtol, atol=SMALL.atol)
+    anchor = PhaseDiagram(**{**SMALL.describe(), "ensemble": Ensemble(), "preset": "anchor",
+                             "normalization": "uniform"})
+    usa = Model(beta=torch.tensor(SMALL.betas, dtype=torch.float64), normalization="uniform")
+    assert anchor.solver(usa) == anchor_solver(usa)
+    assert math.isclose(float(torch.as_tensor(anchor.solver(usa).dt)[-1]), 0.1 / (math.sqrt(8) * math.exp(7.5)))
+    base = {**SMALL.describe(), "ensemble": Ensemble()}
+    for change, word in (({"betas": (1.0, -1.0)}, "beta"), ({"betas": (float("nan"),)}, "beta"),
+                         ({"normalization": "uniform", "betas": (800.0,)}, "700"),
+                         ({"rtol": 0.0}, "rtol"), ({"atol": -1.0}, "atol")):
+        with pytest.raises(ValueError, match=word):
+            PhaseDiagram(**{**base, **change})

@@ -1,5 +1,6 @@
-"""simulate(): the authors' anchor scheme (SPEC §7), USA scaling (SPEC §2.4, §8.3), time-dependent weights
-(SPEC §2.7), float32, trajectory storage (atomic zarr) and input validation.
+"""simulate(): the authors' anchor scheme (their code for Figures 3 and 5), the 1/n of (USA) and its s = e^β t
+scaling, time-dependent weights Q(t), K(t), V(t) in (2.3), float32, trajectory storage (atomic zarr) and input
+validation.
 
 Truth is independent: the authors' batched step and the field written in NumPy here and in tests/problems.py,
 reduced ODEs solved with SciPy DOP853 at rtol 1e-12.
@@ -29,7 +30,7 @@ def f64(v) -> torch.Tensor:
     return torch.as_tensor(v, dtype=torch.float64)
 
 # ---------------------------------------------------------------------------------------------------------
-# the authors' scheme (SPEC §7)
+# the authors' scheme: Euler on the unprojected field, then renormalisation
 
 
 def test_anchor_solver_sa_settings():
@@ -92,7 +93,7 @@ def test_anchor_batched_many_steps_equals_authors_loop(normalization):
 
 
 def test_usa_velocity_keeps_one_over_n():
-    """Regression (SPEC §2.4): a fork dropped 1/n. n·ẋ_i must equal Σ_j e^{β⟨x_i,x_j⟩} P⊥_{x_i} x_j."""
+    """Regression ((USA) in §2 of the paper): a fork dropped 1/n. n·ẋ_i must equal Σ_j e^{β⟨x_i,x_j⟩} P⊥_{x_i} x_j."""
     x = ts.sample_sphere(2, 7, 4, seed=3)
     beta = 1.7
     v = ts.velocity(x, Model(beta=beta, normalization="uniform"))
@@ -117,7 +118,7 @@ def test_usa_simulation_is_not_n_times_too_fast():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# time-dependent weights (SPEC §2.7)
+# time-dependent weights: (2.3) with Q(t), K(t), V(t)
 
 
 def _layer_stack() -> torch.Tensor:
@@ -181,7 +182,7 @@ def test_float32_close_to_float64():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_usa_exp_beta_time_scale_at_beta_1e4(dtype):
-    """β = 10^4 in s = e^β t (SPEC §8.3): two particles with β(1 − γ0) = 2 move at an O(1) rate in s;
+    """β = 10^4 in s = e^β t (docs/numerics.md, "Large β"): two particles with β(1 − γ0) = 2 move at an O(1) rate in s;
     dγ/ds = e^{β(γ−1)}(1 − γ²) (two-particle USA ODE in the s variable)."""
     beta = 1e4
     gamma0 = 1 - 2.0 / beta

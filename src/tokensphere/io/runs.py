@@ -33,7 +33,7 @@ import xarray as xr
 
 from ..integrate.solver import Solver
 from ..model import Model
-from .atomic import atomic_zarr_write
+from .atomic import atomic_zarr_write, open_zarr_store
 
 if TYPE_CHECKING:
     from ..trajectory import Trajectory
@@ -42,7 +42,6 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "load_run",
-    "model_spec",
     "open_run_store",
     "run_from_xarray",
     "run_to_xarray",
@@ -55,41 +54,12 @@ SCHEMA_VERSION = 1
 _LEGACY_ARRAYS = ("Q", "K", "QK", "V", "mask")
 
 
-# ------------------------------------------------------------------------------------------------------------
-# the model as (options, arrays)
-
-
-def model_spec(model: Model) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(JSON-able options, arrays) that rebuild ``model``: ``Model.to_spec()`` when the model offers it, else
-    its summary with the constant arrays (a time-dependent schedule is then described, not stored)."""
-    if hasattr(model, "to_spec"):
-        return model.to_spec()
-    spec = model.describe()
-    arrays = {"beta": model.beta_tensor()}
-    for name in _LEGACY_ARRAYS:
-        val = getattr(model, name)
-        if val is not None and not isinstance(val, str):
-            arrays[name] = torch.as_tensor(val)
-            spec[name] = None
-    return spec, arrays
-
-
-def _model_from_spec(spec: dict[str, Any], arrays: dict[str, torch.Tensor]) -> tuple[Model, str | None]:
-    """The model of :func:`model_spec`; the second value describes a schedule that could not be restored."""
-    if hasattr(Model, "from_spec"):
-        return Model.from_spec(spec, arrays), None
-    kw = {k: v for k, v in spec.items() if k != "schedule" and k not in arrays}
-    kw.update(arrays)
-    if kw.get("V") is None:
-        kw["V"] = "identity"
-    return Model(**kw), spec.get("schedule")
-
-
 def same_model(a: Model, b: Model) -> bool:
-    """True when two models have the same options and bit-identical arrays (shapes and values)."""
+    """True when two models have the same options and bit-identical arrays (``Model.to_spec``: shapes, values;
+    schedules included)."""
     if a is b:
         return True
-    (sa, xa), (sb, xb) = model_spec(a), model_spec(b)
+    (sa, xa), (sb, xb) = a.to_spec(), b.to_spec()
     if sa != sb or set(xa) != set(xb):
         return False
     return all(xa[k].shape == xb[k].shape and torch.equal(xa[k].detach().cpu(), xb[k].detach().cpu().to(xa[k].dtype))
@@ -120,7 +90,7 @@ def run_to_xarray(traj: Trajectory) -> xr.Dataset:
             "dim": np.arange(d),
         },
     )
-    spec, arrays = model_spec(traj.model)
+    spec, arrays = traj.model.to_spec()
     names: dict[str, str] = {}
     for name, arr in arrays.items():
         var = _variable_name(name, names)
@@ -155,11 +125,11 @@ def run_from_xarray(ds: xr.Dataset) -> Trajectory:
     meta = json.loads(ds.attrs.get("metadata", "{}"))
     if version == 0:
         model, lost = _legacy_model(ds, spec)
+        if lost:
+            meta["schedule_not_restored"] = lost
     else:
         names = json.loads(ds.attrs["model_arrays"])
-        model, lost = _model_from_spec(spec, {name: _tensor(ds[var].values) for var, name in names.items()})
-    if lost:
-        meta["schedule_not_restored"] = lost
+        model = Model.from_spec(spec, {name: _tensor(ds[var].values) for var, name in names.items()})
     return Trajectory(
         times=_tensor(ds["time"].values),
         positions=_tensor(ds["x"].values),
@@ -214,19 +184,9 @@ def open_run_store(path: str | os.PathLike) -> xr.Dataset:
     p = Path(path).expanduser()
     if not p.exists():
         raise ValueError(f"run path does not exist: {p}")
-    if not (p / ".zgroup").is_file() and not (p / "zarr.json").is_file():
+    if not (p / ".zgroup").is_file() and not (p / "zarr.json").is_file():  # zarr format 2 or 3
         raise ValueError(f"{p} is not a saved tokensphere run (no zarr store found)")
-    return xr.open_zarr(p, consolidated=_has_consolidated_metadata(p))
-
-
-def _has_consolidated_metadata(p: Path) -> bool:
-    if (p / ".zmetadata").is_file():  # zarr format 2
-        return True
-    try:  # zarr format 3 keeps it inline in the root zarr.json
-        root = json.loads((p / "zarr.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(root, dict) and bool(root.get("consolidated_metadata"))
+    return open_zarr_store(p)
 
 
 def _variable_name(array: str, taken: dict[str, str]) -> str:

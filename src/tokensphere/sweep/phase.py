@@ -30,6 +30,7 @@ from ..init import Uniform
 from ..integrate.controller import StepController
 from ..integrate.solver import Solver, anchor_solver
 from ..io import atomic_zarr_write, check_output_path, run_metadata
+from ..io.atomic import open_zarr_store
 from ..model import Model
 from ..simulate import simulate
 from ..theory.equiangular import transition_curve
@@ -279,7 +280,7 @@ def _open_or_create(spec: PhaseDiagram, path: Path, overwrite: bool) -> xr.Datas
             raise ValueError(f"out path {path} exists and is not a zarr store; pass overwrite=True / --overwrite "
                              "to replace it")
         _consolidate(path)  # stores from older versions, or interrupted ones, open without a fallback
-        with xr.open_zarr(path, consolidated=True) as ds:
+        with open_zarr_store(path) as ds:
             stored = ds.attrs.get("spec")
             if stored is None or PhaseDiagram.from_json(stored) != spec:
                 raise ValueError(
@@ -355,6 +356,6 @@ def run_phase_diagram(
                     if progress is not None:
                         progress(finished, len(units))
     _consolidate(path)
-    with xr.open_zarr(path, consolidated=True) as final:
+    with open_zarr_store(path) as final:
         return final.load()
 
