@@ -350,7 +350,8 @@ def test_from_file_npz_array_choice(tmp_path):
 
 def test_from_file_unit_false_reads_points_of_r_d(tmp_path):
     np.save(tmp_path / "r.npy", np.array([[2.0, 0.0], [0.0, -3.0]]))
-    assert torch.equal(FromFile(str(tmp_path / "r.npy"), unit=False).sample()[0], torch.tensor([[2.0, 0.0], [0.0, -3.0]]))
+    out = FromFile(str(tmp_path / "r.npy"), unit=False).sample()
+    assert torch.equal(out[0], torch.tensor([[2.0, 0.0], [0.0, -3.0]], dtype=torch.float64))
 
 
 def test_looks_like_array_file_and_split(tmp_path):
