@@ -27,16 +27,19 @@ class BetaBatch(NamedTuple):
 
 
 def beta_batch(spec: Any, betas: Sequence[float]) -> BetaBatch:
-    """Every β of ``betas`` × every start of ``spec`` (an initial-condition spec with ``batch`` starts).
+    """Every β of ``betas`` × every start of ``spec`` (an initial-condition spec: ``sample()`` gives the S starts
+    (S, n, d), ``describe()`` its settings; e.g. :class:`~tokensphere.Uniform` or a start read from a file).
 
-    Returns the starts (start k repeated once per β), the per-system β and the ``init`` metadata to store with
-    the run (the spec, marked as shared across β). Raises ValueError when ``betas`` is empty.
+    Returns the starts (start k repeated once per β: (len(betas)·S, n, d)), the per-system β and the ``init``
+    metadata to store with the run (the spec, marked as shared across β). Raises ValueError when ``betas`` is
+    empty.
     """
     betas = [float(b) for b in betas]
     if not betas:
         raise ValueError("betas must list at least one value >= 0")
-    x0 = spec.sample().repeat(len(betas), 1, 1)
-    beta = torch.tensor(betas, dtype=torch.float64).repeat_interleave(spec.batch)
+    starts = spec.sample()
+    x0 = starts.repeat(len(betas), 1, 1)
+    beta = torch.tensor(betas, dtype=torch.float64).repeat_interleave(starts.shape[0])
     return BetaBatch(x0, beta, {**spec.describe(), "shared_across_beta": True})
 
 

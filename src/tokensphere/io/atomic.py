@@ -21,14 +21,8 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = [
-    "atomic_path",
-    "atomic_zarr_write",
-    "check_output_path",
-    "has_consolidated_metadata",
-    "open_zarr_store",
-    "write_json",
-]
+__all__ = ["atomic_path", "atomic_zarr_write", "check_output_path", "has_consolidated_metadata", "open_zarr_store",
+           "write_json"]
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
