@@ -205,8 +205,6 @@ def write_report(
     folder = Path(out_dir).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
-    if (folder / "index.html").exists() and not overwrite:  # before rendering: a refusal costs nothing
-        check_output_path(folder / "index.html", overwrite=False)
     page = render_report(sections, title)  # before touching the disk: a failure leaves nothing behind
     index = check_output_path(folder / "index.html", overwrite=overwrite)  # creates out_dir, checks it is writable
     with atomic_path(index) as tmp:

@@ -30,9 +30,8 @@ from ..experiments.describe import describe_model
 from ..experiments.layout import system_betas, systems_by_beta
 from ..experiments.reproduction import preset_difference
 from ..io.atomic import open_zarr_store
-from ..plot import Panel, phase_difference_figure, phase_figure, save_figure, series_figure
+from ..plot import Panel, frame_indices, phase_difference_figure, phase_figure, save_figure, series_figure
 from ..plot.series import ENERGY_LABEL
-from ..plot.arrays import frame_indices
 from ..theory import uniform_pair_probability
 from ..trajectory import Trajectory
 from .elements import Figure, Section, Verdict
