@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from ..io import package_version
 from ..integrate import IntegrationError
 from .check import check_command
 from .demo import demo_command
@@ -72,7 +72,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"tokensphere {__version__}")
+        typer.echo(f"tokensphere {package_version()}")
         raise typer.Exit()
 
 

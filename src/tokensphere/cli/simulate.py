@@ -26,12 +26,12 @@ import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from typer import Option
 
 from ..ensembles import SCORES, VALUES, Ensemble
 from ..experiments.describe import describe_model
-from ..experiments.layout import counts_by_beta, system_betas
+from ..experiments.layout import beta_batch, counts_by_beta, system_betas
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, anchor_solver
 from ..model import Model
@@ -40,6 +40,7 @@ from ..io import check_output_path
 from ..trajectory import Trajectory
 from ..validate import check_choice, check_int
 from .options import split_values
+from .progress import stderr_progress
 
 __all__ = [
     "simulate_command",
@@ -83,33 +84,12 @@ def progress_bar(description: str, t_max: float, t0: float = 0.0) -> Iterator[Ca
 
     Yields the callback (it receives the fraction of [t0, t_max] done by the slowest system). The bar appears
     at the first call, so input errors raised before the integration starts print no bar; on failure it is
-    removed, leaving only the error line.
+    removed, leaving only the error line (:func:`~tokensphere.cli.progress.stderr_progress`).
     """
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("t = {task.fields[t]:.3g} / " + f"{t_max:g}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
-    task: list[Any] = []
-
-    def update(fraction: float) -> None:
-        if not task:
-            progress.start()
-            task.append(progress.add_task(description, total=1.0, t=t0))
-        progress.update(task[0], completed=fraction, t=t0 + fraction * (t_max - t0))
-
-    try:
-        yield update
-    except BaseException:
-        if task:  # erase the bar (Live.stop, not Progress.stop, which adds a blank line off a terminal)
-            progress.live.transient = True
-            progress.live.stop()
-        raise
-    if task:
-        progress.stop()
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("t = {task.fields[t]:.3g} / " + f"{t_max:g}"), TimeElapsedColumn())
+    with stderr_progress(*columns) as bar:
+        yield lambda f: bar(description=description, total=1.0, completed=f, t=t0 + f * (t_max - t0))
 
 
 def format_counts(groups: dict[float, list[int]], limit: int = 8) -> str:
@@ -252,11 +232,11 @@ def simulate_command(
         overrides = [_flag(name) for name in MODEL_OPTIONS + SOLVER_OPTIONS if name in given]
         continued: tuple[str, float, list[str]] | None = (str(from_run), t0, overrides)
     else:
-        x, start_meta, starts = _initial_state(p, given)
-        betas = [b for b in parse_betas(beta) for _ in range(starts)]
-        x0 = x.repeat(len(betas) // starts, 1, 1)  # system (β_i, k) starts from start k
-        metadata.update(start_meta)
-        model_kw, weights_meta = _model_options(p, given, betas=betas, n=x.shape[1], d=x.shape[2], saved=None)
+        spec, start_meta = _initial_state(p, given)
+        batch = beta_batch(spec, parse_betas(beta))  # system (β_i, k) starts from start k
+        x0, betas = batch.x0, batch.beta.tolist()
+        metadata.update(start_meta, init=batch.init)
+        model_kw, weights_meta = _model_options(p, given, betas=betas, n=x0.shape[1], d=x0.shape[2], saved=None)
         model_kw = {"model": Model(**model_kw)}
         method, solver_kw = _fresh_solver(p, model_kw["model"])
         t0, continued = 0.0, None
@@ -322,8 +302,8 @@ def _check_option_conflicts(p: dict[str, Any], given: set[str]) -> None:
                "the random ensembles draw one head; give per-head --Q/--K or --QK files for several heads")
 
 
-def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[torch.Tensor, dict[str, Any], int]:
-    """The starts (S, n, d) (shared by every β), their metadata, and S (the systems per β)."""
+def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[Any, dict[str, Any]]:
+    """The initial-condition spec of the starts (shared by every β) and the metadata beside ``init``."""
     init = p["init"]
     check_int("batch", p["batch"], minimum=1)
     if init not in INITIALS and looks_like_array_file(init):
@@ -339,7 +319,7 @@ def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[torch.Tensor, di
                     f"{_flag(name)} {p[name]} does not match --init {init}, which holds {S} start(s) of shape "
                     f"(n, d) = ({n}, {d})"
                 )
-        return x, {"init": {**spec.describe(), "shared_across_beta": True}}, S
+        return spec, {}
     if init not in INITIALS:
         raise ValueError(
             f"init must be one of {', '.join(map(repr, INITIALS))} or an array file (.npy, .npz, .csv), got {init!r}"
@@ -350,8 +330,7 @@ def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[torch.Tensor, di
     if init == "equiangular" and p["gamma0"] is not None:
         extra["gamma0"] = p["gamma0"]
     spec = make_initial(init, batch=p["batch"], n=p["n"], d=p["d"], seed=p["seed"], **extra)
-    meta = {"seed": p["seed"], "init": {**spec.describe(), "shared_across_beta": True}}
-    return spec.sample(), meta, p["batch"]
+    return spec, {"seed": p["seed"]}
 
 
 def _continued_betas(p: dict[str, Any], given: set[str], saved: Model, B: int) -> list[float]:
