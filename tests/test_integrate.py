@@ -18,7 +18,8 @@ import tokensphere as ts
 from tokensphere import METHODS, Clustered, IntegrationError, Solver, simulate
 from tokensphere.integrate import SaveAt, StepController, integrate
 
-# nominal orders (solver.py table, docs/numerics.md); "anchor" is the authors' scheme: Euler on the raw field + renormalise
+# nominal orders (solver.py table, docs/numerics.md); "anchor" is the authors' scheme: Euler on the raw field, then
+# renormalisation
 FIXED = {
     "euler": 1,
     "midpoint": 2,

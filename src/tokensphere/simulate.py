@@ -27,7 +27,7 @@ from .runtime import choose_threads, torch_threads
 from .trajectory import Trajectory
 from .validate import as_tensor, check_choice, check_int, check_real, check_unit_norm
 
-__all__ = ["simulate", "save_times", "run_metadata"]
+__all__ = ["simulate", "save_times"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DEFAULT_T_MAX = 10.0  # final time of a new run when neither t_max nor SaveAt times say otherwise
@@ -108,7 +108,8 @@ def simulate(
         continuation = {"from": source, "t0": t0, "overrides": overrides}
     plan = _as_save_at(save_at, t_max, t0, store, on_save, continuing=run is not None)
     if solver.kind == "lie" and not model.projection:
-        raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK method")
+        raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK "
+                         "method")
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, minimum=1)
     x = _match_batch(x, model)
@@ -223,7 +224,8 @@ def _match_batch(x: torch.Tensor, model: Model) -> torch.Tensor:
     if B == 1 and model.batch_size > 1:
         return x.expand(model.batch_size, n, d).clone()
     if model.batch_size not in (1, B):
-        raise ValueError(f"beta/model has {model.batch_size} systems but x0 has B = {B}; they must match or x0 have B = 1")
+        raise ValueError(f"beta/model has {model.batch_size} systems but x0 has B = {B}; they must match or x0 "
+                         "have B = 1")
     return x
 
 

@@ -12,7 +12,6 @@ import torch
 import xarray as xr
 
 from .integrate.solver import Solver
-from .io import check_output_path  # noqa: F401  (re-exported for callers that still import it from here)
 from .model import Model
 
 __all__ = ["Trajectory"]
@@ -101,7 +100,7 @@ class Trajectory:
         if not same_model(self.model, other.model):
             raise ValueError("join: the continuation ran a different model (an override of beta or the weights); "
                              "only a run and its unchanged continuation can be joined")
-        parts = [dict(self.metadata, solver=self.solver.describe()), dict(other.metadata, solver=other.solver.describe())]
+        parts = [dict(run.metadata, solver=run.solver.describe()) for run in (self, other)]
         return Trajectory(
             times=torch.cat([self.times, other.times[1:].to(self.times)]),
             positions=torch.cat([a, b[1:].to(a)]),

@@ -105,9 +105,11 @@ class _Recorder:
 
 @dataclass
 class _State:
-    """Per-system state, tensors of shape (B,) unless noted. k1: (B, n, d) f(t, x) carried from the last
-    stage of the previous step (first-same-as-last pairs), or None."""
+    """Per-system state, tensors of shape (B,) unless noted, updated in place where systems drop out. k1:
+    (B, n, d) f(t, x) carried from the last stage of the previous step (first-same-as-last pairs), or None.
+    every: arange(B), reused as the index of "all systems"."""
 
+    every: torch.Tensor
     t: torch.Tensor
     x: torch.Tensor
     h: torch.Tensor | None
@@ -169,18 +171,12 @@ def integrate(
     stops, slot = stop_grid(t_out, t0, breakpoints)
     field, record = _Field(f), _Recorder(save_at, slot, x0)
     state = _start(field, x0, t0, stops, solver, record)
-    span = float(t_out[-1]) - t0
     iteration = 0
-    while True:
-        active = (state.next_stop < stops.numel()) & ~state.stopped
-        if not bool(active.any()):
-            break
+    while bool((active := _active(state, stops)).any()):
         _advance(field, state, active, stops, solver, record, events, autonomous, on_sphere)
         iteration += 1
-        if progress is not None and iteration % _PROGRESS_EVERY == 0:
-            live = (state.next_stop < stops.numel()) & ~state.stopped
-            if bool(live.any()):
-                progress(float(state.t[live].min() - t0) / span if span > 0 else 1.0)
+        if progress is not None and iteration % _PROGRESS_EVERY == 0 and bool((live := _active(state, stops)).any()):
+            progress(float(state.t[live].min() - t0) / (float(t_out[-1]) - t0))
     if progress is not None:
         progress(1.0)
     return IntegrationResult(record.positions, state.steps, state.rejected, field.evaluations, state.event_time)
@@ -196,6 +192,7 @@ def _start(field: _Field, x0: torch.Tensor, t0: float, stops: torch.Tensor, solv
         record(torch.full((B,), k, device=dev), every, x0)
     zeros = torch.zeros(B, dtype=torch.long, device=dev)
     state = _State(
+        every=every,
         t=torch.full((B,), float(t0), dtype=torch.float64, device=dev),
         x=x0.clone(),
         h=_given_steps(solver, B, dev),
@@ -211,6 +208,11 @@ def _start(field: _Field, x0: torch.Tensor, t0: float, stops: torch.Tensor, solv
         state.h = solver.controller.cap(h0 if state.h is None else state.h)
         state.k1 = f0 if tab.fsal else None
     return state
+
+
+def _active(state: _State, stops: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: systems with stops left to reach and no terminal event."""
+    return (state.next_stop < stops.numel()) & ~state.stopped
 
 
 def _given_steps(solver: Solver, B: int, dev: torch.device) -> torch.Tensor | None:
@@ -240,8 +242,7 @@ def _advance(field: _Field, state: _State, active: torch.Tensor, stops: torch.Te
         state.next_stop[systems] += 1
     if events:
         _fire_events(events, state, trial, y, acc)
-    live = (state.next_stop < stops.numel()) & ~state.stopped
-    capped = live & (state.steps + state.rejected >= solver.max_steps)
+    capped = _active(state, stops) & (state.steps + state.rejected >= solver.max_steps)
     if bool(capped.any()):
         raise IntegrationError(
             f"max_steps = {solver.max_steps} reached before t = {float(stops[-1]):g}; raise max_steps or the step size"
@@ -252,7 +253,7 @@ def _attempt(field: _Field, state: _State, active: torch.Tensor, stops: torch.Te
     """Shorten the proposed steps to land on the next stop, and take one step of the solver's method."""
     everyone = bool(active.all())
     idx = None if everyone else torch.nonzero(active).reshape(-1)
-    sel = torch.arange(active.numel(), device=active.device) if everyone else idx
+    sel = state.every if everyone else idx
     t, x, h = (state.t, state.x, state.h) if everyone else (state.t[idx], state.x[idx], state.h[idx])
     target = stops[state.next_stop[sel]]
     remaining = target - t

@@ -17,7 +17,8 @@ __all__ = ["erk_step", "cg_step", "rotate", "retract"]
 
 
 def retract(x: torch.Tensor) -> torch.Tensor:
-    """Map back to the sphere: x / |x| row by row (the normalisation after each layer in the discrete-time view of §2 of the paper)."""
+    """Map back to the sphere: x / |x| row by row (the normalisation after each layer in the discrete-time view
+    of §2 of the paper)."""
     return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
 
 

@@ -128,7 +128,7 @@ class PhaseDiagram:
         return [(i, k0, min(k0 + u, K)) for i in range(len(self.dims)) for k0 in range(0, K, u)]
 
 
-# Figure 3 exactly as in the paper (its caption: n = 32, δ = 1e-3, t ≤ 30, 2^10 starts): hours on a laptop (`--full`).
+# Figure 3 exactly as in the paper (n = 32, δ = 1e-3, t ≤ 30, 2^10 starts): hours on a laptop (`--full`).
 FIGURE3_FULL = PhaseDiagram(
     dims=(2, 8, 32, 128, 512, 1024),
     betas=tuple(float(b) for b in np.round(np.linspace(0.1, 9.0, 90), 10)),
