@@ -190,3 +190,17 @@ def test_run_without_positions_cannot_be_continued():
     with pytest.raises(ValueError, match="kept no positions"):
         run.at(0.5)
     assert isinstance(run, Trajectory)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_float32_run_continues(dtype):
+    """A run integrated in float32 is unit to float32 accuracy; continuing it (in float32, or in float64)
+    must not be refused by a float64 unit-norm tolerance."""
+    import tokensphere as ts
+
+    run = ts.simulate(ts.Uniform(batch=2, n=6, d=3, seed=3), 2.0, t_max=1.0, save_at=3, dtype="float32")
+    assert run.positions.dtype == torch.float32
+    more = ts.simulate(run, t_max=2.0, save_at=3, dtype=dtype)
+    assert float(more.times[0]) == 1.0 and more.positions.dtype == getattr(torch, dtype)
+    norms = torch.linalg.vector_norm(more.positions, dim=-1)
+    assert float((norms - 1).abs().max()) <= (1e-6 if dtype == "float32" else 1e-14)

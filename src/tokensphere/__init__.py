@@ -1,20 +1,19 @@
 """tokensphere: Transformers as interacting particles on the sphere.
 
 Reference: Geshkovski, Letrouit, Polyanskiy, Rigollet, "A mathematical perspective on Transformers",
-arXiv:2312.10794. Layers: ``model`` (what the dynamics are) → ``field`` (the one velocity kernel) →
-``integrate`` (how to step) → ``simulate``/``trajectory`` (runs and their storage) → ``cli``.
+arXiv:2312.10794. The layers (docs/architecture.md): ``model`` (what the dynamics are) → ``field`` (the one
+velocity kernel) → ``integrate`` (how to step) → ``simulate``/``trajectory`` (runs and their storage) →
+``analysis``, ``sweep``, ``experiments`` → ``plot``, ``report`` → ``cli``.
 """
 
-from .io import package_version
-
-__version__ = package_version()  # pyproject.toml's version, read from the installed package metadata
-
-from .energy import energy, energy_normalized, energy_over_time, energy_rate, energy_tilde, log_energy  # noqa: E402
-from .field import attention, log_normalizer, scores, tangent_project, velocity  # noqa: E402
-from .init import (  # noqa: E402
+from .energy import energy, energy_normalized, energy_over_time, energy_rate, energy_tilde, log_energy
+from .ensembles import Ensemble, RedrawSchedule  # (importing it registers the redraw schedule)
+from .field import attention, log_normalizer, scores, tangent_project, velocity
+from .init import (
     Cap,
     Equiangular,
     FromArray,
+    FromFile,
     Hemisphere,
     OrthonormalFrame,
     Uniform,
@@ -22,15 +21,30 @@ from .init import (  # noqa: E402
     normalize,
     sample_sphere,
 )
-from .integrate import METHODS, Clustered, IntegrationError, Solver, anchor_solver, anchor_usa_step  # noqa: E402
-from .model import Layerwise, Model  # noqa: E402
-from .simulate import save_times, simulate  # noqa: E402
-from .trajectory import Trajectory  # noqa: E402
+from .integrate import (
+    METHODS,
+    Clustered,
+    IntegrationError,
+    SaveAt,
+    Solver,
+    StepController,
+    anchor_solver,
+    anchor_usa_step,
+)
+from .io import package_version
+from .model import Layerwise, Model
+from .runtime import choose_threads
+from .schedule import Schedule
+from .simulate import save_times, simulate
+from .trajectory import Trajectory
+
+__version__ = package_version()  # pyproject.toml's version, read from the installed package metadata
 
 __all__ = [
     "__version__",
-    "Cap", "Clustered", "Equiangular", "FromArray", "Hemisphere", "IntegrationError", "Layerwise", "METHODS",
-    "Model", "OrthonormalFrame", "Solver", "Trajectory", "Uniform", "anchor_solver", "anchor_usa_step",
-    "attention", "energy", "energy_normalized", "energy_over_time", "energy_rate", "energy_tilde", "log_energy", "log_normalizer",
-    "make_initial", "normalize", "sample_sphere", "save_times", "scores", "simulate", "tangent_project", "velocity",
+    "Cap", "Clustered", "Ensemble", "Equiangular", "FromArray", "FromFile", "Hemisphere", "IntegrationError", "Layerwise",
+    "METHODS", "Model", "OrthonormalFrame", "RedrawSchedule", "SaveAt", "Schedule", "Solver", "StepController", "Trajectory",
+    "Uniform", "anchor_solver", "anchor_usa_step", "attention", "choose_threads", "energy", "energy_normalized",
+    "energy_over_time", "energy_rate", "energy_tilde", "log_energy", "log_normalizer", "make_initial", "normalize",
+    "sample_sphere", "save_times", "scores", "simulate", "tangent_project", "velocity",
 ]

@@ -117,8 +117,6 @@ def register_schedule(cls: type[Schedule]) -> type[Schedule]:
 def schedule_from_spec(spec: Mapping[str, Any], arrays: Mapping[str, torch.Tensor]) -> Schedule:
     """Rebuild a schedule from :meth:`Schedule.to_spec` output. Raises ValueError for an unknown kind."""
     kind = spec.get("kind")
-    if kind == "redraw" and kind not in _KINDS:
-        from . import ensembles  # noqa: F401  (registers RedrawSchedule)
     if kind not in _KINDS:
         raise ValueError(f"schedule kind {kind!r} cannot be restored (known: {', '.join(sorted(_KINDS))})")
     sched = _KINDS[kind].from_spec(spec, arrays)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .field import velocity
-from .init import FromArray
+from .init import FromArray, normalize
 from .integrate.driver import IntegrationResult, integrate
 from .integrate.saveat import SaveAt, SaveHook
 from .integrate.solver import METHODS, Solver
@@ -293,9 +293,12 @@ def _final_state(run: Trajectory, source: str, model: Model, dtype: torch.dtype 
             f"{b} at t = {float(run.event_time[b]):g}); a run is continued as a whole: pass the final states of "
             "the other systems as x0 instead"
         )
-    x = x.to(dtype=_check_dtype(dtype) if dtype is not None else x.dtype, device=device or x.device)
     if model.projection:
-        check_unit_norm("x0", x.double())
+        check_unit_norm("x0", x)  # in the saved run's own precision (a float32 run is unit to float32 accuracy)
+    source_eps = torch.finfo(x.dtype).eps
+    x = x.to(dtype=_check_dtype(dtype) if dtype is not None else x.dtype, device=device or x.device)
+    if model.projection and torch.finfo(x.dtype).eps < source_eps:
+        x = normalize(x)  # continued in a finer dtype: put the coarser state back on the sphere to that precision
     t0 = float(run.times[-1])
     meta = {"kind": "trajectory", "time": t0} if source == "trajectory" else {"kind": "saved_run", "path": source,
                                                                             "time": t0}

@@ -4,13 +4,22 @@ Every file or store the package writes goes through :func:`atomic_path` (or the 
 interrupted write never leaves a half-written result at the target path.
 """
 
-from .atomic import atomic_path, atomic_zarr_write, check_output_path, write_json
+from .atomic import (
+    atomic_path,
+    atomic_zarr_write,
+    check_output_path,
+    has_consolidated_metadata,
+    open_zarr_store,
+    write_json,
+)
 from .metadata import git_commit, package_version, run_metadata
 
 __all__ = [
     "atomic_path",
     "atomic_zarr_write",
     "check_output_path",
+    "has_consolidated_metadata",
+    "open_zarr_store",
     "git_commit",
     "package_version",
     "run_metadata",
