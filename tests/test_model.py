@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tokensphere import Layerwise, Model, velocity
-from tokensphere.validate import check_choice, check_int, check_real, check_unit_norm
+from tokensphere.validate import validate_choice, validate_int, validate_real, validate_unit_norm
 
 D = 3
 EYE = torch.eye(D, dtype=torch.float64)
@@ -265,16 +265,16 @@ def test_layerwise_bad_input(args, kwargs, word):
 @pytest.mark.parametrize(
     "call, word",
     [
-        (lambda: check_int("n", 0, minimum=1), "n must be an integer >= 1, got 0"),
-        (lambda: check_int("n", True), "n must be an integer"),
-        (lambda: check_int("n", 2.5), "n must be"),
-        (lambda: check_real("h", math.nan), "h must be a finite number"),
-        (lambda: check_real("h", 0.0, minimum=0.0, strict_minimum=True), "h must be a finite number > 0"),
-        (lambda: check_real("h", 3.0, maximum=2.0), "h must be"),
-        (lambda: check_real("h", "x"), "h must be"),
-        (lambda: check_choice("method", "rk5", ("rk4",)), "method must be one of 'rk4'"),
-        (lambda: check_unit_norm("x0", torch.full((1, 2, 3), 0.5, dtype=torch.float64)), "x0 must hold unit"),
-        (lambda: check_unit_norm("x0", torch.full((1, 2, 3), math.nan, dtype=torch.float64)), "x0"),
+        (lambda: validate_int("n", 0, minimum=1), "n must be an integer >= 1, got 0"),
+        (lambda: validate_int("n", True), "n must be an integer"),
+        (lambda: validate_int("n", 2.5), "n must be"),
+        (lambda: validate_real("h", math.nan), "h must be a finite number"),
+        (lambda: validate_real("h", 0.0, minimum=0.0, strict_minimum=True), "h must be a finite number > 0"),
+        (lambda: validate_real("h", 3.0, maximum=2.0), "h must be"),
+        (lambda: validate_real("h", "x"), "h must be"),
+        (lambda: validate_choice("method", "rk5", ("rk4",)), "method must be one of 'rk4'"),
+        (lambda: validate_unit_norm("x0", torch.full((1, 2, 3), 0.5, dtype=torch.float64)), "x0 must hold unit"),
+        (lambda: validate_unit_norm("x0", torch.full((1, 2, 3), math.nan, dtype=torch.float64)), "x0"),
     ],
 )
 def test_checks_raise_with_the_name(call, word):
@@ -283,9 +283,9 @@ def test_checks_raise_with_the_name(call, word):
 
 
 def test_checks_return_valid_values():
-    assert check_int("n", 3.0) == 3
-    assert check_real("h", "0.25", minimum=0.0) == 0.25
+    assert validate_int("n", 3.0) == 3
+    assert validate_real("h", "0.25", minimum=0.0) == 0.25
     x = _x()
-    check_unit_norm("x0", x)  # unit rows pass (default tolerance 1e-10 in float64)
+    validate_unit_norm("x0", x)  # unit rows pass (default tolerance 1e-10 in float64)
     with pytest.raises(ValueError):
-        check_unit_norm("x0", x * (1 + 1e-9))
+        validate_unit_norm("x0", x * (1 + 1e-9))

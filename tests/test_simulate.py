@@ -21,7 +21,7 @@ import xarray as xr
 import problems as P
 import tokensphere as ts
 from tokensphere import Layerwise, Model, Solver, Trajectory, anchor_solver, anchor_usa_step, simulate
-from tokensphere.io import check_output_path
+from tokensphere.io import validate_output_path
 from tokensphere.io.runs import same_model
 
 
@@ -392,7 +392,7 @@ def _under_read_only_dir(tmp_path: Path) -> Path:
 def test_unwritable_output_path(make, tmp_path):
     path = make(tmp_path)
     with pytest.raises(ValueError, match="path"):
-        check_output_path(path, overwrite=False)
+        validate_output_path(path, overwrite=False)
     tr = simulate(_X, 1.0, solver="rk4", dt=0.5, t_max=1.0, save_at=2)
     with pytest.raises(ValueError, match="path"):
         tr.save(path)
@@ -402,6 +402,6 @@ def test_output_path_existing_needs_overwrite(tmp_path):
     p = tmp_path / "exists"
     p.mkdir()
     with pytest.raises(ValueError, match="overwrite"):
-        check_output_path(p, overwrite=False)
-    assert check_output_path(p, overwrite=True) == p
-    assert check_output_path(tmp_path / "new" / "run.zarr", overwrite=False) == tmp_path / "new" / "run.zarr"
+        validate_output_path(p, overwrite=False)
+    assert validate_output_path(p, overwrite=True) == p
+    assert validate_output_path(tmp_path / "new" / "run.zarr", overwrite=False) == tmp_path / "new" / "run.zarr"

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .schedule import Schedule, layer_breakpoints, layer_index, register_schedule
-from .validate import check_choice, check_real
+from .validate import validate_choice, validate_real
 
 __all__ = ["Ensemble", "SCORES", "VALUES", "SHARING", "RedrawSchedule"]
 
@@ -55,11 +55,11 @@ class Ensemble:
     redraw: float | None = None
 
     def __post_init__(self) -> None:
-        check_choice("score", self.score, SCORES)
-        check_choice("value", self.value, VALUES)
-        check_choice("share", self.share, SHARING)
+        validate_choice("score", self.score, SCORES)
+        validate_choice("value", self.value, VALUES)
+        validate_choice("share", self.share, SHARING)
         if self.redraw is not None:
-            check_real("redraw", self.redraw, minimum=0.0, strict_minimum=True)
+            validate_real("redraw", self.redraw, minimum=0.0, strict_minimum=True)
         # plus/minus_score with the identity score give V = ±I (c = 1, as in the authors' script)
 
     @property

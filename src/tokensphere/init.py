@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .validate import as_tensor, check_int, check_real, check_tensor_finite, check_unit_norm
+from .validate import as_tensor, validate_int, validate_real, validate_tensor_finite, validate_unit_norm
 
 __all__ = [
     "Uniform",
@@ -68,11 +68,11 @@ class _Spec:
     first_system: int = 0
 
     def __post_init__(self) -> None:
-        check_int("batch", self.batch, minimum=1)
-        check_int("n", self.n, minimum=1)
-        check_int("d", self.d, minimum=2)
-        check_int("seed", self.seed, minimum=0)
-        check_int("first_system", self.first_system, minimum=0)
+        validate_int("batch", self.batch, minimum=1)
+        validate_int("n", self.n, minimum=1)
+        validate_int("d", self.d, minimum=2)
+        validate_int("seed", self.seed, minimum=0)
+        validate_int("first_system", self.first_system, minimum=0)
 
     def describe(self) -> dict:
         return {"kind": type(self).__name__, **asdict(self)}
@@ -121,7 +121,7 @@ class Cap(_Spec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_real("angle", self.angle, minimum=0.0, maximum=math.pi, strict_minimum=True)
+        validate_real("angle", self.angle, minimum=0.0, maximum=math.pi, strict_minimum=True)
 
     def _one(self, rng):
         # the polar angle θ from the centre has density ∝ sin^{d−2}θ on [0, angle]: sample it by inverting its
@@ -162,7 +162,7 @@ class Equiangular(_Spec):
     def __post_init__(self) -> None:
         super().__post_init__()
         lo = -1.0 / (self.n - 1) if self.n > 1 else -1.0
-        check_real("gamma0", self.gamma0, minimum=lo, maximum=1.0)
+        validate_real("gamma0", self.gamma0, minimum=lo, maximum=1.0)
         if self.gamma0 >= 1.0:
             raise ValueError(f"gamma0 must be < 1, got {self.gamma0}")
         if self.d < self.n:
@@ -187,7 +187,7 @@ def _as_positions(name: str, value: object) -> torch.Tensor:
 
 
 def _unit_tolerance(dtype: torch.dtype, d: int) -> float | None:
-    """Unit-norm tolerance for data of this precision: None (check_unit_norm's own default, float32 and
+    """Unit-norm tolerance for data of this precision: None (validate_unit_norm's own default, float32 and
     float64), or 4·√d·ε for half precision (rounding each of the d coordinates moves |x| by ≤ √d·ε/2)."""
     if dtype in (torch.float16, torch.bfloat16):
         return 4.0 * math.sqrt(d) * torch.finfo(dtype).eps
@@ -215,12 +215,12 @@ def _checked_positions(
     if x.ndim != 3:
         raise ValueError(f"{name} must have shape (B, n, d) or (n, d), got {tuple(x.shape)}")
     if not unit:
-        check_tensor_finite(name, x)
+        validate_tensor_finite(name, x)
         return x.to(dtype=dtype, device=device)
     if tol is None:
         tol = _unit_tolerance(x.dtype, x.shape[-1])
     check = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    check_unit_norm(name, check, tol=tol)
+    validate_unit_norm(name, check, tol=tol)
     coarse = tol is not None or torch.finfo(x.dtype).eps > torch.finfo(dtype).eps
     out = x.to(dtype=dtype, device=device)
     return normalize(out) if coarse else out
@@ -246,7 +246,7 @@ class FromArray:
 
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
-CSV_TOLERANCE = 1e-5  # a CSV has no dtype: accept float32-normalised numbers (check_unit_norm's float32 default)
+CSV_TOLERANCE = 1e-5  # a CSV has no dtype: accept float32-normalised numbers (validate_unit_norm's float32 default)
 _CSV_NUMBER = re.compile(r"[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
 
 
@@ -419,9 +419,9 @@ INITIALS = {
 
 def make_initial(kind: str, **kwargs) -> _Spec:
     """Build an initial-condition spec by name: one of ``INITIALS`` (uniform, orthonormal, cap, ...)."""
-    from .validate import check_choice
+    from .validate import validate_choice
 
-    check_choice("init", kind, tuple(INITIALS))
+    validate_choice("init", kind, tuple(INITIALS))
     return INITIALS[kind](**kwargs)
 
 

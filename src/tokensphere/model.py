@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 
 from .schedule import Layerwise, Schedule, as_schedule, schedule_from_spec
-from .validate import as_tensor, check_choice, check_int
+from .validate import as_tensor, validate_choice, validate_int
 from .weights import Weights, canonical_matrix
 
 __all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule"]
@@ -91,11 +91,11 @@ class Model:
     )
 
     def __post_init__(self) -> None:
-        check_choice("normalization", self.normalization, NORMALIZATIONS)
-        check_choice("head_reduction", self.head_reduction, ("sum", "mean"))
-        check_choice("uniform_count", self.uniform_count, ("n", "attended"))
-        check_choice("time_scale", self.time_scale, ("original", "exp_beta"))
-        check_int("heads", self.heads, minimum=1)
+        validate_choice("normalization", self.normalization, NORMALIZATIONS)
+        validate_choice("head_reduction", self.head_reduction, ("sum", "mean"))
+        validate_choice("uniform_count", self.uniform_count, ("n", "attended"))
+        validate_choice("time_scale", self.time_scale, ("original", "exp_beta"))
+        validate_int("heads", self.heads, minimum=1)
         for flag in ("causal", "projection"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
@@ -337,7 +337,7 @@ def _check_scores(Q, K, QK, heads: int):
 
 def _check_values(V, heads: int) -> tuple[torch.Tensor | None, float]:
     if isinstance(V, str):
-        check_choice("V", V, ("identity", "repulsive"))
+        validate_choice("V", V, ("identity", "repulsive"))
         return None, (1.0 if V == "identity" else -1.0)
     v = canonical_matrix("V", V, heads)
     if v.shape[-1] != v.shape[-2]:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .validate import check_int
+from .validate import validate_int
 
 __all__ = ["LARGE_N", "all_cores", "choose_threads", "torch_threads"]
 
@@ -35,7 +35,7 @@ def choose_threads(n: int, threads: int | None = None) -> int:
     """Threads for systems of ``n`` tokens: ``threads`` if given (an integer ≥ 1), else 1 for n < LARGE_N and
     :func:`all_cores` otherwise."""
     if threads is not None:
-        return check_int("threads", threads, minimum=1)
+        return validate_int("threads", threads, minimum=1)
     return 1 if n < LARGE_N else all_cores()
 
 
@@ -47,7 +47,7 @@ def torch_threads(n: int | None) -> Iterator[int]:
     if n is None:
         yield torch.get_num_threads()
         return
-    check_int("threads", n, minimum=1)
+    validate_int("threads", n, minimum=1)
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .validate import as_tensor, check_real
+from .validate import as_tensor, validate_real
 from .weights import canonical_matrix
 
 __all__ = [
@@ -145,7 +145,7 @@ class Layerwise(Schedule):
     kind = "layerwise"
 
     def __init__(self, layer_time: float, **stacks: Any) -> None:
-        self.layer_time = check_real("layer_time", layer_time, minimum=0.0, strict_minimum=True)
+        self.layer_time = validate_real("layer_time", layer_time, minimum=0.0, strict_minimum=True)
         if not stacks:
             raise ValueError("Layerwise needs at least one of Q, K, QK, V")
         unknown = set(stacks) - set(USER_KEYS)

@@ -25,7 +25,7 @@ from .io import run_metadata
 from .model import Model
 from .runtime import choose_threads, torch_threads
 from .trajectory import Trajectory
-from .validate import as_tensor, check_choice, check_int, check_real, check_unit_norm
+from .validate import as_tensor, validate_choice, validate_int, validate_real, validate_unit_norm
 
 __all__ = ["simulate", "save_times"]
 
@@ -41,7 +41,7 @@ def save_times(t_max: float, save_at: int | Sequence[float] | torch.Tensor = 101
     """
     t_max = _check_t_max(t_max, t0)
     if isinstance(save_at, int) and not isinstance(save_at, bool):
-        return SaveAt.linspace(t0, t_max, check_int("save_at", save_at, minimum=2)).t
+        return SaveAt.linspace(t0, t_max, validate_int("save_at", save_at, minimum=2)).t
     return _check_range(SaveAt(save_at), t0, t_max).t
 
 
@@ -111,7 +111,7 @@ def simulate(
         raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK "
                          "method")
     if chunk_size is not None:
-        check_int("chunk_size", chunk_size, minimum=1)
+        validate_int("chunk_size", chunk_size, minimum=1)
     x = _match_batch(x, model)
 
     start = _time.perf_counter()
@@ -191,8 +191,8 @@ def _as_save_at(save_at: Any, t_max: float | None, t0: float, store: bool | None
 
 def _check_t_max(t_max: float, t0: float) -> float:
     if t0 == 0.0:
-        return check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
-    t_max = check_real("t_max", t_max)
+        return validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
+    t_max = validate_real("t_max", t_max)
     if t_max <= t0:
         raise ValueError(f"t_max must be > t0 = {t0:g} (the end of the run being continued; t_max is the absolute "
                          f"final time), got {t_max:g}")
@@ -294,7 +294,7 @@ def _final_state(run: Trajectory, source: str, model: Model, dtype: torch.dtype 
             "the other systems as x0 instead"
         )
     if model.projection:
-        check_unit_norm("x0", x)  # in the saved run's own precision (a float32 run is unit to float32 accuracy)
+        validate_unit_norm("x0", x)  # in the saved run's own precision (a float32 run is unit to float32 accuracy)
     source_eps = torch.finfo(x.dtype).eps
     x = x.to(dtype=_check_dtype(dtype) if dtype is not None else x.dtype, device=device or x.device)
     if model.projection and torch.finfo(x.dtype).eps < source_eps:
@@ -338,7 +338,7 @@ def _check_device(device: torch.device | str | None) -> torch.device | None:
 
 def _check_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, str):
-        check_choice("dtype", dtype, tuple(DTYPES))
+        validate_choice("dtype", dtype, tuple(DTYPES))
         return DTYPES[dtype]
     if dtype not in DTYPES.values():
         raise ValueError(f"dtype must be one of 'float64', 'float32', got {dtype!r}")

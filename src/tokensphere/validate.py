@@ -14,16 +14,16 @@ from typing import Any
 import torch
 
 __all__ = [
-    "check_choice",
-    "check_int",
-    "check_real",
-    "check_tensor_finite",
-    "check_unit_norm",
+    "validate_choice",
+    "validate_int",
+    "validate_real",
+    "validate_tensor_finite",
+    "validate_unit_norm",
     "as_tensor",
 ]
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def validate_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` naming ``name`` and the allowed range."""
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (
         isinstance(value, float) and value.is_integer()
@@ -35,7 +35,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     return value
 
 
-def check_real(
+def validate_real(
     name: str,
     value: Any,
     *,
@@ -61,7 +61,7 @@ def check_real(
     return v
 
 
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+def validate_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise raise ``ValueError`` listing them."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
@@ -84,18 +84,18 @@ def as_tensor(name: str, value: Any, *, dtype: torch.dtype | None = None) -> tor
     return t
 
 
-def check_tensor_finite(name: str, t: torch.Tensor) -> None:
+def validate_tensor_finite(name: str, t: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``t`` holds NaN or ±inf."""
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must hold only finite values (found NaN or inf)")
 
 
-def check_unit_norm(name: str, x: torch.Tensor, *, tol: float | None = None) -> None:
+def validate_unit_norm(name: str, x: torch.Tensor, *, tol: float | None = None) -> None:
     """Raise ``ValueError`` unless every row ``x[..., i, :]`` has unit Euclidean norm within ``tol``.
 
     The default tolerance is 1e-10 in float64 and 1e-5 in float32 (a few hundred ulps of the norm).
     """
-    check_tensor_finite(name, x)
+    validate_tensor_finite(name, x)
     if tol is None:
         tol = 1e-10 if x.dtype == torch.float64 else 1e-5
     dev = (torch.linalg.vector_norm(x, dim=-1) - 1).abs()

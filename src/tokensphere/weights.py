@@ -112,10 +112,10 @@ def canonical_matrix(name: str, value: object, heads: int) -> torch.Tensor:
     Accepted: (r, c) and (B, r, c) with one head; (H, r, c), (B, H, r, c), and for V also (r, c) (the same
     value matrix for every head), with ``heads = H``. Raises ValueError naming ``name``.
     """
-    from .validate import as_tensor, check_tensor_finite
+    from .validate import as_tensor, validate_tensor_finite
 
     t = as_tensor(name, value)
-    check_tensor_finite(name, t)
+    validate_tensor_finite(name, t)
     if t.ndim == 4 and t.shape[1] == heads:
         return t
     if heads == 1:

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from ..validate import check_real
+from ..validate import validate_real
 
 # 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (inner products carry O(d·eps) error)
 _FLOAT32_ULPS = 4096
@@ -77,7 +77,7 @@ def pair_statistics(x: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.
 
 def _adjacency(x: torch.Tensor, delta: float, need_pairs: bool = True) -> torch.Tensor:
     """The graph {⟨x_i, x_j⟩ > 1 − δ} with its diagonal set: (..., n, n) bool."""
-    check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+    validate_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
     n = x.shape[-2]
     if need_pairs and n < 2:
         raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
@@ -137,7 +137,7 @@ def scale_aware_delta(beta: float | torch.Tensor, d: int = 2, factor: float = 0.
     """
     from ..theory.thresholds import tau_star
 
-    check_real("factor", factor, minimum=0.0, strict_minimum=True)
+    validate_real("factor", factor, minimum=0.0, strict_minimum=True)
     b = torch.as_tensor(beta, dtype=torch.float64)
     flat = b.reshape(-1)
     out = torch.tensor([1.0 - math.cos(factor * tau_star(float(v), d)) for v in flat], dtype=torch.float64)

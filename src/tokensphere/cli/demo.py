@@ -18,7 +18,7 @@ from typer import Option
 
 from ..experiments.demo import DELTA, DEMO_BETAS, N, RTOL, SCALED_LABEL, demo_run, demo_summary
 from ..experiments.describe import describe_model
-from ..io import check_output_path, write_json
+from ..io import validate_output_path, write_json
 from ..model import Model
 from ..plot import demo_figures
 from ..runtime import choose_threads, torch_threads
@@ -61,7 +61,7 @@ def demo_command(
 
 
 def _run_folder(path: Path, overwrite: bool) -> Path:
-    folder = check_output_path(path, overwrite=overwrite)
+    folder = validate_output_path(path, overwrite=overwrite)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory (a run folder), got the file {folder}")
     return folder

@@ -46,12 +46,12 @@ from ..experiments.circle import (
 from ..experiments.metastability import metastability_data, metastability_runs
 from ..experiments.movie import MOVIE, movie_run
 from ..experiments.reproduction import single_cluster_points
-from ..io import check_output_path, run_metadata, write_json
+from ..io import validate_output_path, run_metadata, write_json
 from ..plot import animate, circle_figure, cluster_count_distribution_figure, metastability_figure, save_figure
 from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
 from ..plot.regimes import regimes_data, regimes_figure
 from ..runtime import choose_threads, torch_threads
-from ..validate import check_int
+from ..validate import validate_int
 from .progress import stderr_progress
 
 __all__ = ["figures_command", "SIZES"]
@@ -87,13 +87,13 @@ def figures_command(
     t_start = time.perf_counter()
     size = SIZES["full" if full_size else "reduced"]
     starts = size["starts"] if starts is None else starts
-    check_int("starts", starts, minimum=1)
-    check_int("n", n, minimum=2)
-    check_int("seed", seed, minimum=0)
-    check_int("fig4_start", fig4_start, minimum=0)
+    validate_int("starts", starts, minimum=1)
+    validate_int("n", n, minimum=2)
+    validate_int("seed", seed, minimum=0)
+    validate_int("fig4_start", fig4_start, minimum=0)
     if fig4_start >= starts:
         raise ValueError(f"fig4_start must be < starts = {starts}, got {fig4_start}")
-    folder = check_output_path(out, overwrite=True)
+    folder = validate_output_path(out, overwrite=True)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
     measured_points = single_cluster_points(measured) if measured is not None else None

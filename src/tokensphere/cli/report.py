@@ -17,7 +17,7 @@ from rich.markup import escape
 from typer import Argument, Option
 
 from ..experiments.theorems import run_checks
-from ..io import check_output_path
+from ..io import validate_output_path
 from ..report import sections_for, theorem_section, write_report
 from ..report.sections import describe_inputs
 
@@ -44,7 +44,7 @@ def report_command(
     ] = False,
 ) -> None:
     """Build a self-contained HTML report (figures, settings, verdicts, theorem checks, 3-D views) from saved runs."""
-    folder = check_output_path(out, overwrite=overwrite)
+    folder = validate_output_path(out, overwrite=overwrite)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
     kinds = describe_inputs(runs)  # every input is validated before any work

@@ -36,9 +36,9 @@ from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read
 from ..integrate import METHODS, anchor_solver
 from ..model import Model
 from ..simulate import simulate
-from ..io import check_output_path
+from ..io import validate_output_path
 from ..trajectory import Trajectory
-from ..validate import check_choice, check_int
+from ..validate import validate_choice, validate_int
 from .options import split_values
 from .progress import stderr_progress
 
@@ -201,7 +201,7 @@ def simulate_command(
     overwrite: Annotated[bool, Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Integrate the attention dynamics for every β × --batch starts and write a zarr store."""
-    out_path = check_output_path(out, overwrite=overwrite)
+    out_path = validate_output_path(out, overwrite=overwrite)
     _check_device(device)
     p = dict(ctx.params)
     given = {name for name in p if _given(ctx, name)}
@@ -305,7 +305,7 @@ def _check_option_conflicts(p: dict[str, Any], given: set[str]) -> None:
 def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[Any, dict[str, Any]]:
     """The initial-condition spec of the starts (shared by every β) and the metadata beside ``init``."""
     init = p["init"]
-    check_int("batch", p["batch"], minimum=1)
+    validate_int("batch", p["batch"], minimum=1)
     if init not in INITIALS and looks_like_array_file(init):
         for name in ("seed", "cap_angle", "gamma0"):
             if name in given:
@@ -362,7 +362,7 @@ def _model_options(
     the scores (Q, K or QK) drops the saved other form (:func:`~tokensphere.simulate`)."""
     fresh = saved is None
     heads = p["heads"] if fresh or "heads" in given else saved.heads
-    check_int("heads", heads, minimum=1)
+    validate_int("heads", heads, minimum=1)
     systems = len(betas)
     kw: dict[str, Any] = {}
     if fresh or "beta" in given:
@@ -381,7 +381,7 @@ def _model_options(
         kw["mask"], meta["mask"] = _read_mask(p["mask"], heads=heads, n=n, systems=systems)
     if p["score"] is not None or p["value"] is not None:
         ensemble = Ensemble(score=p["score"] or "identity", value=p["value"] or "identity", share=p["share"])
-        check_int("weights_seed", p["weights_seed"], minimum=0)
+        validate_int("weights_seed", p["weights_seed"], minimum=0)
         first: dict[float, int] = {}
         beta_index = [first.setdefault(b, len(first)) for b in betas]  # β values in order of appearance
         seen: dict[int, int] = {}
@@ -470,7 +470,7 @@ def _continued_solver(
             kw.setdefault("QK", None)
         return _fresh_solver(p, replace(saved, **kw))
     if p["solver"] is not None:
-        check_choice("solver", p["solver"], METHODS)
+        validate_choice("solver", p["solver"], METHODS)
     return p["solver"], {name: p[name] for name in ("dt", "rtol", "atol") if name in given}
 
 

@@ -19,7 +19,7 @@ from ..analysis import cluster_count, scale_aware_delta
 from ..init import Uniform
 from ..simulate import simulate
 from ..trajectory import Trajectory
-from ..validate import check_int
+from ..validate import validate_int
 from .layout import beta_batch, system_betas, systems_by_beta
 
 __all__ = [
@@ -58,7 +58,7 @@ def circle_runs(
     every β (:func:`~tokensphere.experiments.beta_batch`). Returns the :class:`Trajectory` (positions
     (T, len(betas)·starts, n, 2)); seeds are in its metadata.
     """
-    check_int("starts", starts, minimum=1)
+    validate_int("starts", starts, minimum=1)
     batch = beta_batch(Uniform(batch=starts, n=n, d=2, seed=seed), betas)
     meta = {"seed": seed, "init": batch.init,
             "systems": "system i*starts + k: beta_i, start k from SeedSequence([seed, k])"}

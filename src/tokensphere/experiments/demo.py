@@ -21,7 +21,7 @@ from ..init import Uniform
 from ..model import Model
 from ..simulate import simulate
 from ..trajectory import Trajectory
-from ..validate import check_int
+from ..validate import validate_int
 from .layout import beta_batch, group_by_beta, system_betas, systems_by_beta
 
 __all__ = ["DELTA", "DEMO_BETAS", "DemoRun", "N", "D", "RTOL", "ATOL", "SNAPSHOTS", "demo_run", "demo_summary"]
@@ -69,7 +69,7 @@ def demo_run(
     progress: the ``progress`` callback of :func:`tokensphere.simulate`. metadata: added to the run's metadata.
     Raises ValueError for an invalid count, time or seed.
     """
-    check_int("n_seeds", n_seeds, minimum=1)
+    validate_int("n_seeds", n_seeds, minimum=1)
     batch = beta_batch(Uniform(batch=n_seeds, n=N, d=D, seed=seed), DEMO_BETAS)
     meta = {"seed": seed, "init": batch.init, **(metadata or {})}
     traj = simulate(batch.x0, model=Model(beta=batch.beta), solver="dopri5", rtol=RTOL, atol=ATOL, t_max=t_max,

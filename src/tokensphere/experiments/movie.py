@@ -10,7 +10,7 @@ from ..integrate import anchor_solver
 from ..model import Model
 from ..simulate import simulate
 from ..trajectory import Trajectory
-from ..validate import check_choice, check_real
+from ..validate import validate_choice, validate_real
 
 __all__ = ["MOVIE", "STARTS", "movie_run"]
 
@@ -38,9 +38,9 @@ def movie_run(
     authors' scheme (Euler step dt on the raw field, renormalised, as in their code) instead of adaptive
     dopri5. Returns the :class:`Trajectory`. Raises ValueError when t_max is not a multiple of dt.
     """
-    check_choice("start", start, STARTS)
-    check_real("dt", dt, minimum=0.0, strict_minimum=True)
-    check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
+    validate_choice("start", start, STARTS)
+    validate_real("dt", dt, minimum=0.0, strict_minimum=True)
+    validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     frames = int(round(t_max / dt)) + 1
     if abs((frames - 1) * dt - t_max) > 1e-9 * max(1.0, t_max):
         raise ValueError(f"t_max must be a multiple of dt, got t_max = {t_max:g}, dt = {dt:g}")

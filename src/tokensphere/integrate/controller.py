@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..validate import check_real
+from ..validate import validate_real
 
 __all__ = ["StepController"]
 
@@ -49,14 +49,14 @@ class StepController:
 
     def __post_init__(self) -> None:
         for name in ("rtol", "atol"):
-            object.__setattr__(self, name, check_real(name, getattr(self, name), minimum=0.0, strict_minimum=True))
-        object.__setattr__(self, "safety", check_real("safety", self.safety, minimum=0.0, maximum=1.0,
+            object.__setattr__(self, name, validate_real(name, getattr(self, name), minimum=0.0, strict_minimum=True))
+        object.__setattr__(self, "safety", validate_real("safety", self.safety, minimum=0.0, maximum=1.0,
                                                       strict_minimum=True))
-        object.__setattr__(self, "min_factor", check_real("min_factor", self.min_factor, minimum=0.0, maximum=1.0,
+        object.__setattr__(self, "min_factor", validate_real("min_factor", self.min_factor, minimum=0.0, maximum=1.0,
                                                           strict_minimum=True))
-        object.__setattr__(self, "max_factor", check_real("max_factor", self.max_factor, minimum=1.0))
+        object.__setattr__(self, "max_factor", validate_real("max_factor", self.max_factor, minimum=1.0))
         if self.dt_max is not None:
-            object.__setattr__(self, "dt_max", check_real("dt_max", self.dt_max, minimum=0.0, strict_minimum=True))
+            object.__setattr__(self, "dt_max", validate_real("dt_max", self.dt_max, minimum=0.0, strict_minimum=True))
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable fields; ``StepController(**describe())`` rebuilds it."""

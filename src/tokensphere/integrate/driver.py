@@ -230,7 +230,7 @@ def _advance(field: _Field, state: _State, active: torch.Tensor, stops: torch.Te
     """One step attempt of every active system: step, control, commit, record, events, step cap."""
     trial = _attempt(field, state, active, stops, solver)
     if solver.kind == "adaptive":
-        _control(field, state, trial, solver, autonomous, on_sphere)
+        _control(field, state, trial, solver, autonomous, on_sphere, stops.numel())
     y = retract(trial.y) if on_sphere else trial.y
     _check_finite(y, trial, state)
     acc = torch.ones_like(trial.land) if trial.accept is None else trial.accept
@@ -272,7 +272,7 @@ def _attempt(field: _Field, state: _State, active: torch.Tensor, stops: torch.Te
 
 
 def _control(field: _Field, state: _State, trial: _Trial, solver: Solver, autonomous: bool,
-             on_sphere: bool) -> None:
+             on_sphere: bool, n_stops: int) -> None:
     """Accept or reject each adaptive step, propose the next step size, carry the FSAL stage."""
     ctrl, tab = solver.controller, TABLEAUX[solver.method]
     e = ctrl.error_ratio(trial.err, trial.x, trial.y)
@@ -285,11 +285,14 @@ def _control(field: _Field, state: _State, trial: _Trial, solver: Solver, autono
     if state.k1 is not None:
         k1 = state.k1 if trial.idx is None else state.k1[trial.idx]
         k_last, reuse = trial.k_last, accept
-        jumped = accept & trial.land
-        if not autonomous and bool(jumped.any()):
-            # the weights may jump at a stop: the last stage (taken just before it) is not f at the new time
-            y = retract(trial.y) if on_sphere else trial.y
-            k_last = torch.where(jumped.view(-1, 1, 1), field.on(trial.idx)(trial.new_t, y), k_last)
+        # the weights may jump at a stop: the last stage (taken just before it) is not f at the new time.
+        # Re-evaluate it for the systems that landed and go on (not at their final stop), and for them only.
+        refresh = accept & trial.land & (state.next_stop[trial.sel] + 1 < n_stops)
+        if not autonomous and bool(refresh.any()):
+            rows = torch.nonzero(refresh).reshape(-1)
+            y = retract(trial.y[rows]) if on_sphere else trial.y[rows]
+            k_last = k_last.clone()
+            k_last[rows] = field.on(trial.sel[rows])(trial.new_t[rows], y)
         state.k1 = _put(state.k1, trial.idx, torch.where(reuse.view(-1, 1, 1), k_last, k1))
     tiny = (~accept) & (trial.hs < _UNDERFLOW * torch.clamp(trial.t.abs(), min=1.0))
     if bool(tiny.any()):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validate import check_real
+from ..validate import validate_real
 
 __all__ = ["Clustered"]
 
@@ -23,7 +23,7 @@ class Clustered:
     delta: float = 1e-3
 
     def __post_init__(self) -> None:
-        check_real("delta", self.delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+        validate_real("delta", self.delta, minimum=0.0, maximum=2.0, strict_minimum=True)
 
     def __call__(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         gram = torch.bmm(x, x.transpose(1, 2))

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..validate import as_tensor, check_int, check_real
+from ..validate import as_tensor, validate_int, validate_real
 
 __all__ = ["SaveAt", "SaveHook"]
 
@@ -49,9 +49,9 @@ class SaveAt:
     @classmethod
     def linspace(cls, t0: float, t1: float, count: int, **kw: Any) -> SaveAt:
         """``count`` (≥ 2) equally spaced output times from t0 to t1 > t0, both included."""
-        t0 = check_real("t0", t0)
-        t1 = check_real("t_max", t1, minimum=t0, strict_minimum=True)
-        check_int("save_at", count, minimum=2)
+        t0 = validate_real("t0", t0)
+        t1 = validate_real("t_max", t1, minimum=t0, strict_minimum=True)
+        validate_int("save_at", count, minimum=2)
         return cls(torch.linspace(t0, t1, count, dtype=torch.float64), **kw)
 
     @property

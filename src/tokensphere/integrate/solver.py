@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..model import Model
-from ..validate import as_tensor, check_choice, check_int, check_real
+from ..validate import as_tensor, validate_choice, validate_int, validate_real
 from .controller import StepController
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX
 
@@ -81,7 +81,7 @@ class Solver:
     ) -> None:
         if not isinstance(method, str):
             raise ValueError(f"solver must be one of {', '.join(METHODS)}, got {type(method).__name__}")
-        check_choice("solver", method, METHODS)
+        validate_choice("solver", method, METHODS)
         if controller is None:
             controller = StepController()
         elif not isinstance(controller, StepController):
@@ -104,7 +104,7 @@ class Solver:
             )
         for name, value in (("method", method), ("dt", dt), ("controller", controller),
                             ("projected_field", projected_field),
-                            ("max_steps", check_int("max_steps", max_steps, minimum=1))):
+                            ("max_steps", validate_int("max_steps", max_steps, minimum=1))):
             object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def anchor_solver(model: Model, step: float = 0.1, raw_step: bool = False) -> So
     SA uses ``step`` as is; USA uses :func:`anchor_usa_step` per system unless ``raw_step``. Raises
     ValueError for step ≤ 0 or a USA model in the time scale "exp_beta" (the rule is for original time).
     """
-    check_real("step", step, minimum=0.0, strict_minimum=True)
+    validate_real("step", step, minimum=0.0, strict_minimum=True)
     if model.normalization == "uniform" and not raw_step:
         if model.time_scale != "original":
             raise ValueError("the anchor USA step rule is defined in original time (time_scale='original')")

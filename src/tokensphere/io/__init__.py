@@ -7,7 +7,7 @@ interrupted write never leaves a half-written result at the target path.
 from .atomic import (
     atomic_path,
     atomic_zarr_write,
-    check_output_path,
+    validate_output_path,
     has_consolidated_metadata,
     open_zarr_store,
     write_json,
@@ -17,7 +17,7 @@ from .metadata import git_commit, package_version, run_metadata
 __all__ = [
     "atomic_path",
     "atomic_zarr_write",
-    "check_output_path",
+    "validate_output_path",
     "has_consolidated_metadata",
     "open_zarr_store",
     "git_commit",

@@ -21,11 +21,11 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = ["atomic_path", "atomic_zarr_write", "check_output_path", "has_consolidated_metadata", "open_zarr_store",
+__all__ = ["atomic_path", "atomic_zarr_write", "validate_output_path", "has_consolidated_metadata", "open_zarr_store",
            "write_json"]
 
 
-def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
+def validate_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
     """Validate an output path before any work: its parent must be a writable directory (created if missing)
     and the path must not exist unless ``overwrite``. Returns the path; raises ValueError naming the problem."""
     p = Path(path).expanduser()
@@ -69,7 +69,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``ds`` as a zarr store with consolidated metadata at ``path``, atomically. Returns the path."""
-    p = check_output_path(path, overwrite=overwrite)
+    p = validate_output_path(path, overwrite=overwrite)
     with atomic_path(p) as tmp, warnings.catch_warnings():
         # zarr 3 notes that consolidated metadata is not (yet) in the v3 spec; xarray reads it all the same
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")

@@ -27,7 +27,7 @@ from ..experiments.layout import system_betas
 from ..experiments.movie import MOVIE
 from ..io import atomic_path
 from ..trajectory import Trajectory
-from ..validate import check_choice, check_int, check_real
+from ..validate import validate_choice, validate_int, validate_real
 from .arrays import frame_indices
 from .tokens import _draw_circle, _draw_sphere, _token_colors
 
@@ -75,7 +75,7 @@ def animate(
     Raises ValueError for an unsupported suffix, d, system or setting.
     """
     p = Path(path)
-    check_choice("suffix", p.suffix.lower(), tuple(WRITERS))
+    validate_choice("suffix", p.suffix.lower(), tuple(WRITERS))
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ValueError(f"path is not writable: {parent} is not a writable directory")
@@ -86,10 +86,10 @@ def animate(
         raise ValueError(f"animate draws d = 2 (circle) or d = 3 (sphere), got d = {d}")
     if not 0 <= system < B:
         raise ValueError(f"system must be an index in [0, {B - 1}], got {system}")
-    check_real("fps", fps, minimum=0.0, strict_minimum=True)
-    check_int("tail", tail, minimum=0)
-    check_int("substeps", substeps, minimum=1)
-    check_int("dpi", dpi, minimum=10)
+    validate_real("fps", fps, minimum=0.0, strict_minimum=True)
+    validate_int("tail", tail, minimum=0)
+    validate_int("substeps", substeps, minimum=1)
+    validate_int("dpi", dpi, minimum=10)
     idx = frame_indices(T, every, max_frames)
     ts_all = traj.times.detach().cpu().double().numpy()
     x_all = traj.positions[:, system].detach().cpu().double().numpy()  # (T, n, d)

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_path, check_output_path, package_version
+from ..io import atomic_path, validate_output_path, package_version
 from .elements import Figure, Section, Verdict
 from .viewer import plotly_js
 
@@ -206,7 +206,7 @@ def write_report(
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
     page = render_report(sections, title)  # before touching the disk: a failure leaves nothing behind
-    index = check_output_path(folder / "index.html", overwrite=overwrite)  # creates out_dir, checks it is writable
+    index = validate_output_path(folder / "index.html", overwrite=overwrite)  # creates out_dir, checks it is writable
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return index

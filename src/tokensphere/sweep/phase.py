@@ -29,12 +29,12 @@ from ..ensembles import Ensemble, RedrawSchedule
 from ..init import Uniform
 from ..integrate.controller import StepController
 from ..integrate.solver import Solver, anchor_solver
-from ..io import atomic_zarr_write, check_output_path, run_metadata
+from ..io import atomic_zarr_write, validate_output_path, run_metadata
 from ..io.atomic import open_zarr_store
 from ..model import Model
 from ..simulate import simulate
 from ..theory.equiangular import transition_curve
-from ..validate import check_choice, check_int, check_real
+from ..validate import validate_choice, validate_int, validate_real
 
 __all__ = ["PhaseDiagram", "run_phase_diagram", "unit_statistics", "FIGURE3_FULL"]
 
@@ -75,18 +75,18 @@ class PhaseDiagram:
         if not self.dims:
             raise ValueError("dims must list at least one dimension d >= 2")
         for d in self.dims:
-            check_int("d", d, minimum=2)
+            validate_int("d", d, minimum=2)
         if not self.betas:
             raise ValueError("betas must list at least one value >= 0")
-        check_real("t_max", self.t_max, minimum=0.0, strict_minimum=True)
-        check_int("n_times", self.n_times, minimum=2)
-        check_int("n", self.n, minimum=2)
-        check_int("batch", self.batch, minimum=2)
-        check_real("delta", self.delta, minimum=0.0, maximum=2.0, strict_minimum=True)
-        check_choice("normalization", self.normalization, ("softmax", "uniform"))
-        check_choice("preset", self.preset, PRESETS)
-        check_int("seed", self.seed, minimum=0)
-        check_int("betas_per_unit", self.betas_per_unit, minimum=1)
+        validate_real("t_max", self.t_max, minimum=0.0, strict_minimum=True)
+        validate_int("n_times", self.n_times, minimum=2)
+        validate_int("n", self.n, minimum=2)
+        validate_int("batch", self.batch, minimum=2)
+        validate_real("delta", self.delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+        validate_choice("normalization", self.normalization, ("softmax", "uniform"))
+        validate_choice("preset", self.preset, PRESETS)
+        validate_int("seed", self.seed, minimum=0)
+        validate_int("betas_per_unit", self.betas_per_unit, minimum=1)
         if isinstance(self.ensemble, dict):
             object.__setattr__(self, "ensemble", Ensemble(**self.ensemble))
         object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
@@ -325,10 +325,10 @@ def run_phase_diagram(
     workers > 1 runs units in parallel on a local Dask cluster (one process per worker, one torch thread
     each); results are identical to a serial run. progress(done_units, total_units) is called after each unit.
     """
-    check_int("workers", workers, minimum=1)
+    validate_int("workers", workers, minimum=1)
     path = Path(out)
     if not (path.exists() and not overwrite):
-        check_output_path(path, overwrite=overwrite)
+        validate_output_path(path, overwrite=overwrite)
     ds = _open_or_create(spec, path, overwrite)
     units = spec.units()
     done = ds["done"].values

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..validate import check_choice, check_int, check_real
+from ..validate import validate_choice, validate_int, validate_real
 
 __all__ = ["equiangular_rhs", "gamma_curve", "gamma_closed_form_beta0", "transition_curve"]
 
@@ -49,9 +49,9 @@ def gamma_curve(
     atol: float = 1e-14,
 ):
     """γ_β(t) from (6.9)/(6.10), solved by SciPy's DOP853 at the requested times t (sorted, ≥ 0). Returns (T,)."""
-    check_real("beta", beta, minimum=0.0)
-    check_int("n", n, minimum=2)
-    check_choice("normalization", normalization, ("softmax", "uniform"))
+    validate_real("beta", beta, minimum=0.0)
+    validate_int("n", n, minimum=2)
+    validate_choice("normalization", normalization, ("softmax", "uniform"))
     t = np.asarray(t, dtype=float)
     if t.size == 0:
         return t.copy()
@@ -81,12 +81,12 @@ def transition_curve(
 
     betas: (K,) values ≥ 0. Returns (K,) float array.
     """
-    check_real("delta", delta, minimum=0.0, maximum=1.0, strict_minimum=True)
-    check_real("t_max", t_max, minimum=0.0, strict_minimum=True)
-    check_int("n", n, minimum=2)
+    validate_real("delta", delta, minimum=0.0, maximum=1.0, strict_minimum=True)
+    validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
+    validate_int("n", n, minimum=2)
     out = np.full(len(np.atleast_1d(betas)), math.nan)
     for i, beta in enumerate(np.atleast_1d(betas)):
-        check_real("beta", beta, minimum=0.0)
+        validate_real("beta", beta, minimum=0.0)
 
         def hit(_, g):
             return g[0] - (1 - delta)

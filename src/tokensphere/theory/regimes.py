@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
-from ..validate import check_int, check_real
+from ..validate import validate_int, validate_real
 from .equiangular import gamma_curve
 from .thresholds import tau_star
 
@@ -39,7 +39,7 @@ class Regime:
 
 def large_beta_threshold_d2(n: int) -> float:
     """The β at which (n − 1)·τ*_β(d = 2) = π/2: above it Theorem 5.1's proof applies on the circle."""
-    check_int("n", n, minimum=2)
+    validate_int("n", n, minimum=2)
     if n == 2:
         return 0.0  # τ* < π/2 for every β > 0
     f = lambda b: (n - 1) * tau_star(b, 2) - math.pi / 2  # noqa: E731
@@ -51,8 +51,8 @@ def large_beta_threshold_d2(n: int) -> float:
 
 def d_star_log10(n: int, beta: float) -> float:
     """log10 of the smallest d with d / log d ≥ 16 c(β)² / γ_β(1/n)² (D.9), c(β) = e^{10 max(1, β)}."""
-    check_int("n", n, minimum=2)
-    check_real("beta", beta, minimum=0.0)
+    validate_int("n", n, minimum=2)
+    validate_real("beta", beta, minimum=0.0)
     g = float(gamma_curve(beta, [1.0 / n], n)[0])
     rhs = math.log(16) + 20 * max(1.0, beta) - 2 * math.log(g)  # log of the right side
     f = lambda L: L - math.log(L) - rhs  # noqa: E731  (L = log d; increasing for L > 1)
@@ -62,7 +62,7 @@ def d_star_log10(n: int, beta: float) -> float:
 
 def regimes(n: int, beta_max: float | None = None) -> list[Regime]:
     """The rectangles of Figure 2 for n tokens. d axis: 2, 3, n, d*(n, 1); β axis up to ``beta_max``."""
-    check_int("n", n, minimum=2)
+    validate_int("n", n, minimum=2)
     printed = n * n / math.pi**2
     proof = large_beta_threshold_d2(n)
     top = beta_max if beta_max is not None else 2 * max(printed, proof, 2.0)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
-from ..validate import check_int, check_real
+from ..validate import validate_int, validate_real
 
 __all__ = ["g_function", "tau_star", "uniform_pair_probability", "wendel_probability"]
 
@@ -28,8 +28,8 @@ def tau_star(beta: float, d: int = 2) -> float:
 
     Closed form: with c = cos τ, βc² + (d−1)c − β = 0, so c = (−(d−1) + √((d−1)² + 4β²)) / (2β).
     """
-    beta = check_real("beta", beta, minimum=0.0, strict_minimum=True)
-    check_int("d", d, minimum=2)
+    beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
+    validate_int("d", d, minimum=2)
     k = d - 1
     c = (-k + math.sqrt(k * k + 4 * beta * beta)) / (2 * beta)
     root = math.acos(min(1.0, c))
@@ -42,8 +42,8 @@ def tau_star(beta: float, d: int = 2) -> float:
 
 def wendel_probability(n: int, d: int) -> float:
     """P(n i.i.d. uniform points on S^{d−1} lie in an open hemisphere) = 2^{−(n−1)} Σ_{k<d} C(n−1, k) (Thm 6.7)."""
-    check_int("n", n, minimum=1)
-    check_int("d", d, minimum=1)
+    validate_int("n", n, minimum=1)
+    validate_int("d", d, minimum=1)
     return math.fsum(math.comb(n - 1, k) for k in range(min(d, n))) / 2 ** (n - 1)
 
 
@@ -52,7 +52,7 @@ def uniform_pair_probability(d: int, delta: float) -> float:
     so the probability is I_{δ/2}((d−1)/2, (d−1)/2) (regularised incomplete beta function). d ≥ 2, 0 < δ ≤ 2."""
     from scipy.special import betainc
 
-    check_int("d", d, minimum=2)
-    check_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+    validate_int("d", d, minimum=2)
+    validate_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
     a = (d - 1) / 2
     return float(betainc(a, a, delta / 2))
