@@ -42,3 +42,10 @@ def test_accuracy_benchmark_quick_runs_and_orders_solvers():
 def test_statistics_benchmark_quick_runs():
     rows = _load("bench_stats").main(["--quick", "--repeats", "1"])
     assert [r[0] for r in rows] == [2, 32] and all(min(r[1:]) > 0 for r in rows)
+
+
+def test_model_benchmark_quick_runs_and_counts_draws():
+    bench = _load("bench_model")
+    rows = bench.main(["--quick"])
+    assert len(rows) == 3 and all(r["ours"] > 0 and r["base"] > 0 for r in rows)
+    assert bench.redraw_draws() == 18  # one matrix set per (system, layer): 6 systems × 3 layers

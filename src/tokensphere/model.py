@@ -89,6 +89,7 @@ class Model:
     _weights: dict[tuple[torch.dtype, torch.device], Weights] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _last_take: tuple[torch.Tensor, Model] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         validate_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -183,6 +184,10 @@ class Model:
         """
         if not (isinstance(index, torch.Tensor) and index.dtype == torch.long and index.ndim == 1):
             index = torch.as_tensor(index).reshape(-1).long()
+        # the integrator restricts to the same active systems step after step: remember the last restriction
+        last = self._last_take
+        if last is not None and last[0].shape == index.shape and torch.equal(last[0], index.to(last[0].device)):
+            return last[1]
         sched = None if self.schedule is None else self.schedule.take(index)
         cache = self._weights
         base = next(iter(cache.values()))
@@ -193,6 +198,7 @@ class Model:
         for key, w in cache.items():
             if key not in out_cache:
                 out_cache[key] = w.take(index)
+        self.__dict__["_last_take"] = (index.clone(), out)  # a cache, not state: the model stays immutable
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -292,6 +298,7 @@ def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Mod
     state.update(beta=w.beta, Q=w.q, K=w.k, QK=w.qk, mask=w.mask, schedule=schedule,
                  V=model.V if isinstance(model.V, str) and w.v is None else w.v)
     state["_weights"] = {(w.beta.dtype, w.beta.device): w}
+    state["_last_take"] = None
     return out
 
 
