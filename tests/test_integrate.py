@@ -426,3 +426,21 @@ def test_threads_policy_is_applied_and_recorded():
     assert small.metadata["threads"] == 1 and small.metadata["chunk_size"] is None  # n < LARGE_N: one thread
     with pytest.raises(ValueError, match="threads"):
         simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, threads=0, t_max=0.2)
+
+
+def test_api_runs_small_systems_on_one_thread_whatever_the_global_setting():
+    """The thread policy is the library's, not only the CLI's: with torch set to two threads, a batch of small
+    systems still integrates on one (the API used to inherit torch's setting and run 12-75x slower on a busy
+    machine), and the global setting is restored afterwards."""
+    from tokensphere.runtime import LARGE_N, choose_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        simulate(ts.sample_sphere(4, 8, 3, seed=0), 1.0, t_max=0.5, save_at=3,
+                 on_save=lambda k, s, x: seen.append(torch.get_num_threads()))
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert choose_threads(LARGE_N - 1) == 1 and choose_threads(LARGE_N) >= 1 and choose_threads(8, 3) == 3
