@@ -1,9 +1,9 @@
 """Accuracy against cost: every solver (and float32) against a tight dopri5 reference.
 
-Setting of SPEC §8.6: SA, n = 64, d = 3, T = 15, uniform starts (4 seeds), β = 1 and β = 9. The error is the
-largest geodesic distance 2·arcsin(|x − x_ref|/2) over tokens and systems at t = T; the cost is the number
-of field evaluations and the wall time. The authors' scheme (Euler, dt = 0.1, unprojected field) is the
-first row.
+Setting of the authors' sphere.py run (see docs/numerics.md): SA, n = 64, d = 3, T = 15, uniform starts
+(4 seeds), β = 1 and β = 9. The error is the largest geodesic distance 2·arcsin(|x − x_ref|/2) over tokens
+and systems at t = T; the cost is the number of field evaluations and the wall time. The authors' scheme
+(Euler, dt = 0.1, unprojected field) is the first row.
 
     python benchmarks/bench_accuracy.py [--record] [--quick]
 """
@@ -36,7 +36,7 @@ CASES = [
 
 
 def geodesic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """2 arcsin(|x − y|/2): accurate for nearby points (SPEC §8.5)."""
+    """2 arcsin(|x − y|/2): accurate for nearby points (arccos loses accuracy near 1, ~1e-8 rad)."""
     return 2 * torch.arcsin((torch.linalg.vector_norm(x - y, dim=-1) / 2).clamp(max=1))
 
 

@@ -1,6 +1,6 @@
 """Kernel benchmark: our velocity evaluation against the authors' batched Euler step, in the same process.
 
-The baseline is the step of the authors' ``phase-diagrams.py`` (SPEC §7), written here from its description:
+The baseline is the step of the authors' ``phase-diagrams.py`` script, re-implemented here:
 scores S = β M Mᵀ, A = softmax(S), M ← normalise(M + η A M), float64 (float32 as the option). We time one
 ``tokensphere.velocity`` call (projection included) against one baseline step, interleaved, and report
 the minimum over repeats in ns per B·n²·d and the ratio ours / baseline (< 1: ours is faster).
@@ -29,7 +29,7 @@ DTYPES = [torch.float64, torch.float32]
 
 
 def baseline_step(m: torch.Tensor, beta: float, eta: float = 0.1) -> torch.Tensor:
-    """The authors' SA step (SPEC §7): Euler on the unprojected field, then renormalisation."""
+    """The authors' SA step (``phase-diagrams.py``): Euler on the unprojected field, then renormalisation."""
     s = beta * torch.bmm(m, m.transpose(1, 2))
     a = torch.softmax(s, dim=-1)
     m = m + eta * torch.bmm(a, m)

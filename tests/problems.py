@@ -1,4 +1,5 @@
-"""Reference problems with exact or tight-tolerance reference solutions (SPEC §5.8, §7), reusable by tests.
+"""Reference problems with exact or tight-tolerance reference solutions (Theorem 6.8 of the paper, the
+authors' phase-diagrams.py step), reusable by tests.
 
 Everything here is written independently of ``tokensphere``'s numerics: closed forms, scalar ODEs and a NumPy
 implementation of the n-particle field solved with SciPy's DOP853 at rtol = 1e-12, atol = 1e-14. Nothing in
@@ -26,7 +27,7 @@ NORMALIZATIONS = ("softmax", "uniform")
 
 
 def gamma_beta0(t: np.ndarray, n: int) -> np.ndarray:
-    """β = 0 (SA = USA), orthonormal start: γ0(t) = (e^{2t} − 1)/(e^{2t} + n − 1) (SPEC §5.8); n = 2: tanh t.
+    """β = 0 (SA = USA), orthonormal start: γ0(t) = (e^{2t} − 1)/(e^{2t} + n − 1) ((6.10) at β = 0); n = 2: tanh t.
 
     Written with expm1 so that small t keeps full relative accuracy.
     """
@@ -35,12 +36,12 @@ def gamma_beta0(t: np.ndarray, n: int) -> np.ndarray:
 
 
 def theta_two_beta0(t: np.ndarray, theta0: float) -> np.ndarray:
-    """β = 0, two particles at angle θ(0): tan(θ(t)/2) = tan(θ(0)/2) e^{−t} (SPEC §5.8)."""
+    """β = 0, two particles at angle θ(0): tan(θ(t)/2) = tan(θ(0)/2) e^{−t} (Theorem 6.8 with n = 2, β = 0)."""
     return 2 * np.arctan(math.tan(theta0 / 2) * np.exp(-np.asarray(t, dtype=float)))
 
 
 # ---------------------------------------------------------------------------------------------------------
-# scalar reduced ODEs (SPEC §5.8) and their DOP853 solutions
+# scalar reduced ODEs (Theorem 6.8 of the paper) and their DOP853 solutions
 
 
 def two_particle_rhs(normalization: str, beta: float):
@@ -57,7 +58,7 @@ def two_particle_rhs(normalization: str, beta: float):
 
 
 def equiangular_rhs(normalization: str, beta: float, n: int):
-    """γ̇ for n equiangular particles (SPEC (6.9), (6.10)).
+    """γ̇ for n equiangular particles ((6.9), (6.10) of the paper).
 
     SA (6.9), overflow-free form:  γ̇ = 2(1 − γ)((n−1)γ + 1)/(e^{β(1−γ)} + n − 1)
     USA (6.10):                   γ̇ = (2/n) e^{βγ}(1 − γ)((n−1)γ + 1)
@@ -129,7 +130,7 @@ def reference_trajectory(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the authors' batched step (SPEC §7), written from the specification
+# the authors' batched step (their phase-diagrams.py script), re-implemented here
 
 
 def authors_step(M: np.ndarray, beta: np.ndarray, eta: np.ndarray, normalization: str) -> np.ndarray:

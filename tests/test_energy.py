@@ -1,5 +1,5 @@
-"""Energies (SPEC §4): both normalisations, their closed forms, the rate identities against autograd and finite
-differences, the gradient-flow structure of USA (§4.3) and SA (§4.4), and Proposition 3.4 on the circle.
+"""Energies (§3 of the paper): both normalisations, their closed forms, the rate identities against autograd
+and finite differences, the gradient-flow structure of USA (3.11) and SA (3.12), and Proposition 3.4 on the circle.
 
 Independent truth: closed forms (consensus, polygons via Bessel functions, the tetrahedron), torch.autograd
 of the energy, central finite differences along geodesics (the exponential map of the sphere), and direct
@@ -61,7 +61,7 @@ def rel(a, b):
 
 @pytest.mark.parametrize("beta", [0.1, 1.0, 10.0, 100.0, 500.0])
 def test_consensus_energy_is_the_maximum(beta):
-    """E_β = e^β/(2β) at consensus (SPEC §4.1); any other configuration has strictly less."""
+    """E_β = e^β/(2β) at consensus (Remark 3.8, Proposition 3.4 of the paper); any other configuration has less."""
     pole = sphere(B, 1, D, seed=1)
     x = pole.expand(B, N, D).contiguous()
     tol = 1e-13 * max(1.0, beta)
@@ -114,7 +114,7 @@ def test_normalized_energy_is_at_most_one_for_general_scores():
 
 @pytest.mark.parametrize("beta", [1e3, 1e4, 1e6])
 def test_large_beta_energies_stay_finite(beta):
-    """E_β overflows beyond β ≈ 709, but Ē ∈ (0, 1] and log E_β = β − log 2β + log Ē do not (SPEC §8.3)."""
+    """E_β overflows beyond β ≈ 709, but Ē ∈ (0, 1] and log E_β = β − log 2β + log Ē do not (float64 overflow)."""
     x = torch.cat([sphere(1, N, D, seed=7), sphere(1, 1, D, seed=8).expand(1, N, D)])
     bar = energy_normalized(x, beta)
     assert torch.isfinite(bar).all() and (bar > 0).all() and (bar <= 1 + 1e-12).all()
@@ -165,7 +165,7 @@ def test_energy_tilde_is_n_squared_energy_for_identity_value():
 
 @pytest.mark.parametrize("V", ["nonsymmetric", "repulsive", "per_system"])
 def test_energy_tilde_direct_formula(V):
-    """Ẽ_β = (1/(2β)) Σ_iΣ_j e^{β⟨V x_i, x_j⟩}, V inside, no 1/n² (SPEC §4.1)."""
+    """Ẽ_β = (1/(2β)) Σ_iΣ_j e^{β⟨V x_i, x_j⟩}, V inside, no 1/n² (§3.4 of the paper)."""
     x = sphere(B, N, D, seed=12)
     beta = 1.3
     if V == "nonsymmetric":
@@ -182,7 +182,7 @@ def test_energy_tilde_direct_formula(V):
 
 
 # ---------------------------------------------------------------------------------------------------
-# the rate identities (SPEC §4.2): energy_rate = ⟨∇E, ẋ⟩ = d/dt E along the flow
+# the rate identities ((3.6), Lemma 3.7 of the paper, particle form): energy_rate = ⟨∇E, ẋ⟩ = d/dt E along the flow
 
 
 def autograd_rate(x, model, energy_fn=energy):
@@ -216,7 +216,7 @@ def test_energy_rate_equals_autograd_derivative(name):
     expect, size = autograd_rate(x, m)
     assert float((rate - expect).abs().max()) <= 1e-12 * float(size.max())
     sign = -1 if kw.get("V") == "repulsive" else 1
-    assert (sign * rate > 0).all()  # E increases for V = I, decreases for V = −I (SPEC §4.2)
+    assert (sign * rate > 0).all()  # E increases for V = I, decreases for V = −I ((3.6), Lemma 3.7)
 
 
 @pytest.mark.parametrize("name", ["SA", "USA", "SA_repulsive", "SA_beta0"])
@@ -253,7 +253,7 @@ def test_energy_rate_in_exp_beta_time(beta):
 
 @pytest.mark.parametrize("beta", [0.5, 2.0, 8.0])
 def test_usa_is_n_times_the_riemannian_gradient(beta):
-    """SPEC §4.3: Ẋ = n ∇E_β(X) in the product metric; ∇ = P⊥ of the Euclidean gradient (autograd)."""
+    """(3.11) of the paper: Ẋ = n ∇E_β(X) in the product metric; ∇ = P⊥ of the Euclidean gradient (autograd)."""
     x = sphere(B, N, D, seed=19)
     xx = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(energy(xx, beta).sum(), xx)
@@ -277,7 +277,7 @@ def test_usa_gradient_by_finite_differences(beta):
 
 
 def _sa_tilde_model(kind, beta):
-    """SA with V = QᵀK symmetric (SPEC §4.4), given either as QK = V = S or as Q = K = M, V = MᵀM."""
+    """SA with V = QᵀK symmetric ((3.12) of the paper), given either as QK = V = S or as Q = K = M, V = MᵀM."""
     if kind == "QK":
         S = gauss(D, D, seed=23, scale=0.6)
         S = S + S.T
@@ -383,7 +383,7 @@ def test_energy_rate_tilde_refuses_V_not_equal_QK(kind):
 @pytest.mark.parametrize("n", [3, 5, 12])
 @pytest.mark.parametrize("beta", [0.5, 2.0, 10.0, 40.0])
 def test_regular_polygon_energy_bessel_closed_form(n, beta):
-    """Regular n-gon: E_β = (1/(2βn)) Σ_k e^{β cos(2πk/n)} = (1/(2β)) Σ_{m∈Z} I_{mn}(β) (Bessel expansion, §3)."""
+    """Regular n-gon: E_β = (1/(2βn)) Σ_k e^{β cos(2πk/n)} = (1/(2β)) Σ_{m∈Z} I_{mn}(β) (Bessel series)."""
     theta = 0.4 + 2 * math.pi * torch.arange(n, dtype=torch.float64) / n
     x = circle(theta)[None]
     m = np.arange(1, 60)

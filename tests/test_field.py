@@ -1,9 +1,10 @@
-"""The velocity kernel (SPEC (2.3)-(2.7), §2.8, §3 circle forms, §8): every variant against an independent
-per-row reference, invariants (tangency, equivariances, stationary states), streaming = dense, stability.
+"""The velocity kernel ((2.3)-(2.7) of the paper, causal masks, the circle forms (7.1), large-β stability): every
+variant against an independent per-row reference, invariants (tangency, equivariances, stationary states),
+streaming = dense, stability.
 
 Independent truth: ``ref_field`` below is a plain NumPy loop over systems, heads and rows that evaluates
-the formulas of SPEC §2 literally (with the row maximum subtracted, as SPEC §8.2 asks). It shares no code
-with tokensphere.
+the formulas (2.3)-(2.7) of the paper literally (with the row maximum subtracted, so that large β cannot
+overflow). It shares no code with tokensphere.
 
 Tolerances (float64, unit round-off u = 1.1e-16): the field is a convex combination (SA) or an average
 (USA) of n vectors, so evaluation errors are O(n·u·|F|) with |F| the size of the raw field. For n ≤ 20 we use
@@ -37,7 +38,8 @@ def orthogonal(d, seed):
 
 
 def ref_field(x, kw, project=True):
-    """SPEC (2.3)/(2.7)/§2.8 evaluated row by row in NumPy: Σ_h Σ_j A^h_ij V_h x_j, then P⊥_{x_i}."""
+    """(2.3)/(2.7) of the paper, with the optional causal mask, evaluated row by row in NumPy:
+    Σ_h Σ_j A^h_ij V_h x_j, then P⊥_{x_i}."""
     x = np.asarray(x, dtype=np.float64)
     Bx, n, d = x.shape
     H = kw.get("heads", 1)
@@ -110,7 +112,7 @@ def random_mask(B, n, seed, heads=None):
 
 
 def variant_kwargs(name, Bn=B, n=N, d=D):
-    """Model keyword arguments for each variant of SPEC §2.17 covered by the kernel."""
+    """Model keyword arguments for each variant (normalisation, scores, heads, values, masks) the kernel covers."""
     k = 2  # query/key width ≠ d
     s = 1 / math.sqrt(d)
     V = gauss(d, d, seed=11, scale=s)
@@ -318,7 +320,8 @@ def test_attention_and_scores_closed_forms():
 
 @pytest.mark.parametrize("beta", [0.0, 0.3, 5.0, 50.0])
 def test_normaliser_bounds(beta):
-    """SPEC (3.3): n e^{−β} ≤ Z_{β,i} ≤ n e^{β} for Q = K = I; with itself in the sum also Z ≥ e^{β}."""
+    """(3.3) of the paper for the empirical measure: n e^{−β} ≤ Z_{β,i} ≤ n e^{β} for Q = K = I; with itself in the
+    sum also Z ≥ e^{β}."""
     x = sphere(B, N, D, seed=108)
     logz = log_normalizer(x, Model(beta=beta))[:, 0]
     assert (logz <= math.log(N) + beta + 1e-13).all()
@@ -327,7 +330,7 @@ def test_normaliser_bounds(beta):
 
 
 # ---------------------------------------------------------------------------------------------------
-# equivariance (SPEC §8.8, Remark 2.2)
+# equivariance (Remark 2.2 of the paper; rotations U with UᵀBU = B and UV = VU)
 
 
 @pytest.mark.parametrize("name", NON_CAUSAL)
@@ -376,7 +379,7 @@ def test_rotation_equivariance_identity_weights(kw):
 
 
 def _commuting_weights(seed):
-    """U, QK, V with UᵀQK U = QK and UV = VU, none of them symmetric (SPEC §8.8):
+    """U, QK, V with UᵀQK U = QK and UV = VU, none of them symmetric (then the flow commutes with U):
     in a random orthonormal basis, U = R(φ1) ⊕ R(φ2) and QK, V = (aI + bJ) ⊕ (cI + eJ), J the 90° rotation."""
     J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
     I2 = torch.eye(2, dtype=torch.float64)
@@ -415,7 +418,7 @@ def test_rotation_equivariance_commuting_weights(normalization):
 @pytest.mark.parametrize("k", [1, 2, 4, 7])
 @pytest.mark.parametrize("normalization", ["softmax", "uniform"])
 def test_QK_form_equals_pair(k, normalization):
-    """Only B = QᵀK enters the scores (SPEC §2.2), for any width k of Q, K ∈ R^{k×d}."""
+    """Only B = QᵀK enters the scores ((2.3) of the paper: ⟨Qx, Ky⟩ = xᵀQᵀKy), for any width k of Q, K ∈ R^{k×d}."""
     Q, K, V = gauss(k, D, seed=31, scale=0.7), gauss(k, D, seed=32, scale=0.7), gauss(D, D, seed=33)
     x = sphere(B, N, D, seed=113)
     a = velocity(x, Model(beta=1.4, Q=Q, K=K, V=V, normalization=normalization))
@@ -497,8 +500,8 @@ def test_beta_zero_is_the_mean_field_4_1(normalization):
 
 @pytest.mark.parametrize("normalization", ["softmax", "uniform"])
 def test_duplicating_every_token_leaves_the_field_unchanged(normalization):
-    """Both fields depend on X only through µ = (1/n) Σ δ_{x_i} (SPEC (3.1)); in particular USA carries its
-    1/n factor (SPEC §2.4: a fork without 1/n runs n times too fast — this doubles its field)."""
+    """Both fields depend on X only through µ = (1/n) Σ δ_{x_i} ((3.1) of the paper); in particular USA carries its
+    1/n factor ((USA) in the paper: a fork without 1/n runs n times too fast — this doubles its field)."""
     x = sphere(B, N, D, seed=121)
     x2 = torch.cat([x, x], dim=1)
     m = Model(beta=2.0, normalization=normalization)
@@ -507,7 +510,7 @@ def test_duplicating_every_token_leaves_the_field_unchanged(normalization):
 
 
 # ---------------------------------------------------------------------------------------------------
-# causal masking (SPEC §2.8)
+# causal masking (not in the paper; Karagodin–Polyanskiy–Rigollet, arXiv:2411.04990)
 
 
 @pytest.mark.parametrize("normalization", ["softmax", "uniform"])
@@ -558,7 +561,7 @@ def test_causal_usa_attended_divides_row_i_by_i_plus_1():
 
 
 # ---------------------------------------------------------------------------------------------------
-# large β: stability and the hardmax limit (SPEC §8.2, §2.10)
+# large β: stability (row maximum subtracted) and the hardmax limit ((9.5)-(9.6) of the paper)
 
 
 def _cluster_near(B, n, d, spread, seed):
@@ -585,7 +588,8 @@ def _separated(B, n, d, seed, min_angle=0.3):
 @pytest.mark.parametrize("beta", [1e2, 1e3, 1e4, 1e6])
 def test_sa_large_beta_finite_and_below_the_hardmax_bound(beta):
     """With Z_i ≥ e^β (self term), |ẋ_i| ≤ Σ_{j≠i} e^{−β(1−s_ij)} √(1 − s_ij²): the SA field → 0 as β → ∞
-    for distinct points (SPEC §2.10: on the sphere with Q = K = I each token attends only to itself)."""
+    for distinct points (hardmax limit, cf. (9.5)-(9.6) of the paper: on the sphere with Q = K = I each token
+    attends only to itself)."""
     x = torch.cat([_separated(2, 6, D, seed=126), _cluster_near(2, 6, D, spread=0.003, seed=127)])
     v = velocity(x, Model(beta=beta))
     assert torch.isfinite(v).all()
@@ -646,7 +650,7 @@ def test_usa_original_time_at_beta_700_finite():
 
 
 # ---------------------------------------------------------------------------------------------------
-# circle: the angle forms (7.1) (SPEC §3)
+# circle: the angle forms (7.1) of the paper
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.7, 4.0, 25.0])
@@ -670,7 +674,7 @@ def test_circle_angle_form(beta, normalization):
 
 
 # ---------------------------------------------------------------------------------------------------
-# stationary states (SPEC §8.9)
+# stationary states (consensus, antipodal pair, the β = 0 saddle of Theorem 4.1, simplex, polygon)
 
 
 def _assert_still(x, model, scale=1.0):
@@ -766,7 +770,8 @@ def test_random_configuration_is_not_stationary():
 
 
 # ---------------------------------------------------------------------------------------------------
-# differentiability (SPEC §2.7: controls need gradients with respect to positions and weights)
+# differentiability (time-dependent weights are the controls of §10 of the paper: they need gradients with
+# respect to positions and weights)
 
 
 @pytest.mark.parametrize("chunk", [None, 2])

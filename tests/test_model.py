@@ -88,7 +88,7 @@ BAD_MODELS = [
     ({"beta": [1.0, 2.0], "Q": ONES(3, 3, 3), "K": ONES(3, 3, 3)}, "batch size"),
     ({"beta": [1.0, 2.0], "mask": torch.zeros(3, 4, 4, dtype=torch.float64)}, "batch size"),
     ({"V": ONES(2, 3, 3), "QK": ONES(4, 3, 3)}, "batch size"),
-    # USA overflows e^beta in original time (SPEC §8.3)
+    # USA overflows e^beta in original time (float64 overflow of e^β beyond β ≈ 709)
     ({"normalization": "uniform", "beta": 700.5}, "beta"),
     ({"normalization": "uniform", "beta": [1.0, 1e3]}, "beta"),
     ({"normalization": "uniform", "beta": 1e4, "time_scale": "original"}, "exp_beta"),

@@ -101,7 +101,8 @@ def test_permutation_equivariance(shape, beta, seed, normalization, rnd):
 
 @given(shapes, st.floats(0.0, 20.0), seeds, norms, st.booleans())
 def test_energy_is_non_decreasing_along_the_flow(shape, beta, seed, normalization, clustered):
-    """SPEC §4.2: dE_β/dt ≥ 0 for V = I and ≤ 0 for V = −I; E_β ≤ e^β/(2β) (its value at consensus)."""
+    """(3.6), Lemma 3.7 of the paper: dE_β/dt ≥ 0 for V = I and ≤ 0 for V = −I; E_β ≤ e^β/(2β) (its value at
+    consensus)."""
     x = positions(shape, seed, clustered)
     up = energy_rate(x, Model(beta=beta, normalization=normalization))
     down = energy_rate(x, Model(beta=beta, normalization=normalization, V="repulsive"))
