@@ -210,20 +210,43 @@ def test_threshold_stability_stacks_counts():
     assert threshold_stability(xb, deltas).tolist() == [[4, 1], [3, 1], [1, 1]]
 
 
-@pytest.mark.parametrize("d", [2, 3, 8])
-def test_scale_aware_delta(d):
-    """δ = 1 − cos(factor·τ*_β) with β sin²τ* = (d − 1) cos τ*; for large β, δ ≈ factor²(d − 1)/(2β)."""
+def test_scale_aware_delta_is_the_d2_root_for_every_d():
+    """δ = 1 − cos(factor·τ*_β) with β sin²τ* = cos τ* (d = 2, the peak of the pair force); large β: δ ≈ factor²/(2β)."""
     betas = torch.tensor([0.5, 4.0, 100.0, 1e4], dtype=torch.float64)
-    delta = scale_aware_delta(betas, d=d, factor=1.0)
+    delta = scale_aware_delta(betas, factor=1.0)
     assert delta.shape == (4,) and delta.dtype == torch.float64
     tau = torch.arccos(1 - delta)
-    residual = betas * torch.sin(tau) ** 2 - (d - 1) * torch.cos(tau)
+    residual = betas * torch.sin(tau) ** 2 - torch.cos(tau)
     assert float(residual.abs().max()) <= 1e-8 * float(betas.max())
-    assert abs(float(delta[-1]) / ((d - 1) / (2 * 1e4)) - 1) <= 1e-3
-    half = scale_aware_delta(1e4, d=d, factor=0.5)
+    assert abs(float(delta[-1]) / (1 / (2 * 1e4)) - 1) <= 1e-3
+    # the pair force sin θ e^{β cos θ} peaks at τ*: its derivative (g of Figure 6) changes sign there
+    for b, t in zip(betas.tolist(), tau.tolist()):
+        force = lambda th: math.sin(th) * math.exp(b * (math.cos(th) - 1))  # noqa: E731
+        assert force(t) >= max(force(t * (1 - 1e-4)), force(t * (1 + 1e-4)))
+    half = scale_aware_delta(1e4, factor=0.5)
     assert abs(float(half) / float(delta[-1]) - 0.25) <= 1e-3  # δ ∝ factor² for small angles
+    for d in (2, 3, 32):  # d is accepted (old callers) and does not change the threshold
+        assert torch.equal(scale_aware_delta(betas, d), scale_aware_delta(betas))
     with pytest.raises(ValueError, match="factor"):
-        scale_aware_delta(1.0, d=d, factor=0.0)
+        scale_aware_delta(1.0, factor=0.0)
+    with pytest.raises(ValueError, match="d"):
+        scale_aware_delta(1.0, d=1)
+
+
+def test_scale_aware_delta_keeps_separated_clusters_apart_in_high_dimension():
+    """d = 32, β = 4: two tight clusters 0.6 rad apart. The d-dependent root of Appendix B (√((d−1)/β)) links
+    tokens up to τ*/2 ≈ 0.72 rad apart and merges them; the d = 2 scale (τ*/2 ≈ 0.24 rad) keeps two."""
+    from tokensphere.theory import tau_star
+
+    d, beta, sep = 32, 4.0, 0.6
+    g = torch.Generator().manual_seed(0)
+    e1, e2 = torch.eye(d, dtype=torch.float64)[:2]
+    centres = [e1, math.cos(sep) * e1 + math.sin(sep) * e2]
+    pts = torch.cat([c + 0.01 * torch.randn(8, d, generator=g, dtype=torch.float64) for c in centres])
+    x = pts / pts.norm(dim=-1, keepdim=True)
+    assert int(cluster_count(x, float(scale_aware_delta(beta)))) == 2
+    old = 1 - math.cos(0.5 * tau_star(beta, d))  # the former, d-dependent threshold
+    assert int(cluster_count(x, old)) == 1
 
 
 def test_float32_thresholds_near_one_warn():
