@@ -27,6 +27,7 @@ from .integrate import (
     IntegrationError,
     SaveAt,
     Solver,
+    Stationary,
     StepController,
     anchor_solver,
     anchor_usa_step,
@@ -43,7 +44,7 @@ __version__ = package_version()  # pyproject.toml's version, read from the insta
 __all__ = [
     "__version__",
     "Cap", "Clustered", "Ensemble", "Equiangular", "FromArray", "FromFile", "Hemisphere", "IntegrationError", "Layerwise",
-    "METHODS", "Model", "OrthonormalFrame", "RedrawSchedule", "SaveAt", "Schedule", "Solver", "StepController", "Trajectory",
+    "METHODS", "Model", "OrthonormalFrame", "RedrawSchedule", "SaveAt", "Schedule", "Solver", "Stationary", "StepController", "Trajectory",
     "Uniform", "anchor_solver", "anchor_usa_step", "attention", "choose_threads", "energy", "energy_normalized",
     "energy_over_time", "energy_rate", "energy_tilde", "log_energy", "log_normalizer", "make_initial", "normalize",
     "sample_sphere", "save_times", "scores", "simulate", "tangent_project", "velocity",

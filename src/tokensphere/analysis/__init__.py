@@ -15,9 +15,11 @@ from .clusters import (
     threshold_stability,
 )
 from .monotonicity import energy_monotonicity, energy_series, step_against_trend
+from .stops import ClusterCountChanged
 from .timeseries import Merge, Plateau, merge_events, plateaus
 
 __all__ = [
+    "ClusterCountChanged",
     "Merge",
     "Plateau",
     "cluster_centers",

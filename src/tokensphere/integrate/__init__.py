@@ -6,12 +6,13 @@ events (:class:`Clustered`); tableaux (data), one step of each method, and the t
 
 from .controller import StepController
 from .driver import IntegrationError, IntegrationResult, integrate
-from .events import Clustered
+from .events import Clustered, Stationary
 from .saveat import SaveAt
 from .solver import METHODS, Solver, anchor_solver, anchor_usa_step
 
 __all__ = [
     "Clustered",
+    "Stationary",
     "IntegrationError",
     "IntegrationResult",
     "METHODS",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..field import tangent_project
 from ..validate import as_tensor
 from .saveat import SaveAt
 from .solver import Solver
@@ -171,6 +172,9 @@ def integrate(
     stops, slot = stop_grid(t_out, t0, breakpoints)
     field, record = _Field(f), _Recorder(save_at, slot, x0)
     state = _start(field, x0, t0, stops, solver, record)
+    for event in events:
+        if hasattr(event, "start"):
+            event.start(state.t, x0)
     iteration = 0
     while bool((active := _active(state, stops)).any()):
         _advance(field, state, active, stops, solver, record, events, autonomous, on_sphere)
@@ -241,7 +245,7 @@ def _advance(field: _Field, state: _State, active: torch.Tensor, stops: torch.Te
         record(state.next_stop[systems], systems, y[hit])
         state.next_stop[systems] += 1
     if events:
-        _fire_events(events, state, trial, y, acc)
+        _fire_events(events, state, trial, y, acc, field, on_sphere)
     capped = _active(state, stops) & (state.steps + state.rejected >= solver.max_steps)
     if bool(capped.any()):
         raise IntegrationError(
@@ -329,12 +333,30 @@ def _commit(state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor) ->
     state.rejected[trial.sel[~acc]] += 1
 
 
-def _fire_events(events: Sequence[Event], state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor) -> None:
-    """Stop the systems whose accepted new state meets an event; record the end of that step as their time."""
+def _fire_events(events: Sequence[Event], state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor,
+                 field: _Field, on_sphere: bool) -> None:
+    """Stop the systems whose accepted new state meets an event; record the end of that step as their time.
+
+    Events with ``needs_velocity`` also receive the velocity at the new state (one evaluation for all of
+    them), tangent when the state lives on the sphere; events with ``needs_systems`` receive the systems'
+    global indices (see :mod:`.events`)."""
     fired = torch.zeros_like(acc)
-    ya, tn = y[acc], trial.new_t[acc]
+    if not bool(acc.any()):
+        return
+    ya, tn, systems = y[acc], trial.new_t[acc], trial.sel[acc]
+    v = None
+    if any(getattr(e, "needs_velocity", False) for e in events):
+        v = field.on(systems)(tn, ya)
+        if on_sphere:
+            v = tangent_project(ya, v)
     for event in events:
-        fired[acc] |= event(tn, ya).to(torch.bool)
+        if getattr(event, "needs_velocity", False):
+            hit = event(tn, ya, v)
+        elif getattr(event, "needs_systems", False):
+            hit = event(tn, ya, systems=systems)
+        else:
+            hit = event(tn, ya)
+        fired[acc] |= hit.to(torch.bool)
     if bool(fired.any()):
         systems = trial.sel[fired]
         state.stopped[systems] = True

@@ -1,0 +1,67 @@
+"""Stop conditions (events) against exact solutions: β = 0 two-particle dynamics, tan(θ/2) = tan(θ₀/2) e^{−t}."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tokensphere as ts
+from tokensphere.analysis import ClusterCountChanged
+
+DT = 0.01
+
+
+def _pair(theta0: float, batch: int = 1) -> torch.Tensor:
+    x = torch.tensor([[1.0, 0.0], [math.cos(theta0), math.sin(theta0)]], dtype=torch.float64)
+    return x.expand(batch, 2, 2).clone()
+
+
+def _time_to_angle(theta0: float, theta: float) -> float:
+    """β = 0, n = 2 (SA = USA): the angle obeys tan(θ/2) = tan(θ₀/2) e^{−t}."""
+    return math.log(math.tan(theta0 / 2) / math.tan(theta / 2))
+
+
+@pytest.mark.parametrize("tol", [1e-2, 1e-4])
+def test_stationary_stops_when_the_speed_falls_below_tol(tol):
+    """|ẋ_i| = sin(θ)/2 for two tokens at angle θ (β = 0): the event fires at the first step end after
+    sin θ(t) / 2 < tol."""
+    theta0 = 2.5
+    t_star = _time_to_angle(theta0, math.asin(2 * tol))
+    tr = ts.simulate(_pair(theta0), 0.0, solver=ts.Solver("rk4", dt=DT), t_max=30.0, save_at=3,
+                     events=[ts.Stationary(tol)])
+    t_event = float(tr.event_time[0])
+    assert t_star <= t_event <= t_star + DT * (1 + 1e-9)
+
+
+def test_cluster_count_changed_stops_at_the_merge():
+    """Two tokens are one δ-cluster once cos θ > 1 − δ: the event fires at the first step end after the exact
+    merge time; a system that starts clustered does not stop."""
+    delta, theta0 = 1e-3, 2.0
+    t_merge = _time_to_angle(theta0, math.acos(1 - delta))
+    x = torch.cat([_pair(theta0), _pair(0.01)])  # the second system is one cluster from the start
+    tr = ts.simulate(x, 0.0, solver=ts.Solver("rk4", dt=DT), t_max=20.0, save_at=3,
+                     events=[ClusterCountChanged(delta)])
+    assert t_merge <= float(tr.event_time[0]) <= t_merge + DT * (1 + 1e-9)
+    assert math.isnan(float(tr.event_time[1]))
+
+
+def test_events_on_a_shrinking_batch_use_global_system_indices():
+    """Systems stop at different times; the baseline of each later system is its own (global index)."""
+    thetas = [2.0, 2.6, 1.5]
+    x = torch.cat([_pair(t) for t in thetas])
+    tr = ts.simulate(x, 0.0, solver=ts.Solver("rk4", dt=DT), t_max=20.0, save_at=3,
+                     events=[ClusterCountChanged(1e-3)])
+    expect = [_time_to_angle(t, math.acos(1 - 1e-3)) for t in thetas]
+    got = tr.event_time.tolist()
+    assert all(e <= g <= e + DT * (1 + 1e-9) for e, g in zip(expect, got))
+
+
+def test_bad_event_parameters():
+    with pytest.raises(ValueError, match="tol"):
+        ts.Stationary(0.0)
+    with pytest.raises(ValueError, match="delta"):
+        ClusterCountChanged(3.0)
+    with pytest.raises(ValueError, match="start"):
+        ClusterCountChanged(1e-3)(torch.zeros(1), _pair(1.0), systems=torch.zeros(1, dtype=torch.long))
