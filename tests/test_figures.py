@@ -105,17 +105,39 @@ def test_regimes_figure_from_theory(tmp_path):
             assert r.theorem in texts
     assert "no result when d = 2" in texts
     gids = {p.get_gid() for p in ax.patches}
-    assert {"region:none", "region:Theorem 5.1", "region:Theorem 6.9", "printed_vs_proof"} <= gids
+    assert {"region:none", "region:Theorem 5.1", "region:Theorem 6.9"} <= gids
+    assert "printed_vs_proof" not in gids and not any(p.get_hatch() for p in ax.patches)  # no erratum band
+    assert "proof needs" not in texts and "erratum" not in texts.lower()
     (red,) = [p for p in ax.patches if p.get_gid() == "region:none"]
     assert red.get_y() == 1.0 and red.get_y() + red.get_height() == pytest.approx(large_beta_threshold_d2(n))
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[0] == "1" and "n²/π²" in labels[1]
-    assert "Appendix B" in " ".join(a.get_text() for a in ax.texts)
     (dots,) = [c for c in ax.collections if c.get_gid() == "measured"]
     np.testing.assert_allclose(dots.get_offsets()[:, 0], d_position(measured["d"], n))
     assert_png(save_figure(fig, tmp_path / "fig2.png"))
     with pytest.raises(ValueError, match="measured"):
         regimes_figure(n, measured=[(2, 1.0)])
+
+
+def test_regimes_figure_theorem_6_9_edge_follows_d_star_of_each_beta():
+    """The Theorem 6.9 region starts at d*(n, β) of (D.9) for the β of each height, not at d*(n, 1)."""
+    from tokensphere.plot.regimes import _log10_position, beta_top
+    from tokensphere.theory import d_star_log10
+
+    n = 16
+    ax = regimes_figure(n).axes[0]
+    (poly,) = [p for p in ax.patches if p.get_gid() == "region:Theorem 6.9"]
+    xy = poly.get_xy()
+    inside = (xy[:, 1] > 1.0) & (xy[:, 1] < beta_top(n)) & (xy[:, 0] < 3.6)
+    assert inside.sum() >= 10
+    for x, b in xy[inside]:  # d* overflows a float beyond β ≈ 30: compare positions computed from log10 d*
+        assert x == pytest.approx(float(_log10_position(d_star_log10(n, b), n, d_star_log10(n, beta_top(n)))),
+                                  abs=1e-9)
+    assert float(d_position(1e12, n)) == pytest.approx(float(_log10_position(12.0, n, d_star_log10(n, beta_top(n)))))
+    # the edge moves right as β grows (d* ≈ e^{20β}); at β = 1 it sits at d*(n, 1)
+    order = np.argsort(xy[inside, 1])
+    assert np.all(np.diff(xy[inside, 0][order]) > 0)
+    assert d_star_log10(n, beta_top(n)) > 100 * d_star_log10(n, 1.0)
 
 
 def test_g_figure_marks_tau_star(tmp_path):

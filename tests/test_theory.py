@@ -117,16 +117,40 @@ def test_wendel_against_monte_carlo(n, d):
     assert abs(hits / trials - p) < 4 * se + 1e-12
 
 
-@pytest.mark.parametrize("n", [3, 5, 32, 100])
-def test_large_beta_threshold_d2_solves_the_proof_condition(n):
+@pytest.mark.parametrize("n", [4, 5, 32, 100, 1000])
+def test_large_beta_threshold_d2_is_the_sharpened_condition(n):
+    """(n − 1)τ*_β = π at the threshold (Appendix B sharpened); it lies below Figure 2's n²/π² for n ≤ 1000,
+    and for n = 32 it is 97.2 (n²/π² ≈ 103.8)."""
     from tokensphere.theory import large_beta_threshold_d2
 
     b = large_beta_threshold_d2(n)
-    assert (n - 1) * tau_star(b, 2) == pytest.approx(math.pi / 2, rel=1e-10)
-    # asymptotically 4(n − 1)²/π² (Appendix B) since τ*_β ≈ 1/√β; the printed n²/π² is smaller for n ≥ 3
-    if n >= 32:
-        assert b / (4 * (n - 1) ** 2 / math.pi**2) == pytest.approx(1.0, rel=2e-2)
-    assert b > n * n / math.pi**2
+    assert (n - 1) * tau_star(b, 2) == pytest.approx(math.pi, rel=1e-10)
+    assert (n - 1) * tau_star(b * 1.001, 2) < math.pi < (n - 1) * tau_star(b * 0.999, 2)
+    assert b < n * n / math.pi**2
+    if n == 32:
+        assert b == pytest.approx(97.2, abs=0.05)
+    if n >= 100:  # τ*_β ≈ 1/√β: β ≈ (n − 1)²/π²
+        assert b / ((n - 1) ** 2 / math.pi**2) == pytest.approx(1.0, rel=2e-2)
+
+
+def test_large_beta_threshold_small_n():
+    from tokensphere.theory import large_beta_threshold_d2
+
+    assert large_beta_threshold_d2(2) == 0.0 and large_beta_threshold_d2(3) == 0.0  # 2τ* < π for every β
+    with pytest.raises(ValueError, match="n"):
+        large_beta_threshold_d2(1)
+
+
+def test_d_star_grows_like_exp_20_beta():
+    """d*(n, β) of (D.9): log d* ≈ 20β + 2β + O(log β) for large β (c(β)² = e^{20β}, γ_β(1/n) ≈ 2e^{−β}/n), and the
+    small-γ closed form used above β = 40 joins the ODE solution continuously."""
+    from tokensphere.theory import d_star_log10
+
+    n = 8
+    slope = (d_star_log10(n, 300.0) - d_star_log10(n, 200.0)) * math.log(10) / 100
+    assert slope == pytest.approx(22.0, rel=1e-2)
+    assert d_star_log10(n, 40.0 - 1e-9) == pytest.approx(d_star_log10(n, 40.0 + 1e-9), rel=1e-9)
+    assert math.isfinite(d_star_log10(n, 2000.0))
 
 
 def test_d_star_satisfies_d9():
