@@ -1,0 +1,31 @@
+"""The mean-field limit on the circle (d = 2): the continuity equation (3.4) for SA (3.2) and USA (3.8), its
+energy (3.5) and dissipation (3.6), the linear stability of the uniform state, Wasserstein distances between
+particles and the PDE (Remark 3.3), and the BBGKY equation (8.1)."""
+
+from .continuity import SCHEMES, MeanFieldSolution, resolution, solve_continuity
+from .density import TrigonometricDensity
+from .stability import growth_rate, most_unstable_mode
+from .kernel import (
+    cell_centres,
+    energy_dissipation,
+    fourier_coefficients,
+    mean_field_energy,
+    mean_field_velocity,
+    speed_bound,
+)
+
+__all__ = [
+    "MeanFieldSolution",
+    "SCHEMES",
+    "TrigonometricDensity",
+    "cell_centres",
+    "energy_dissipation",
+    "fourier_coefficients",
+    "growth_rate",
+    "mean_field_energy",
+    "mean_field_velocity",
+    "most_unstable_mode",
+    "resolution",
+    "solve_continuity",
+    "speed_bound",
+]

@@ -1,0 +1,169 @@
+"""The mean-field field, energy and dissipation of a density on the circle T = R/2πZ, on a periodic grid.
+
+A density ρ on T (∫ ρ dθ = 1) is held as its N cell averages ρ_j on the cells centred at θ_j = j h,
+h = 2π/N, with faces at θ_{j+½} = (j + ½) h. With h_β(u) = e^{β cos u} and h_β'(u) = −β sin u e^{β cos u},
+the velocities of the continuity equation (3.4) on the circle are
+
+    (USA, (3.8))   𝒳[ρ](θ) = (1/β)(h_β' ∗ ρ)(θ) = ∫ e^{β cos(θ−φ)} sin(φ − θ) ρ(φ) dφ,
+    (SA, (3.2))    𝒳[ρ](θ) = (1/β)(h_β' ∗ ρ)(θ) / Z[ρ](θ),   Z[ρ](θ) = (h_β ∗ ρ)(θ) = ∫ e^{β cos(θ−φ)} ρ(φ) dφ,
+
+so that at the empirical measure (1/n) Σ_j δ_{θ_j} they are the particle systems (7.1):
+θ̇_i = −(1/n) Σ_j e^{β cos(θ_i−θ_j)} sin(θ_i − θ_j) (USA), and the same divided by (1/n) Σ_k e^{β cos(θ_i−θ_k)} (SA).
+
+Convolutions are the midpoint rule (h ∗ ρ)(θ_i + s) ≈ h Σ_j h(θ_i + s − θ_j) ρ_j, a circular convolution
+computed by FFT. The kernels are sampled in the scaled form e^{β(cos u − 1)} (no overflow at large β; the
+factor e^{β} cancels in SA and is restored in USA). The midpoint rule is spectrally accurate for smooth ρ
+and keeps Z > 0 and |𝒳_SA| ≤ 1 (as in the exact field) for ρ ≥ 0, up to FFT round-off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..validate import validate_choice, validate_int
+
+__all__ = [
+    "NORMALIZATIONS",
+    "cell_centres",
+    "check_density",
+    "check_beta",
+    "energy_dissipation",
+    "fourier_coefficients",
+    "mean_field_energy",
+    "mean_field_velocity",
+    "speed_bound",
+]
+
+NORMALIZATIONS = ("softmax", "uniform")  # SA and USA, the names Model uses
+# e^{β} overflows float64 above ln(max double) ≈ 709.78; USA velocities and energies carry that factor
+_USA_BETA_MAX = 700.0
+
+
+def cell_centres(n_cells: int) -> np.ndarray:
+    """Cell centres θ_j = 2πj/N, j = 0, …, N − 1: (N,) float64. Raises ValueError unless N ≥ 4."""
+    n_cells = validate_int("n_cells", n_cells, minimum=4)
+    return 2 * np.pi * np.arange(n_cells) / n_cells
+
+
+def check_density(name: str, rho) -> np.ndarray:
+    """``rho`` as a float64 array (..., N) of finite, non-negative cell averages, N ≥ 4; ValueError otherwise.
+
+    The mass h Σ_j ρ_j need not be 1 (the equations are linear in the mass for USA and homogeneous for SA).
+    """
+    a = np.asarray(rho, dtype=np.float64)
+    if a.ndim == 0 or a.shape[-1] < 4:
+        raise ValueError(f"{name} must be an array (..., N) of cell averages with N >= 4, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must hold only finite values (found NaN or inf)")
+    if (a < 0).any():
+        raise ValueError(f"{name} must be non-negative (a density), got minimum {a.min():g}")
+    return a
+
+
+def check_beta(beta, normalization: str, *, positive: bool = False) -> np.ndarray:
+    """β as a float64 array (a scalar or any batch shape); ValueError for β < 0 (β ≤ 0 if ``positive``), NaN,
+    or USA with β > 700 (e^{β} overflows float64)."""
+    validate_choice("normalization", normalization, NORMALIZATIONS)
+    b = np.asarray(beta, dtype=np.float64)
+    op = ">" if positive else ">="
+    if not np.isfinite(b).all() or (b < 0).any() or (positive and (b == 0).any()):
+        raise ValueError(f"beta must be finite numbers {op} 0, got {beta!r}")
+    if normalization == "uniform" and (b > _USA_BETA_MAX).any():
+        raise ValueError(f"beta must be <= {_USA_BETA_MAX:g} for normalization 'uniform' (e^beta overflows), "
+                         f"got {b.max():g}")
+    return b
+
+
+def fourier_coefficients(rho) -> np.ndarray:
+    """ρ̂_k = ∫ e^{−ikθ} ρ(θ) dθ ≈ h Σ_j e^{−ikθ_j} ρ_j for k = 0, …, N/2 (the convention of (h_β ∗ ρ) =
+    Σ_k I_k(β) ρ̂_k e^{ikθ}). rho: (..., N). Returns (..., N//2 + 1) complex128; ρ̂_0 is the mass."""
+    a = np.asarray(rho, dtype=np.float64)
+    return np.fft.rfft(a, axis=-1) * (2 * np.pi / a.shape[-1])
+
+
+def _convolve(rho: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """h Σ_j K_{(i−j) mod N} ρ_j for kernel samples K (..., N) and densities (..., N), by FFT."""
+    n = rho.shape[-1]
+    return np.fft.irfft(np.fft.rfft(rho, axis=-1) * np.fft.rfft(kernel, axis=-1), n=n, axis=-1) * (2 * np.pi / n)
+
+
+def _kernels(beta: np.ndarray, n_cells: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled kernel samples at u_m = m h + shift: e^{β(cos u − 1)} and −sin u e^{β(cos u − 1)}, (..., N)."""
+    u = 2 * np.pi * np.arange(n_cells) / n_cells + shift
+    k = np.exp(beta[..., None] * (np.cos(u) - 1.0))
+    return k, -np.sin(u) * k
+
+
+def _field(rho: np.ndarray, beta: np.ndarray, normalization: str, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """(𝒳[ρ], Z[ρ]) at θ_i + shift, both (..., N); Z is the unscaled h_β ∗ ρ."""
+    k, s = _kernels(beta, rho.shape[-1], shift)
+    z_scaled = _convolve(rho, k)
+    num_scaled = _convolve(rho, s)
+    with np.errstate(over="ignore"):  # only SA's Z overflows, for β ≳ 709; its velocity does not use it
+        scale = np.exp(beta)[..., None]
+    if normalization == "uniform":
+        return scale * num_scaled, scale * z_scaled
+    # |𝒳_SA| ≤ 1 exactly (|sin| ≤ 1 under a positive kernel); the clip removes FFT round-off where Z ≈ 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(z_scaled > 0, num_scaled / z_scaled, 0.0)
+    return np.clip(v, -1.0, 1.0), scale * z_scaled
+
+
+def mean_field_velocity(rho, beta, normalization: str = "softmax", *, at: str = "centres") -> np.ndarray:
+    """The mean-field velocity 𝒳[ρ] of (3.2) (SA) or (3.8) (USA) on the circle, at cell centres or faces.
+
+    rho: (..., N) non-negative cell averages (∫ ρ = 1 for a probability density). beta: scalar or an array
+    broadcastable against rho's leading shape (...). at: "centres" (θ_j = jh) or "faces" (θ_{j+½}).
+    Returns (..., N) float64. Raises ValueError for bad rho, beta, normalization or at.
+    """
+    rho = check_density("rho", rho)
+    b = check_beta(beta, normalization)
+    shift = _shift(at, rho.shape[-1])
+    b = np.broadcast_to(b, rho.shape[:-1])
+    return _field(rho, b, normalization, shift)[0]
+
+
+def _shift(at: str, n_cells: int) -> float:
+    validate_choice("at", at, ("centres", "faces"))
+    return 0.0 if at == "centres" else np.pi / n_cells
+
+
+def speed_bound(beta, normalization: str, n_cells: int) -> np.ndarray:
+    """A bound on |𝒳[ρ]| at the faces, over every density ρ ≥ 0 of unit mass on an N-cell grid.
+
+    SA: 1. USA: max over face offsets u of |sin u| e^{β cos u} (the discrete field is an average of these).
+    beta: scalar or array (...). Returns (...) float64.
+    """
+    b = check_beta(beta, normalization)
+    if normalization == "softmax":
+        return np.ones_like(b)
+    _, s = _kernels(b, validate_int("n_cells", n_cells, minimum=4), np.pi / n_cells)
+    return np.abs(s).max(axis=-1) * np.exp(b)
+
+
+def mean_field_energy(rho, beta) -> np.ndarray:
+    """E_β[ρ] = (1/(2β)) ∬ e^{β cos(θ−φ)} ρ(θ) ρ(φ) dθ dφ, (3.5) on the circle (7.4), by the midpoint rule.
+
+    At the empirical measure of particles on grid points this is (7.4) exactly. rho: (..., N) cell averages.
+    beta: > 0, scalar or broadcastable to (...). Returns (...) float64 (overflows to inf for β ≳ 700).
+    """
+    rho = check_density("rho", rho)
+    b = np.broadcast_to(check_beta(beta, "softmax", positive=True), rho.shape[:-1])
+    k, _ = _kernels(b, rho.shape[-1], 0.0)
+    h = 2 * np.pi / rho.shape[-1]
+    with np.errstate(over="ignore"):
+        return np.exp(b) / (2 * b) * h * np.sum(_convolve(rho, k) * rho, axis=-1)
+
+
+def energy_dissipation(rho, beta, normalization: str = "softmax") -> np.ndarray:
+    """The rate d/dt E_β[ρ(t)] along the continuity equation (3.4), computed from ρ alone.
+
+    (SA, (3.6)):  ∫ |𝒳[ρ]|² Z[ρ] ρ dθ,      (USA, Lemma 3.7):  ∫ |𝒳[ρ]|² ρ dθ.
+    rho: (..., N) cell averages; beta ≥ 0 broadcastable to (...). Returns (...) float64, ≥ 0.
+    """
+    rho = check_density("rho", rho)
+    b = np.broadcast_to(check_beta(beta, normalization), rho.shape[:-1])
+    v, z = _field(rho, b, normalization, 0.0)
+    h = 2 * np.pi / rho.shape[-1]
+    weight = z * rho if normalization == "softmax" else rho
+    return h * np.sum(v**2 * weight, axis=-1)
