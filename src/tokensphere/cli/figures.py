@@ -7,6 +7,8 @@ Writes into ``--out``:
 * ``fig4_circle.png`` + ``.json`` + ``.zarr`` — Figure 4: SA on the circle, β = 4 and 9, n = 32, t = 0, 18, 30;
 * ``fig4_counts.png`` + ``.json`` — the distribution over seeded starts of the cluster count at t = 18 and 30;
 * ``fig6_g.png`` + ``.json`` — Figure 6: g and ±τ*_β (and the general-d panel);
+* ``metastability_timescales.png`` + ``.json`` — T₁ and the lifetimes of the metastable plateaus against β, with the
+  fitted exponential growth of the two-cluster lifetime (Problem 1);
 * ``metastability.png`` + ``.json`` — cluster counts and the energy staircase over log t at β = 4 and 9 on the
   circle, and the sizes of merge events (mostly pairwise): Problem 1 (metastability);
 * ``movie_sphere.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the README movie (SA, n = 64, d = 3, β = 1, T = 15,
@@ -44,12 +46,14 @@ from ..experiments.circle import (
     distribution_json,
 )
 from ..experiments.metastability import metastability_data, metastability_runs
+from ..experiments.timescales import time_scales
 from ..experiments.movie import MOVIE, movie_run
 from ..experiments.reproduction import single_cluster_points
 from ..io import validate_output_path, run_metadata, write_json
 from ..plot import animate, circle_figure, cluster_count_distribution_figure, metastability_figure, save_figure
 from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
 from ..plot.regimes import regimes_data, regimes_figure
+from ..plot.timescales import timescales_figure
 from ..runtime import choose_threads, torch_threads
 from ..validate import validate_int
 from .progress import stderr_progress
@@ -58,12 +62,14 @@ __all__ = ["figures_command", "SIZES"]
 
 # reduced (default) and full-size settings
 SIZES = {
-    "reduced": {"starts": 64, "movie_frames": 51, "movie_size": 4.0, "movie_dpi": 80, "fps": 10.0, "meta_starts": 16},
+    "reduced": {"starts": 64, "movie_frames": 51, "movie_size": 4.0, "movie_dpi": 80, "fps": 10.0, "meta_starts": 16,
+                "ts_betas": (1.0, 2.0, 3.0, 4.0), "ts_starts": 6, "ts_t_max": 3000.0},
     "full": {"starts": 512, "movie_frames": None, "movie_size": 6.0, "movie_dpi": 100, "fps": 15.0,
-             "meta_starts": 64},
+             "meta_starts": 64, "ts_betas": (1.0, 2.0, 3.0, 4.0, 5.0), "ts_starts": 16, "ts_t_max": 20000.0},
 }
+TIMESCALES_N = 12  # tokens of the time-scale runs: enough for several plateaus, small enough for long times
 COUNT_TIMES = (18.0, 30.0)
-STEPS = ("fig2", "fig4", "fig4_counts", "fig6", "metastability", "movie_sphere", "movie_circle")
+STEPS = ("fig2", "fig4", "fig4_counts", "fig6", "metastability", "timescales", "movie_sphere", "movie_circle")
 
 
 def figures_command(
@@ -118,6 +124,8 @@ def figures_command(
         timings["fig6"] = _timed(lambda: written.extend(_fig6(folder, meta)))
         step("metastability (plateaus, merges, energy staircase)")
         timings["metastability"] = _timed(lambda: written.extend(_metastability(folder, seed, size, meta)))
+        step("metastability time scales (T₁, plateau lifetimes over β)")
+        timings["timescales"] = _timed(lambda: written.extend(_timescales(folder, seed, size, meta)))
         step("movie on S² (d = 3)")
         timings["movie_sphere"] = _timed(
             lambda: written.extend(_movie(folder, "movie_sphere", 3, seed, half_sphere, size, meta)))
@@ -140,7 +148,7 @@ def figures_command(
 def _targets(folder: Path) -> list[Path]:
     names = ["fig2_regimes.png", "fig2_regimes.json", "fig4_circle.png", "fig4_circle.json", "fig4_circle.zarr",
              "fig4_counts.png", "fig4_counts.json", "fig6_g.png", "fig6_g.json", "metastability.png",
-             "metastability.json"]
+             "metastability.json", "metastability_timescales.png", "metastability_timescales.json"]
     for m in ("movie_sphere", "movie_circle"):
         names += [f"{m}.gif", f"{m}.mp4", f"{m}.json", f"{m}.zarr"]
     return [folder / name for name in names]
@@ -230,6 +238,23 @@ def _metastability(folder: Path, seed: int, size: dict, meta: dict) -> list[Path
                  "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
     write_json(folder / "metastability.json", data)
     return [png, folder / "metastability.json"]
+
+
+def _timescales(folder: Path, seed: int, size: dict, meta: dict) -> list[Path]:
+    n = TIMESCALES_N
+    traj = metastability_runs(betas=size["ts_betas"], starts=size["ts_starts"], n=n, t_max=size["ts_t_max"],
+                              n_times=150, seed=seed)
+    data = time_scales(traj)
+    png = save_figure(timescales_figure(data), folder / "metastability_timescales.png")
+    fit = data["fit"]
+    data.update({
+        "figure": "Metastability time scales (Problem 1)",
+        "caption": f"T₁ (first time with ≤ n/2 clusters) and the lifetimes of the k-cluster plateaus over β on "
+                   f"the circle, n = {n}, {size['ts_starts']} seeded starts per β; the two-cluster median "
+                   f"lifetime grows like e^({fit['slope']:.2f} β) (least squares over {fit['points']} β).",
+        "seed": seed, "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
+    write_json(folder / "metastability_timescales.json", data)
+    return [png, folder / "metastability_timescales.json"]
 
 
 def _fig6(folder: Path, meta: dict) -> list[Path]:
