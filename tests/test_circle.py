@@ -84,6 +84,15 @@ def test_angle_form_at_beta_zero_is_kuramoto_with_unit_coupling():
     assert float((_vector_form(theta, ts.Model(beta=0.0)) - kur).abs().max()) <= 1e-15
 
 
+def test_usa_conserves_the_mean_angle():
+    """Pair forces of (USA) are antisymmetric: Σ_i θ̇_i = 0 (not so for SA, whose rows are normalised apart)."""
+    theta = _angles(3, 10, seed=15)
+    for beta in (0.0, 2.0, 50.0):
+        usa = angle_velocity(theta, beta, "uniform")
+        assert float(usa.sum(-1).abs().max()) <= 1e-14 * max(1.0, float(usa.abs().max()))
+    assert float(angle_velocity(theta, 2.0).sum(-1).abs().min()) > 1e-3
+
+
 def test_usa_is_n_times_the_gradient_of_the_energy():
     theta = _angles(2, 6, seed=3)
     for beta in (0.0, 2.0):
@@ -278,11 +287,12 @@ def test_consensus_is_a_maximum_with_eigenvalues_minus_one_over_n(beta):
     assert float((torus_hessian_spectrum(theta, beta) + 1 / 6).abs().max()) <= 1e-15
 
 
+@pytest.mark.parametrize("n1,n2", [(3, 2), (4, 1)])
 @pytest.mark.parametrize("beta", [0.0, 1.0, 5.0])
-def test_two_antipodal_clusters_are_strict_saddles(beta):
+def test_two_antipodal_clusters_are_strict_saddles(beta, n1, n2):
     """n1 points at 0, n2 at π: e^{−β}H has eigenvalue e^{−2β}/n (the clusters rotating apart), and
-    (−n1 + n2 e^{−2β})/n² (n1 − 1 times), (−n2 + n1 e^{−2β})/n² (n2 − 1 times)."""
-    n1, n2 = 3, 2
+    (−n1 + n2 e^{−2β})/n² (n1 − 1 times), (−n2 + n1 e^{−2β})/n² (n2 − 1 times). (4, 1) at β = 0 is the
+    stationary configuration of Theorem 4.1 that is not generic."""
     n = n1 + n2
     theta = torch.tensor([0.0] * n1 + [math.pi] * n2, dtype=F64)
     q = math.exp(-2 * beta)
