@@ -29,7 +29,7 @@ from tokensphere.circle import (
     torus_hessian,
     torus_hessian_spectrum,
 )
-from tokensphere.theory import g_function, tau_star
+from tokensphere.theory import g_function, large_beta_threshold_d2, tau_star
 
 F64 = torch.float64
 
@@ -361,6 +361,22 @@ def test_critical_points_below_beta_one_are_consensus_or_strict_saddles():
         else:
             assert kind in ("strict saddle", "minimum") and spread > 0.1
     assert float(torus_gradient(found.theta, 0.8, scaled=True).abs().max()) <= 1e-12
+
+
+def test_above_the_large_beta_threshold_only_consensus_is_a_maximum():
+    """Theorem 5.1 on the circle with (n − 1)τ*_β < π: Newton and ascent-then-Newton from seeded starts find
+    consensus as the one maximum; every other critical point has a positive Hessian eigenvalue."""
+    n = 4
+    beta = 1.05 * large_beta_threshold_d2(n) + 1.0
+    assert (n - 1) * tau_star(beta) < math.pi
+    found = find_critical_points(n, beta, starts=16, seed=2, method="both")
+    assert found.starts == 32 and found.converged >= 16
+    assert found.kind.count("maximum") == 1 and len(found.kind) >= 3
+    for theta, kind, lam in zip(found.theta, found.kind, found.spectrum):
+        if kind == "maximum":
+            assert float(_circ(theta - theta[0]).abs().max()) <= 1e-8
+        else:
+            assert float(lam.max()) > 0
 
 
 def test_ascent_search_finds_consensus_at_small_beta():

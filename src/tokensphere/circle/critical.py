@@ -6,6 +6,8 @@ Two searches, both ending with Newton's method on ∇E_β = 0 in 1^⊥ (the rota
   descends it wherever the Hessian is invertible). It reaches saddles as well as maxima.
 * ``"ascent"``: first the (USA) flow (7.1), the gradient ascent θ̇ = n∇E_β, integrated in s = e^β t up to
   ``s_max`` (where large-β runs stall near multi-cluster saddles, Problem 1), then Newton from there.
+* ``"both"``: the two from the same starts, pooled. Newton from uniform starts seldom lands on consensus
+  (its basin for Newton is small); the ascent reaches the maxima.
 
 Converged points are identified up to rotation and relabelling, and classified by
 :func:`~.hessian.classify_critical_point`.
@@ -37,7 +39,8 @@ _BACKTRACK = 12  # step halvings tried by the line search (down to 2^−11 of th
 class CriticalPoints:
     """Distinct critical points found. theta: (K, n), rotated so that the order parameter's phase is 0 (when
     r > 0) and sorted in (−π, π]; kind: K classifications; spectrum: (K, n − 1) eigenvalues of e^{−β}·Hessian
-    on 1^⊥; energy: (K,) e^{−β} E_β; count: (K,) starts that reached each; starts, converged: totals."""
+    on 1^⊥; energy: (K,) e^{−β} E_β (the finite part at β = 0); count: (K,) searches that reached each;
+    starts, converged: the numbers of searches and of converged ones."""
 
     theta: torch.Tensor
     kind: list[str]
@@ -106,8 +109,8 @@ def find_critical_points(
 ) -> CriticalPoints:
     """Critical points of E_β on T^n reached from ``starts`` uniform random starts (generator seeded by ``seed``).
 
-    method: "newton" (Newton from the starts) or "ascent" (the (USA) flow (7.1) to s = e^β t = s_max, then
-    Newton). tol, max_iter: Newton's (see :func:`newton_critical_point`). class_tol: the eigenvalue tolerance
+    method: "newton" (Newton from the starts), "ascent" (the (USA) flow (7.1) to s = e^β t = s_max, then
+    Newton) or "both" (each from every start: 2·starts searches). tol, max_iter: Newton's (see :func:`newton_critical_point`). class_tol: the eigenvalue tolerance
     of :func:`~.hessian.classify_critical_point`. same_tol: two points are the same when a rotation and a
     relabelling bring them within this distance (max over the points). Returns :class:`CriticalPoints`.
     Raises ValueError naming the parameter for invalid input.
@@ -115,15 +118,15 @@ def find_critical_points(
     n = validate_int("n", n, minimum=2)
     beta = validate_real("beta", beta, minimum=0.0)
     starts = validate_int("starts", starts, minimum=1)
-    validate_choice("method", method, ("newton", "ascent"))
+    validate_choice("method", method, ("newton", "ascent", "both"))
     same_tol = validate_real("same_tol", same_tol, minimum=0.0, strict_minimum=True)
     gen = torch.Generator().manual_seed(validate_int("seed", seed, minimum=0))
     theta = 2 * torch.pi * torch.rand((starts, n), generator=gen, dtype=torch.float64)
-    if method == "ascent":
+    if method != "newton":
         s_max = validate_real("s_max", s_max, minimum=0.0, strict_minimum=True)
         run = simulate_angles(theta, beta, normalization="uniform", time_scale="exp_beta", t_max=s_max,
                               save_at=[0.0, s_max], rtol=1e-10, atol=1e-12)
-        theta = run.theta[-1]
+        theta = run.theta[-1] if method == "ascent" else torch.cat([theta, run.theta[-1]])
     theta, ok = newton_critical_point(theta, beta, tol=tol, max_iter=max_iter)
     reps: list[torch.Tensor] = []
     counts: list[int] = []
@@ -140,7 +143,7 @@ def find_critical_points(
     kinds = classify_critical_point(pts, beta, tol=class_tol) if reps else []
     return CriticalPoints(theta=pts, kind=kinds, spectrum=torus_hessian_spectrum(pts, beta),
                           energy=torus_energy(pts, beta, scaled=True), count=torch.tensor(counts, dtype=torch.long),
-                          starts=starts, converged=int(ok.sum()))
+                          starts=theta.shape[0], converged=int(ok.sum()))
 
 
 def _canonical(theta: torch.Tensor) -> torch.Tensor:
