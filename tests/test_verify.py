@@ -1,40 +1,81 @@
-"""The theorem checks shown in the report pass, and each can fail (the comparisons are not vacuous)."""
+"""The theorem checks: all pass on the library, each has a time limit and turns errors into failed results,
+and the comparisons are not vacuous (a broken field fails; tests/test_mutations.py does this systematically)."""
 
+import math
+import time
+
+import numpy as np
 import pytest
+import torch
 
+from tokensphere import Model, velocity
 from tokensphere.experiments import theorems
+from tokensphere.experiments.theorems import CHECKS, reference_velocity, run_check, run_checks
 
 
-def test_all_theorem_checks_pass():
-    results = theorems.run_checks()
-    assert len(results) == len(theorems.CHECKS)
+def test_all_theorem_checks_pass_at_default_size():
+    results = run_checks()
+    assert len(results) == len(CHECKS)
     failed = [r for r in results if not r.passed]
     assert not failed, failed
+    assert all(r.plot and r.plot["series"] for r in results)  # every check has data for its figure
+    assert sum(r.seconds for r in results) < 120  # the report and `make demo` run them all
 
 
-def test_unknown_check_is_a_clear_error():
+def test_unknown_check_and_bad_size_are_clear_errors():
     with pytest.raises(ValueError, match="unknown check"):
-        theorems.run_checks(["nope"])
+        run_checks(["nope"])
+    with pytest.raises(ValueError, match="size"):
+        run_checks(["tau_star"], size="huge")
+    with pytest.raises(ValueError, match="time_limit"):
+        run_check("tau_star", time_limit=0)
 
 
-def test_a_check_fails_when_the_dynamics_are_wrong(monkeypatch):
-    """Break the kernel (drop the 1/n of USA, the defect of a public fork of the authors' code): the gradient-flow
-    check (3.11) fails."""
-    real = theorems.velocity
+def test_a_check_that_raises_is_a_failed_result(monkeypatch):
+    def broken(size, budget):
+        raise RuntimeError("boom")
 
-    def wrong(x, model, *a, **k):
-        return real(x, model, *a, **k) * x.shape[1]
+    monkeypatch.setitem(CHECKS, "broken", broken)
+    (r,) = run_checks(["broken"])
+    assert not r.passed and "RuntimeError: boom" in r.detail
 
-    monkeypatch.setattr(theorems, "velocity", wrong)
-    assert not theorems.run_checks(["usa_gradient_flow"])[0].passed
+
+def test_a_check_that_would_hang_fails_within_its_time_limit(monkeypatch):
+    """A field that makes the integrator crawl (a huge stiff multiple) is stopped by the budget, not waited for."""
+    import tokensphere.field as field
+
+    real = field._toy_dense
+    monkeypatch.setattr(field, "_toy_dense", lambda x, w: 1e6 * real(x, w))
+    start = time.perf_counter()
+    (r,) = run_checks(["two_particles"], time_limit=2.0)
+    assert not r.passed and time.perf_counter() - start < 10
+    assert "time limit" in r.detail or "exceeded" in r.detail or "max_steps" in r.detail
+
+
+def test_reference_velocity_is_the_paper_formula_on_a_hand_case():
+    """Two tokens at a right angle, β = 0: SA gives ẋ_1 = P⊥_{x_1}((x_1 + x_2)/2) = x_2/2."""
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(reference_velocity(x, 0.0), [[0.0, 0.5], [0.5, 0.0]], atol=1e-15)
+    # causal: token 1 attends to itself only
+    np.testing.assert_allclose(reference_velocity(x, 0.0, causal=True)[0], [0.0, 0.0], atol=1e-15)
+    # USA at β = 0 in the time scale e^β t equals original time; with β > 0 it is e^{−β} × original time
+    y = np.array([[1.0, 0.0], [math.cos(1.0), math.sin(1.0)]])
+    orig = reference_velocity(y, 2.0, normalization="uniform")
+    np.testing.assert_allclose(reference_velocity(y, 2.0, normalization="uniform", time_scale="exp_beta"),
+                               orig * math.exp(-2.0), rtol=1e-14)
+    lib = velocity(torch.as_tensor(y)[None], Model(beta=2.0, normalization="uniform"))[0].numpy()
+    np.testing.assert_allclose(lib, orig, rtol=1e-14)
 
 
 def test_checks_use_the_thread_policy(monkeypatch):
     """run_checks runs under tokensphere.runtime's choice for its largest system (one thread), or the given count."""
-    import torch
-
     seen = []
-    monkeypatch.setitem(theorems.CHECKS, "probe", lambda: seen.append(torch.get_num_threads()) or "ok")
-    theorems.run_checks(["probe"])
-    theorems.run_checks(["probe"], threads=2)
+
+    def probe(size, budget):
+        seen.append(torch.get_num_threads())
+        return theorems.CheckResult("probe", "", "", True)
+
+    monkeypatch.setitem(CHECKS, "probe", probe)
+    run_checks(["probe"])
+    run_checks(["probe"], threads=2)
     assert seen == [1, 2]
