@@ -110,10 +110,11 @@ def find_critical_points(
     """Critical points of E_β on T^n reached from ``starts`` uniform random starts (generator seeded by ``seed``).
 
     method: "newton" (Newton from the starts), "ascent" (the (USA) flow (7.1) to s = e^β t = s_max, then
-    Newton) or "both" (each from every start: 2·starts searches). tol, max_iter: Newton's (see :func:`newton_critical_point`). class_tol: the eigenvalue tolerance
-    of :func:`~.hessian.classify_critical_point`. same_tol: two points are the same when a rotation and a
-    relabelling bring them within this distance (max over the points). Returns :class:`CriticalPoints`.
-    Raises ValueError naming the parameter for invalid input.
+    Newton) or "both" (each from every start: 2·starts searches). tol, max_iter: Newton's (see
+    :func:`newton_critical_point`). class_tol: the eigenvalue tolerance of
+    :func:`~.hessian.classify_critical_point`. same_tol: two points are the same when a rotation and a
+    relabelling bring them within this distance (max over the points; reflections θ ↦ −θ are not identified).
+    Returns :class:`CriticalPoints`. Raises ValueError naming the parameter for invalid input.
     """
     n = validate_int("n", n, minimum=2)
     beta = validate_real("beta", beta, minimum=0.0)
