@@ -4,6 +4,7 @@ particles and the PDE (Remark 3.3), and the BBGKY equation (8.1)."""
 
 from .continuity import SCHEMES, MeanFieldSolution, resolution, solve_continuity
 from .density import TrigonometricDensity
+from .wasserstein import circle_wasserstein
 from .stability import growth_rate, most_unstable_mode
 from .kernel import (
     cell_centres,
@@ -19,6 +20,7 @@ __all__ = [
     "SCHEMES",
     "TrigonometricDensity",
     "cell_centres",
+    "circle_wasserstein",
     "energy_dissipation",
     "fourier_coefficients",
     "growth_rate",

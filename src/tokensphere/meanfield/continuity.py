@@ -99,7 +99,8 @@ def solve_continuity(
     """Solve ∂_t ρ + ∂_θ(ρ 𝒳[ρ]) = 0 ((3.4) with (3.2) for SA, (3.8) for USA) on the circle.
 
     rho0: (..., N) non-negative cell averages at time 0 (e.g. :meth:`TrigonometricDensity.cell_averages`),
-        N ≥ 4; a batch (...) of systems shares one grid. beta: ≥ 0, scalar or broadcastable to (...).
+        N ≥ 4; a batch (...) of systems shares one grid. beta: ≥ 0, scalar or an array; the batch shape is
+        the broadcast of rho0's leading shape and beta's (one density, several β: a batch over β).
     t: (T,) increasing output times ≥ 0 (t = 0 returns ρ_0). normalization: "softmax" (SA) or "uniform" (USA).
     scheme: "muscl" (van Leer, second order) or "upwind" (first order). cfl: 0 < cfl ≤ ½ keeps ρ ≥ 0.
     stop_when_unresolved: end at the first saved time at which some system's :func:`resolution` exceeds
@@ -107,7 +108,14 @@ def solve_continuity(
     Returns a :class:`MeanFieldSolution`. The batch advances with one step, the smallest of its systems'.
     """
     rho = check_density("rho0", rho0)
-    b = np.broadcast_to(check_beta(beta, normalization), rho.shape[:-1]).astype(np.float64)
+    b = check_beta(beta, normalization)
+    try:
+        batch = np.broadcast_shapes(rho.shape[:-1], b.shape)
+    except ValueError:
+        raise ValueError(f"beta of shape {b.shape} does not broadcast against rho0's batch shape "
+                         f"{rho.shape[:-1]}") from None
+    rho = np.broadcast_to(rho, batch + rho.shape[-1:]).copy()
+    b = np.broadcast_to(b, batch).astype(np.float64)
     validate_choice("scheme", scheme, SCHEMES)
     cfl = validate_real("cfl", cfl, minimum=0.0, maximum=0.5, strict_minimum=True)
     resolution_tol = validate_real("resolution_tol", resolution_tol, minimum=0.0, strict_minimum=True)
