@@ -22,9 +22,8 @@ from ..validate import as_tensor, validate_choice
 
 __all__ = ["angle_velocity", "angles_to_positions", "positions_to_angles"]
 
-NORMALIZATIONS = ("softmax", "uniform")
+NORMALIZATIONS = ("softmax", "uniform")  # the options of tokensphere.Model that the angle form covers
 TIME_SCALES = ("original", "exp_beta")
-
 
 def angles_to_positions(theta: torch.Tensor) -> torch.Tensor:
     """x_i = (cos θ_i, sin θ_i). theta: (..., n). Returns (..., n, 2) unit vectors."""
@@ -70,7 +69,10 @@ def check_angles(name: str, theta: Any) -> torch.Tensor:
 
 
 def check_beta(beta: Any, batch: int, normalization: str = "softmax", time_scale: str = "original") -> torch.Tensor:
-    """β as a float64 tensor of shape (1,) or (batch,), validated with the model's options."""
+    """β as a float64 tensor of shape (1,) or (batch,), validated with the model's options.
+
+    The rules and messages are those of :class:`tokensphere.Model` for β; they are checked here rather than by
+    building a Model, which costs more than one evaluation of the angle field at small sizes."""
     validate_choice("normalization", normalization, NORMALIZATIONS)
     validate_choice("time_scale", time_scale, TIME_SCALES)
     t = as_tensor("beta", beta)

@@ -19,7 +19,7 @@ from ..integrate.driver import integrate
 from ..integrate.saveat import SaveAt
 from ..integrate.solver import Solver
 from ..runtime import choose_threads, torch_threads
-from ..simulate import save_times
+from ..simulate import _as_solver, save_times  # the one "Solver or method name + dt/rtol/atol" rule
 from ..validate import as_tensor
 from .angle import angle_field, angles_to_positions, check_angles, check_beta
 from .kuramoto import Coupling, check_kuramoto, kuramoto_field, order_parameter
@@ -122,8 +122,8 @@ def simulate_angles(
         return angle_field(th, bt if idx is None or bt.numel() == 1 else bt[idx], softmax, original)
 
     meta = {"model": {"beta": b.tolist(), "normalization": normalization, "time_scale": time_scale}}
-    return integrate_angles(f, theta, save_times(t_max, save_at), _solver(solver, dt, rtol, atol),
-                            threads=threads, metadata=meta)
+    solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
+    return integrate_angles(f, theta, save_times(t_max, save_at), solver, threads=threads, metadata=meta)
 
 
 def simulate_kuramoto(
@@ -159,8 +159,8 @@ def simulate_kuramoto(
         return kuramoto_field(th, w if w.shape[0] == 1 else w[idx], k if k.numel() == 1 else k[idx], h)
 
     meta = {"model": {"kuramoto": True, "coupling": k.tolist(), "h": None if h is None else repr(h)}}
-    return integrate_angles(f, theta, save_times(t_max, save_at), _solver(solver, dt, rtol, atol),
-                            threads=threads, metadata=meta)
+    solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
+    return integrate_angles(f, theta, save_times(t_max, save_at), solver, threads=threads, metadata=meta)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -186,11 +186,3 @@ def _share(theta: torch.Tensor, systems: int, source: str) -> torch.Tensor:
         raise ValueError(f"{source} gives {systems} systems but theta0 has B = {B}; they must match or theta0 "
                          "have B = 1")
     return theta
-
-
-def _solver(solver: Solver | str, dt: float | None, rtol: float | None, atol: float | None) -> Solver:
-    if isinstance(solver, Solver):
-        if dt is not None or rtol is not None or atol is not None:
-            raise ValueError("dt/rtol/atol go into Solver(...) when a Solver object is given")
-        return solver
-    return Solver(solver, dt=dt, rtol=rtol, atol=atol)
