@@ -22,6 +22,7 @@ from .check import check_command
 from .demo import demo_command
 from .figures import figures_command
 from .phase import phase_diagram_command
+from .probe import probe_command
 from .report import report_command
 from .simulate import simulate_command
 
@@ -102,6 +103,7 @@ app.command("phase-diagram")(phase_diagram_command)
 app.command("figures")(figures_command)
 app.command("report")(report_command)
 app.command("check")(check_command)
+app.command("probe")(probe_command)
 
 
 def main() -> None:
