@@ -13,6 +13,7 @@ from tokensphere.experiments import theorems
 from tokensphere.experiments.theorems import CHECKS, reference_velocity, run_check, run_checks
 
 
+@pytest.mark.slow  # ~40 s; the default suite runs them all at small size (tests/test_mutations.py)
 def test_all_theorem_checks_pass_at_default_size():
     results = run_checks()
     assert len(results) == len(CHECKS)

@@ -25,7 +25,13 @@ from .circle_critical import check_critical_points, check_tau_star
 from .collapse import check_beta0_consensus, check_cone_rate, check_large_d, check_small_beta_circle, check_wendel
 from .extremes import check_energy_extremes
 from .flows import check_beta0, check_energy_rates, check_equiangular, check_gradient_flows, check_two_particles
-from .kernel import check_block_mask, check_causal, check_kernel_reference, reference_velocity
+from .kernel import (
+    check_block_mask,
+    check_causal,
+    check_kernel_reference,
+    check_linear_closed_form,
+    reference_velocity,
+)
 
 __all__ = ["CHECK_N", "CHECKS", "CheckResult", "CheckTimeout", "SIZES", "TIME_LIMIT", "reference_velocity",
            "run_check", "run_checks"]
@@ -38,6 +44,7 @@ Check = Callable[[str, Budget], CheckResult]
 # cheap checks of the field first: ``run_checks(..., stop_at_first_failure=True)`` then fails fast
 CHECKS: dict[str, Check] = {
     "kernel_reference": check_kernel_reference,
+    "linear_closed_form": check_linear_closed_form,
     "gradient_flows": check_gradient_flows,
     "energy_rates": check_energy_rates,
     "tau_star": check_tau_star,
