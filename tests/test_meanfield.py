@@ -14,6 +14,7 @@ from tokensphere.energy import energy
 from tokensphere.field import velocity
 from tokensphere.meanfield import (
     TrigonometricDensity,
+    bbgky_residual,
     cell_centres,
     circle_wasserstein,
     energy_dissipation,
@@ -22,6 +23,7 @@ from tokensphere.meanfield import (
     mean_field_energy,
     mean_field_velocity,
     most_unstable_mode,
+    pair_difference_density,
     solve_continuity,
 )
 from tokensphere.model import Model
@@ -217,6 +219,62 @@ def test_particles_converge_to_the_pde_at_rate_n_to_minus_half():
     assert -0.7 < slope < -0.3, (means, slope)
 
 
+# --- the BBGKY equation (8.1) ------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _usa_ensemble(beta: float, n: int, systems: int, t_max: float, n_times: int) -> tuple[np.ndarray, np.ndarray]:
+    theta0 = np.random.default_rng([81, n, systems]).uniform(0, 2 * np.pi, (systems, n))
+    t = np.linspace(0, t_max, n_times)
+    x = simulate(_angles_to_points(theta0), beta, normalization="uniform", t_max=t_max, save_at=t).positions
+    return t, _angles(x)
+
+
+def test_bbgky_residual_is_monte_carlo_noise_shrinking_like_inverse_sqrt_systems():
+    # (8.1) holds in law, so the weak-form residual r (K bins) is a mean of M i.i.d. zero-mean per-system
+    # vectors with covariance Σ: E[rᵀ Σ⁺ r] = rank(Σ)/M. One direction carries ≈ 75% of the variance here, so
+    # plain RMS over bins is a χ² with ≈ 2 degrees of freedom; whitened by Σ⁺ (Σ estimated from all 2048
+    # systems) it pools rank ≈ 30 per group. Over sub-ensembles of M = 32 (64 groups), 128 (16), 512 (4):
+    # M·mean(rᵀΣ⁺r)/rank ≈ 1 (relative spread ≤ 0.13, band [0.6, 1.6]), and the whitened norm falls like
+    # M^{−1/2} (fitted slope standard error ≈ 0.05; band [−0.65, −0.35]). A systematic error μ would add
+    # μᵀΣ⁺μ at every M and flatten the slope.
+    beta, n, total, k = 1.0, 8, 2048, 32
+    t, theta = _usa_ensemble(beta, n, total, 3.0, 31)
+    whole = bbgky_residual(t, theta, beta, k)
+    per_system = whole.per_system
+    evals, evecs = np.linalg.eigh(np.cov(per_system.T))
+    keep = evals > 1e-10 * evals.max()
+    rank = int(keep.sum())
+    whiten = evecs[:, keep] / np.sqrt(evals[keep])          # rᵀΣ⁺r = |rᵀ whiten|²
+
+    def whitened_norm2(r):
+        return np.sum((r @ whiten) ** 2, axis=-1)
+
+    sizes, norms = (32, 128, 512), []
+    for m in sizes:
+        residual = per_system.reshape(total // m, m, k).mean(axis=1)
+        q = whitened_norm2(residual).mean()
+        assert 0.6 < m * q / rank < 1.6, (m, m * q / rank)
+        norms.append(np.sqrt(q))
+    slope = np.polyfit(np.log(sizes), np.log(norms), 1)[0]
+    print(f"BBGKY whitened residual norm for M = {sizes}: {norms} (rank {rank}); slope {slope:.3f}")
+    assert -0.65 < slope < -0.35, (norms, slope)
+    # the test has power: the coefficient n − 1 instead of n − 2 in front of g leaves a systematic residual
+    wrong = (whole.change + whole.pair_term + whole.triple_term * (n - 1) / (n - 2)).mean(axis=0)
+    assert total * whitened_norm2(wrong) / rank > 100
+    # and ψ did move: the density of x near 0 grew (clustering, ψ → δ_0)
+    assert whole.psi[-1, 0] > 5 * whole.psi[0, 0]
+    assert np.allclose(whole.psi.sum(axis=1) * 2 * np.pi / k, 1.0)
+
+
+def test_pair_difference_density_of_a_known_configuration():
+    # three particles at 0, 2π/3, 4π/3: every difference is ±2π/3, i.e. bins K/3 and 2K/3
+    theta = np.array([[[0.0, 2 * np.pi / 3, 4 * np.pi / 3]]])
+    psi = pair_difference_density(theta, 12)[0]
+    expected = np.zeros(12)
+    expected[[4, 8]] = 0.5 * 12 / (2 * np.pi)
+    assert np.allclose(psi, expected)
+
+
 # --- bad input ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call,word", [
@@ -235,6 +293,9 @@ def test_particles_converge_to_the_pde_at_rate_n_to_minus_half():
     (lambda: RHO0.sample(0, seed=1), "n"),
     (lambda: circle_wasserstein(np.zeros((2, 5)), np.ones((3, 8))), "theta"),
     (lambda: circle_wasserstein(np.zeros((1, 5)), np.ones((1, 8)), p=0.5), "p"),
+    (lambda: bbgky_residual(np.arange(3.0), np.zeros((3, 4, 2)), 1.0), "theta"),
+    (lambda: bbgky_residual(np.arange(2.0), np.zeros((3, 4, 5)), 1.0), "t"),
+    (lambda: bbgky_residual(np.arange(3.0), np.zeros((3, 4, 5)), -1.0), "beta"),
 ])
 def test_bad_input(call, word):
     with pytest.raises(ValueError, match=word):

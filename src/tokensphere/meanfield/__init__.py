@@ -2,6 +2,7 @@
 energy (3.5) and dissipation (3.6), the linear stability of the uniform state, Wasserstein distances between
 particles and the PDE (Remark 3.3), and the BBGKY equation (8.1)."""
 
+from .bbgky import BBGKYResidual, bbgky_residual, pair_difference_density
 from .continuity import SCHEMES, MeanFieldSolution, resolution, solve_continuity
 from .density import TrigonometricDensity
 from .wasserstein import circle_wasserstein
@@ -16,9 +17,11 @@ from .kernel import (
 )
 
 __all__ = [
+    "BBGKYResidual",
     "MeanFieldSolution",
     "SCHEMES",
     "TrigonometricDensity",
+    "bbgky_residual",
     "cell_centres",
     "circle_wasserstein",
     "energy_dissipation",
@@ -27,6 +30,7 @@ __all__ = [
     "mean_field_energy",
     "mean_field_velocity",
     "most_unstable_mode",
+    "pair_difference_density",
     "resolution",
     "solve_continuity",
     "speed_bound",
