@@ -33,7 +33,7 @@ from typer import Argument, Option
 from ..io import atomic_zarr_write, run_metadata, validate_output_path, write_json
 from ..plot.probe import probe_histogram_figure, probe_statistics_figure
 from ..plot.save import save_figure
-from ..probe import DELTA, load_checkpoint, probe, read_texts
+from ..probe import DELTA, load_checkpoint, probe, read_texts, validate_options
 from ..validate import validate_int
 from .progress import stderr_progress
 
@@ -72,6 +72,7 @@ def probe_command(
         validate_int("max_tokens", max_tokens, minimum=2)
     if depth is not None:
         validate_int("depth", depth, minimum=1)
+    validate_options(delta=delta, dynamics=dynamics, radius=radius, repeat=repeat)
     texts = read_texts(text)
     if max_texts is not None:
         texts = texts[: validate_int("max_texts", max_texts, minimum=1)]

@@ -18,11 +18,11 @@ from .extract import attention_model, layer_weights, measured_radius, score_spec
 from .hidden import Hidden, hidden_states, tokenize
 from .layers import REPEATS, attention_modules, deepened, layer_modules
 from .load import FAMILIES, Checkpoint, default_model_path, load_checkpoint, read_texts, sample_text_path
-from .run import DELTA, ProbeResult, probe
+from .run import DELTA, ProbeResult, probe, validate_options
 
 __all__ = [
     "DELTA", "FAMILIES", "REPEATS", "Checkpoint", "Hidden", "ProbeResult", "attention_model", "attention_modules",
     "comparison_table", "deepened", "default_model_path", "hidden_states", "inner_product_histograms",
     "layer_modules", "layer_statistics", "layer_weights", "load_checkpoint", "measured_radius", "probe",
-    "read_texts", "sample_text_path", "score_spectrum", "simulate_layers", "tokenize",
+    "read_texts", "sample_text_path", "score_spectrum", "simulate_layers", "tokenize", "validate_options",
 ]

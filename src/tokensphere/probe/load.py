@@ -10,6 +10,8 @@ Three families are understood, each by its ``model_type``: ``bert`` (post-LN enc
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -98,8 +100,9 @@ def load_checkpoint(path: str | os.PathLike | None = None, *, dtype: torch.dtype
     if family not in FAMILIES:
         raise ValueError(f"model: unsupported model_type {family!r} in {p} (supported: {', '.join(FAMILIES)})")
     try:
-        model = AutoModel.from_pretrained(p, local_files_only=True, attn_implementation="eager", dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
+        with _quiet_transformers():  # no loading bar or notes on stderr: the command's own bar and summary speak
+            model = AutoModel.from_pretrained(p, local_files_only=True, attn_implementation="eager", dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"model: cannot load the weights or tokenizer of {p}: {' '.join(str(exc).split())}") from None
     model.eval()
@@ -107,6 +110,22 @@ def load_checkpoint(path: str | os.PathLike | None = None, *, dtype: torch.dtype
     if path is None:
         name = "sentence-transformers/all-MiniLM-L6-v2"
     return Checkpoint(model=model, tokenizer=tokenizer, family=family, path=p, name=name)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' loading progress bar and info/warning notes switched off, restored on exit."""
+    from transformers.utils import logging as hf_logging
+
+    bar, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def sample_text_path() -> Path:

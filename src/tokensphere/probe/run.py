@@ -18,10 +18,10 @@ from .compare import (DYNAMICS, FLOW_TOLERANCES, MAX_BINS, comparison_table, inn
                       layer_statistics, simulate_layers)
 from .extract import attention_model, layer_weights, measured_radius, score_spectrum
 from .hidden import hidden_states
-from .layers import deepened, describe_depth
+from .layers import REPEATS, deepened, describe_depth
 from .load import Checkpoint
 
-__all__ = ["DELTA", "RADII", "ProbeResult", "probe"]
+__all__ = ["DELTA", "RADII", "ProbeResult", "probe", "validate_options"]
 
 # The δ of the cluster statistics of real hidden states. Trained models keep tokens far apart (the bulk of
 # Figure 1 sits at 0–0.6), so Figure 3's δ = 10⁻³ would count every token as its own cluster; δ = 0.05 links
@@ -42,6 +42,14 @@ DROPPED = [
     "the feed-forward block (MLP) of every layer",
     "dropout (evaluation mode) and the residual scaling: the flow moves x along the tangent part of the update",
 ]
+
+
+def validate_options(*, delta: float, dynamics: str, radius: str, repeat: str) -> None:
+    """Check :func:`probe`'s options before any work; raises ValueError naming the option."""
+    validate_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+    validate_choice("dynamics", dynamics, DYNAMICS)
+    validate_choice("radius", radius, RADII)
+    validate_choice("repeat", repeat, REPEATS)
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,7 @@ def probe(ck: Checkpoint, texts: list[str], *, depth: int | None = None, repeat:
     """
     if not texts:
         raise ValueError("texts must hold at least one text")
-    validate_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
-    validate_choice("dynamics", dynamics, DYNAMICS)
-    validate_choice("radius", radius, RADII)
+    validate_options(delta=delta, dynamics=dynamics, radius=radius, repeat=repeat)
     depth = ck.trained_depth if depth is None else depth
     with deepened(ck, depth, repeat):
         weights = layer_weights(ck)
