@@ -80,3 +80,38 @@ def test_checks_use_the_thread_policy(monkeypatch):
     run_checks(["probe"])
     run_checks(["probe"], threads=2)
     assert seen == [1, 2]
+
+
+def test_check_command_prints_writes_figures_and_fails_on_a_broken_field(tmp_path, monkeypatch):
+    import json
+
+    import matplotlib.image as mpimg
+    from typer.testing import CliRunner
+
+    import tokensphere.field as field
+    from tokensphere.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["check", "tau_star", "kernel_reference", "--out", str(tmp_path / "ok")])
+    assert res.exit_code == 0, res.output
+    assert "2 passed, 0 failed" in res.stdout
+    for key in ("tau_star", "kernel_reference"):
+        img = mpimg.imread(tmp_path / "ok" / f"{key}.png")
+        assert img.ndim == 3 and float(img[..., :3].std()) > 0.02
+        data = json.loads((tmp_path / "ok" / f"{key}.json").read_text())
+        assert data["passed"] is True and data["data"]["series"]
+    real = field._toy_dense
+    monkeypatch.setattr(field, "_toy_dense", lambda x, w: 0.5 * real(x, w))
+    res = runner.invoke(app, ["check", "gradient_flows", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 1 and "0 passed, 1 failed" in res.stdout
+    res = runner.invoke(app, ["check", "nope", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown check" in res.output
+
+
+def test_theorem_section_shows_the_table_and_one_figure_per_check():
+    from tokensphere.report import theorem_section
+
+    results = run_checks(["tau_star", "gradient_flows"], size="small")
+    sec = theorem_section(results)
+    assert len(sec.verdicts) == 2 and len(sec.figures) == 2
+    assert all(f.png_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in sec.figures)

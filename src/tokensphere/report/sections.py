@@ -386,13 +386,29 @@ def phase_sections(path: Path) -> list[Section]:
 
 # ----------------------------------------------------------------------------------------------------
 def theorem_section(results: Iterable[Any], title: str = "Theorem checks (seeded experiments)") -> Section:
-    """A section of theorem checks from :func:`tokensphere.experiments.run_checks` results (or Verdicts)."""
+    """A section of theorem checks from :func:`tokensphere.experiments.run_checks` results (or Verdicts): the table
+    of verdicts, and one figure per check that recorded plot data (:func:`tokensphere.plot.checks.check_figure`)."""
+    from ..plot.checks import check_figure
+
+    results = list(results)
     rows = [r if isinstance(r, Verdict) else Verdict.from_result(r) for r in results]
+    figs = []
+    for r in results:
+        data = getattr(r, "plot", None)
+        if data and data.get("series"):
+            fig = check_figure(r.name, data, passed=bool(r.passed))
+            figs.append(Figure(data=_png(fig, dpi=90), caption=r.name))
+    seconds = sum(float(getattr(r, "seconds", 0.0) or 0.0) for r in results)
     return Section(
         title,
-        "Each row simulates a small seeded experiment with the library and compares a measured quantity with "
-        "the theorem's statement (Theorems 4.1–6.9 and the identities of §3): a closed form, an inequality or "
-        "a probability.",
+        "Each row simulates a small seeded experiment with the library and compares a measured quantity with a "
+        "prediction that does not come from the code under test: a closed form (β = 0, the equiangular ODEs (6.9)/"
+        "(6.10), two tokens, the linear case QᵀK = 0), a direct row-by-row evaluation of (2.3)/(2.7), the gradient-"
+        "flow identities (3.11)/(3.12), a theorem's bound with its constant (Lemma 6.4, (D.15)), the linearised "
+        "rate at consensus, or a Monte-Carlo confidence interval (Wendel, Theorems 4.1, 4.3, Proposition 3.4). "
+        "The checks use general Q, K, V, several heads, masks, causal masking and both time scales of (USA); each "
+        f"runs under a time limit. Total time {seconds:.0f} s.",
+        figures=figs,
         verdicts=rows,
     )
 
