@@ -141,8 +141,9 @@ def main(argv=None):
     ax.legend(fontsize=7)
 
     ax = axes[1, 1]
+    order = np.argsort(bb.x)  # bins are held in the order x_b = bΔ, wrapped to [−π, π)
     for i in (0, len(bb.t) // 3, len(bb.t) - 1):
-        ax.plot(bb.x, bb.psi[i], ".-", label=f"t = {bb.t[i]:.1f}")
+        ax.plot(bb.x[order], bb.psi[i, order], ".-", label=f"t = {bb.t[i]:.1f}")
     ax.set_xlabel("x = θ₂ − θ₁")
     ax.set_ylabel("ψ(t, x)")
     ax.set_title("(e) USA, n = 8, β = 1: pair law")

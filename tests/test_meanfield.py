@@ -101,6 +101,33 @@ def test_uniform_density_is_stationary(normalization):
     assert np.abs(mean_field_velocity(rho0, 4.0, normalization)).max() < 1e-13
 
 
+def test_stop_when_unresolved():
+    # USA at β = 3 concentrates within t = 2 to a few of 64 cells: the run stops at the first unresolved save
+    t = np.linspace(0, 2.0, 21)
+    sol = solve_continuity(RHO0.cell_averages(64), 3.0, t, normalization="uniform", stop_when_unresolved=True)
+    assert 2 < len(sol.t) < len(t)
+    assert sol.resolved[:-1].all() and not sol.resolved[-1]
+    full = solve_continuity(RHO0.cell_averages(64), 3.0, t, normalization="uniform")
+    assert np.array_equal(full.rho[: len(sol.t)], sol.rho)
+
+
+def test_trigonometric_density_cell_averages_and_samples():
+    from scipy.integrate import quad
+
+    n_cells = 16
+    avg = RHO0.cell_averages(n_cells)
+    h = 2 * np.pi / n_cells
+    for j in (0, 5, 11):
+        exact = quad(RHO0.pdf, j * h - h / 2, j * h + h / 2, epsabs=1e-14)[0] / h
+        assert avg[j] == pytest.approx(exact, rel=1e-12)
+    assert avg.sum() * h == pytest.approx(1.0, abs=1e-14)
+    theta = RHO0.sample(20000, 2, seed=4)
+    assert np.array_equal(theta[0], RHO0.sample(20000, 1, seed=4)[0])  # per-system streams
+    # E[cos θ] = a_1/2, E[cos 2θ] = a_2/2, E[sin θ] = b_1/2; each sample mean has s.e. ≤ 1/√(2·20000) = 0.005
+    for f, mean in ((np.cos, 0.25), (lambda x: np.cos(2 * x), 0.15), (np.sin, 0.05)):
+        assert np.abs(f(theta).mean(axis=1) - mean).max() < 0.025
+
+
 # --- energy (3.5) and its dissipation (3.6) / Lemma 3.7 ----------------------------------------------------
 
 @pytest.mark.parametrize("normalization,beta,t_max", [("softmax", 2.0, 1.0), ("uniform", 1.0, 0.5)])
