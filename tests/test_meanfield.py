@@ -90,7 +90,7 @@ def test_mass_conserved_and_positive_through_clustering(normalization, scheme):
     sol = solve_continuity(rho0, beta, np.linspace(0, t_max, 7), normalization=normalization, scheme=scheme)
     assert np.abs(sol.mass - 1).max() < 1e-12
     assert sol.rho.min() >= 0.0
-    assert (sol.rho[-1].max(axis=-1) > 3 * rho0.max()).all()  # it did concentrate (the test is not run on a still state)
+    assert (sol.rho[-1].max(axis=-1) > 3 * rho0.max()).all()  # it did concentrate: not a still state
 
 
 @pytest.mark.parametrize("normalization", NORMS)

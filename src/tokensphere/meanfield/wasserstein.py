@@ -1,8 +1,9 @@
 """Wasserstein distances on the circle between particles and a density from the PDE solver (Remark 3.3).
 
 Remark 3.3 (Dobrushin): W_1(µ_n(t), µ(t)) ≤ e^{O(1)t} W_1(µ_n(0), µ(0)); for i.i.d. initial particles on
-the circle W_1(µ_n(0), µ(0)) ~ n^{−1/2}. Distances are those of POT on S¹ ≅ [0, 1) (``ot.lp.solver_circle.wasserstein1_circle``,
-the level-median formula, for p = 1; ``ot.binary_search_circle`` for p > 1), returned in radians (arc length).
+the circle W_1(µ_n(0), µ(0)) ~ n^{−1/2}. Distances are those of POT on S¹ ≅ [0, 1): the level-median formula
+``ot.lp.solver_circle.wasserstein1_circle`` for p = 1, ``ot.binary_search_circle`` for p > 1 (which returns
+W_p^p); they are returned in radians (arc length).
 
 The density, held as cell averages, is replaced by K equal sub-cells per cell carried by their midpoints:
 every bit of mass moves by at most h/(2K), so W_p changes by at most h/(2K) (``subcells`` sets K).
