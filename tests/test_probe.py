@@ -26,6 +26,7 @@ from tokensphere.probe import (  # noqa: E402
     inner_product_histograms,
     layer_weights,
     load_checkpoint,
+    measured_radius,
     read_texts,
     simulate_layers,
 )
@@ -138,6 +139,11 @@ def test_extracted_attention_reproduces_the_models_attention(kind, loaded):
     (BERT, GPT-2: layer 0; ALBERT: layer 1, its layer 0 reads the embedding map's output, not a layer norm)."""
     ck = loaded[kind]
     hidden = hidden_states(ck, TEXT)
+    _, scale = measured_radius(hidden)
+    if kind == "gpt2":  # pre-LN: the attention reads ln_1(h), of another norm than h
+        assert (scale - 1).abs().min() > 0.1
+    else:  # post-LN: the attention reads the residual stream itself
+        torch.testing.assert_close(scale, torch.ones(LAYERS, dtype=torch.float64), rtol=0, atol=1e-15)
     real = hidden.attentions  # (L, H, n, n)
     n = real.shape[-1]
     assert (real - 1.0 / n).abs().max() > 0.05  # far from uniform: the comparison can fail

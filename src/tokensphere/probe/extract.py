@@ -11,12 +11,15 @@ block of the output projection. What is **mapped** (eq. (2.7) of the paper, head
   β⟨Q_h x_i, K_h x_j⟩ is exactly the real score. r_ℓ is the radius of the layer's inputs: √d by default
   (the norm of every output of a layer norm with unit gain and zero bias, up to its ε), or measured (the root
   mean square norm of the real attention inputs, :func:`measured_radius`).
-* V_h = W_O,h W_V,h, (H, d, d): what head h adds to the residual stream per unit of input (scaling y by r_ℓ
-  scales this update by r_ℓ, so on the sphere x = y/r_ℓ the update is Σ_h Σ_j A^h_ij V_h x_j).
+* V_h = s_ℓ W_O,h W_V,h, (H, d, d): what head h adds to the residual stream per unit of input. The particles
+  are the residual stream h normalised, x = h/ρ_ℓ; the update is linear in the attention input y of norm r_ℓ,
+  so on the sphere it is Σ_h Σ_j A^h_ij V_h x_j with s_ℓ = r_ℓ/ρ_ℓ. Post-LN models (BERT, ALBERT) read the
+  residual stream itself (y = h, s_ℓ = 1); pre-LN GPT-2 reads y = ln_1(h), and s_ℓ (measured,
+  :func:`measured_radius`) carries the ratio of the two norms.
 * GPT-2's causal mask: ``causal=True``.
 
-What is **dropped**: every layer norm (gains, biases and the renormalisation itself: the sphere's projection
-P⊥ and retraction stand in for it), the biases of Q, K, V and of the output projection, the feed-forward
+What is **dropped**: every layer norm (gains, biases, GPT-2's centring of ln_1 before attention, and the
+renormalisation itself: the sphere's projection P⊥ and retraction stand in for it), the biases of Q, K, V and of the output projection, the feed-forward
 block, dropout, and the residual scaling (the dynamics move x by the tangent part of the update, not by the
 update itself). ALBERT's embedding-to-hidden map is not a layer: its output is the simulation's start.
 """
@@ -75,18 +78,22 @@ def layer_weights(ck: Checkpoint) -> dict[str, Any]:
             "dropped_bias_norms": torch.stack(biases)}
 
 
-def measured_radius(hidden: Hidden) -> torch.Tensor:
-    """r_ℓ = √(mean_i |y_i|²) of each layer's real attention inputs y (L, n, d) → (L,) float64."""
-    return hidden.attention_inputs.pow(2).sum(-1).mean(-1).sqrt()
+def measured_radius(hidden: Hidden) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, s): r_ℓ = √(mean_i |y_i|²) of each layer's real attention inputs y, and s_ℓ = r_ℓ/ρ_ℓ with ρ_ℓ the
+    same root mean square norm of the residual stream h entering layer ℓ. Two (L,) float64 tensors."""
+    rms = hidden.attention_inputs.pow(2).sum(-1).mean(-1).sqrt()
+    residual = hidden.states[:-1].pow(2).sum(-1).mean(-1).sqrt()
+    return rms, rms / residual
 
 
 def attention_model(ck: Checkpoint, radius: float | torch.Tensor | None = None,
-                    weights: dict[str, Any] | None = None) -> Model:
+                    weights: dict[str, Any] | None = None, value_scale: torch.Tensor | None = None) -> Model:
     """The checkpoint's attention layers as a tokensphere Model with a :class:`~tokensphere.Layerwise` schedule
     (layer ℓ on [ℓ, ℓ + 1): one unit of time per layer).
 
     radius: None (√d for every layer), a number, or (L,) per-layer radii r_ℓ (see the module docstring).
-    weights: :func:`layer_weights`'s output, when already computed. Returns a Model with β = 1/√k, H heads
+    weights: :func:`layer_weights`'s output, when already computed. value_scale: (L,) factors s_ℓ of V
+    (default 1; see the module docstring). Returns a Model with β = 1/√k, H heads
     summed, Q, K (L, H, k, d) and V (L, H, d, d) stacks, causal for GPT-2. The Model's own Q, K, V are layer 0's.
     """
     w = layer_weights(ck) if weights is None else weights
@@ -97,8 +104,10 @@ def attention_model(ck: Checkpoint, radius: float | torch.Tensor | None = None,
         raise ValueError(f"radius must be a positive number or {L} positive numbers, got shape {tuple(r.shape)}")
     q = w["Q"] * r[:, None, None, None]
     kk = w["K"] * r[:, None, None, None]
-    return Model(beta=1.0 / math.sqrt(w["head_dim"]), Q=q[0], K=kk[0], V=w["V"][0], heads=ck.heads,
-                 causal=ck.family == "gpt2", schedule=Layerwise(1.0, Q=q, K=kk, V=w["V"]))
+    v = w["V"] if value_scale is None else w["V"] * torch.as_tensor(value_scale, dtype=torch.float64)[:, None, None,
+                                                                                                       None]
+    return Model(beta=1.0 / math.sqrt(w["head_dim"]), Q=q[0], K=kk[0], V=v[0], heads=ck.heads,
+                 causal=ck.family == "gpt2", schedule=Layerwise(1.0, Q=q, K=kk, V=v))
 
 
 def score_spectrum(weights: dict[str, Any]) -> torch.Tensor:

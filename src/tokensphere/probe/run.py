@@ -32,12 +32,14 @@ RADII = ("measured", "layernorm")
 MAPPED = [
     "Q_h = r_l W_Q,h and K_h = r_l W_K,h (k x d row blocks of head h), beta = 1/sqrt(k): exact scores for tokens of "
     "norm r_l",
-    "V_h = W_O,h W_V,h (d x d): what head h adds to the residual stream; heads summed (eq. (2.7))",
+    "V_h = s_l W_O,h W_V,h (d x d): what head h adds to the residual stream; heads summed (eq. (2.7)); s_l = r_l / "
+    "(RMS norm of the residual stream entering layer l): 1 for post-LN BERT/ALBERT, the ln_1 ratio for GPT-2",
     "one unit of time per layer: Layerwise schedule, layer l on [l, l + 1)",
     "GPT-2: causal mask",
 ]
 DROPPED = [
-    "layer norms (gains, biases, the renormalisation itself: the sphere's projection and retraction stand in)",
+    "layer norms (gains, biases, GPT-2's centring by ln_1, the renormalisation itself: the sphere's projection and "
+    "retraction stand in)",
     "biases of Q, K, V and of the output projection (their norms are listed in dropped_bias_norms)",
     "the feed-forward block (MLP) of every layer",
     "dropout (evaluation mode) and the residual scaling: the flow moves x along the tangent part of the update",
@@ -85,15 +87,16 @@ def probe(ck: Checkpoint, texts: list[str], *, depth: int | None = None, repeat:
         tick(2 * t, total, f"text {t + 1}/{len(texts)}: {depth} layers of the model")
         hidden = hidden_states(ck, text, depth=depth, repeat=repeat, max_tokens=max_tokens)
         x = hidden.unit
-        r = measured_radius(hidden) if radius == "measured" else None
-        model = attention_model(ck, radius=r, weights=weights)
+        r, scale = measured_radius(hidden) if radius == "measured" else (None, None)
+        model = attention_model(ck, radius=r, weights=weights, value_scale=scale)
         tick(2 * t + 1, total, f"text {t + 1}/{len(texts)}: particle dynamics ({dynamics})")
         xs = simulate_layers(model, x[0], depth, dynamics)
         real.append(x)
         sim.append(xs)
         tokens.append(hidden.tokens)
         rows.append(comparison_table(x, xs, delta))
-        radii.append((r if r is not None else torch.full((depth,), math.sqrt(ck.hidden_size))).tolist())
+        radii.append({"r": (r if r is not None else torch.full((depth,), math.sqrt(ck.hidden_size))).tolist(),
+                      "value_scale": scale.tolist() if scale is not None else [1.0] * depth})
         text_info.append({"n_tokens": len(hidden.tokens), "start": " ".join(text.split()[:8]),
                           "words": len(text.split())})
     tick(total, total, "done")
@@ -136,7 +139,8 @@ def probe(ck: Checkpoint, texts: list[str], *, depth: int | None = None, repeat:
 
 def _mean_rows(rows: list[list[dict[str, float]]]) -> list[dict[str, float]]:
     """Average each column over texts, layer by layer."""
-    return [{k: float(np.mean([r[ell][k] for r in rows])) for k in rows[0][ell]} for ell in range(len(rows[0]))]
+    return [{"layer": ell, **{k: float(np.mean([r[ell][k] for r in rows])) for k in rows[0][ell] if k != "layer"}}
+            for ell in range(len(rows[0]))]
 
 
 def _summary(mean: list[dict[str, float]]) -> dict[str, Any]:
