@@ -211,7 +211,7 @@ def test_threshold_stability_stacks_counts():
 
 
 def test_scale_aware_delta_is_the_d2_root_for_every_d():
-    """δ = 1 − cos(factor·τ*_β) with β sin²τ* = cos τ* (d = 2, the peak of the pair force); large β: δ ≈ factor²/(2β)."""
+    """δ = 1 − cos(factor·τ*_β), β sin²τ* = cos τ* (d = 2, the peak of the pair force); large β: δ ≈ factor²/(2β)."""
     betas = torch.tensor([0.5, 4.0, 100.0, 1e4], dtype=torch.float64)
     delta = scale_aware_delta(betas, factor=1.0)
     assert delta.shape == (4,) and delta.dtype == torch.float64

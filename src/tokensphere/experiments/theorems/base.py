@@ -7,7 +7,6 @@ so a check that would hang (a broken field whose steps shrink forever) fails wit
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,9 +94,3 @@ def clopper_pearson_lower(successes: int, trials: int, level: float = 0.95) -> f
 def gram(x: torch.Tensor) -> torch.Tensor:
     """⟨x_i, x_j⟩: (..., n, d) → (..., n, n)."""
     return x @ x.transpose(-1, -2)
-
-
-def finite_max(t: torch.Tensor) -> float:
-    """Largest entry, NaN counted as +inf (a NaN never passes a bound)."""
-    t = torch.nan_to_num(t.double(), nan=math.inf)
-    return float(t.max()) if t.numel() else 0.0

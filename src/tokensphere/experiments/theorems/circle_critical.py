@@ -61,6 +61,16 @@ def _torus_gradient_hessian(theta: np.ndarray, beta: float) -> tuple[np.ndarray,
     return grad, hess / n**2
 
 
+def _classifying_hessian(theta: np.ndarray, beta: float) -> tuple[np.ndarray, str]:
+    """e^{−β}·Hess E_β for the classification: :func:`tokensphere.circle.hessian.torus_hessian` when that module is
+    installed (the circle package's analytic Hessian), else the closed form above. Returns (matrix, source)."""
+    try:
+        from ...circle.hessian import torus_hessian
+    except ImportError:
+        return _torus_gradient_hessian(theta, beta)[1], "closed form (Appendix B)"
+    return torus_hessian(torch.as_tensor(theta), beta, scaled=True).numpy(), "circle.hessian"
+
+
 def _newton(theta: np.ndarray, beta: float, iters: int = 60) -> np.ndarray:
     """Newton's method for ∇E_β = 0 (pseudo-inverse on 1^⊥, backtracking on |∇E_β|)."""
     for _ in range(iters):
@@ -90,9 +100,10 @@ def check_critical_points(size: str, budget: Budget) -> CheckResult:
     for _ in range(starts):
         budget.tick()
         th = _newton(rng.uniform(-math.pi, math.pi, n), beta)
-        grad, hess = _torus_gradient_hessian(th, beta)
+        grad, _ = _torus_gradient_hessian(th, beta)
         if np.abs(grad).max() > 1e-12:
             continue
+        hess, source = _classifying_hessian(th, beta)
         u = np.linalg.qr(np.column_stack([np.ones(n), np.eye(n)[:, 1:]]))[0][:, 1:]
         lam = np.linalg.eigvalsh(u.T @ hess @ u)
         top = np.abs(lam).max()
@@ -108,27 +119,28 @@ def check_critical_points(size: str, budget: Budget) -> CheckResult:
         x = torch.as_tensor(np.stack([np.stack([np.cos(th), np.sin(th)], -1) for th in saddles]))
         vel = float(velocity(x, Model(beta=beta, normalization="uniform", time_scale="exp_beta")).abs().max())
         g = torch.Generator().manual_seed(51)
-        th_p = torch.as_tensor(np.stack(saddles)) + 1e-4 * torch.randn(len(saddles), n, generator=g, dtype=torch.float64)
+        noise = torch.randn(len(saddles), n, generator=g, dtype=torch.float64)
+        th_p = torch.as_tensor(np.stack(saddles)) + 1e-4 * noise
         xp = torch.stack([torch.cos(th_p), torch.sin(th_p)], -1)
         traj = run_sim(xp, budget, t_max=1e4, save_at=2, rtol=1e-9, atol=1e-11, beta=beta,
                        normalization="uniform", time_scale="exp_beta", events=[Clustered(1e-3)])
         left = int(torch.isfinite(traj.event_time).sum())
     # consensus itself: a maximum (Hessian negative definite on 1^⊥)
-    _, hess = _torus_gradient_hessian(np.zeros(n), beta)
+    hess, source = _classifying_hessian(np.zeros(n), beta)
     u = np.linalg.qr(np.column_stack([np.ones(n), np.eye(n)[:, 1:]]))[0][:, 1:]
     consensus_max = bool((np.linalg.eigvalsh(u.T @ hess @ u) < 0).all())
     ok = maxima_off == 0 and consensus_max and len(saddles) > 0 and vel <= 1e-12 and left == len(saddles)
     return CheckResult(
         "Theorem 5.1 (d = 2, (n − 1)τ*_β < π): the only local maxima of E_β are consensus; other critical points "
         "are strict saddles that the flow leaves",
-        f"consensus a maximum: {consensus_max}; {len(found)} critical points from {starts} starts: {consensus} "
-        f"consensus, {maxima_off} other maxima, "
+        f"consensus a maximum: {consensus_max}; {len(found)} Newton limits (with repeats) from {starts} starts: "
+        f"{consensus} consensus, {maxima_off} other maxima, "
         f"{sum(1 for _, k in found if k == 'saddle')} saddles; |ẋ| at saddles {vel:.1e}; {left}/{len(saddles)} "
         "perturbed saddles reach one cluster",
         "consensus a maximum; 0 other maxima; |ẋ| ≤ 1e-12; all leave",
         ok,
         f"n = {n}, β = {beta:.4g} (threshold {large_beta_threshold_d2(n):.4g}); Hessian on 1^⊥, Newton from "
-        f"{starts} random starts",
+        f"{starts} random starts; Hessian from {source}",
         plot={"kind": "bars", "x": ["consensus", "other maxima", "saddles"],
               "series": {"critical points": [consensus, maxima_off, sum(1 for _, k in found if k == "saddle")]},
               "xlabel": "kind (Hessian on 1^⊥)", "ylabel": "count"},

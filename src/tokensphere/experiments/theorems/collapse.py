@@ -13,7 +13,7 @@ from scipy.optimize import linprog
 from ...init import Cap, Uniform
 from ...integrate import Clustered
 from ...theory import gamma_curve, wendel_probability
-from .base import Budget, CheckResult, check_size, clopper_pearson_lower, finite_max, gram, run_sim
+from .base import Budget, CheckResult, check_size, clopper_pearson_lower, gram, run_sim
 
 __all__ = ["check_cone_rate", "check_wendel", "check_beta0_consensus", "check_small_beta_circle",
            "check_large_d"]
@@ -254,6 +254,7 @@ def check_large_d(size: str, budget: Budget) -> CheckResult:
         "(3 SE + second order)",
         fail == 0 and abs(slope + 0.5) <= allowed,
         f"n = {n}, β = {beta}, d ∈ {set(dims)}, {seeds} seeds each, t ∈ [0, {t_max:g}], SA",
-        plot={"x": times.tolist(), "series": series, "xlabel": "t", "ylabel": "mean over seeds of max |⟨x_i,x_j⟩ − γ_β|",
+        plot={"x": times.tolist(), "series": series, "xlabel": "t",
+              "ylabel": "mean over seeds of max |⟨x_i,x_j⟩ − γ_β|",
               "logy": True},
     )

@@ -21,7 +21,8 @@ from ...init import Uniform
 from ...model import Model
 from .base import Budget, CheckResult, check_size, gram, run_sim
 
-__all__ = ["reference_velocity", "check_kernel_reference", "check_causal", "check_block_mask", "check_linear_closed_form"]
+__all__ = ["reference_velocity", "check_kernel_reference", "check_causal", "check_block_mask",
+           "check_linear_closed_form"]
 
 
 def reference_velocity(x: np.ndarray, beta: float, *, Q=None, K=None, V=None, sign: float = 1.0, bias=None,
@@ -107,7 +108,8 @@ def check_kernel_reference(size: str, budget: Budget) -> CheckResult:
     return CheckResult(
         "(2.3), (2.7): velocity = row-by-row evaluation (general Q, K, V, 3 heads summed, masks, causal, SA/USA, "
         "both USA time scales; dense and streaming)",
-        f"largest relative difference {worst:.1e} over {len(rows)} models" + (f"; off: {', '.join(bad)}" if bad else ""),
+        f"largest relative difference {worst:.1e} over {len(rows)} models"
+        + (f"; off: {', '.join(bad)}" if bad else ""),
         f"≤ {tol:g} (round-off)",
         not bad,
         f"n = {n}, d = {d}, β = {beta}; NumPy reference from the drawn matrices, not the library's tensors",
