@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from kuramoto import Kuramoto
 from scipy.integrate import odeint
 
@@ -238,6 +240,22 @@ def test_gradient_and_hessian_match_autograd(beta):
     scale = math.exp(beta) * (1 + beta)
     assert float((torus_gradient(theta, beta) - grad).abs().max()) <= 1e-14 * scale
     assert float((torus_hessian(theta, beta) - hess).abs().max()) <= 1e-14 * scale * (1 + beta)
+
+
+@given(st.integers(1, 3), st.integers(1, 7), st.floats(0.0, 60.0), st.integers(0, 2**31 - 1))
+def test_torus_landscape_properties(B, n, beta, seed):
+    """For any shape, β and angles: the Hessian is symmetric with H·1 = 0 (rotation mode), the gradient sums
+    to 0, (USA) is n∇E_β, and everything is finite in the scaled form."""
+    theta = _angles(B, n, seed)
+    hess = torus_hessian(theta, beta, scaled=True)
+    grad = torus_gradient(theta, beta, scaled=True)
+    assert hess.shape == (B, n, n) and grad.shape == (B, n)
+    assert bool(torch.isfinite(hess).all()) and bool(torch.isfinite(grad).all())
+    assert torch.equal(hess, hess.transpose(-1, -2))
+    assert float(hess.sum(-1).abs().max()) <= 1e-15 * n * (1 + beta)
+    assert float(grad.sum(-1).abs().max()) <= 1e-16 * n
+    usa = angle_velocity(theta, beta, "uniform", "exp_beta")
+    assert float((usa - n * grad).abs().max()) <= 1e-15 * n
 
 
 def test_hessian_matches_finite_differences_of_the_gradient():
