@@ -84,6 +84,10 @@ def test_angle_form_at_beta_zero_is_kuramoto_with_unit_coupling():
         assert float((angle_velocity(theta, 0.0, normalization) - kur).abs().max()) <= 1e-15
     # the vector form at β = 0 is the same field
     assert float((_vector_form(theta, ts.Model(beta=0.0)) - kur).abs().max()) <= 1e-15
+    # and the runs with the same fixed-step method agree to round-off
+    run_sa = simulate_angles(theta, 0.0, t_max=3.0, save_at=4, solver="rk4", dt=0.01)
+    run_k = simulate_kuramoto(theta, None, 1.0, t_max=3.0, save_at=4, solver="rk4", dt=0.01)
+    assert float((run_sa.theta - run_k.theta).abs().max()) <= 1e-13
 
 
 def test_usa_conserves_the_mean_angle():

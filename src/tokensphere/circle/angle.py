@@ -98,15 +98,18 @@ def angle_field(theta: torch.Tensor, beta: torch.Tensor, softmax: bool, original
     """The kernel of (7.1) on validated input. theta: (B, n); beta: (B,) or (1,) in theta's dtype.
 
     w_ij = e^{β(cos(θ_i − θ_j) − 1)} from one batched product of the (cos, sin) rows;
-    Σ_j w_ij sin(θ_j − θ_i) = cos θ_i Σ_j w_ij sin θ_j − sin θ_i Σ_j w_ij cos θ_j. Returns (B, n).
+    Σ_j w_ij sin(θ_j − θ_i) = cos θ_i Σ_j w_ij sin θ_j − sin θ_i Σ_j w_ij cos θ_j, and for SA the row sums
+    Σ_j w_ij come out of the same product (a column of ones). Returns (B, n).
     """
     c, s = torch.cos(theta), torch.sin(theta)
-    u = torch.stack((c, s), dim=-1)  # (B, n, 2)
+    cols = (c, s, torch.ones_like(c)) if softmax else (c, s)
+    u = torch.stack(cols, dim=-1)  # (B, n, 2 or 3)
+    u2 = u[..., :2]
     bb = beta.view(-1, 1, 1)
-    w = torch.baddbmm(-bb, u * bb, u.transpose(1, 2)).exp_()  # β cos(θ_i − θ_j) − β, then e^{·}
-    a = torch.bmm(w, u)  # (Σ_j w_ij cos θ_j, Σ_j w_ij sin θ_j)
+    w = torch.baddbmm(-bb, u2 * bb, u2.transpose(1, 2)).exp_()  # β cos(θ_i − θ_j) − β, then e^{·}
+    a = torch.bmm(w, u)  # Σ_j w_ij (cos θ_j, sin θ_j[, 1])
     num = c * a[..., 1] - s * a[..., 0]
     if softmax:
-        return num / w.sum(-1)
+        return num / a[..., 2]
     num = num / theta.shape[1]
     return num * torch.exp(bb.view(-1, 1)) if original_time else num
