@@ -25,6 +25,7 @@ __all__ = ["angle_velocity", "angles_to_positions", "positions_to_angles"]
 NORMALIZATIONS = ("softmax", "uniform")  # the options of tokensphere.Model that the angle form covers
 TIME_SCALES = ("original", "exp_beta")
 
+
 def angles_to_positions(theta: torch.Tensor) -> torch.Tensor:
     """x_i = (cos θ_i, sin θ_i). theta: (..., n). Returns (..., n, 2) unit vectors."""
     theta = as_tensor("theta", theta)
