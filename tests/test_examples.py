@@ -28,3 +28,10 @@ def test_phase_diagram_example(tmp_path):
                                 "--n-beta", "4", "--t-max", "6"])
     assert matplotlib.image.imread(out).shape[0] > 100
     assert ds["clustered_fraction"].shape == (2, 4, 61)
+
+
+def test_kuramoto_example(tmp_path):
+    out = tmp_path / "k.png"
+    kur, sa = _run("kuramoto", ["--out", str(out), "--n", "32", "--t-max", "10", "--couplings", "4"])
+    assert matplotlib.image.imread(out).shape[0] > 100
+    assert kur.theta.shape == (81, 4, 32) and sa.theta.shape == (81, 4, 32)

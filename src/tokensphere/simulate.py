@@ -27,7 +27,7 @@ from .runtime import choose_threads, torch_threads
 from .trajectory import Trajectory
 from .validate import as_tensor, validate_choice, validate_int, validate_real, validate_unit_norm
 
-__all__ = ["simulate", "save_times"]
+__all__ = ["simulate", "save_times", "as_solver"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DEFAULT_T_MAX = 10.0  # final time of a new run when neither t_max nor SaveAt times say otherwise
@@ -99,7 +99,7 @@ def simulate(
     continuation: dict[str, Any] | None = None
     if run is None:
         model = model if model is not None else Model(beta=1.0 if beta is None else beta, **model_options)
-        solver = _as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
+        solver = as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
         x, init_meta = _sample(x0, model, _check_dtype(dtype) if dtype is not None else torch.float64, device)
     else:
         t0 = float(run.times[-1])
@@ -161,7 +161,9 @@ def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: 
 # the shortcuts
 
 
-def _as_solver(solver: Solver | str, *, dt: Any, rtol: float | None, atol: float | None) -> Solver:
+def as_solver(solver: Solver | str, *, dt: Any, rtol: float | None, atol: float | None) -> Solver:
+    """A :class:`Solver`, or one built from a method name and the ``dt``/``rtol``/``atol`` shortcuts (which
+    may not accompany a ready Solver). Raises ValueError naming the offending argument."""
     if isinstance(solver, Solver):
         if dt is not None or rtol is not None or atol is not None:
             raise ValueError("dt/rtol/atol go into Solver(...) when a Solver object is given")
@@ -266,7 +268,7 @@ def _continued_specs(run: Trajectory, model: Model | None, beta: Any, options: d
             )
         model = run.model
     if solver is not None:
-        solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
+        solver = as_solver(solver, dt=dt, rtol=rtol, atol=atol)
         overrides["solver"] = solver.describe()
     else:
         saved = run.solver

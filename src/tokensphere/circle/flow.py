@@ -19,7 +19,7 @@ from ..integrate.driver import integrate
 from ..integrate.saveat import SaveAt
 from ..integrate.solver import Solver
 from ..runtime import choose_threads, torch_threads
-from ..simulate import _as_solver, save_times  # the one "Solver or method name + dt/rtol/atol" rule
+from ..simulate import as_solver, save_times  # the one "Solver or method name + dt/rtol/atol" rule
 from ..validate import as_tensor
 from .angle import angle_field, angles_to_positions, check_angles, check_beta
 from .kuramoto import Coupling, check_kuramoto, kuramoto_field, order_parameter
@@ -122,7 +122,7 @@ def simulate_angles(
         return angle_field(th, bt if idx is None or bt.numel() == 1 else bt[idx], softmax, original)
 
     meta = {"model": {"beta": b.tolist(), "normalization": normalization, "time_scale": time_scale}}
-    solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
+    solver = as_solver(solver, dt=dt, rtol=rtol, atol=atol)
     return integrate_angles(f, theta, save_times(t_max, save_at), solver, threads=threads, metadata=meta)
 
 
@@ -159,7 +159,7 @@ def simulate_kuramoto(
         return kuramoto_field(th, w if w.shape[0] == 1 else w[idx], k if k.numel() == 1 else k[idx], h)
 
     meta = {"model": {"kuramoto": True, "coupling": k.tolist(), "h": None if h is None else repr(h)}}
-    solver = _as_solver(solver, dt=dt, rtol=rtol, atol=atol)
+    solver = as_solver(solver, dt=dt, rtol=rtol, atol=atol)
     return integrate_angles(f, theta, save_times(t_max, save_at), solver, threads=threads, metadata=meta)
 
 
