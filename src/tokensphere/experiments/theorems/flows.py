@@ -14,7 +14,7 @@ from ...energy import energy, energy_rate, energy_tilde
 from ...field import velocity
 from ...init import OrthonormalFrame, Uniform, sample_sphere
 from ...model import Model
-from ...theory import gamma_closed_form_beta0, gamma_curve
+from ...theory import equiangular_rhs, gamma_closed_form_beta0, gamma_curve
 from .base import Budget, CheckResult, check_size, gram, run_sim
 from .kernel import pair_angles
 
@@ -28,7 +28,9 @@ def _project(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def check_equiangular(normalization: str):
     """Theorem 6.8: from an orthonormal frame every ⟨x_i, x_j⟩ equals γ_β(t) of (6.9) (SA) or (6.10) (USA);
-    USA is also run in the time scale s = e^β t, where γ(s) = γ_β(s e^{−β})."""
+    USA is also run in the time scale s = e^β t, where γ(s) = γ_β(s e^{−β}). SA is also run with two heads
+    B_h = λ_h I, V_h = μ_h I: each head is μ_h times the SA field at β λ_h, the frame's permutations still commute
+    with the flow, and γ̇ = 2⟨ẋ_i, x_k⟩ is the sum over heads: γ̇ = Σ_h μ_h · (6.9)(γ; β λ_h) (heads summed, (2.7))."""
 
     def check(size: str, budget: Budget) -> CheckResult:
         small = check_size(size)
@@ -50,11 +52,24 @@ def check_equiangular(normalization: str):
             spread = max(spread, float((off.amax(1) - off.amin(1)).max()))
             series[f"γ measured ({label})"] = off.mean(1).tolist()
         series["γ_β(t), reference"] = ref.tolist()
+        if normalization == "softmax":  # two heads B_h = λ_h I, V_h = μ_h I: γ̇ = Σ_h μ_h · (6.9) at β λ_h
+            lam, mu = (1.0, 0.25), (0.6, 1.5)
+            eye = np.eye(d)
+            traj = run_sim(x0, budget, t_max=t_max, save_at=21, rtol=1e-11, atol=1e-13, beta=beta, heads=2,
+                           QK=np.stack([lam[0] * eye, lam[1] * eye]), V=np.stack([mu[0] * eye, mu[1] * eye]))
+            off = pair_angles(traj.positions[:, 0])
+            rhs = lambda _, g: sum(m * equiangular_rhs(g, beta * lm, n) for lm, m in zip(lam, mu))  # noqa: E731
+            sol = solve_ivp(rhs, (0, t_max), [0.0], method="DOP853", rtol=1e-12, atol=1e-14,
+                            t_eval=traj.times.numpy())
+            err = max(err, float((off - torch.as_tensor(sol.y[0])[:, None]).abs().max()))
+            spread = max(spread, float((off.amax(1) - off.amin(1)).max()))
+            series["γ measured (2 heads)"] = off.mean(1).tolist()
+            series["Σ_h μ_h (6.9) at βλ_h, reference"] = sol.y[0].tolist()
         eq, short = ("(6.9)", "SA") if normalization == "softmax" else ("(6.10)", "USA")
         tol = 1e-8
         return CheckResult(
             f"Theorem 6.8: orthonormal start follows the equiangular ODE {eq} ({short}"
-            + (", both time scales)" if short == "USA" else ")"),
+            + (", both time scales)" if short == "USA" else "; and 2 heads B_h = λ_h I, V_h = μ_h I summed)"),
             f"max |⟨x_i,x_j⟩ − γ_β(t)| = {err:.1e}, spread of Gram entries {spread:.1e}",
             f"≤ {tol:g} (integrator tolerance 1e-11)",
             err <= tol and spread <= tol,
