@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validate import validate_choice, validate_real
-from .kernel import _field, _shift, cell_centres, check_beta, check_density, fourier_coefficients, speed_bound
+from .kernel import _field, _shift, _spectra, cell_centres, check_beta, check_density, fourier_coefficients, speed_bound
 
 __all__ = ["MeanFieldSolution", "SCHEMES", "resolution", "solve_continuity"]
 
@@ -74,10 +74,10 @@ def _van_leer(rho: np.ndarray) -> np.ndarray:
         return np.where(prod > 0, 2 * prod / (dm + dp), 0.0)
 
 
-def _rate(rho: np.ndarray, beta: np.ndarray, normalization: str, scheme: str) -> np.ndarray:
-    """−(F_{j+½} − F_{j−½})/h for cell averages (..., N)."""
+def _rate(rho: np.ndarray, beta: np.ndarray, normalization: str, scheme: str, spectra) -> np.ndarray:
+    """−(F_{j+½} − F_{j−½})/h for cell averages (..., N); ``spectra``: the face kernels' rfft."""
     n = rho.shape[-1]
-    a = _field(rho, beta, normalization, _shift("faces", n))[0]
+    a = _field(rho, beta, normalization, _shift("faces", n), spectra)[0]
     half_slope = 0.5 * _van_leer(rho) if scheme == "muscl" else 0.0
     right = rho + half_slope                       # ρ_j^R, at face j+½ from cell j
     left_next = np.roll(rho - half_slope, -1, -1)  # ρ_{j+1}^L, at face j+½ from cell j+1
@@ -125,11 +125,12 @@ def solve_continuity(
     n = rho.shape[-1]
     h = 2 * np.pi / n
     dt = cfl * h / float(np.max(speed_bound(b, normalization, n)))
+    spectra = _spectra(b, n, _shift("faces", n))
 
     def step(u: np.ndarray, tau: float) -> np.ndarray:  # Shu–Osher SSP-RK3: convex combinations of Euler steps
-        u1 = u + tau * _rate(u, b, normalization, scheme)
-        u2 = 0.75 * u + 0.25 * (u1 + tau * _rate(u1, b, normalization, scheme))
-        return u / 3 + (2 / 3) * (u2 + tau * _rate(u2, b, normalization, scheme))
+        u1 = u + tau * _rate(u, b, normalization, scheme, spectra)
+        u2 = 0.75 * u + 0.25 * (u1 + tau * _rate(u1, b, normalization, scheme, spectra))
+        return u / 3 + (2 / 3) * (u2 + tau * _rate(u2, b, normalization, scheme, spectra))
 
     saved, res = [], []
     now = 0.0

@@ -94,11 +94,20 @@ def _kernels(beta: np.ndarray, n_cells: int, shift: float) -> tuple[np.ndarray, 
     return k, -np.sin(u) * k
 
 
-def _field(rho: np.ndarray, beta: np.ndarray, normalization: str, shift: float) -> tuple[np.ndarray, np.ndarray]:
-    """(𝒳[ρ], Z[ρ]) at θ_i + shift, both (..., N); Z is the unscaled h_β ∗ ρ."""
-    k, s = _kernels(beta, rho.shape[-1], shift)
-    z_scaled = _convolve(rho, k)
-    num_scaled = _convolve(rho, s)
+def _spectra(beta: np.ndarray, n_cells: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """rfft of the two scaled kernels at offset ``shift``: what a run reuses at every step, (..., N//2 + 1)."""
+    k, s = _kernels(beta, n_cells, shift)
+    return np.fft.rfft(k, axis=-1), np.fft.rfft(s, axis=-1)
+
+
+def _field(rho: np.ndarray, beta: np.ndarray, normalization: str, shift: float,
+           spectra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(𝒳[ρ], Z[ρ]) at θ_i + shift, both (..., N); Z is the unscaled h_β ∗ ρ. ``spectra``: from :func:`_spectra`."""
+    n = rho.shape[-1]
+    k_hat, s_hat = _spectra(beta, n, shift) if spectra is None else spectra
+    rho_hat = np.fft.rfft(rho, axis=-1) * (2 * np.pi / n)
+    z_scaled = np.fft.irfft(rho_hat * k_hat, n=n, axis=-1)
+    num_scaled = np.fft.irfft(rho_hat * s_hat, n=n, axis=-1)
     with np.errstate(over="ignore"):  # only SA's Z overflows, for β ≳ 709; its velocity does not use it
         scale = np.exp(beta)[..., None]
     if normalization == "uniform":
