@@ -230,7 +230,8 @@ def test_histograms_count_ordered_pairs_on_freedman_diaconis_bins():
 
 
 @pytest.mark.parametrize("case, word", [
-    ("missing", "does not exist"), ("not_model", "config.json"), ("empty_text", "text file is empty"),
+    ("missing", "does not exist"), ("not_model", "config.json"), ("family", "unsupported model_type"),
+    ("empty_text", "text file is empty"),
     ("missing_text", "text file does not exist"), ("shallow", "depth"), ("repeat", "repeat"),
     ("dynamics", "dynamics"), ("delta", "delta"),
 ])
@@ -238,9 +239,13 @@ def test_bad_input_is_one_error_line(case, word, checkpoints, tmp_path):
     bert = checkpoints["bert"]
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n   \n")
+    roberta = tmp_path / "roberta"
+    roberta.mkdir()
+    (roberta / "config.json").write_text(json.dumps({"model_type": "roberta"}))
     args = {
         "missing": [tmp_path / "nowhere"],
         "not_model": [tmp_path],
+        "family": [roberta],
         "empty_text": [bert, "--text", empty],
         "missing_text": [bert, "--text", tmp_path / "none.txt"],
         "shallow": [bert, "--depth", 1],
