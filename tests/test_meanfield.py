@@ -128,6 +128,20 @@ def test_trigonometric_density_cell_averages_and_samples():
         assert np.abs(f(theta).mean(axis=1) - mean).max() < 0.025
 
 
+def test_large_beta_softmax_is_finite_and_local():
+    # e^{β} overflows float64 at β ≈ 710; the scaled kernels keep SA finite. For large β, Laplace's method on
+    # Z[ρ] = ∫ e^{β cos u} ρ(θ − u) du gives 𝒳 = (1/β) ∂_θ log Z = (1/β) ρ'/ρ + O(β⁻²): relative error O(1/β).
+    beta, n_cells = 2000.0, 1024
+    rho0 = RHO0.cell_averages(n_cells)
+    v = mean_field_velocity(rho0, beta, "softmax", at="faces")
+    faces = cell_centres(n_cells) + np.pi / n_cells
+    step = 1e-6
+    log_derivative = (np.log(RHO0.pdf(faces + step)) - np.log(RHO0.pdf(faces - step))) / (2 * step)
+    assert np.abs(v - log_derivative / beta).max() < 5e-3 * np.abs(log_derivative / beta).max()
+    sol = solve_continuity(rho0, beta, [0.0, 0.2])
+    assert np.isfinite(sol.rho).all() and sol.rho.min() >= 0 and abs(sol.mass[-1] - 1) < 1e-12
+
+
 # --- energy (3.5) and its dissipation (3.6) / Lemma 3.7 ----------------------------------------------------
 
 @pytest.mark.parametrize("normalization,beta,t_max", [("softmax", 2.0, 1.0), ("uniform", 1.0, 0.5)])
