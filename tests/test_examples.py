@@ -35,3 +35,10 @@ def test_kuramoto_example(tmp_path):
     kur, sa = _run("kuramoto", ["--out", str(out), "--n", "32", "--t-max", "10", "--couplings", "4"])
     assert matplotlib.image.imread(out).shape[0] > 100
     assert kur.theta.shape == (81, 4, 32) and sa.theta.shape == (81, 4, 32)
+
+
+def test_meanfield_example(tmp_path):
+    out = tmp_path / "mf.png"
+    res = _run("meanfield", ["--out", str(out), "--n-max", "64", "--seeds", "4", "--betas", "4", "--systems", "128"])
+    assert matplotlib.image.imread(out).shape[0] > 100
+    assert res["wasserstein"]["w1"].shape == (2,)
