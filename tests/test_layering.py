@@ -16,6 +16,10 @@ FORBIDDEN = {
     "experiments": ("plot", "report", "cli"),
     "plot": ("report", "cli"),
     "report": ("cli",),
+    "circle": ("experiments", "plot", "report", "cli", "sweep", "analysis", "meanfield", "probe"),
+    "meanfield": ("experiments", "plot", "report", "cli", "sweep", "probe"),
+    "probe": ("report", "cli", "sweep"),
+    "integrate": ("simulate", "experiments", "plot", "report", "cli", "sweep", "analysis", "circle", "meanfield"),
 }
 # files of other owners that still import the package root; each is to be fixed where it lives
 ROOT_IMPORT_KNOWN: set[str] = set()
