@@ -114,7 +114,7 @@ def check_kernel_reference(size: str, budget: Budget) -> CheckResult:
         not bad,
         f"n = {n}, d = {d}, β = {beta}; NumPy reference from the drawn matrices, not the library's tensors",
         plot={"kind": "bars", "x": [lab for lab, _ in rows], "series": {"relative difference": [e for _, e in rows]},
-              "xlabel": "model", "ylabel": "max |library − reference| / max |reference|", "logy": True,
+              "xlabel": "model", "ylabel": "|library − ref.| / |ref.|", "logy": True,
               "refs": {"tolerance": tol}},
     )
 
