@@ -41,6 +41,12 @@ def test_two_cluster_plateaus_live_longer_at_larger_beta():
     assert all(math.isfinite(m) for m in med) and med[0] < med[1] < med[2]
     assert data["fit"]["slope"] > 0 and data["fit"]["points"] == 3
     assert all(data["beta"][b]["t_first_median"] < 20 for b in ("1", "2.5", "4"))
+    # saddle-to-saddle: a plateau of k clusters sits next to a critical point of E_β with k − 1 unstable
+    # directions (the long two-cluster plateaus at β = 4 are all resolved; the others where Newton finds it)
+    labels = data["beta"]["4"]["saddle_index"]
+    assert labels["2"] and all(i == 1 for i in labels["2"])
+    for k, found in labels.items():
+        assert all(i == int(k) - 1 for i in found if i is not None)
 
 
 def test_time_scales_needs_positions():
