@@ -225,12 +225,8 @@ def test_scale_aware_delta_is_the_d2_root_for_every_d():
         assert force(t) >= max(force(t * (1 - 1e-4)), force(t * (1 + 1e-4)))
     half = scale_aware_delta(1e4, factor=0.5)
     assert abs(float(half) / float(delta[-1]) - 0.25) <= 1e-3  # δ ∝ factor² for small angles
-    for d in (2, 3, 32):  # d is accepted (old callers) and does not change the threshold
-        assert torch.equal(scale_aware_delta(betas, d), scale_aware_delta(betas))
     with pytest.raises(ValueError, match="factor"):
         scale_aware_delta(1.0, factor=0.0)
-    with pytest.raises(ValueError, match="d"):
-        scale_aware_delta(1.0, d=1)
 
 
 def test_scale_aware_delta_keeps_separated_clusters_apart_in_high_dimension():

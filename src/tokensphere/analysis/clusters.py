@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from ..validate import validate_int, validate_real
+from ..validate import validate_real
 
 # 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (inner products carry O(d·eps) error)
 _FLOAT32_ULPS = 4096
@@ -128,7 +128,7 @@ def cluster_centers(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.where(norms > 0, sums / norms, torch.full_like(sums, float("nan")))
 
 
-def scale_aware_delta(beta: float | torch.Tensor, d: int | None = None, factor: float = 0.5) -> torch.Tensor:
+def scale_aware_delta(beta: float | torch.Tensor, factor: float = 0.5) -> torch.Tensor:
     """A threshold matched to the cluster scale: δ = 1 − cos(factor · τ*_β), τ*_β the root of β sin²τ = cos τ.
 
     τ*_β is the d = 2 root (Theorem 5.1, Figure 6) **for every d**: it is the inflection point of
@@ -141,14 +141,12 @@ def scale_aware_delta(beta: float | torch.Tensor, d: int | None = None, factor: 
     averaging (B.4) over random rotations: a proof device, ≈ √((d − 1)/β), not a cluster scale; at d = 32,
     β = 4 it links tokens 0.7 rad apart and chains clusters 1.3 rad wide into one.)
 
-    beta: number or (B,) tensor, > 0. d: accepted for backward compatibility and ignored (an integer ≥ 2 when
-    given). Returns a float64 tensor of the shape of beta. Raises ValueError for factor ≤ 0 or β ≤ 0.
+    beta: number or (B,) tensor, > 0 (the same threshold serves every dimension d). Returns a float64 tensor
+    of the shape of beta. Raises ValueError for factor ≤ 0 or β ≤ 0.
     """
     from ..theory.thresholds import tau_star
 
     validate_real("factor", factor, minimum=0.0, strict_minimum=True)
-    if d is not None:
-        validate_int("d", d, minimum=2)
     b = torch.as_tensor(beta, dtype=torch.float64)
     flat = b.reshape(-1)
     out = torch.tensor([1.0 - math.cos(factor * tau_star(float(v), 2)) for v in flat], dtype=torch.float64)

@@ -68,7 +68,7 @@ def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console
     fig5_png = save_figure(fig, fig5_dir / "figure5.png")
 
     console.print("theorem checks …")
-    checks = run_checks()
+    checks = run_checks(size="small" if quick else "default")
 
     sections = sections_for(out / "run") + sections_for(figs) + sections_for(phase / "figure3.zarr")
     sections.append(preset_comparison_section(anchor, adaptive, phase))

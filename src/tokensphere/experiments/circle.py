@@ -67,7 +67,7 @@ def circle_runs(
 
 
 def _delta_for(beta: float, delta: float | None) -> float:
-    return float(scale_aware_delta(beta, 2)) if delta is None else float(delta)
+    return float(scale_aware_delta(beta)) if delta is None else float(delta)
 
 
 def snapshot_index(traj: Trajectory, t: float) -> int:

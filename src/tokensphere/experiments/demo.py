@@ -79,7 +79,7 @@ def demo_run(
     k_fixed = cluster_count(traj.positions, DELTA)  # (T, B)
     k_scaled = torch.empty_like(k_fixed)
     for b, idx in systems_by_beta(betas).items():
-        k_scaled[:, idx] = cluster_count(traj.positions[:, idx], float(scale_aware_delta(b, D)))
+        k_scaled[:, idx] = cluster_count(traj.positions[:, idx], float(scale_aware_delta(b)))
     final = {"fixed": group_by_beta(k_fixed[-1].tolist(), betas), "scaled": group_by_beta(k_scaled[-1].tolist(), betas)}
     drift = float(step_against_trend(energy).max())
     return DemoRun(traj, seed, n_seeds, energy, k_fixed, k_scaled, final, drift)
@@ -107,7 +107,7 @@ def demo_summary(run: DemoRun, wall: float, files: dict[str, str]) -> dict[str, 
             "time": t_end,
             "delta_fixed": {"delta": DELTA, "by_beta": {f"{b:g}": c for b, c in run.final["fixed"].items()}},
             "delta_scale_aware": {
-                "delta": {f"{b:g}": float(scale_aware_delta(b, D)) for b in run.final["scaled"]},
+                "delta": {f"{b:g}": float(scale_aware_delta(b)) for b in run.final["scaled"]},
                 "by_beta": {f"{b:g}": c for b, c in run.final["scaled"].items()},
             },
         },

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ...circle import classify_critical_point, find_critical_points
 from ...field import velocity
 from ...integrate import Clustered
 from ...model import Model
@@ -48,45 +49,6 @@ def check_tau_star(size: str, budget: Budget) -> CheckResult:
     )
 
 
-def _torus_gradient_hessian(theta: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """e^{−β}·(∇E_β, Hess E_β) on T^n: ∂_k E = (1/n²) Σ_j e^{β cos(θ_k−θ_j)} sin(θ_j − θ_k); ∂_i∂_j E = g(θ_i−θ_j)/n²
-    (i ≠ j), ∂²_i E = −Σ_{m≠i} g(θ_i − θ_m)/n² (Appendix B)."""
-    n = theta.size
-    diff = theta[:, None] - theta[None, :]
-    ker = np.exp(beta * (np.cos(diff) - 1))
-    grad = (ker * np.sin(-diff)).sum(1) / n**2
-    g = ker * (np.cos(diff) - beta * np.sin(diff) ** 2)
-    np.fill_diagonal(g, 0.0)
-    hess = g - np.diag(g.sum(1))
-    return grad, hess / n**2
-
-
-def _classifying_hessian(theta: np.ndarray, beta: float) -> tuple[np.ndarray, str]:
-    """e^{−β}·Hess E_β for the classification: :func:`tokensphere.circle.hessian.torus_hessian` when that module is
-    installed (the circle package's analytic Hessian), else the closed form above. Returns (matrix, source)."""
-    try:
-        from ...circle.hessian import torus_hessian
-    except ImportError:
-        return _torus_gradient_hessian(theta, beta)[1], "closed form (Appendix B)"
-    return torus_hessian(torch.as_tensor(theta), beta, scaled=True).numpy(), "circle.hessian"
-
-
-def _newton(theta: np.ndarray, beta: float, iters: int = 60) -> np.ndarray:
-    """Newton's method for ∇E_β = 0 (pseudo-inverse on 1^⊥, backtracking on |∇E_β|)."""
-    for _ in range(iters):
-        grad, hess = _torus_gradient_hessian(theta, beta)
-        if np.abs(grad).max() < 1e-15:
-            break
-        step = -np.linalg.pinv(hess, rcond=1e-12) @ grad
-        for _ in range(30):
-            trial = theta + step
-            if np.abs(_torus_gradient_hessian(trial, beta)[0]).max() < np.abs(grad).max():
-                break
-            step = step / 2
-        theta = trial
-    return theta
-
-
 def check_critical_points(size: str, budget: Budget) -> CheckResult:
     """Theorem 5.1 (d = 2) with the sharpened condition (n − 1)τ*_β < π: critical points of E_β found by Newton
     from many random starts are classified by the Hessian on 1^⊥ (the rotation mode removed); none but
@@ -95,24 +57,17 @@ def check_critical_points(size: str, budget: Budget) -> CheckResult:
     small = check_size(size)
     n, starts = (4, 60) if small else (5, 150)
     beta = 1.05 * large_beta_threshold_d2(n) + 1.0
-    rng = np.random.default_rng(50)
-    found: list[tuple[np.ndarray, str]] = []
-    for _ in range(starts):
-        budget.tick()
-        th = _newton(rng.uniform(-math.pi, math.pi, n), beta)
-        grad, _ = _torus_gradient_hessian(th, beta)
-        if np.abs(grad).max() > 1e-12:
-            continue
-        hess, source = _classifying_hessian(th, beta)
-        u = np.linalg.qr(np.column_stack([np.ones(n), np.eye(n)[:, 1:]]))[0][:, 1:]
-        lam = np.linalg.eigvalsh(u.T @ hess @ u)
-        top = np.abs(lam).max()
-        kind = "maximum" if (lam < -1e-9 * top).all() else "saddle" if (lam > 1e-9 * top).any() else "degenerate"
-        spread = np.abs(np.angle(np.exp(1j * (th - th[0])))).max()
-        found.append((th, "consensus" if spread < 1e-6 else kind))
-    maxima_off = sum(1 for _, k in found if k in ("maximum", "degenerate"))
-    saddles = [th for th, k in found if k == "saddle"][:4]
-    consensus = sum(1 for _, k in found if k == "consensus")
+    budget.tick()
+    cp = find_critical_points(n, beta, starts=starts, seed=50, method="both")
+    budget.tick()
+    spread = torch.remainder(cp.theta - cp.theta[:, :1] + math.pi, 2 * math.pi) - math.pi
+    is_consensus = spread.abs().amax(-1) < 1e-6
+    found = [(th.numpy(), "consensus" if c else ("saddle" if k in ("strict saddle", "minimum") else k), int(m))
+             for th, k, c, m in zip(cp.theta, cp.kind, is_consensus.tolist(), cp.count.tolist())]
+    maxima_off = sum(m for _, k, m in found if k in ("maximum", "degenerate"))
+    saddles = [th for th, k, _ in found if k == "saddle"][:4]
+    consensus = sum(m for _, k, m in found if k == "consensus")
+    n_saddles = sum(m for _, k, m in found if k == "saddle")
     vel = 0.0
     left = 0
     if saddles:
@@ -126,22 +81,21 @@ def check_critical_points(size: str, budget: Budget) -> CheckResult:
                        normalization="uniform", time_scale="exp_beta", events=[Clustered(1e-3)])
         left = int(torch.isfinite(traj.event_time).sum())
     # consensus itself: a maximum (Hessian negative definite on 1^⊥)
-    hess, source = _classifying_hessian(np.zeros(n), beta)
-    u = np.linalg.qr(np.column_stack([np.ones(n), np.eye(n)[:, 1:]]))[0][:, 1:]
-    consensus_max = bool((np.linalg.eigvalsh(u.T @ hess @ u) < 0).all())
+    consensus_max = classify_critical_point(torch.zeros(n, dtype=torch.float64), beta) == "maximum"
+    source = "tokensphere.circle (Appendix B Hessian, Newton and ascent starts)"
     ok = maxima_off == 0 and consensus_max and len(saddles) > 0 and vel <= 1e-12 and left == len(saddles)
     return CheckResult(
         "Theorem 5.1 (d = 2, (n − 1)τ*_β < π): the only local maxima of E_β are consensus; other critical points "
         "are strict saddles that the flow leaves",
-        f"consensus a maximum: {consensus_max}; {len(found)} Newton limits (with repeats) from {starts} starts: "
+        f"consensus a maximum: {consensus_max}; {sum(m for *_, m in found)} converged limits (with repeats) from {cp.starts} starts: "
         f"{consensus} consensus, {maxima_off} other maxima, "
-        f"{sum(1 for _, k in found if k == 'saddle')} saddles; |ẋ| at saddles {vel:.1e}; {left}/{len(saddles)} "
+        f"{n_saddles} saddles; |ẋ| at saddles {vel:.1e}; {left}/{len(saddles)} "
         "perturbed saddles reach one cluster",
         "consensus a maximum; 0 other maxima; |ẋ| ≤ 1e-12; all leave",
         ok,
         f"n = {n}, β = {beta:.4g} (threshold {large_beta_threshold_d2(n):.4g}); Hessian on 1^⊥, Newton from "
-        f"{starts} random starts; Hessian from {source}",
+        f"{cp.starts} starts; critical points from {source}",
         plot={"kind": "bars", "x": ["consensus", "other maxima", "saddles"],
-              "series": {"critical points": [consensus, maxima_off, sum(1 for _, k in found if k == "saddle")]},
+              "series": {"critical points": [consensus, maxima_off, n_saddles]},
               "xlabel": "kind (Hessian on 1^⊥)", "ylabel": "count"},
     )
