@@ -24,7 +24,7 @@ from .schedule import Layerwise, Schedule, as_schedule, schedule_from_spec
 from .validate import as_tensor, validate_choice, validate_int
 from .weights import Weights, canonical_matrix
 
-__all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule"]
+__all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule", "validate_beta"]
 
 NORMALIZATIONS = ("softmax", "uniform")
 # e^{β} overflows float64 beyond ln(max double) ≈ 709.78 ; USA in original time is refused above.
@@ -101,7 +101,7 @@ class Model:
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         self.__dict__["schedule"] = as_schedule(self.schedule)
-        beta = _check_beta(self.beta, self.normalization, self.time_scale)
+        beta = validate_beta(self.beta, self.normalization, self.time_scale)
         q, k, qk = _check_scores(self.Q, self.K, self.QK, self.heads)
         v, sign = _check_values(self.V, self.heads)
         mask = _check_mask(self.mask, self.causal)
@@ -302,15 +302,23 @@ def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Mod
     return out
 
 
-def _check_beta(value: Tensorish, normalization: str, time_scale: str) -> torch.Tensor:
+def validate_beta(value: Tensorish, normalization: str = "softmax", time_scale: str = "original", *,
+                  positive: bool = False) -> torch.Tensor:
+    """β as a 1-D tensor (k,) (a number gives (1,)), validated with the model's rules: finite, ≥ 0 (> 0 when
+    ``positive``), time_scale "exp_beta" only with USA, and USA in original time only up to 700 (e^β
+    overflows float64 beyond). The one β check of the package: :class:`Model`, the circle and the mean-field
+    solvers call it. Raises ValueError naming beta."""
+    validate_choice("normalization", normalization, NORMALIZATIONS)
+    validate_choice("time_scale", time_scale, ("original", "exp_beta"))
     beta = as_tensor("beta", value)
     if beta.ndim > 1:
         raise ValueError(f"beta must be a number or a 1-D array of shape (B,), got shape {tuple(beta.shape)}")
     if beta.numel() == 0:
         raise ValueError("beta must hold at least one value, got an empty array")
-    if torch.isnan(beta).any() or torch.isinf(beta).any() or (beta < 0).any():
-        bad = beta[~(torch.isfinite(beta) & (beta >= 0))][0].item()
-        raise ValueError(f"beta must be a finite number >= 0, got {bad}")
+    op = ">" if positive else ">="
+    bad = ~(torch.isfinite(beta) & ((beta > 0) if positive else (beta >= 0)))
+    if bool(bad.any()):
+        raise ValueError(f"beta must be a finite number {op} 0, got {beta[bad][0].item()}")
     if time_scale == "exp_beta" and normalization != "uniform":
         raise ValueError("time_scale='exp_beta' applies to normalization='uniform' (USA) only")
     if normalization == "uniform" and time_scale == "original" and float(beta.max()) > USA_ORIGINAL_TIME_MAX_BETA:

@@ -17,13 +17,11 @@ from typing import Any
 
 import torch
 
-from ..model import USA_ORIGINAL_TIME_MAX_BETA
-from ..validate import as_tensor, validate_choice
+from ..model import validate_beta
+from ..validate import as_tensor
 
 __all__ = ["angle_velocity", "angles_to_positions", "positions_to_angles"]
 
-NORMALIZATIONS = ("softmax", "uniform")  # the options of tokensphere.Model that the angle form covers
-TIME_SCALES = ("original", "exp_beta")
 
 
 def angles_to_positions(theta: torch.Tensor) -> torch.Tensor:
@@ -70,28 +68,12 @@ def check_angles(name: str, theta: Any) -> torch.Tensor:
 
 
 def check_beta(beta: Any, batch: int, normalization: str = "softmax", time_scale: str = "original") -> torch.Tensor:
-    """β as a float64 tensor of shape (1,) or (batch,), validated with the model's options.
-
-    The rules and messages are those of :class:`tokensphere.Model` for β; they are checked here rather than by
-    building a Model, which costs more than one evaluation of the angle field at small sizes."""
-    validate_choice("normalization", normalization, NORMALIZATIONS)
-    validate_choice("time_scale", time_scale, TIME_SCALES)
-    t = as_tensor("beta", beta)
-    if t.ndim > 1:
-        raise ValueError(f"beta must be a number or a 1-D array of shape (B,), got shape {tuple(t.shape)}")
-    b = t.to(torch.float64).reshape(-1)
+    """β as a float64 tensor of shape (1,) or (batch,), validated by the model's rules
+    (:func:`tokensphere.model.validate_beta`, without building a Model, which costs more than one evaluation of
+    the angle field at small sizes)."""
+    b = validate_beta(beta, normalization, time_scale).to(torch.float64)
     if b.numel() not in (1, batch):
         raise ValueError(f"beta must be a number or have shape (B,) = ({batch},), got {b.numel()} values")
-    bad = ~(torch.isfinite(b) & (b >= 0))
-    if bool(bad.any()):
-        raise ValueError(f"beta must be a finite number >= 0, got {float(b[bad][0])}")
-    if time_scale == "exp_beta" and normalization != "uniform":
-        raise ValueError("time_scale='exp_beta' applies to normalization='uniform' (USA) only")
-    if normalization == "uniform" and time_scale == "original" and float(b.max()) > USA_ORIGINAL_TIME_MAX_BETA:
-        raise ValueError(
-            f"beta must be <= {USA_ORIGINAL_TIME_MAX_BETA:g} for normalization='uniform' in original time "
-            f"(e^beta overflows float64), got {float(b.max()):g}; use time_scale='exp_beta'"
-        )
     return b
 
 

@@ -19,7 +19,9 @@ and keeps Z > 0 and |𝒳_SA| ≤ 1 (as in the exact field) for ρ ≥ 0, up to 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from ..model import NORMALIZATIONS, validate_beta
 from ..validate import validate_choice, validate_int
 
 __all__ = [
@@ -34,9 +36,7 @@ __all__ = [
     "speed_bound",
 ]
 
-NORMALIZATIONS = ("softmax", "uniform")  # SA and USA, the names Model uses
 # e^{β} overflows float64 above ln(max double) ≈ 709.78; USA velocities and energies carry that factor
-_USA_BETA_MAX = 700.0
 
 
 def cell_centres(n_cells: int) -> np.ndarray:
@@ -61,17 +61,11 @@ def check_density(name: str, rho) -> np.ndarray:
 
 
 def check_beta(beta, normalization: str, *, positive: bool = False) -> np.ndarray:
-    """β as a float64 array (a scalar or any batch shape); ValueError for β < 0 (β ≤ 0 if ``positive``), NaN,
-    or USA with β > 700 (e^{β} overflows float64)."""
-    validate_choice("normalization", normalization, NORMALIZATIONS)
+    """β as a float64 array (a scalar or any batch shape), validated by the model's rules
+    (:func:`tokensphere.model.validate_beta`: finite, ≥ 0 or > 0 if ``positive``, USA up to 700)."""
     b = np.asarray(beta, dtype=np.float64)
-    op = ">" if positive else ">="
-    if not np.isfinite(b).all() or (b < 0).any() or (positive and (b == 0).any()):
-        raise ValueError(f"beta must be finite numbers {op} 0, got {beta!r}")
-    if normalization == "uniform" and (b > _USA_BETA_MAX).any():
-        raise ValueError(f"beta must be <= {_USA_BETA_MAX:g} for normalization 'uniform' (e^beta overflows), "
-                         f"got {b.max():g}")
-    return b
+    flat = validate_beta(torch.from_numpy(b.reshape(-1).copy()), normalization, positive=positive)
+    return flat.numpy().reshape(b.shape)
 
 
 def fourier_coefficients(rho) -> np.ndarray:
