@@ -289,3 +289,19 @@ def test_report_cli_errors(tmp_path, inputs):
     assert not (tmp_path / "o5").exists()
     res = invoke("report", inputs["figures"], "--out", tmp_path / "taken", "--overwrite")
     assert res.exit_code == 0 and (tmp_path / "taken" / "index.html").exists()
+
+
+def test_a_folder_with_a_foreign_zarr_store_still_reports(tmp_path):
+    """A probe folder holds figures and a zarr store that is neither a run nor a phase diagram: the report
+    lists the store instead of refusing the folder."""
+    import xarray as xr
+
+    from tokensphere.report import sections_for
+
+    fig = MplFigure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [0, 1])
+    fig.savefig(tmp_path / "fig1_probe.png")
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_zarr(tmp_path / "probe_positions.zarr")
+    sections = sections_for(tmp_path)
+    assert len(sections) == 1 and "probe_positions.zarr" in sections[0].text
+    assert len(sections[0].figures) == 1

@@ -147,9 +147,16 @@ def run_folder_sections(folder: Path, *, systems: Sequence[int] | None = None) -
     text = f"Run folder {folder} ({command})." if command else f"Run folder {folder}."
     if described:
         text += " Files: " + "; ".join(f"{k} — {v}" for k, v in described.items()) + "."
-    out = [Section(f"Run {folder.name}", text, figures=figures, tables=tables)]
+    stores, other = [], []
     for store in sorted(c for c in folder.iterdir() if _is_zarr(c)):
-        kind = input_kind(store)
+        try:
+            stores.append((store, input_kind(store)))
+        except ValueError:  # a store of another kind (e.g. probe positions): listed, not rendered
+            other.append(store.name)
+    if other:
+        text += " Other zarr stores in the folder (not rendered here): " + ", ".join(other) + "."
+    out = [Section(f"Run {folder.name}", text, figures=figures, tables=tables)]
+    for store, kind in stores:
         if kind == "trajectory":
             out += trajectory_sections(Trajectory.load(store), f"{folder.name}/{store.name}",
                                        figures=not pngs, systems=systems)
