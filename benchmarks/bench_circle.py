@@ -26,24 +26,13 @@ import tokensphere as ts
 from tokensphere.circle import angle_velocity, angles_to_positions, positions_to_angles, simulate_angles
 
 try:  # the record helper lives next to this file
-    from bench_kernel import machine, record
+    from bench_kernel import best_time, machine, record
 except ImportError:  # pragma: no cover - run from another directory
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_kernel import machine, record
-
-
-def _best(fn, repeats: int) -> float:
-    """Minimum wall time of ``fn`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(max(repeats, 1)):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    from bench_kernel import best_time, machine, record
 
 
 def _start(B: int, n: int) -> torch.Tensor:
@@ -64,7 +53,7 @@ def field_ratio(B: int, n: int, beta: float, repeats: int) -> dict:
         for _ in range(block):
             angle_velocity(theta, beta)
 
-    tv, ta = _best(vec, repeats) / block, _best(ang, repeats) / block
+    tv, ta = best_time(vec, repeats, warmup=1) / block, best_time(ang, repeats, warmup=1) / block
     return {"case": f"field SA B={B} n={n} β={beta:g}", "vector_ms": 1e3 * tv, "angle_ms": 1e3 * ta,
             "ratio": tv / ta, "evals": "", "max_diff": ""}
 
@@ -80,7 +69,7 @@ def run_ratio(B: int, n: int, beta: float, normalization: str, t_max: float, rep
     def ang():
         out["a"] = simulate_angles(theta, beta, **opts)
 
-    tv, ta = _best(vec, repeats), _best(ang, repeats)
+    tv, ta = best_time(vec, repeats, warmup=1), best_time(ang, repeats, warmup=1)
     d = out["a"].theta - positions_to_angles(out["v"].positions)
     diff = float((torch.pi - torch.remainder(torch.pi - d, 2 * torch.pi)).abs().max())
     ev = f"{out['v'].metadata['field_evaluations']}/{out['a'].evaluations}"

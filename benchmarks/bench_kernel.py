@@ -36,6 +36,19 @@ def baseline_step(m: torch.Tensor, beta: float, eta: float = 0.1) -> torch.Tenso
     return m / torch.linalg.vector_norm(m, dim=-1, keepdim=True)
 
 
+def best_time(fn, repeats: int, warmup: int = 0) -> float:
+    """Minimum wall time of ``fn`` over ``repeats`` (at least 1) calls after ``warmup`` untimed calls: the
+    timer every benchmark script shares."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def _time(fn, repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):

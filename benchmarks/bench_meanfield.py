@@ -21,16 +21,7 @@ import numpy as np
 from tokensphere.meanfield import TrigonometricDensity, mean_field_velocity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernel import record  # noqa: E402
-
-
-def _best(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from bench_kernel import best_time, record  # noqa: E402
 
 
 def baseline_matrices(n_cells: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -56,8 +47,8 @@ def main(argv=None):
         ours = mean_field_velocity(rho, beta, "softmax", at="faces")
         base = (rho @ s) / (rho @ k)
         assert np.abs(ours - base).max() < 1e-12
-        t_ours = _best(lambda: mean_field_velocity(rho, beta, "softmax", at="faces"), args.repeats)
-        t_base = _best(lambda: (rho @ s) / (rho @ k), args.repeats)
+        t_ours = best_time(lambda: mean_field_velocity(rho, beta, "softmax", at="faces"), args.repeats)
+        t_base = best_time(lambda: (rho @ s) / (rho @ k), args.repeats)
         rows.append(dict(n_cells=n_cells, us_ours=1e6 * t_ours, us_base=1e6 * t_base, ratio=t_base / t_ours))
     text = "| N | B | FFT field (µs) | direct O(N²) (µs) | direct / FFT |\n|---|---|---|---|---|\n" + "\n".join(
         f"| {r['n_cells']} | {batch} | {r['us_ours']:.0f} | {r['us_base']:.0f} | {r['ratio']:.2f} |" for r in rows)

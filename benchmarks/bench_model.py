@@ -28,26 +28,13 @@ import torch
 import tokensphere as ts
 
 try:  # the record helper lives next to this file
-    from bench_kernel import machine, record
+    from bench_kernel import best_time, machine, record
 except ImportError:  # pragma: no cover - run from another directory
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_kernel import machine, record
-
-
-def _best(fn, repeats: int) -> float:
-    """Minimum wall time of ``fn`` over ``repeats`` calls after one warm-up call (no warm-up when 0)."""
-    if repeats:
-        fn()
-    best = float("inf")
-    repeats = max(repeats, 1)
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    from bench_kernel import best_time, machine, record
 
 
 def take_overhead(B: int, n: int, d: int, repeats: int) -> dict:
@@ -80,9 +67,9 @@ def take_overhead(B: int, n: int, d: int, repeats: int) -> dict:
 
     t_call, t_new, t_vel = [], [], []
     for _ in range(repeats):  # interleaved
-        t_call.append(_best(same, 1) / block)
-        t_new.append(_best(new, 1) / block)
-        t_vel.append(_best(prepared, 1) / block)
+        t_call.append(best_time(same, 1, warmup=1) / block)
+        t_new.append(best_time(new, 1, warmup=1) / block)
+        t_vel.append(best_time(prepared, 1, warmup=1) / block)
     case = f"take, QK + mask, (B, n, d) = ({B}, {n}, {d}), half the systems"
     return [{"case": case + ", same active set as the last step",
              "ours": min(t_call), "base": min(t_vel),

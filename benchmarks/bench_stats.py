@@ -23,16 +23,7 @@ from tokensphere.integrate.steps import erk_step
 from tokensphere.integrate.tableaux import DOPRI5
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernel import baseline_step, machine, record  # noqa: E402
-
-
-def _best(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from bench_kernel import baseline_step, best_time, machine, record  # noqa: E402
 
 
 def main(argv=None):
@@ -67,9 +58,9 @@ def main(argv=None):
             f()
         ts_, td, te = [], [], []
         for _ in range(repeats):
-            ts_.append(_best(stats, 1))
-            td.append(_best(dopri_step, 1))
-            te.append(_best(euler_step, 1))
+            ts_.append(best_time(stats, 1))
+            td.append(best_time(dopri_step, 1))
+            te.append(best_time(euler_step, 1))
         s, dstep, estep = min(ts_), min(td), min(te)
         rows.append((d, s, dstep, estep))
     lines = [

@@ -49,3 +49,8 @@ def test_model_benchmark_quick_runs_and_counts_draws():
     rows = bench.main(["--quick"])
     assert len(rows) == 3 and all(r["ours"] > 0 and r["base"] > 0 for r in rows)
     assert bench.redraw_draws() == 18  # one matrix set per (system, layer): 6 systems × 3 layers
+
+
+def test_circle_and_meanfield_benchmarks_quick_run():
+    assert _load("bench_circle").main(["--quick"])
+    assert _load("bench_meanfield").main(["--quick"]) is not None
