@@ -301,7 +301,7 @@ def test_a_folder_with_a_foreign_zarr_store_still_reports(tmp_path):
     fig = MplFigure(figsize=(2, 2))
     fig.add_subplot().plot([0, 1], [0, 1])
     fig.savefig(tmp_path / "fig1_probe.png")
-    xr.Dataset({"x": ("i", np.arange(3.0))}).to_zarr(tmp_path / "probe_positions.zarr")
+    xr.Dataset({"x": ("i", np.arange(3.0))}).to_zarr(tmp_path / "probe_positions.zarr", consolidated=False)
     sections = sections_for(tmp_path)
     assert len(sections) == 1 and "probe_positions.zarr" in sections[0].text
     assert len(sections[0].figures) == 1
