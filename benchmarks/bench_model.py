@@ -21,20 +21,16 @@ column).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 import tokensphere as ts
 
-try:  # the record helper lives next to this file
-    from bench_kernel import best_time, machine, record
-except ImportError:  # pragma: no cover - run from another directory
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_kernel import best_time, machine, record
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers live next to this file
+from bench_kernel import best_time, machine, record  # noqa: E402
 
 
 def take_overhead(B: int, n: int, d: int, repeats: int) -> dict:
