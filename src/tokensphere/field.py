@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from .feedforward import add_feedforward
 from .model import Model
 from .weights import Weights
 
@@ -57,6 +58,7 @@ def velocity(
         f = _streaming(x, w, int(chunk_size))
     if w.sign != 1.0:
         f = f * w.sign
+    f = add_feedforward(f, x, w)  # + w σ(a x_i + b), the feed-forward term of (2.8)
     return tangent_project(x, f) if project else f
 
 

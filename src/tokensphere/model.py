@@ -20,8 +20,9 @@ from typing import Any, Literal
 
 import torch
 
+from .feedforward import FeedForward
 from .schedule import Layerwise, Schedule, as_schedule, schedule_from_spec
-from .validate import as_tensor, validate_choice, validate_int
+from .validate import as_tensor, validate_choice, validate_int, validate_real
 from .weights import Weights, canonical_matrix
 
 __all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule", "validate_beta"]
@@ -67,6 +68,12 @@ class Model:
     schedule : callable t ↦ mapping, optional
         Time-dependent weights (depth-dependent Q(t), K(t), V(t), §2 of the paper): returns a mapping with any of "Q", "K", "QK", "V" that replace
         the constant ones at time t. See :class:`Layerwise` for piecewise-constant layers.
+    noise : float
+        Strength σ ≥ 0 of independent Brownian motion on the sphere added to every token (Problem 7):
+        dx_i = P⊥_{x_i}(Σ_j A_ij V x_j) dt + σ P⊥_{x_i} ∘ dW_i (Stratonovich). σ > 0 runs through the stochastic
+        integrators of :mod:`tokensphere.integrate.sde` and needs ``projection=True``; 0 is the ODE.
+    feedforward : FeedForward, optional
+        The feed-forward term w σ(a x_i + b) of the full Transformer (2.8), added before the projection.
 
     Raises ``ValueError`` naming the parameter for every invalid value.
     """
@@ -84,7 +91,9 @@ class Model:
     uniform_count: Literal["n", "attended"] = "n"
     projection: bool = True
     time_scale: Literal["original", "exp_beta"] = "original"
+    noise: float = 0.0
     schedule: Schedule | Callable[[float], Mapping[str, Tensorish]] | None = field(default=None, repr=False)
+    feedforward: FeedForward | None = None
     # canonical weights per (dtype, device), filled by __post_init__ (the one private state)
     _weights: dict[tuple[torch.dtype, torch.device], Weights] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -101,14 +110,21 @@ class Model:
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         self.__dict__["schedule"] = as_schedule(self.schedule)
+        self.__dict__["noise"] = validate_real("noise", self.noise, minimum=0.0)
+        if self.noise > 0 and not self.projection:
+            raise ValueError("noise > 0 is Brownian motion on the sphere: it needs projection=True")
         beta = validate_beta(self.beta, self.normalization, self.time_scale)
         q, k, qk = _check_scores(self.Q, self.K, self.QK, self.heads)
         v, sign = _check_values(self.V, self.heads)
         mask = _check_mask(self.mask, self.causal)
+        ff = self.feedforward
+        if ff is not None and not isinstance(ff, FeedForward):
+            raise ValueError(f"feedforward must be a tokensphere.FeedForward or None, got {type(ff).__name__}")
         weights = Weights(
             beta=beta, q=q, k=k, qk=qk, v=v, mask=mask, sign=sign, normalization=self.normalization,
             heads=self.heads, head_reduction=self.head_reduction, causal=self.causal,
             uniform_count=self.uniform_count, projection=self.projection, time_scale=self.time_scale,
+            **({} if ff is None else {"ff_w": ff.w, "ff_a": ff.a, "ff_b": ff.b, "ff_activation": ff.activation}),
         )
         dtype = beta.dtype
         for t in weights._tensors():
@@ -145,7 +161,8 @@ class Model:
     @property
     def is_sa_toy(self) -> bool:
         """True for the toy model Q = K = V = ±I with one head, no mask and constant weights (§2, (2.3))."""
-        return self.weights().toy and self.schedule is None
+        w = self.weights()
+        return w.toy and self.schedule is None and w.ff_w is None
 
     @property
     def sign(self) -> float:
@@ -211,7 +228,7 @@ class Model:
             if f.name == "beta":
                 b = self.beta_tensor()
                 out["beta"] = b.tolist() if b.numel() <= 4096 else f"array{tuple(b.shape)}"
-            elif f.name == "schedule":
+            elif f.name in ("schedule", "feedforward"):
                 out[f.name] = None if val is None else repr(val)
             elif val is None or isinstance(val, (str, bool, int, float)):
                 out[f.name] = val
@@ -233,6 +250,7 @@ class Model:
             if f.init and f.name != "V" and isinstance(getattr(self, f.name), (bool, int, str))
         }
         spec["V"] = self.V if isinstance(self.V, str) else None
+        spec["noise"] = self.noise
         arrays: dict[str, torch.Tensor] = {"beta": w.beta}
         for name, t in (("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", w.v), ("mask", w.mask)):
             if t is not None:
@@ -245,13 +263,17 @@ class Model:
                 sched_spec, sched_arrays = {"kind": "unrestorable", "repr": repr(self.schedule)}, {}
             spec["schedule"] = sched_spec
             arrays.update({f"schedule/{k}": v for k, v in sched_arrays.items()})
+        spec["feedforward"] = None
+        if w.ff_w is not None:
+            spec["feedforward"] = {"activation": w.ff_activation}
+            arrays.update({"feedforward/w": w.ff_w, "feedforward/a": w.ff_a, "feedforward/b": w.ff_b})
         return spec, arrays
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], arrays: Mapping[str, Any]) -> Model:
         """Rebuild a model from :meth:`to_spec` output (arrays may be tensors or NumPy arrays)."""
         tens = {k: as_tensor(k, v) for k, v in arrays.items()}
-        kw = {k: v for k, v in spec.items() if k != "schedule"}
+        kw = {k: v for k, v in spec.items() if k not in ("schedule", "feedforward")}
         for name in ("Q", "K", "QK", "V", "mask"):
             if name in tens:
                 kw[name] = tens[name]
@@ -265,6 +287,9 @@ class Model:
                 kw["schedule"] = UnrestoredSchedule(sched.get("repr", "?"))
             else:
                 kw["schedule"] = schedule_from_spec(sched, sub)
+        if spec.get("feedforward") is not None:
+            sub = {k.split("/", 1)[1]: v for k, v in tens.items() if k.startswith("feedforward/")}
+            kw["feedforward"] = FeedForward.from_spec(spec["feedforward"], sub)
         return cls(**kw)
 
 

@@ -45,6 +45,12 @@ class Weights:
     uniform_count: str
     projection: bool
     time_scale: str
+    # the feed-forward layer w σ(a x + b) of (2.8) (tokensphere.feedforward): (B or 1, d, p), (B or 1, p, d),
+    # (B or 1, p), or None without one
+    ff_w: torch.Tensor | None = None
+    ff_a: torch.Tensor | None = None
+    ff_b: torch.Tensor | None = None
+    ff_activation: str = "relu"
 
     @cached_property
     def batch(self) -> int:
@@ -62,7 +68,8 @@ class Weights:
         return self.identity_attention and self.v is None and self.heads == 1
 
     def _tensors(self) -> list[torch.Tensor]:
-        return [t for t in (self.beta, self.q, self.k, self.qk, self.v, self.mask) if t is not None]
+        return [t for t in (self.beta, self.q, self.k, self.qk, self.v, self.mask, self.ff_w, self.ff_a, self.ff_b)
+                if t is not None]
 
     def to(self, dtype: torch.dtype, device: torch.device) -> Weights:
         """The same weights as ``dtype`` on ``device`` (masks keep −inf)."""
@@ -72,7 +79,7 @@ class Weights:
 
         return replace(
             self, beta=conv(self.beta), q=conv(self.q), k=conv(self.k), qk=conv(self.qk), v=conv(self.v),
-            mask=conv(self.mask),
+            mask=conv(self.mask), ff_w=conv(self.ff_w), ff_a=conv(self.ff_a), ff_b=conv(self.ff_b),
         )
 
     def take(self, index: torch.Tensor) -> Weights:
@@ -83,7 +90,7 @@ class Weights:
         out = object.__new__(Weights)
         state = out.__dict__
         state.update(self.__dict__)
-        for name in ("beta", "q", "k", "qk", "v", "mask"):
+        for name in ("beta", "q", "k", "qk", "v", "mask", "ff_w", "ff_a", "ff_b"):
             t = state[name]
             if t is not None and t.shape[0] != 1:
                 state[name] = t.index_select(0, index if index.device == t.device else index.to(t.device))
@@ -91,7 +98,7 @@ class Weights:
         return out
 
     def with_matrices(self, update: dict[str, torch.Tensor]) -> Weights:
-        """Replace some of q, k, qk, v (canonical tensors, already in this dtype and device).
+        """Replace some of q, k, qk, v, ff_w, ff_a, ff_b (canonical tensors, already in this dtype and device).
 
         Giving ``qk`` clears q and k; giving q and k clears qk (the two ways of writing the scores).
         """
