@@ -4,28 +4,50 @@
     A^h_ij = exp(β⟨Q_h x_i, K_h x_j⟩ + b_ij) / Z_{β,i,h}   (softmax, SA)
     A^h_ij = exp(β⟨Q_h x_i, K_h x_j⟩ + b_ij − c) / n       (uniform, USA; c = β when time_scale="exp_beta")
 
-Shapes: positions ``x`` are ``(B, n, d)``; attention and scores are ``(B, H, n, n)``. The softmax subtracts
-the row maximum (torch's fused softmax and the streaming path both do), so no β overflows it. Two back ends
-give the same numbers: a dense one that materialises the (B, H, n, n) scores, and a streaming one
-(``chunk_size=c``) that runs an online softmax over key blocks of size c and needs O(B·H·n·c) memory.
+Shapes: positions ``x`` are ``(B, n, d)``; attention and scores are ``(B, H, n, n)``. Every back end shifts
+the exponents by a bound on the row's scores, so no β overflows them. Four back ends give the same numbers
+(to round-off); :func:`plan` picks one from the model, the shapes and the free memory (``velocity`` calls it,
+the user never has to):
+
+- ``fused``: the toy model (Q = K = V = I, one head, no mask), batches of small systems. One matrix product
+  for the shifted scores β⟨x_i, x_j⟩ − c_i, the exponentials in place, one product with [x | 1] that gives
+  the weighted sum and the row sum Z_i together. The shift c_i = β|x_i| max_j|x_j| bounds every score of row
+  i (Cauchy–Schwarz), so no row maximum is needed; it is used while e^{−β M (M − m)} (M, m: the largest and
+  smallest |x_j| of the system) cannot underflow, which holds for unit vectors at any β.
+- ``sdpa``: torch's fused CPU attention (flash attention with an online softmax, memory O(n·d)); it also
+  returns log Z_i, from which the uniform (USA) field is recovered. Q, K, V, heads, masks, causal.
+- ``dense``: materialises the (B, H, n, n) scores (the general reference path).
+- ``streaming`` (``chunk_size=c``, or chosen when the dense scores do not fit): an online softmax over key
+  blocks of size c, memory O(B·H·n·c).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 
 from .feedforward import add_feedforward
 from .model import Model
+from .runtime import memory_budget
 from .weights import Weights
 
-__all__ = ["velocity", "attention", "scores", "tangent_project", "log_normalizer", "weights_at"]
+__all__ = ["velocity", "attention", "scores", "tangent_project", "log_normalizer", "weights_at", "plan", "KernelPlan"]
 
 
 def tangent_project(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """P⊥_x y = y − ⟨x, y⟩ x, row by row (the projection of (2.3)). x, y: (..., d). Returns (..., d)."""
-    return y - (x * y).sum(-1, keepdim=True) * x
+    return torch.addcmul(y, _rowdot(x, y), x, value=-1.0)
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """⟨a_i, b_i⟩ over the last axis, keepdim. For small d a product with a column of ones is several times
+    faster than torch's reduction over a short last axis."""
+    d = a.shape[-1]
+    if d <= 16:
+        return torch.matmul(a * b, torch.ones((d, 1), dtype=a.dtype, device=a.device))
+    return (a * b).sum(-1, keepdim=True)
 
 
 def velocity(
@@ -41,21 +63,15 @@ def velocity(
     x: (B, n, d) positions (unit vectors when ``model.projection``). model: a :class:`Model` whose per-system
     parameters have batch size 1 or B. t: time, a float or a (B,) tensor of per-system times (only read by
     time-dependent weights). project: override ``model.projection`` (the authors' Euler step uses the
-    unprojected field). chunk_size: if given, stream over key blocks of this size (memory O(B·H·n·chunk_size)).
-    Returns (B, n, d) in the dtype of x; tangent to each x_i when projected. Raises ValueError on shape
-    mismatches.
+    unprojected field). chunk_size: if given, stream over key blocks of this size (memory O(B·H·n·chunk_size));
+    by default :func:`plan` chooses the back end (and a chunk size when needed) from the free memory.
+    Returns (B, n, d) in the dtype of x; tangent to each x_i when projected. Differentiable in x and in the
+    model's tensors. Raises ValueError on shape mismatches, MemoryError when no back end fits in memory.
     """
     w = weights_at(model, x, t)
     if project is None:
         project = w.projection
-    if chunk_size is None and w.toy:
-        f = _toy_dense(x, w)
-    elif chunk_size is None:
-        f = _general_dense(x, w)
-    else:
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
-        f = _streaming(x, w, int(chunk_size))
+    f = _run(_plan(x, w, chunk_size), x, w)  # the one dispatch: back end chosen by plan()
     if w.sign != 1.0:
         f = f * w.sign
     f = add_feedforward(f, x, w)  # + w σ(a x_i + b), the feed-forward term of (2.8)
@@ -96,17 +112,176 @@ def log_normalizer(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------------
+# the plan: which back end runs, chosen from the model, the shapes and the free memory
+
+SDPA_MIN_N = 256  # from this many tokens on, torch's fused attention beats the fused toy path (measured)
+SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
+_UNDERFLOW_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}  # -log of a safe lower bound on e^{...}
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """The back end :func:`velocity` uses for a given input, and why.
+
+    backend: "fused", "sdpa", "dense" or "streaming" (see the module docstring). block: systems per block of
+    the fused path (< B when the whole batch's scores would not fit). chunk_size: the key-block size of the
+    streaming path. reason: one line.
+    """
+
+    backend: str
+    block: int | None = None
+    chunk_size: int | None = None
+    reason: str = ""
+    _norms: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        """A short label: "fused", "sdpa", "dense", "streaming (chunk 512)", "fused (blocks of 64)"."""
+        if self.backend == "streaming":
+            return f"streaming (chunk {self.chunk_size})"
+        if self.backend == "fused" and self.block is not None:
+            return f"fused (blocks of {self.block})"
+        return self.backend
+
+
+def plan(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0, *, chunk_size: int | None = None) -> KernelPlan:
+    """The back end ``velocity(x, model, t, chunk_size=chunk_size)`` runs, with its block sizes.
+
+    x: (B, n, d). Reads the free memory (:func:`tokensphere.runtime.available_memory`) only when the dense
+    temporaries would exceed 256 MiB. Raises MemoryError when not even the streaming path fits.
+    """
+    w = weights_at(model, x, t)
+    return _plan(x, w, chunk_size)
+
+
+def _needs_grad(x: torch.Tensor, w: Weights) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or any(t.requires_grad for t in w._tensors())
+
+
+def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
+    B, n, d = x.shape
+    if chunk_size is not None:
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
+        return KernelPlan("streaming", chunk_size=int(chunk_size), reason="chunk_size given")
+    size, H = x.element_size(), w.heads
+    budget: list[int] = []
+
+    def fits(nbytes: int) -> bool:
+        if nbytes <= SMALL_BYTES:
+            return True
+        if not budget:
+            budget.append(memory_budget(x.device))
+        return nbytes <= budget[0]
+
+    grad = _needs_grad(x, w)
+    if w.toy and n < SDPA_MIN_N:
+        norms = None
+        if w.normalization == "softmax":
+            norms = _rowdot(x, x).sqrt()  # (B, n, 1)
+            big, small = norms.amax(1), norms.amin(1)
+            spread = (w.beta.view(-1, 1) * big * (big - small)).amax()
+            ok = bool(spread <= _UNDERFLOW_MARGIN.get(x.dtype, 70.0)) and bool(w.beta.min() >= 0)
+        else:
+            ok = True
+        per_system = 2 * n * n * size
+        if ok and fits(B * per_system):
+            return KernelPlan("fused", reason="toy model, small systems", _norms=norms)
+        if ok and fits(per_system):
+            block = max(1, (budget[0] if budget else SMALL_BYTES) // per_system)
+            return KernelPlan("fused", block=int(block), reason="toy model, batch in blocks that fit", _norms=norms)
+    sdpa_ok = (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not (grad and w.normalization != "softmax")  # its log-sum-exp output has no gradient
+        and not (grad and w.mask is not None and w.mask.requires_grad)
+    )
+    dense_bytes = 3 * B * H * n * n * size
+    if sdpa_ok and (n >= SDPA_MIN_N or not fits(dense_bytes)):
+        return KernelPlan("sdpa", reason="fused attention (online softmax, O(n·d) memory)")
+    if fits(dense_bytes):
+        return KernelPlan("dense", reason="general weights, scores fit in memory")
+    avail = budget[0]
+    c = min(n, avail // (3 * B * H * n * size))
+    if c < 1:
+        raise MemoryError(
+            f"velocity: even one key column per block needs {3 * B * H * n * size / 2**30:.2f} GiB for (B, H, n) = "
+            f"({B}, {H}, {n}) but only {avail / 2**30:.2f} GiB may be used; evaluate fewer systems at a time"
+        )
+    return KernelPlan("streaming", chunk_size=int(c), reason="dense scores do not fit: key blocks sized to memory")
+
+
+def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
+    if p.backend == "fused":
+        return _fused_toy(x, w, p.block, p._norms)
+    if p.backend == "sdpa":
+        return _sdpa(x, w)
+    if p.backend == "dense":
+        return _general_dense(x, w)
+    return _streaming(x, w, p.chunk_size)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # back ends
 
 
-def _toy_dense(x: torch.Tensor, w: Weights) -> torch.Tensor:
-    """Q = K = V = I, one head, no mask: two batched matmuls and a softmax (the hot path)."""
-    # scale the queries (O(B·n·d)) rather than the scores (O(B·n²))
-    logits = torch.bmm(x * w.beta.view(-1, 1, 1), x.transpose(1, 2))
-    if w.normalization == "softmax":
-        return torch.bmm(torch.softmax(logits, dim=-1), x)
-    a = torch.exp(logits - _usa_shift(w, x).view(-1, 1, 1))
-    return torch.bmm(a, x) / x.shape[1]
+def _fused_toy(x: torch.Tensor, w: Weights, block: int | None, norms: torch.Tensor | None) -> torch.Tensor:
+    """Q = K = V = I, one head, no mask: e = exp(β⟨x_i, x_j⟩ − c_i) by one product and an in-place exp, then
+    one product with [x | 1] for Σ_j e_ij x_j and Z_i together (softmax), or with x (USA)."""
+    B, n, d = x.shape
+    beta = w.beta.view(-1, 1, 1)
+    softmax = w.normalization == "softmax"
+    if softmax:
+        # c_i = β|x_i| max_j|x_j| ≥ β⟨x_i, x_j⟩: exponents ≤ 0; softmax is shift-invariant, so no gradient
+        shift = (beta * norms * norms.amax(1, keepdim=True)).detach()
+        vals = torch.cat([x, torch.ones((B, n, 1), dtype=x.dtype, device=x.device)], -1)
+    else:
+        shift = _usa_shift(w, x).view(-1, 1, 1)
+        vals = x
+    xq = x * beta  # scale the queries (O(B·n·d)) rather than the scores (O(B·n²))
+    step = B if block is None else block
+    outs = []
+    for b0 in range(0, B, step):
+        rows = slice(b0, b0 + step)
+        sh = shift[rows] if shift.shape[0] > 1 else shift
+        e = torch.baddbmm(-sh, xq[rows], x[rows].transpose(1, 2)).exp_()
+        y = torch.bmm(e, vals[rows])
+        outs.append(y[..., :d] / y[..., d:] if softmax else y / n)
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def _sdpa(x: torch.Tensor, w: Weights) -> torch.Tensor:
+    """torch's fused CPU attention on (B, H, n, ·) queries β·Q x, keys K x, values V x (zero-padded to one
+    width, which changes no score and adds zero columns). USA: the output times Z_i e^{−c} / count, with
+    Z_i = exp(logsumexp) returned by the same call."""
+    B, n, d = x.shape
+    H = w.heads
+    q, k = _queries_keys(x, w)
+    q = (q * w.beta.view(-1, 1, 1, 1)).expand(B, H, n, -1)
+    k = k.expand(B, H, n, -1)
+    v = _values(x, w).expand(B, H, n, -1)
+    width = max(q.shape[-1], d)
+    if q.shape[-1] < width:
+        q = torch.nn.functional.pad(q, (0, width - q.shape[-1]))
+        k = torch.nn.functional.pad(k, (0, width - k.shape[-1]))
+    if d < width:
+        v = torch.nn.functional.pad(v, (0, width - d))
+    bias = _bias(w, n, x) if w.mask is not None else None  # causal alone is the kernel's flag
+    causal = w.causal and bias is None
+    o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, causal, attn_mask=bias, scale=1.0
+    )
+    o = o[..., :d]
+    if w.normalization == "uniform":
+        if w.uniform_count == "attended" and bias is not None:
+            count = torch.isfinite(bias).to(x.dtype).sum(-1, keepdim=True)
+        elif w.uniform_count == "attended" and w.causal:
+            count = torch.arange(1, n + 1, dtype=x.dtype, device=x.device).view(n, 1)
+        else:
+            count = n
+        o = o * torch.exp(lse.unsqueeze(-1) - _usa_shift(w, x)) / count
+    return _reduce_heads(o, w)
 
 
 def _scores(x: torch.Tensor, w: Weights) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 
 from .validate import validate_int
 
-__all__ = ["LARGE_N", "all_cores", "choose_threads", "torch_threads"]
+__all__ = ["LARGE_N", "all_cores", "available_memory", "choose_threads", "memory_budget", "torch_threads"]
 
 LARGE_N = 512  # from this many tokens per system on, the (n × n) products are large enough to thread
 
@@ -54,3 +54,37 @@ def torch_threads(n: int | None) -> Iterator[int]:
         yield n
     finally:
         torch.set_num_threads(old)
+
+
+# -----------------------------------------------------------------------------------------------------------
+# memory: what the velocity kernel may allocate (its back end is chosen from this, see field.plan)
+
+MEMORY_FRACTION = 0.5  # share of the available memory one kernel call may use for its (n × n) blocks
+_FALLBACK_BYTES = 2 * 1024**3  # when the platform tells nothing
+
+
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes free on ``device`` now: ``MemAvailable`` of /proc/meminfo on CPU (the kernel's estimate of what
+    can be allocated without swapping), ``torch.cuda.mem_get_info`` on CUDA. Falls back to the free physical
+    pages, then to 2 GiB, where neither is readable."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - platforms without sysconf
+        return _FALLBACK_BYTES
+
+
+def memory_budget(device: torch.device | str = "cpu") -> int:
+    """Bytes one kernel call may use for its temporaries: :data:`MEMORY_FRACTION` of
+    :func:`available_memory`."""
+    return int(available_memory(device) * MEMORY_FRACTION)
