@@ -2,30 +2,44 @@
 
 The baseline is the step of the authors' ``phase-diagrams.py`` script, re-implemented here:
 scores S = β M Mᵀ, A = softmax(S), M ← normalise(M + η A M), float64 (float32 as the option). We time one
-``tokensphere.velocity`` call (projection included) against one baseline step, interleaved, and report
-the minimum over repeats in ns per B·n²·d and the ratio ours / baseline (< 1: ours is faster).
+``tokensphere.velocity`` call (projection included) against one baseline step, interleaved, at the thread
+count of the library's policy (``runtime.choose_threads``) for both, and report the minimum over repeats in
+ns per B·n²·d, the speed-up baseline / ours (> 1: ours is faster), the back end ``tokensphere.field.plan``
+chose, and the fraction of this machine's limit: the time a perfect kernel would need for the two matrix
+products (4·B·n²·d flops at the matmul rate measured here) plus the B·n² exponentials (at the exp rate
+measured here), divided by our time. float32 rows also give the speed-up against the float64 baseline.
+
+The large entry (n = 65,536, d = 64, float64) runs in a subprocess and reports its peak resident memory
+(``resource.getrusage``) and its time against ``torch.nn.functional.scaled_dot_product_attention`` on the same
+input in the same subprocess.
 
     python benchmarks/bench_kernel.py            # print the table
     python benchmarks/bench_kernel.py --record   # also append it to BENCHMARKS.md
-    python benchmarks/bench_kernel.py --quick    # tiny shapes, for the test suite
+    python benchmarks/bench_kernel.py --quick    # tiny shapes, no large entry, for the test suite
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 import tokensphere as ts
+from tokensphere.field import plan
+from tokensphere.runtime import choose_threads, torch_threads
 
-SHAPES = [(2048, 32, 2), (16, 128, 64), (1, 2048, 64)]
+SHAPES = [(2048, 32, 2), (2048, 32, 32), (16, 128, 64), (1, 2048, 64)]
 QUICK_SHAPES = [(8, 8, 2), (2, 16, 4)]
 DTYPES = [torch.float64, torch.float32]
+LARGE = (1, 65536, 64)
 
 
 def baseline_step(m: torch.Tensor, beta: float, eta: float = 0.1) -> torch.Tensor:
@@ -58,35 +72,87 @@ def _time(fn, repeats: int) -> list[float]:
     return out
 
 
-def bench(shape, dtype, repeats: int, chunk_size: int | None = None) -> dict:
+def machine_limits(dtype: torch.dtype, repeats: int = 5) -> dict:
+    """This machine's matmul rate (flop/s, a square product of 1024) and exponential rate (1/s, 2^22
+    elements), measured now at the current thread count."""
+    a = torch.randn(1024, 1024, dtype=dtype)
+    e = torch.randn(1 << 22, dtype=dtype)
+    out = torch.empty_like(e)
+    t_mm = best_time(lambda: torch.mm(a, a), repeats, warmup=1)
+    t_exp = best_time(lambda: torch.exp(e, out=out), repeats, warmup=1)
+    return {"flops": 2 * 1024**3 / t_mm, "exps": e.numel() / t_exp}
+
+
+def bench(shape, dtype, repeats: int, chunk_size: int | None = None, model: ts.Model | None = None) -> dict:
     B, n, d = shape
     x = ts.sample_sphere(B, n, d, seed=0, dtype=dtype)
-    model = ts.Model(beta=1.0).to(dtype)
+    model = (model or ts.Model(beta=1.0)).to(dtype)
+    x64 = x.double()
+    threads = choose_threads(n)
+    with torch_threads(threads):
+        limits = machine_limits(dtype)
 
-    def ours():
-        return ts.velocity(x, model, chunk_size=chunk_size)
+        def ours():
+            return ts.velocity(x, model, chunk_size=chunk_size)
 
-    def base():
-        return baseline_step(x, 1.0)
+        def base():
+            return baseline_step(x, 1.0)
 
-    for _ in range(2):  # warm-up
-        ours()
-        base()
-    t_ours, t_base = [], []
-    for _ in range(repeats):  # interleaved, so drift in machine speed hits both alike
-        t_base += _time(base, 1)
-        t_ours += _time(ours, 1)
+        def base64():
+            return baseline_step(x64, 1.0)
+
+        for _ in range(2):  # warm-up
+            ours()
+            base()
+        t_ours, t_base, t_b64 = [], [], []
+        for _ in range(repeats):  # interleaved, so drift in machine speed hits both alike
+            t_base += _time(base, 1)
+            t_ours += _time(ours, 1)
+            if dtype != torch.float64:
+                t_b64 += _time(base64, 1)
     work = B * n * n * d
-    ns_ours = min(t_ours) * 1e9 / work
-    ns_base = min(t_base) * 1e9 / work
+    bound = 4 * work / limits["flops"] + B * n * n / limits["exps"]
     return {
         "shape": shape,
         "dtype": str(dtype).replace("torch.", ""),
         "chunk": chunk_size,
-        "ns_ours": ns_ours,
-        "ns_base": ns_base,
-        "ratio": ns_ours / ns_base,
+        "backend": plan(x, model, chunk_size=chunk_size).describe(),
+        "threads": threads,
+        "ns_ours": min(t_ours) * 1e9 / work,
+        "ns_base": min(t_base) * 1e9 / work,
+        "speedup": min(t_base) / min(t_ours),
+        "speedup_vs_f64": (min(t_b64) / min(t_ours)) if t_b64 else None,
+        "limit_fraction": bound / min(t_ours),
+        "ratio": min(t_ours) / min(t_base),
     }
+
+
+_LARGE_CHILD = r"""
+import json, resource, sys, time, torch, tokensphere as ts
+from tokensphere.field import plan
+B, n, d = map(int, sys.argv[1:4])
+x = ts.sample_sphere(B, n, d, seed=0)
+m = ts.Model(beta=1.0)
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter(); ts.velocity(x, m); t_ours = time.perf_counter() - t0
+rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+xh = x.unsqueeze(1)
+t0 = time.perf_counter(); torch.nn.functional.scaled_dot_product_attention(xh, xh, xh, scale=1.0)
+t_sdpa = time.perf_counter() - t0
+t0 = time.perf_counter(); ts.velocity(x, m); t_ours = min(t_ours, time.perf_counter() - t0)
+print(json.dumps({"backend": plan(x, m).describe(), "t_ours": t_ours, "t_sdpa": t_sdpa,
+                  "rss_before_kib": rss0, "rss_peak_kib": rss1, "threads": torch.get_num_threads()}))
+"""
+
+
+def bench_large(shape=LARGE) -> dict:
+    """Velocity at n = 65,536 in a fresh process: peak RSS and time against torch's SDPA in that process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LARGE_CHILD, *map(str, shape)], capture_output=True, text=True, check=True
+    )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["shape"] = shape
+    return r
 
 
 def machine() -> str:
@@ -103,15 +169,26 @@ def machine() -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| shape (B, n, d) | dtype | back end | ours ns/(B·n²·d) | baseline ns/(B·n²·d) | ratio ours/baseline |",
-        "|---|---|---|---|---|---|",
+        "| shape (B, n, d) | dtype | threads | back end | ours ns/(B·n²·d) | baseline ns/(B·n²·d) | speed-up "
+        "baseline/ours | speed-up vs float64 baseline | fraction of machine limit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        backend = "dense" if r["chunk"] is None else f"streaming (chunk {r['chunk']})"
+        vs64 = "" if r["speedup_vs_f64"] is None else f"{r['speedup_vs_f64']:.2f}×"
         lines.append(
-            f"| {r['shape']} | {r['dtype']} | {backend} | {r['ns_ours']:.4f} | {r['ns_base']:.4f} | {r['ratio']:.3f} |"
+            f"| {r['shape']} | {r['dtype']} | {r['threads']} | {r['backend']} | {r['ns_ours']:.4f} | "
+            f"{r['ns_base']:.4f} | {r['speedup']:.2f}× | {vs64} | {100 * r['limit_fraction']:.0f} % |"
         )
     return "\n".join(lines)
+
+
+def large_line(r: dict) -> str:
+    return (
+        f"Large system {r['shape']} float64, back end {r['backend']}, {r['threads']} threads: one velocity "
+        f"{r['t_ours']:.2f} s, torch SDPA on the same input {r['t_sdpa']:.2f} s (ratio {r['t_ours'] / r['t_sdpa']:.2f}); "
+        f"peak RSS {r['rss_peak_kib'] / 2**20:.2f} GiB (the process held {r['rss_before_kib'] / 2**20:.2f} GiB "
+        f"before the call: torch, the input)."
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -119,22 +196,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
     p.add_argument("--record", action="store_true", help="append the table to BENCHMARKS.md")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per case (default 20, quick 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--no-large", action="store_true", help="skip the n = 65,536 entry")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 20)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     rows = [bench(s, dt_, repeats) for s in shapes for dt_ in DTYPES]
-    # the O(n)-memory streaming back end at the largest shape, against the same baseline
     big = shapes[-1]
-    rows += [bench(big, dt_, repeats, chunk_size=max(1, big[1] // 4)) for dt_ in DTYPES]
+    usa = ts.Model(beta=1.0, normalization="uniform", time_scale="exp_beta")
+    rows += [bench(big, torch.float64, repeats, model=usa)]
+    rows[-1]["dtype"] += " (USA)"
+    # the O(n)-memory streaming back end with an explicit chunk, against the same baseline
+    rows += [bench(big, torch.float64, repeats, chunk_size=max(1, big[1] // 4))]
     text = table(rows)
+    if not args.quick and not args.no_large:
+        text += "\n\n" + large_line(bench_large())
     print(machine())
     print(text)
     if args.record:
         cmd = "python benchmarks/bench_kernel.py --record" + (" --quick" if args.quick else "")
-        record("Kernel: one velocity evaluation vs the authors' step", cmd, f"minimum over {repeats} interleaved repeats", text)
+        record("Kernel: one velocity evaluation vs the authors' step", cmd,
+               f"minimum over {repeats} interleaved repeats, both at the policy's thread count", text)
     return rows
 
 

@@ -1,0 +1,244 @@
+"""The back ends of the velocity kernel (fused toy path, torch's fused attention, dense, streaming) and the one
+place that chooses between them (``field.plan``).
+
+Independent truth: ``ref_field`` of tests/test_field.py, a NumPy loop over systems, heads and rows that evaluates
+(2.3)-(2.7) of the paper literally with the row maximum subtracted. Every back end that can run a variant is
+forced on it and compared with that reference at 1e-12 relative to the size of the field (float64), the bound
+argued in test_field.py's docstring. The plan itself is tested for what it picks (model, shapes, gradients,
+free memory) and for refusing, with a MemoryError, inputs that fit no back end.
+"""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tokensphere.field as field
+from tokensphere import Layerwise, Model, velocity
+from tokensphere.field import KernelPlan, plan, weights_at
+from tokensphere.runtime import available_memory, memory_budget
+
+from helpers import gauss, sphere
+from test_field import B, D, N, VARIANTS, close, ref_field, variant_kwargs
+
+BACKENDS = ["fused", "sdpa", "dense", "streaming"]
+
+
+def run_backend(backend, x, model, t=0.0, project=True):
+    """velocity(x, model, t) with the back end forced (bypassing the plan); the same post-processing."""
+    w = weights_at(model, x, t)
+    p = {
+        "fused": KernelPlan("fused", _norms=field._rowdot(x, x).sqrt()),
+        "sdpa": KernelPlan("sdpa"),
+        "dense": KernelPlan("dense"),
+        "streaming": KernelPlan("streaming", chunk_size=3),
+    }[backend]
+    f = field._run(p, x, w) * w.sign
+    return field.tangent_project(x, f) if project else f
+
+
+def runs_on(backend, model, x=None, t=0.0):
+    """Whether a back end handles the model at time t: the fused path only the toy model (Q = K = V = ±I,
+    one head, no mask)."""
+    return backend != "fused" or weights_at(model, sphere(B, N, D, seed=0) if x is None else x, t).toy
+
+
+CASES = [(v, b) for v in VARIANTS for b in BACKENDS if runs_on(b, Model(**variant_kwargs(v)))]
+
+
+@pytest.mark.parametrize("name, backend", CASES)
+def test_every_backend_matches_the_reference(name, backend):
+    kw = variant_kwargs(name)
+    x = sphere(B, N, D, seed=1)
+    got = run_backend(backend, x, Model(**kw))
+    close(got, ref_field(x, kw))
+    got_raw = run_backend(backend, x, Model(**kw), project=False)
+    close(got_raw, ref_field(x, kw, project=False))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_time_dependent_weights(backend):
+    """A Layerwise QK and V: at t = 0.7 with layer time 0.5 the second layer's matrices act."""
+    qk, v = gauss(3, D, D, seed=30), gauss(3, D, D, seed=31, scale=0.5)
+    model = Model(beta=1.3, schedule=Layerwise(0.5, QK=qk, V=v))
+    x = sphere(B, N, D, seed=2)
+    if not runs_on(backend, model, t=0.7):
+        pytest.skip("not a toy model")
+    close(run_backend(backend, x, model, t=0.7), ref_field(x, dict(beta=1.3, QK=qk[1], V=v[1])))
+
+
+@pytest.mark.parametrize("beta", [1e2, 1e3, 1e4])
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_large_beta_finite_and_correct(beta, normalization, backend):
+    """β up to 1e4: no overflow or NaN. SA is compared with the reference; USA in the "exp_beta" time scale
+    (e^{β(s − 1)} ≤ 1 for unit vectors) likewise."""
+    kw = dict(beta=beta, normalization=normalization)
+    if normalization == "uniform":
+        kw["time_scale"] = "exp_beta"
+    x = sphere(2, 9, 3, seed=3)
+    x[:, 1] = x[:, 0] + 1e-3 * x[:, 2]  # a near pair, so the field is not just round-off
+    x = x / x.norm(dim=-1, keepdim=True)
+    got = run_backend(backend, x, Model(**kw))
+    assert torch.isfinite(got).all()
+    close(got, ref_field(x, kw))
+
+
+def test_fused_shift_is_exact_for_non_unit_inputs_and_falls_back_when_it_could_underflow():
+    """The fused path's shift β|x_i| max|x_j| bounds the scores of any input; when the norms spread so far
+    that e^{−β M (M − m)} could underflow the plan falls back to the dense row-maximum path."""
+    x = sphere(2, 6, 3, seed=4) * torch.linspace(0.5, 2.0, 6, dtype=torch.float64).view(1, 6, 1)
+    kw = dict(beta=3.0)
+    assert plan(x, Model(**kw)).backend == "fused"
+    close(velocity(x, Model(**kw), project=False), ref_field(x, kw, project=False))
+    kw = dict(beta=400.0)  # β M (M − m) = 1200 > the float64 margin
+    assert plan(x, Model(**kw)).backend == "dense"
+    got = velocity(x, Model(**kw), project=False)
+    assert torch.isfinite(got).all()
+    close(got, ref_field(x, kw, project=False))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["SA", "USA_exp_beta", "heads_sum", "mask", "causal_USA_attended"])
+def test_float32_close_to_float64(backend, name):
+    kw = variant_kwargs(name)
+    model = Model(**kw)
+    if not runs_on(backend, model):
+        pytest.skip("not a toy model")
+    x = sphere(B, N, D, seed=5)
+    got = run_backend(backend, x.float(), model.to(torch.float32))
+    assert got.dtype == torch.float32
+    close(got.double(), ref_field(x, kw), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# property test: random shapes and parameters, every applicable back end agrees with the reference
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    b=st.integers(1, 3), n=st.integers(1, 9), d=st.integers(2, 5), beta=st.floats(0.0, 50.0),
+    uniform=st.booleans(), heads=st.integers(1, 2), general=st.booleans(), seed=st.integers(0, 10**6),
+)
+def test_property_backends_agree_with_reference(b, n, d, beta, uniform, heads, general, seed):
+    kw = dict(beta=beta, normalization="uniform" if uniform else "softmax", heads=heads)
+    if uniform:
+        kw["time_scale"] = "exp_beta"
+    if general or heads > 1:
+        kw["QK"] = gauss(heads, d, d, seed=seed, scale=1 / d) if heads > 1 else gauss(d, d, seed=seed, scale=1 / d)
+        kw["V"] = gauss(heads, d, d, seed=seed + 1, scale=1 / d) if heads > 1 else gauss(d, d, seed=seed + 1)
+    x = sphere(b, n, d, seed=seed)
+    model = Model(**kw)
+    want = ref_field(x, kw)
+    for backend in BACKENDS:
+        if runs_on(backend, model, x):
+            close(run_backend(backend, x, model), want)
+    close(velocity(x, model), want)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gradients (training Q, K, V, β by backpropagation through the integrator)
+
+
+def _gradcheck(model_fn, x, params, backend=None):
+    def f(x_, *ps):
+        model = model_fn(*ps)
+        if backend is None:
+            return velocity(x_, model)
+        return run_backend(backend, x_, model)
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [None, "fused", "sdpa", "dense", "streaming"])
+def test_gradcheck_toy_in_x_and_beta(backend):
+    x = sphere(2, 5, 3, seed=6).requires_grad_()
+    beta = torch.tensor([0.7, 2.0], dtype=torch.float64, requires_grad=True)
+    _gradcheck(lambda b: Model(beta=b), x, (beta,), backend)
+
+
+@pytest.mark.parametrize("backend", [None, "sdpa", "dense", "streaming"])
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+def test_gradcheck_general_weights(backend, normalization):
+    """Gradients in Q, K, V (two heads) and x: the plan keeps a differentiable path (USA never takes the fused
+    attention, whose log-sum-exp output carries no gradient)."""
+    if backend == "sdpa" and normalization == "uniform":
+        pytest.skip("the plan never sends a USA gradient through the fused attention")
+    x = sphere(1, 4, 3, seed=7).requires_grad_()
+    q, k = gauss(2, 2, 3, seed=8).requires_grad_(), gauss(2, 2, 3, seed=9).requires_grad_()
+    v = gauss(2, 3, 3, seed=10, scale=0.5).requires_grad_()
+    _gradcheck(lambda q_, k_, v_: Model(beta=1.1, heads=2, Q=q_, K=k_, V=v_, normalization=normalization),
+               x, (q, k, v), backend)
+
+
+def test_usa_with_gradients_is_not_planned_on_the_fused_attention():
+    x = sphere(1, 300, 3, seed=11)
+    usa = Model(beta=1.0, normalization="uniform")
+    assert plan(x, usa).backend == "sdpa"
+    assert plan(x.clone().requires_grad_(), usa).backend != "sdpa"
+    with torch.no_grad():
+        assert plan(x.clone().requires_grad_(), usa).backend == "sdpa"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the plan
+
+
+def test_plan_picks_by_model_and_size():
+    small, big = sphere(4, 16, 3, seed=12), sphere(1, field.SDPA_MIN_N, 3, seed=12)
+    assert plan(small, Model(beta=1.0)).backend == "fused"
+    assert plan(small, Model(beta=1.0, normalization="uniform")).backend == "fused"
+    assert plan(small, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "dense"
+    assert plan(big, Model(beta=1.0)).backend == "sdpa"
+    assert plan(big, Model(beta=1.0, causal=True, V="repulsive")).backend == "sdpa"
+    p = plan(small, Model(beta=1.0), chunk_size=5)
+    assert (p.backend, p.chunk_size, p.describe()) == ("streaming", 5, "streaming (chunk 5)")
+    with pytest.raises(ValueError, match="chunk_size"):
+        velocity(small, Model(beta=1.0), chunk_size=0)
+
+
+def test_memory_probe():
+    free = available_memory("cpu")
+    assert free > 0 and 0 < memory_budget("cpu") <= free
+
+
+def _tight_memory(monkeypatch, nbytes):
+    monkeypatch.setattr(field, "SMALL_BYTES", 0)
+    monkeypatch.setattr(field, "memory_budget", lambda device: nbytes)
+
+
+def test_plan_sizes_blocks_and_chunks_to_the_memory(monkeypatch):
+    """With 64 KiB allowed: the fused path runs in blocks of systems, the general path streams (no CPU fused
+    attention on a non-CPU-eligible dtype aside), and the results still equal the reference."""
+    x = sphere(40, 16, 3, seed=13)
+    _tight_memory(monkeypatch, 64 * 1024)
+    p = plan(x, Model(beta=2.0))
+    assert p.backend == "fused" and p.block == 64 * 1024 // (2 * 16 * 16 * 8)
+    close(velocity(x, Model(beta=2.0)), ref_field(x, dict(beta=2.0)))
+    kw = dict(beta=1.0, normalization="uniform", QK=gauss(3, 3, seed=14))
+    xg = x.clone().requires_grad_()  # USA with gradients: not the fused attention, and dense does not fit
+    p = plan(xg, Model(**kw))
+    assert p.backend == "streaming" and 1 <= p.chunk_size <= 16
+    assert 3 * 40 * 16 * p.chunk_size * 8 <= 64 * 1024
+    close(velocity(xg, Model(**kw)).detach(), ref_field(x, kw))
+    assert plan(x, Model(**kw)).backend == "sdpa"  # without gradients: the O(n·d) fused attention
+
+
+def test_plan_refuses_what_fits_nowhere(monkeypatch):
+    x = sphere(2, 16, 3, seed=15).requires_grad_()
+    _tight_memory(monkeypatch, 100)
+    with pytest.raises(MemoryError, match="GiB"):
+        velocity(x, Model(beta=1.0, normalization="uniform", QK=gauss(3, 3, seed=16)))
+
+
+def test_plan_never_materialises_scores_that_do_not_fit():
+    """n = 2**16 tokens: the dense scores would need 3 · n² · 8 bytes = 96 GiB; the plan must pick an O(n·d)
+    path (whatever this machine's free memory) and say so."""
+    x = torch.zeros(1, 2**16, 3, dtype=torch.float64)  # plan only: nothing is evaluated
+    for kw in (dict(beta=1.0), dict(beta=1.0, normalization="uniform"), dict(beta=1.0, QK=torch.eye(3))):
+        assert plan(x, Model(**kw)).backend == "sdpa"
+    p = plan(x.requires_grad_(), Model(beta=1.0, normalization="uniform", QK=torch.eye(3)))
+    assert p.backend == "streaming" and 3 * 2**16 * p.chunk_size * 8 <= memory_budget("cpu")
+    assert not math.isnan(p.chunk_size)
