@@ -1,0 +1,199 @@
+"""Global search for minimisers of E_β over n-point sets of S^{d−1}: batched random restarts (free and
+antipodal), then optional basin hopping (Wales–Doye 1997) from the best local minima.
+
+One round minimises a batch of seeded random starts (uniform on the sphere) with Riemannian L-BFGS
+(:func:`tokensphere.optimal.lbfgs`, all starts at once). With ``symmetry="antipodal"`` the starts are antipodal
+sets (y, −y) and the minimisation stays among antipodal sets (half the variables, and far fewer local minima:
+the icosahedron, the cross-polytope, the 600-cell and the E8 roots are antipodal); ``"mixed"`` (the default, n
+even) alternates antipodal and free batches, so configurations that are not antipodal (the simplex) are still
+reached. Whatever the batch, the best configuration is finally polished without the symmetry constraint from a
+slightly perturbed copy, so a symmetric saddle would not be reported as a minimum. Basin hopping perturbs the ``batch`` best local
+minima found so far — every point moved by an independent Gaussian tangent vector of standard deviation
+``sigma`` (radians), then retracted — re-minimises them in one batch and keeps each one that lowers the energy
+(greedy, zero-temperature acceptance). Restarts explore new basins; hops explore the neighbourhood of the good
+ones. Measured on the 600-cell (n = 120, d = 4, β = 5; BENCHMARKS.md): free restarts reach it rarely (the nearest
+local minima sit ≈ 3.5e-5 above it), antipodal restarts most of the time. The search stops
+early once the known universally optimal configuration for (n, d) is reached (its exact energy within ``rtol``)
+when ``stop_at_known`` is set; it never uses the known coordinates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ..field import tangent_project
+from ..init import sample_sphere
+from ..integrate.steps import retract
+from ..validate import validate_choice, validate_int, validate_real
+from .known import known_for
+from .optimize import LBFGSResult, lbfgs
+
+__all__ = ["SYMMETRIES", "SearchResult", "search"]
+
+SYMMETRIES = ("none", "antipodal", "mixed")
+POLISH_KICK = 1e-4  # radians: the final unconstrained polish starts this far off the best (leaves a saddle)
+FOUND_RTOL = 1e-7  # |log E − log E_known| below this counts as the known configuration (the 600-cell's nearest
+#                    local minima sit ≈ 3.5e-5 above it, BENCHMARKS.md)
+
+
+@dataclass
+class SearchResult:
+    """The outcome of :func:`search`.
+
+    x: (n, d) best configuration; log_energy: its log E_β; minima: (M,) log E_β of every local minimum computed
+    (restarts and hops, in order); history: [(seconds, local minimisations so far, best log E_β)] after each
+    batch; found_seconds / found_minimisations: when the known configuration's energy was first reached
+    (None if never or if there is none); restarts, hops: how many of each were run; seconds: wall time;
+    seed, beta, n, d: the inputs.
+    """
+
+    x: torch.Tensor
+    log_energy: float
+    minima: torch.Tensor
+    history: list[tuple[float, int, float]] = field(default_factory=list)
+    found_seconds: float | None = None
+    found_minimisations: int | None = None
+    restarts: int = 0
+    hops: int = 0
+    seconds: float = 0.0
+    seed: int = 0
+    beta: float = 1.0
+    n: int = 0
+    d: int = 0
+
+
+def search(
+    n: int,
+    d: int,
+    beta: float,
+    *,
+    restarts: int = 64,
+    hops: int = 0,
+    batch: int = 32,
+    sigma: float = 0.15,
+    symmetry: str = "mixed",
+    seed: int = 0,
+    gtol: float = 1e-6,
+    polish_gtol: float = 1e-10,
+    stop_at_known: bool = True,
+    time_limit: float | None = None,
+    dtype: torch.dtype = torch.float64,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> SearchResult:
+    """Search for the minimiser of E_β over n points on S^{d−1}: ``restarts`` seeded random starts, then ``hops``
+    basin-hopping moves, ``batch`` local minimisations at a time; symmetry: "none", "antipodal" or "mixed" (the
+    restarts' kind, see the module docstring; "antipodal"/"mixed" need n even, and "mixed" means "none" for n odd).
+
+    n ≥ 2, d ≥ 2, beta > 0, restarts ≥ 1, hops ≥ 0, batch ≥ 1, sigma > 0 (radians), gtol, polish_gtol > 0
+    (gradient-norm tolerances of the screening and of the final polish of the best), time_limit > 0 seconds or
+    None. progress(done, total, best_log_energy) is called after each batch. Same seed → same result (without a
+    time limit). Returns a :class:`SearchResult`; raises ValueError naming the parameter on bad input.
+    """
+    n = validate_int("n", n, minimum=2)
+    d = validate_int("d", d, minimum=2)
+    beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
+    restarts = validate_int("restarts", restarts, minimum=1)
+    hops = validate_int("hops", hops, minimum=0)
+    batch = validate_int("batch", batch, minimum=1)
+    sigma = validate_real("sigma", sigma, minimum=0.0, strict_minimum=True)
+    validate_choice("symmetry", symmetry, SYMMETRIES)
+    if symmetry == "antipodal" and n % 2:
+        raise ValueError(f"symmetry 'antipodal' needs an even n (points come in pairs ±y), got n = {n}")
+    if symmetry == "mixed" and n % 2:
+        symmetry = "none"
+    seed = validate_int("seed", seed, minimum=0)
+    gtol = validate_real("gtol", gtol, minimum=0.0, strict_minimum=True)
+    polish_gtol = validate_real("polish_gtol", polish_gtol, minimum=0.0, strict_minimum=True)
+    if time_limit is not None:
+        time_limit = validate_real("time_limit", time_limit, minimum=0.0, strict_minimum=True)
+    known = known_for(n, d)
+    target = known.log_energy(beta) if known is not None else None
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    pool_x = torch.empty(0, n, d, dtype=dtype)  # the local minima kept for hopping (best first)
+    pool_f = torch.empty(0, dtype=dtype)
+    minima: list[torch.Tensor] = []
+    out = SearchResult(x=pool_x, log_energy=float("inf"), minima=pool_f, seed=seed, beta=beta, n=n, d=d)
+    total = restarts + hops
+    done = 0
+
+    def record(f: torch.Tensor) -> bool:
+        """Book a batch of minima; True when the search should stop."""
+        nonlocal done
+        done += f.numel()
+        minima.append(f)
+        best = float(pool_f[0])
+        elapsed = time.perf_counter() - start
+        out.history.append((elapsed, done, best))
+        if target is not None and out.found_seconds is None and abs(best - target) <= FOUND_RTOL:
+            out.found_seconds, out.found_minimisations = elapsed, done
+        if progress is not None:
+            progress(done, total, best)
+        return (stop_at_known and out.found_seconds is not None) or (
+            time_limit is not None and elapsed > time_limit)
+
+    stop = False
+    k = 0
+    round_ = 0
+    while k < restarts and not stop:
+        b = min(batch, restarts - k)
+        r = _restart_batch(b, n, d, beta, symmetry, round_, gen, gtol, dtype)
+        round_ += 1
+        pool_x, pool_f = _keep_best(pool_x, pool_f, r.x, r.log_energy, batch)
+        out.restarts += b
+        k += b
+        stop = record(r.log_energy)
+    k = 0
+    while k < hops and not stop:
+        b = min(batch, hops - k, pool_x.shape[0])
+        base = pool_x[:b]
+        noise = sigma * torch.randn(base.shape, generator=gen, dtype=dtype)
+        r = lbfgs(retract(base + tangent_project(base, noise)), beta, gtol=gtol)
+        # greedy acceptance: a hop replaces its parent only if lower; the pool keeps the `batch` best overall
+        better = r.log_energy < pool_f[:b]
+        pool_x[:b][better], pool_f[:b][better] = r.x[better], r.log_energy[better]
+        pool_x, pool_f = _keep_best(pool_x, pool_f, pool_x[:0], pool_f[:0], batch)
+        out.hops += b
+        k += b
+        stop = record(r.log_energy)
+    best = pool_x[:1]
+    kick = POLISH_KICK * torch.randn(best.shape, generator=gen, dtype=dtype)
+    polished = lbfgs(retract(best + tangent_project(best, kick)), beta, gtol=polish_gtol)
+    out.x, out.log_energy = polished.x[0], float(polished.log_energy[0])
+    if target is not None and out.found_seconds is None and abs(out.log_energy - target) <= FOUND_RTOL:
+        out.found_seconds, out.found_minimisations = time.perf_counter() - start, done  # reached by the polish
+    out.minima = torch.cat(minima)
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def _restart_batch(b: int, n: int, d: int, beta: float, symmetry: str, round_: int, gen: torch.Generator,
+                   gtol: float, dtype: torch.dtype) -> LBFGSResult:
+    """Minimise b seeded random starts: free, antipodal, or (mixed) ⌈b/2⌉ antipodal and ⌊b/2⌋ free (a batch of one
+    alternates by round). Returns the minima as one :class:`LBFGSResult` of full configurations (b, n, d)."""
+    if symmetry == "mixed":
+        n_anti = (b + 1) // 2 if b > 1 else 1 - round_ % 2
+    else:
+        n_anti = b if symmetry == "antipodal" else 0
+    parts = []
+    for count, anti in ((n_anti, True), (b - n_anti, False)):
+        if count:
+            seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+            x0 = sample_sphere(count, n // 2 if anti else n, d, seed=seed, dtype=dtype)
+            parts.append(lbfgs(x0, beta, gtol=gtol, antipodal=anti))
+    if len(parts) == 1:
+        return parts[0]
+    return LBFGSResult(*(torch.cat([getattr(p, k) for p in parts]) for k in
+                         ("x", "log_energy", "grad_norm", "iterations", "converged")))
+
+
+def _keep_best(px: torch.Tensor, pf: torch.Tensor, x: torch.Tensor, f: torch.Tensor, size: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `size` lowest of the pooled minima, sorted (lowest first)."""
+    allx, allf = torch.cat([px, x]), torch.cat([pf, f])
+    order = torch.argsort(allf)[:size]
+    return allx[order].clone(), allf[order].clone()
