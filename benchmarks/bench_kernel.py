@@ -72,25 +72,27 @@ def _time(fn, repeats: int) -> list[float]:
     return out
 
 
-def machine_limits(dtype: torch.dtype, repeats: int = 5) -> dict:
-    """This machine's matmul rate (flop/s, a square product of 1024) and exponential rate (1/s, 2^22
+def machine_limits(dtype: torch.dtype, repeats: int = 5, size: int = 1024) -> dict:
+    """This machine's matmul rate (flop/s, a square product of ``size``) and exponential rate (1/s, 4·size²
     elements), measured now at the current thread count."""
-    a = torch.randn(1024, 1024, dtype=dtype)
-    e = torch.randn(1 << 22, dtype=dtype)
+    a = torch.randn(size, size, dtype=dtype)
+    e = torch.randn(4 * size * size, dtype=dtype)
     out = torch.empty_like(e)
     t_mm = best_time(lambda: torch.mm(a, a), repeats, warmup=1)
     t_exp = best_time(lambda: torch.exp(e, out=out), repeats, warmup=1)
-    return {"flops": 2 * 1024**3 / t_mm, "exps": e.numel() / t_exp}
+    return {"flops": 2 * size**3 / t_mm, "exps": e.numel() / t_exp}
 
 
-def bench(shape, dtype, repeats: int, chunk_size: int | None = None, model: ts.Model | None = None) -> dict:
+def bench(
+    shape, dtype, repeats: int, chunk_size: int | None = None, model: ts.Model | None = None, quick: bool = False
+) -> dict:
     B, n, d = shape
     x = ts.sample_sphere(B, n, d, seed=0, dtype=dtype)
     model = (model or ts.Model(beta=1.0)).to(dtype)
     x64 = x.double()
     threads = choose_threads(n)
     with torch_threads(threads):
-        limits = machine_limits(dtype)
+        limits = machine_limits(dtype, 1, 256) if quick else machine_limits(dtype)
 
         def ours():
             return ts.velocity(x, model, chunk_size=chunk_size)
@@ -115,6 +117,7 @@ def bench(shape, dtype, repeats: int, chunk_size: int | None = None, model: ts.M
     return {
         "shape": shape,
         "dtype": str(dtype).replace("torch.", ""),
+        "model": "SA" if model.normalization == "softmax" else "USA",
         "chunk": chunk_size,
         "backend": plan(x, model, chunk_size=chunk_size).describe(),
         "threads": threads,
@@ -169,14 +172,14 @@ def machine() -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| shape (B, n, d) | dtype | threads | back end | ours ns/(B·n²·d) | baseline ns/(B·n²·d) | speed-up "
+        "| shape (B, n, d) | model | dtype | threads | back end | ours ns/(B·n²·d) | baseline ns/(B·n²·d) | speed-up "
         "baseline/ours | speed-up vs float64 baseline | fraction of machine limit |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         vs64 = "" if r["speedup_vs_f64"] is None else f"{r['speedup_vs_f64']:.2f}×"
         lines.append(
-            f"| {r['shape']} | {r['dtype']} | {r['threads']} | {r['backend']} | {r['ns_ours']:.4f} | "
+            f"| {r['shape']} | {r['model']} | {r['dtype']} | {r['threads']} | {r['backend']} | {r['ns_ours']:.4f} | "
             f"{r['ns_base']:.4f} | {r['speedup']:.2f}× | {vs64} | {100 * r['limit_fraction']:.0f} % |"
         )
     return "\n".join(lines)
@@ -200,13 +203,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = p.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 20)
     shapes = QUICK_SHAPES if args.quick else SHAPES
-    rows = [bench(s, dt_, repeats) for s in shapes for dt_ in DTYPES]
+    q = args.quick
+    rows = [bench(s, dt_, repeats, quick=q) for s in shapes for dt_ in DTYPES]
     big = shapes[-1]
     usa = ts.Model(beta=1.0, normalization="uniform", time_scale="exp_beta")
-    rows += [bench(big, torch.float64, repeats, model=usa)]
-    rows[-1]["dtype"] += " (USA)"
+    rows += [bench(big, torch.float64, repeats, model=usa, quick=q)]
     # the O(n)-memory streaming back end with an explicit chunk, against the same baseline
-    rows += [bench(big, torch.float64, repeats, chunk_size=max(1, big[1] // 4))]
+    rows += [bench(big, torch.float64, repeats, chunk_size=max(1, big[1] // 4), quick=q)]
     text = table(rows)
     if not args.quick and not args.no_large:
         text += "\n\n" + large_line(bench_large())
