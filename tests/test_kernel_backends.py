@@ -30,7 +30,7 @@ def run_backend(backend, x, model, t=0.0, project=True):
     """velocity(x, model, t) with the back end forced (bypassing the plan); the same post-processing."""
     w = weights_at(model, x, t)
     p = {
-        "fused": KernelPlan("fused", _norms=field._rowdot(x, x).sqrt()),
+        "fused": KernelPlan("fused", _norms=torch.linalg.vector_norm(x, dim=-1, keepdim=True)),
         "sdpa": KernelPlan("sdpa"),
         "dense": KernelPlan("dense"),
         "streaming": KernelPlan("streaming", chunk_size=3),

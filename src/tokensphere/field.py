@@ -47,7 +47,7 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     d = a.shape[-1]
     if d <= 16:
         return torch.matmul(a * b, torch.ones((d, 1), dtype=a.dtype, device=a.device))
-    return (a * b).sum(-1, keepdim=True)
+    return torch.linalg.vecdot(a, b).unsqueeze(-1)
 
 
 def velocity(
@@ -179,7 +179,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     if w.toy and n < SDPA_MIN_N:
         norms = None
         if w.normalization == "softmax":
-            norms = _rowdot(x, x).sqrt()  # (B, n, 1)
+            norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (B, n, 1)
             big, small = norms.amax(1), norms.amin(1)
             spread = (w.beta.view(-1, 1) * big * (big - small)).amax()
             ok = bool(spread <= _UNDERFLOW_MARGIN.get(x.dtype, 70.0)) and bool(w.beta.min() >= 0)
@@ -239,14 +239,26 @@ def _fused_toy(x: torch.Tensor, w: Weights, block: int | None, norms: torch.Tens
     else:
         shift = _usa_shift(w, x).view(-1, 1, 1)
         vals = x
-    xq = x * beta  # scale the queries (O(B·n·d)) rather than the scores (O(B·n²))
+    # small d: the shift rides in the product as one more column, [βx | −c]·[x | 1]ᵀ (no pass over the n²
+    # scores to add it); otherwise baddbmm adds it, with β as the product's scale when it is one number
+    augmented = softmax and 2 * d < n
+    alpha = 1.0
+    if augmented:
+        xq = torch.cat([x * beta, -shift], -1)
+    elif w.beta.numel() == 1 and not w.beta.requires_grad and x.device.type == "cpu":
+        xq, alpha = x, float(w.beta)
+    else:
+        xq = x * beta  # scale the queries (O(B·n·d)) rather than the scores (O(B·n²))
     step = B if block is None else block
     outs = []
     for b0 in range(0, B, step):
         rows = slice(b0, b0 + step)
-        sh = shift[rows] if shift.shape[0] > 1 else shift
-        e = torch.baddbmm(-sh, xq[rows], x[rows].transpose(1, 2)).exp_()
-        y = torch.bmm(e, vals[rows])
+        if augmented:
+            e = torch.bmm(xq[rows], vals[rows].transpose(1, 2))
+        else:
+            sh = shift[rows] if shift.shape[0] > 1 else shift
+            e = torch.baddbmm(-sh, xq[rows], x[rows].transpose(1, 2), alpha=alpha)
+        y = torch.bmm(e.exp_(), vals[rows])
         outs.append(y[..., :d] / y[..., d:] if softmax else y / n)
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
