@@ -20,6 +20,7 @@ from .field import velocity
 from .init import FromArray, normalize
 from .integrate.driver import IntegrationResult, integrate
 from .integrate.saveat import SaveAt, SaveHook
+from .integrate.sde import SDESolver, as_sde_solver, continued_sde_solver, integrate_sde
 from .integrate.solver import METHODS, Solver
 from .io import run_metadata
 from .model import Model
@@ -65,6 +66,7 @@ def simulate(
     metadata: dict | None = None,
     store: bool | None = None,
     on_save: SaveHook | None = None,
+    seed: int | None = None,
     **model_options: Any,
 ) -> Trajectory:
     """Integrate the attention dynamics (2.3) from ``x0`` and return the saved :class:`Trajectory`.
@@ -82,6 +84,10 @@ def simulate(
     threads: torch threads for the integration (default: :func:`tokensphere.runtime.choose_threads` by n).
     store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
     When x0 has one system and the model several (e.g. β of shape (B,)), x0 is shared by all of them.
+    Noise (``model.noise`` = σ > 0, Problem 7): integrated by :mod:`tokensphere.integrate.sde` with a stochastic
+    method (``solver`` one of ``SDE_METHODS`` or an :class:`~tokensphere.integrate.sde.SDESolver`; ``dt``
+    required; default method "geodesic") whose Brownian increments are drawn from ``seed`` (default 0; a
+    continuation draws new ones from the saved seed and t0). Events are not supported with noise.
 
     Continuing: from a run ending at t0 with final state x(t0), the saved model (β, matrices and schedule)
     and solver are used unless overridden (``model``, ``beta``, a model option, ``solver``, ``dt``, ``rtol``,
@@ -99,14 +105,21 @@ def simulate(
     continuation: dict[str, Any] | None = None
     if run is None:
         model = model if model is not None else Model(beta=1.0 if beta is None else beta, **model_options)
-        solver = as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
+        if model.noise > 0:
+            solver = as_sde_solver(solver, dt=dt, rtol=rtol, atol=atol, seed=seed)
+        else:
+            solver = as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
         x, init_meta = _sample(x0, model, _check_dtype(dtype) if dtype is not None else torch.float64, device)
     else:
         t0 = float(run.times[-1])
-        model, solver, overrides = _continued_specs(run, model, beta, model_options, solver, dt, rtol, atol)
+        model, solver, overrides = _continued_specs(run, model, beta, model_options, solver, dt, rtol, atol, seed)
         x, init_meta = _final_state(run, source, model, dtype, device)
         continuation = {"from": source, "t0": t0, "overrides": overrides}
     plan = _as_save_at(save_at, t_max, t0, store, on_save, continuing=run is not None)
+    if seed is not None and model.noise == 0:
+        raise ValueError("seed draws the Brownian increments of a model with noise > 0; this model has noise = 0")
+    if model.noise > 0 and events:
+        raise ValueError("events are not supported with noise > 0 (the stochastic methods take fixed steps)")
     if solver.kind == "lie" and not model.projection:
         raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK "
                          "method")
@@ -153,6 +166,8 @@ def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: 
     breakpoints = None
     if timed and hasattr(m.schedule, "breakpoints"):
         breakpoints = torch.as_tensor(m.schedule.breakpoints(save_at.t_end), dtype=torch.float64)
+    if isinstance(solver, SDESolver):
+        return integrate_sde(f, x, save_at, solver, model.noise, t0=t0, breakpoints=breakpoints, progress=progress)
     return integrate(f, x, save_at, solver, t0=t0, events=events, progress=progress, breakpoints=breakpoints,
                      autonomous=not timed, on_sphere=model.projection)
 
@@ -246,7 +261,7 @@ def _as_run(x0: Any) -> tuple[Trajectory | None, str | None]:
 
 def _continued_specs(run: Trajectory, model: Model | None, beta: Any, options: dict[str, Any],
                      solver: Solver | str | None, dt: Any, rtol: float | None,
-                     atol: float | None) -> tuple[Model, Solver, dict[str, Any]]:
+                     atol: float | None, seed: int | None = None) -> tuple[Model, Solver, dict[str, Any]]:
     """The saved model and solver with the caller's overrides applied, and the overrides as JSON."""
     overrides: dict[str, Any] = {}
     if model is not None:
@@ -267,7 +282,13 @@ def _continued_specs(run: Trajectory, model: Model | None, beta: Any, options: d
                 "store does not hold; pass model=Model(..., schedule=...) to continue it"
             )
         model = run.model
-    if solver is not None:
+    if model.noise > 0:
+        solver = continued_sde_solver(run.solver, solver, dt=dt, rtol=rtol, atol=atol, seed=seed,
+                                      t0=float(run.times[-1]))
+        overrides["solver"] = solver.describe()
+    elif isinstance(run.solver, SDESolver) and solver is None:
+        raise ValueError("the saved run is noisy; continuing it with noise = 0 needs a deterministic solver")
+    elif solver is not None:
         solver = as_solver(solver, dt=dt, rtol=rtol, atol=atol)
         overrides["solver"] = solver.describe()
     else:

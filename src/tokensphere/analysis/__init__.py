@@ -14,6 +14,7 @@ from .clusters import (
     span_dimension,
     threshold_stability,
 )
+from .geometry import order_parameter
 from .monotonicity import energy_monotonicity, energy_series, step_against_trend
 from .stops import ClusterCountChanged
 from .timeseries import Merge, Plateau, merge_events, plateaus
@@ -29,6 +30,7 @@ __all__ = [
     "energy_monotonicity",
     "energy_series",
     "merge_events",
+    "order_parameter",
     "pair_fraction",
     "pair_inner_products",
     "pair_statistics",

@@ -8,6 +8,7 @@ from .controller import StepController
 from .driver import IntegrationError, IntegrationResult, integrate
 from .events import Clustered, Stationary
 from .saveat import SaveAt
+from .sde import SDE_METHODS, SDESolver
 from .solver import METHODS, Solver, anchor_solver, anchor_usa_step
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "IntegrationResult",
     "METHODS",
     "SaveAt",
+    "SDE_METHODS",
+    "SDESolver",
     "Solver",
     "StepController",
     "anchor_solver",
