@@ -7,7 +7,7 @@ import torch
 from tokensphere.analysis import pair_fraction
 from tokensphere.init import Uniform
 from tokensphere.ensembles import Ensemble
-from tokensphere.sweep.phase import PhaseDiagram, _seed_for_d, run_phase_diagram, unit_statistics
+from tokensphere.sweep.phase import PhaseDiagram, run_phase_diagram, unit_statistics
 from tokensphere.theory import transition_curve
 
 SMALL = PhaseDiagram(dims=(2, 4), betas=(0.5, 3.0, 8.0), t_max=6.0, n_times=13, n=8, batch=6, betas_per_unit=2)
@@ -104,7 +104,8 @@ def _authors_loop(x, beta, n_steps, delta):
 def test_anchor_preset_reproduces_the_authors_step():
     spec = PhaseDiagram(dims=(3,), betas=(2.0,), t_max=3.0, n_times=31, n=10, batch=5, preset="anchor", delta=1e-2)
     stats = unit_statistics(spec, 0, 0, 1)
-    x0 = Uniform(batch=5, n=10, d=3, seed=_seed_for_d(spec.seed, 3), first_system=0).sample()
+    # the sweep's starts: grid point p = 0, seeds 0 … 4 are the streams (seed, 0 … 4) of tokensphere.init
+    x0 = Uniform(batch=5, n=10, d=3, seed=spec.seed, first_system=0).sample()
     ref = _authors_loop(x0, 2.0, 30, 1e-2).mean(1).numpy()
     np.testing.assert_allclose(stats["clustered_fraction"][0], ref, rtol=0, atol=1e-12)
     assert "authors_cluster_rank_median" in stats

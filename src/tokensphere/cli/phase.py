@@ -1,7 +1,8 @@
 """``tokensphere phase-diagram``: Figures 3 and 5 — the clustered-pair fraction over (d, β, t), resumably.
 
 The command builds a :class:`~tokensphere.sweep.phase.PhaseDiagram` from the options (or the paper's full
-Figure 3 setting with ``--full``), runs :func:`~tokensphere.sweep.phase.run_phase_diagram` into a zarr store
+Figure 3 setting with ``--full``), runs :func:`~tokensphere.sweep.phase.run_phase_diagram` (one sweep of
+``tokensphere sweep`` with a built-in configuration, :meth:`PhaseDiagram.to_sweep`) into a zarr store
 with a progress bar over work units, optionally draws the figure (linear and log colour scales, with the curve
 Γ_{∞,δ}) and prints a short summary. The store keeps every finished unit: after Ctrl-C (exit 130) the same
 command resumes where it stopped. Bad input: one ``error: …`` line, exit 2, before any work.
@@ -13,8 +14,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +23,6 @@ import typer
 import xarray as xr
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer import Option
 
 from ..ensembles import SCORES, SHARING, VALUES, Ensemble
@@ -31,11 +30,10 @@ from ..io import write_json
 from ..io.atomic import open_zarr_store
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
 from .options import split_values
-from .progress import stderr_progress
+from .sweep import executor_line, interrupted, units_bar
 
 __all__ = ["phase_diagram_command", "parse_dims", "build_spec", "units_bar", "write_phase_figures"]
 
-EXIT_INTERRUPTED = 130  # as in tokensphere.cli (128 + SIGINT)
 DEFAULT = PhaseDiagram()  # the reduced Figure 3 (minutes on 2 cores)
 GRID_OPTIONS = ("d", "beta_min", "beta_max", "n_beta", "t_max", "n_times", "n", "batch", "delta", "normalization")
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -89,18 +87,6 @@ def build_spec(options: dict[str, Any], *, full: bool) -> PhaseDiagram:
         redraw=options.get("redraw"),
     )
     return PhaseDiagram(**kw, ensemble=ensemble)
-
-
-@contextmanager
-def units_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr over work units, driven by run_phase_diagram's progress(done, total).
-
-    The bar appears at the first call (after the store is validated); on failure or Ctrl-C it is erased, so
-    only the one-line message remains (:func:`tokensphere.cli.progress.stderr_progress`)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with stderr_progress(*columns) as update:
-        yield lambda done, total: update(description=description, completed=done, total=total)
 
 
 def write_phase_figures(ds: xr.Dataset, path: Path, *, store: Path | None = None) -> list[Path]:
@@ -163,6 +149,8 @@ def phase_diagram_command(
     betas_per_unit: Annotated[int | None, Option(help="β values per work unit (the unit of resume and parallelism).",
                                                  show_default=str(DEFAULT.betas_per_unit))] = None,
     workers: Annotated[int, Option(help="Parallel worker processes (local Dask cluster); 1 = in process.")] = 1,
+    scheduler: Annotated[str | None, Option(help="Address of an existing Dask scheduler (tcp://host:port) to run "
+                                                 "the units on instead (see docs/sweeps.md).")] = None,
     full: Annotated[bool, Option("--full", help="The paper's full Figure 3 grid (6 dims, 90 β, batch 1024, "
                                                 "200 times): hours; resumable.")] = False,
     overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store holding different settings.")] = (
@@ -193,15 +181,14 @@ def phase_diagram_command(
                 first_call(done, total)
                 bar(done, total)
 
-            ds = run_phase_diagram(spec, out, overwrite=overwrite, workers=workers, progress=progress)
+            def on_start(info: dict[str, Any]) -> None:
+                if info["executor"] != "process":
+                    typer.echo(executor_line(info))
+
+            ds = run_phase_diagram(spec, out, overwrite=overwrite, workers=workers, scheduler=scheduler,
+                                   progress=progress, on_start=on_start)
     except KeyboardInterrupt:
-        saved = _units_done(out, spec)
-        typer.echo(
-            f"error: interrupted (Ctrl-C); {saved} of {len(units)} work units are saved in {out}: "
-            "run the same command again to resume",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise interrupted(out, spec.to_sweep()) from None
     files = write_phase_figures(ds, figure, store=out) if figure is not None else []
     _print_summary(spec, ds, out, files, done_before[0] if done_before else 0, len(units), workers,
                    time.perf_counter() - start)
@@ -228,15 +215,6 @@ def _check_store_path(out: Path, overwrite: bool) -> None:
         ok = False
     if not ok:
         raise ValueError(f"out path {out} exists and is not a phase-diagram store; pass --overwrite to replace it")
-
-
-def _units_done(out: Path, spec: PhaseDiagram) -> int:
-    try:
-        with open_zarr_store(out) as ds:
-            done = ds["done"].values
-    except Exception:  # noqa: BLE001 - interrupted before the store existed
-        return 0
-    return sum(bool(done[i, k0:k1].all()) for i, k0, k1 in spec.units())
 
 
 def _print_summary(spec: PhaseDiagram, ds: xr.Dataset, out: Path, files: list[Path], resumed: int, total: int,

@@ -1,19 +1,18 @@
 """Phase diagrams (Figures 3 and 5): the clustered-pair fraction over a grid of (d, β, t), resumably.
 
-The sweep is split into work units (one d, a block of consecutive β values); all β × seeds of a unit are one
-batch. Statistics are taken on the fly at the requested times (no positions are kept), aggregated over
-the ``batch`` systems of each β, and written to a zarr store unit by unit; a unit's ``done`` flag is set
-after its data. An interrupted run leaves a valid store that the same call resumes, and because every
-system draws from its own seeded stream, resumed, chunked and parallel (Dask) runs give identical numbers.
-The store carries consolidated metadata (refreshed at the end of a run and on resume), so
-``xarray.open_zarr`` opens it directly.
+A phase diagram is one sweep (:mod:`tokensphere.sweep.runner`) with a built-in configuration
+(:meth:`PhaseDiagram.to_sweep`): the grid d × β, ``batch`` seeds per point, the statistics pair_fraction and
+cluster_count (and the authors' Gram rank and span dimension for the anchor preset) taken on the fly and
+summarised over the seeds, under the names the figures and the report read (``clustered_fraction``,
+``clustered_fraction_se``, ``single_cluster_probability``, ``cluster_count_mean``, ``cluster_count_quantile``).
+The store adds the curve Γ of (6.12) (``gamma_transition_time``, ``gamma_curve_time``) and the spec in its
+attributes. Work units are one d and a block of ``betas_per_unit`` β values; an interrupted run resumes, and
+serial, resumed and parallel (Dask) runs give identical numbers.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,24 +21,29 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-import zarr
 
-from ..analysis.clusters import pair_statistics, rank_cluster_count, span_dimension
-from ..ensembles import Ensemble, RedrawSchedule
-from ..init import Uniform
+from ..ensembles import Ensemble
 from ..integrate.controller import StepController
 from ..integrate.solver import Solver, anchor_solver
-from ..io import atomic_zarr_write, validate_output_path, run_metadata
-from ..io.atomic import open_zarr_store
 from ..model import Model
-from ..simulate import simulate
 from ..theory.equiangular import transition_curve
 from ..validate import validate_choice, validate_int, validate_real
+from .config import SweepConfig, config_from_dict, to_toml
+from .runner import run_sweep
+from .statistics import QUANTILES  # noqa: F401 - re-exported (the quantiles of cluster_count_quantile)
+from .units import compute_unit
 
-__all__ = ["PhaseDiagram", "run_phase_diagram", "unit_statistics", "FIGURE3_FULL"]
+__all__ = ["PhaseDiagram", "run_phase_diagram", "unit_statistics", "FIGURE3_FULL", "PHASE_NAMES"]
 
 PRESETS = ("adaptive", "anchor")
-QUANTILES = (0.1, 0.5, 0.9)
+# the sweep's variables under the names of the phase-diagram store (the figures and the report read these)
+PHASE_NAMES = {
+    "pair_fraction_mean": "clustered_fraction",
+    "pair_fraction_se": "clustered_fraction_se",
+    "cluster_count_fraction_one": "single_cluster_probability",
+    "rank_cluster_count_median": "authors_cluster_rank_median",
+    "span_dimension_mean": "authors_span_dimension_mean",
+}
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,30 @@ class PhaseDiagram:
 
     def units(self) -> list[tuple[int, int, int]]:
         """Work units (d index, first β index, end β index)."""
-        K, u = len(self.betas), self.betas_per_unit
-        return [(i, k0, min(k0 + u, K)) for i in range(len(self.dims)) for k0 in range(0, K, u)]
+        return [(d[0], b[0], b[1]) for d, b in self.to_sweep().units()]
+
+    def to_sweep(self) -> SweepConfig:
+        """The phase diagram as a sweep configuration (the built-in config; :func:`~.config.to_toml` prints it)."""
+        anchor = self.preset == "anchor"
+        summaries = {"pair_fraction": ["mean", "se"], "cluster_count": ["mean", "quantile", "fraction_one"]}
+        if anchor:  # the authors' statistics (Gram rank, span dimension), for the anchor preset only
+            summaries.update(rank_cluster_count=["median"], span_dimension=["mean"])
+        ens = self.ensemble
+        tables = {
+            "sweep": {"seeds": self.batch, "seed": self.seed, "t_max": self.t_max, "n_times": self.n_times,
+                      "statistics": list(summaries), "summaries": summaries, "per_seed": False,
+                      "delta": self.delta, "betas_per_unit": self.betas_per_unit},
+            "model": {"n": self.n, "normalization": self.normalization},
+            "solver": {"method": "dopri5", "rtol": self.rtol, "atol": self.atol, "anchor": anchor},
+            "weights": {"score": ens.score, "value": ens.value, "share": ens.share,
+                        **({"redraw": ens.redraw} if ens.redraw is not None else {})},
+            "grid": {"d": list(self.dims), "beta": list(self.betas)},
+            "names": {k: v for k, v in PHASE_NAMES.items()
+                      if any(k == f"{stat}_{how}" for stat, hows in summaries.items() for how in hows)},
+        }
+        config = config_from_dict(tables)
+        return config_from_dict(tables, text="# the built-in phase-diagram sweep (tokensphere phase-diagram)\n"
+                                + to_toml(config))
 
 
 # Figure 3 exactly as in the paper (n = 32, δ = 1e-3, t ≤ 30, 2^10 starts): hours on a laptop (`--full`).
@@ -140,8 +166,11 @@ FIGURE3_FULL = PhaseDiagram(
 )
 
 
-def _seed_for_d(seed: int, d: int) -> int:
-    return int(np.random.SeedSequence([seed, d]).generate_state(1)[0])
+GAMMA_FINE = 200  # β points of the fine Γ curve
+
+
+def _unit(spec: PhaseDiagram, d_index: int, k0: int, k1: int) -> tuple[tuple[int, int], ...]:
+    return ((d_index, d_index + 1), (k0, k1))
 
 
 def unit_statistics(
@@ -150,166 +179,33 @@ def unit_statistics(
     k0: int,
     k1: int,
     progress: Callable[[float], None] | None = None,
-    x0: torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
-    """Simulate one work unit and return its aggregated statistics (arrays over (β in the unit, t)).
-
-    Systems are β-major: system s of β index k has global index k·batch + s and its own random stream, so the
-    result does not depend on how β values are grouped into units. x0 overrides the initial positions
-    (shape (B, n, d) with B = (k1 − k0)·batch), e.g. to compare presets on the same states.
-    """
-    d = spec.dims[d_index]
-    K, S = k1 - k0, spec.batch
-    B = K * S
-    beta_idx = np.repeat(np.arange(k0, k1), S)
-    system_idx = np.tile(np.arange(S), K)
-    beta = torch.tensor([spec.betas[k] for k in beta_idx], dtype=torch.float64)
-    if x0 is None:
-        x0 = Uniform(batch=B, n=spec.n, d=d, seed=_seed_for_d(spec.seed, d), first_system=k0 * S).sample()
-    kw: dict[str, Any] = {"beta": beta, "normalization": spec.normalization}
-    ens = spec.ensemble
-    if not ens.is_identity:
-        gidx = [int(k) * S + int(s) for k, s in zip(beta_idx, system_idx)]
-        if ens.redraw is None:
-            qk, v = ens.draw(d, ens.keys(spec.seed, d, list(map(int, beta_idx)), gidx))
-            if qk is not None:
-                kw["QK"] = qk
-            if v is not None:
-                kw["V"] = v
-        else:
-            kw["schedule"] = RedrawSchedule(ens, d, spec.seed, list(map(int, beta_idx)), gidx)
-    model = Model(**kw)
-    solver = spec.solver(model)
-
-    T = spec.n_times
-    frac = np.full((T, B), np.nan)
-    count = np.full((T, B), -1, dtype=np.int64)
-    rank = np.full((T, B), -1, dtype=np.int64) if spec.preset == "anchor" else None
-    dim = np.full((T, B), -1, dtype=np.int64) if spec.preset == "anchor" else None
-
-    def on_save(k: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
-        kk, ss = k.cpu().numpy(), systems.cpu().numpy()
-        f, c = pair_statistics(x, spec.delta)
-        frac[kk, ss] = f.cpu().numpy()
-        count[kk, ss] = c.cpu().numpy()
-        if rank is not None:  # the authors' statistics (Gram rank, span dimension), for the anchor preset only
-            rank[kk, ss] = rank_cluster_count(x, 0.9999).cpu().numpy()
-            dim[kk, ss] = span_dimension(x, 1e-3).cpu().numpy()
-
-    simulate(
-        x0, model=model, solver=solver, t_max=spec.t_max, save_at=spec.n_times, store=False, on_save=on_save,
-        progress=progress,
-    )
-    f = frac.reshape(T, K, S)
-    c = count.reshape(T, K, S)
-    out = {
-        "clustered_fraction": f.mean(-1).T,
-        "clustered_fraction_se": (f.std(-1, ddof=1) / math.sqrt(S)).T,
-        "single_cluster_probability": (c == 1).mean(-1).T,
-        "cluster_count_mean": c.mean(-1).T,
-        "cluster_count_quantile": np.quantile(c, QUANTILES, axis=-1).transpose(2, 0, 1),  # (K, Q, T)
-    }
-    if rank is not None:
-        out["authors_cluster_rank_median"] = np.median(rank.reshape(T, K, S), -1).T
-        out["authors_span_dimension_mean"] = dim.reshape(T, K, S).mean(-1).T
-    return out
+    """Simulate the systems of d = dims[d_index] and β indices k0 … k1 − 1 and return their statistics under the
+    store's names: arrays over (β, t), and (β, quantile, t) for ``cluster_count_quantile``. The numbers do not
+    depend on how β values are grouped (each system has its own seeded streams, :mod:`.units`)."""
+    return compute_unit(spec.to_sweep(), _unit(spec, d_index, k0, k1), progress)
 
 
-GAMMA_FINE = 200  # β points of the fine Γ curve
-
-
-def _fine_betas(spec: PhaseDiagram) -> np.ndarray:
-    return np.linspace(min(spec.betas), max(spec.betas), GAMMA_FINE)
-
-
-def _template(spec: PhaseDiagram) -> xr.Dataset:
-    D, K, T, Q = len(spec.dims), len(spec.betas), spec.n_times, len(QUANTILES)
-    nan3 = np.full((D, K, T), np.nan)
-    data = {
-        "clustered_fraction": (("d", "beta", "t"), nan3.copy()),
-        "clustered_fraction_se": (("d", "beta", "t"), nan3.copy()),
-        "single_cluster_probability": (("d", "beta", "t"), nan3.copy()),
-        "cluster_count_mean": (("d", "beta", "t"), nan3.copy()),
-        "cluster_count_quantile": (("d", "beta", "quantile", "t"), np.full((D, K, Q, T), np.nan)),
-        "done": (("d", "beta"), np.zeros((D, K), dtype=bool)),
-        "gamma_transition_time": (("beta",), transition_curve(spec.betas, min(spec.delta, 1.0), spec.n, spec.t_max,
-                                                              normalization=spec.normalization)),
-        # the same curve on a fine β grid, for a smooth overlay on coarse sweeps
-        "gamma_curve_time": (("gamma_beta",), transition_curve(_fine_betas(spec), min(spec.delta, 1.0), spec.n,
-                                                               spec.t_max, normalization=spec.normalization)),
-    }
-    if spec.preset == "anchor":
-        data["authors_cluster_rank_median"] = (("d", "beta", "t"), nan3.copy())
-        data["authors_span_dimension_mean"] = (("d", "beta", "t"), nan3.copy())
+def _gamma(spec: PhaseDiagram) -> xr.Dataset:
+    """The curve Γ_{∞,δ} (6.12) at the grid's β and on a fine β grid: the extra variables of the store."""
+    fine = np.linspace(min(spec.betas), max(spec.betas), GAMMA_FINE)
+    delta = min(spec.delta, 1.0)
     ds = xr.Dataset(
-        data,
-        coords={
-            "d": list(spec.dims),
-            "beta": list(spec.betas),
-            "t": spec.times,
-            "quantile": list(QUANTILES),
-            "gamma_beta": _fine_betas(spec),
+        {
+            "gamma_transition_time": (("beta",), transition_curve(spec.betas, delta, spec.n, spec.t_max,
+                                                                  normalization=spec.normalization)),
+            # the same curve on a fine β grid, for a smooth overlay on coarse sweeps
+            "gamma_curve_time": (("gamma_beta",), transition_curve(fine, delta, spec.n, spec.t_max,
+                                                                   normalization=spec.normalization)),
         },
+        coords={"beta": list(spec.betas), "gamma_beta": fine},
     )
-    ds["clustered_fraction"].attrs["description"] = (
-        "fraction of ordered pairs i != j with <x_i, x_j> > 1 - delta, averaged over the batch (Figure 3)"
-    )
-    ds["clustered_fraction_se"].attrs["description"] = "standard error of clustered_fraction over the batch"
     ds["gamma_transition_time"].attrs["description"] = (
         "t*(beta): first time the equiangular gamma_beta(t) reaches 1 - delta (curve Gamma, eq. 6.12); NaN after t_max"
     )
-    ds.attrs["spec"] = json.dumps(spec.describe())
-    ds.attrs["metadata"] = json.dumps(run_metadata(dtype=torch.float64, device="cpu"))
-    chunks = {"d": 1, "beta": spec.betas_per_unit, "t": T, "quantile": Q, "gamma_beta": GAMMA_FINE}
-    for v in ds.data_vars:
-        ds[v].encoding["chunks"] = tuple(chunks[dim] for dim in ds[v].dims)
+    ds["gamma_transition_time"].encoding["chunks"] = (len(spec.betas),)
+    ds["gamma_curve_time"].encoding["chunks"] = (GAMMA_FINE,)
     return ds
-
-
-def _consolidate(path: Path) -> None:
-    """Write the store's consolidated metadata (what ``xarray.open_zarr`` reads first)."""
-    with warnings.catch_warnings():
-        # zarr 3 notes that consolidated metadata is not (yet) in the v3 spec; xarray reads it all the same
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(str(path))
-
-
-def _open_or_create(spec: PhaseDiagram, path: Path, overwrite: bool) -> xr.Dataset:
-    if path.exists() and not overwrite:
-        if not (path / ".zgroup").is_file() and not (path / "zarr.json").is_file():
-            raise ValueError(f"out path {path} exists and is not a zarr store; pass overwrite=True / --overwrite "
-                             "to replace it")
-        _consolidate(path)  # stores from older versions, or interrupted ones, open without a fallback
-        with open_zarr_store(path) as ds:
-            stored = ds.attrs.get("spec")
-            if stored is None or PhaseDiagram.from_json(stored) != spec:
-                raise ValueError(
-                    f"out store {path} holds a different phase diagram; pass overwrite=True / --overwrite to replace it"
-                )
-            return ds.load()
-    ds = _template(spec)
-    atomic_zarr_write(ds, path, overwrite=overwrite)
-    return ds
-
-
-def _write_unit(path: Path, spec: PhaseDiagram, unit: tuple[int, int, int], stats: dict[str, np.ndarray]) -> None:
-    i, k0, k1 = unit
-    region = {"d": slice(i, i + 1), "beta": slice(k0, k1)}
-    data = {}
-    for name, arr in stats.items():
-        dims = ("d", "beta", "quantile", "t") if arr.ndim == 3 else ("d", "beta", "t")
-        data[name] = (dims, arr[None])
-    xr.Dataset(data).to_zarr(path, region=region, consolidated=False)
-    # the flag goes last: a unit interrupted before this line is recomputed on resume
-    xr.Dataset({"done": (("d", "beta"), np.ones((1, k1 - k0), dtype=bool))}).to_zarr(
-        path, region=region, consolidated=False
-    )
-
-
-def _ignore_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_phase_diagram(
@@ -318,44 +214,18 @@ def run_phase_diagram(
     *,
     overwrite: bool = False,
     workers: int = 1,
+    scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> xr.Dataset:
-    """Run (or resume) the sweep into the zarr store ``out`` and return the dataset.
+    """Run (or resume) the phase diagram into the zarr store ``out`` and return the dataset.
 
     workers > 1 runs units in parallel on a local Dask cluster (one process per worker, one torch thread
-    each); results are identical to a serial run. progress(done_units, total_units) is called after each unit.
+    each); scheduler: the address of an existing Dask cluster instead. Results are identical to a serial run.
+    progress(done_units, total_units) is called after each unit; on_start as in
+    :func:`~tokensphere.sweep.runner.run_sweep`.
     """
     validate_int("workers", workers, minimum=1)
-    path = Path(out)
-    if not (path.exists() and not overwrite):
-        validate_output_path(path, overwrite=overwrite)
-    ds = _open_or_create(spec, path, overwrite)
-    units = spec.units()
-    done = ds["done"].values
-    pending = [u for u in units if not done[u[0], u[1] : u[2]].all()]
-    finished = len(units) - len(pending)
-    if progress is not None:
-        progress(finished, len(units))
-    if workers == 1 or len(pending) <= 1:
-        for u in pending:
-            _write_unit(path, spec, u, unit_statistics(spec, *u))
-            finished += 1
-            if progress is not None:
-                progress(finished, len(units))
-    else:
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                client.run(torch.set_num_threads, 1)
-                client.run(_ignore_sigint)  # Ctrl-C stops the driver only; workers die with the cluster
-                futures = {client.submit(unit_statistics, spec, *u, pure=False): u for u in pending}
-                for fut in as_completed(futures):
-                    _write_unit(path, spec, futures[fut], fut.result())
-                    finished += 1
-                    if progress is not None:
-                        progress(finished, len(units))
-    _consolidate(path)
-    with open_zarr_store(path) as final:
-        return final.load()
-
+    return run_sweep(spec.to_sweep(), out, overwrite=overwrite, workers=workers, scheduler=scheduler,
+                     progress=progress, on_start=on_start, extra=lambda: _gamma(spec),
+                     attrs={"spec": json.dumps(spec.describe())})

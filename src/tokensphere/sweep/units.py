@@ -1,0 +1,170 @@
+"""One work unit of a sweep: its model, solver and seeded starts, simulated once, reduced to statistics.
+
+System numbering: the grid point with flat (row-major) index p and seed s is the system g = p·S + s (S seeds).
+Its initial positions come from the stream (seed, g) of :mod:`tokensphere.init`, its random matrices from the
+ensemble's keys for (p, g) (:meth:`~tokensphere.ensembles.Ensemble.keys`, with p in the place of the β index, so
+``share = "per_beta"`` means one draw per grid point). Nothing depends on how points are grouped into units,
+so serial, resumed and distributed runs of the same configuration give the same numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..ensembles import Ensemble, RedrawSchedule
+from ..init import make_initial
+from ..integrate.solver import Solver, anchor_solver
+from ..model import Model
+from ..simulate import simulate
+from .config import SweepConfig
+from .statistics import STATISTICS, summarize
+
+__all__ = ["Unit", "unit_model", "unit_solver", "unit_initial", "compute_unit", "check_units"]
+
+Unit = tuple[tuple[int, int], ...]  # per swept axis a range (start, stop)
+MODEL_KEYS = ("normalization", "heads", "head_reduction", "causal", "uniform_count", "projection", "time_scale",
+              "V")
+
+
+def _systems(config: SweepConfig, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
+    """(grid point p of each system, global system index g): two (K·S,) int arrays, point-major."""
+    S = config.seeds
+    points = np.repeat(config.unit_points(unit), S)
+    return points, points * S + np.tile(np.arange(S), len(points) // S)
+
+
+def _ensemble(params: dict[str, Any]) -> Ensemble:
+    return Ensemble(score=params["score"], value=params["value"], share=params["share"],
+                    redraw=params.get("redraw"))
+
+
+def unit_model(config: SweepConfig, unit: Unit, *, draw: bool = True) -> Model:
+    """The :class:`~tokensphere.Model` of a unit: β per system (B = K·S,), the unit's options, and the matrices
+    drawn from the ensemble (per head when heads > 1; QK = I per head for the identity score). ``draw=False``
+    leaves the matrices out (identity), to check the other options cheaply."""
+    params, betas = config.unit_params(unit)
+    points, systems = _systems(config, unit)
+    S, d, heads = config.seeds, params["d"], params["heads"]
+    kw: dict[str, Any] = {k: params[k] for k in MODEL_KEYS}
+    kw["beta"] = torch.tensor(np.repeat(betas, S), dtype=torch.float64)
+    ens = _ensemble(params)
+    wseed = params.get("weights_seed", config.seed)
+    if draw and not ens.is_identity:
+        if ens.redraw is not None:
+            if heads > 1:
+                raise ValueError("weights.redraw supports heads = 1 only")
+            kw["schedule"] = RedrawSchedule(ens, d, wseed, points.tolist(), systems.tolist())
+        else:
+            keys = ens.keys(wseed, d, points.tolist(), systems.tolist())
+            per_head = [ens.draw(d, keys if heads == 1 else [(*key, h) for key in keys]) for h in range(heads)]
+            qk, v = per_head[0]
+            if heads > 1:
+                qk = None if qk is None else torch.stack([p[0] for p in per_head], 1)
+                v = None if v is None else torch.stack([p[1] for p in per_head], 1)
+            if qk is not None:
+                kw["QK"] = qk
+            if v is not None:
+                kw["V"] = v
+    if heads > 1 and "QK" not in kw:
+        kw["QK"] = torch.eye(d, dtype=torch.float64).expand(heads, d, d)
+    return Model(**kw)
+
+
+def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver:
+    """The unit's solver: the authors' scheme (``anchor = true``) or ``Solver(method, dt, rtol, atol)``."""
+    params, _ = config.unit_params(unit)
+    if params["anchor"]:
+        return anchor_solver(model)
+    return Solver(params["method"], dt=params.get("dt"), rtol=params["rtol"], atol=params["atol"])
+
+
+def unit_initial(config: SweepConfig, unit: Unit) -> torch.Tensor:
+    """The unit's initial positions (K·S, n, d), float64: system g = p·S + s from the stream (seed, g)."""
+    params, _ = config.unit_params(unit)
+    extra = {k: params[k] for k in ("angle", "gamma0") if k in params}
+    parts = [
+        make_initial(params["kind"], batch=config.seeds, n=params["n"], d=params["d"], seed=config.seed,
+                     first_system=int(p) * config.seeds, **extra).sample()
+        for p in config.unit_points(unit)
+    ]
+    return torch.cat(parts)
+
+
+def _make_initial_checked(config: SweepConfig, unit: Unit) -> None:
+    params, _ = config.unit_params(unit)
+    try:
+        make_initial(params["kind"], batch=1, n=params["n"], d=params["d"], seed=config.seed,
+                     **{k: params[k] for k in ("angle", "gamma0") if k in params})
+    except TypeError:
+        raise ValueError(f"init.angle applies to kind = 'cap' or 'hemisphere' and init.gamma0 to kind = "
+                         f"'equiangular', got kind = {params['kind']!r}") from None
+
+
+def check_units(config: SweepConfig) -> None:
+    """Before any work, build for every combination of the non-β axes (with all its β values) the initial
+    condition, the model and the solver, and evaluate each statistic once: a value that a layer below refuses
+    (β < 0, n < 2, an energy with heads > 1, …) fails here with that layer's message. Matrices are not drawn
+    (the ensemble's options are checked by :class:`~tokensphere.ensembles.Ensemble`)."""
+    names = config.axis_names
+    seen = set()
+    for unit in config.units():
+        if "beta" in names:
+            i = names.index("beta")
+            unit = (*unit[:i], (0, len(config.axes[i][1])), *unit[i + 1:])
+        if unit in seen:
+            continue
+        seen.add(unit)
+        _make_initial_checked(config, unit)
+        params, _ = config.unit_params(unit)
+        ens = _ensemble(params)
+        if ens.redraw is not None and not ens.is_identity and params["heads"] > 1:
+            raise ValueError("weights.redraw supports heads = 1 only")
+        plain = replace(config, seeds=1)
+        model = unit_model(plain, unit, draw=False)
+        unit_solver(plain, unit, model)
+        x = make_initial("uniform", batch=1, n=params["n"], d=params["d"], seed=0).sample()
+        one = model.take(torch.zeros(1, dtype=torch.long))
+        for name in config.statistics:
+            STATISTICS[name].compute(x, one, config.delta)
+
+
+def compute_unit(config: SweepConfig, unit: Unit, progress: Callable[[float], None] | None = None,
+                 ) -> dict[str, np.ndarray]:
+    """Simulate one unit and return its variables (names after ``config.names``): per-seed values (K, S, T)
+    and summaries (K, T) or (K, Q, T), K the unit's grid points in β order. One torch thread: parallelism
+    comes from running units side by side."""
+    model = unit_model(config, unit)
+    solver = unit_solver(config, unit, model)
+    x0 = unit_initial(config, unit)
+    T, B, S = config.n_times, x0.shape[0], config.seeds
+    times = torch.as_tensor(config.times)
+    raw = {name: np.full((T, B), np.nan) for name in config.statistics}
+    needs_model = any(STATISTICS[name].needs_model for name in config.statistics)
+
+    def on_save(k: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
+        kk, ss = k.cpu().numpy(), systems.cpu().numpy()
+        sub = None
+        if needs_model:
+            sub = model.take(systems)
+            sub = sub if sub.schedule is None else sub.at(times[k])
+        for name in config.statistics:
+            raw[name][kk, ss] = STATISTICS[name].compute(x, sub, config.delta).double().cpu().numpy()
+
+    simulate(x0, model=model, solver=solver, t_max=config.t_max, save_at=config.n_times, store=False,
+             on_save=on_save, progress=progress, threads=1)
+    rename = dict(config.names)
+    summaries = dict(config.summaries)
+    out: dict[str, np.ndarray] = {}
+    for name in config.statistics:
+        per_seed = raw[name].reshape(T, B // S, S).transpose(1, 2, 0)  # (K, S, T)
+        if config.per_seed:
+            out[rename.get(name, name)] = per_seed
+        for summary in summaries.get(name, ()):
+            key = f"{name}_{summary}"
+            out[rename.get(key, key)] = summarize(summary, per_seed)
+    return out
