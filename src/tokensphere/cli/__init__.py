@@ -25,6 +25,7 @@ from .phase import phase_diagram_command
 from .probe import probe_command
 from .report import report_command
 from .simulate import simulate_command
+from .sweep import sweep_command
 
 __all__ = ["app", "main", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED"]
 
@@ -100,6 +101,7 @@ def _root(
 app.command("simulate")(simulate_command)
 app.command("demo")(demo_command)
 app.command("phase-diagram")(phase_diagram_command)
+app.command("sweep")(sweep_command)
 app.command("figures")(figures_command)
 app.command("report")(report_command)
 app.command("check")(check_command)
