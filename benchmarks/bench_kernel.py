@@ -158,6 +158,39 @@ def bench_large(shape=LARGE) -> dict:
     return r
 
 
+def float32_accuracy(quick: bool = False) -> list[tuple[str, float, float | None]]:
+    """Measured error of float32 against float64 on the same input: the field (max |f32 − f64| relative to
+    max |f64| of the projected field, and relative to the unprojected field, per back end the plan picks) and a
+    trajectory (rk4, dt = 0.05, T = 5; max geodesic distance in rad)."""
+    out = []
+    shapes = [(2, 16, 4)] if quick else [(2048, 32, 2), (16, 128, 64), (1, 2048, 64)]
+    for shape in shapes:
+        for beta in (1.0, 9.0):
+            for norm in ("softmax", "uniform"):
+                x = ts.sample_sphere(*shape, seed=1)
+                kw = {"time_scale": "exp_beta"} if norm == "uniform" else {}
+                m = ts.Model(beta=beta, normalization=norm, **kw)
+                f64 = ts.velocity(x, m)
+                f32 = ts.velocity(x.float(), m.to(torch.float32)).double()
+                raw = ts.velocity(x, m, project=False).abs().max()
+                err = float((f32 - f64).abs().max() / f64.abs().max())
+                err_raw = float((f32 - f64).abs().max() / raw)
+                label = f"field {shape} β = {beta:g} {'SA' if norm == 'softmax' else 'USA (exp_beta)'} [{plan(x.float(), m).backend}]"
+                out.append((label, err, err_raw))
+    B, n, d = (2, 16, 4) if quick else (4, 256, 8)
+    x = ts.sample_sphere(B, n, d, seed=2)
+    for beta in (1.0, 9.0):
+        runs = [
+            ts.simulate(x.to(dt_), beta=beta, solver=ts.Solver("rk4", dt=0.05), t_max=5.0, save_at=[0.0, 5.0],
+                        dtype=dt_).final().double()
+            for dt_ in (torch.float64, torch.float32)
+        ]
+        chord = torch.linalg.vector_norm(runs[0] - runs[1], dim=-1)  # 2 asin(chord / 2): no acos round-off floor
+        out.append((f"trajectory ({B}, {n}, {d}) β = {beta:g}, rk4 dt 0.05 to T = 5 (rad)",
+                    float((2 * torch.asin((chord / 2).clamp(max=1.0))).max()), None))
+    return out
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -211,6 +244,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # the O(n)-memory streaming back end with an explicit chunk, against the same baseline
     rows += [bench(big, torch.float64, repeats, chunk_size=max(1, big[1] // 4), quick=q)]
     text = table(rows)
+    acc = float32_accuracy(args.quick)
+    text += (
+        "\n\n| float32 against float64 | error (relative to the projected field / rad) | relative to the "
+        "unprojected field |\n|---|---|---|\n"
+    ) + "\n".join(f"| {lab} | {e:.1e} | {'' if r is None else f'{r:.1e}'} |" for lab, e, r in acc)
     if not args.quick and not args.no_large:
         text += "\n\n" + large_line(bench_large())
     print(machine())
