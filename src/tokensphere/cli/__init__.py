@@ -21,6 +21,7 @@ from ..integrate import IntegrationError
 from .check import check_command
 from .demo import demo_command
 from .figures import figures_command
+from .optimal import optimal_command
 from .phase import phase_diagram_command
 from .probe import probe_command
 from .report import report_command
@@ -106,6 +107,7 @@ app.command("figures")(figures_command)
 app.command("report")(report_command)
 app.command("check")(check_command)
 app.command("probe")(probe_command)
+app.command("optimal")(optimal_command)
 
 
 def main() -> None:

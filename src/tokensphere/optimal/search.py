@@ -28,6 +28,7 @@ import torch
 from ..field import tangent_project
 from ..init import sample_sphere
 from ..integrate.steps import retract
+from ..runtime import choose_threads, torch_threads
 from ..validate import validate_choice, validate_int, validate_real
 from .known import known_for
 from .optimize import LBFGSResult, lbfgs
@@ -82,6 +83,7 @@ def search(
     stop_at_known: bool = True,
     time_limit: float | None = None,
     dtype: torch.dtype = torch.float64,
+    threads: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> SearchResult:
     """Search for the minimiser of E_β over n points on S^{d−1}: ``restarts`` seeded random starts, then ``hops``
@@ -90,7 +92,8 @@ def search(
 
     n ≥ 2, d ≥ 2, beta > 0, restarts ≥ 1, hops ≥ 0, batch ≥ 1, sigma > 0 (radians), gtol, polish_gtol > 0
     (gradient-norm tolerances of the screening and of the final polish of the best), time_limit > 0 seconds or
-    None. progress(done, total, best_log_energy) is called after each batch. Same seed → same result (without a
+    None. threads: torch threads (default :func:`tokensphere.runtime.choose_threads`: one below 512 points).
+    progress(done, total, best_log_energy) is called after each batch. Same seed → same result (without a
     time limit). Returns a :class:`SearchResult`; raises ValueError naming the parameter on bad input.
     """
     n = validate_int("n", n, minimum=2)
@@ -110,6 +113,14 @@ def search(
     polish_gtol = validate_real("polish_gtol", polish_gtol, minimum=0.0, strict_minimum=True)
     if time_limit is not None:
         time_limit = validate_real("time_limit", time_limit, minimum=0.0, strict_minimum=True)
+    with torch_threads(choose_threads(n, threads)):
+        return _search(n, d, beta, restarts, hops, batch, sigma, symmetry, seed, gtol, polish_gtol, stop_at_known,
+                       time_limit, dtype, progress)
+
+
+def _search(n: int, d: int, beta: float, restarts: int, hops: int, batch: int, sigma: float, symmetry: str,
+            seed: int, gtol: float, polish_gtol: float, stop_at_known: bool, time_limit: float | None,
+            dtype: torch.dtype, progress: Callable[[int, int, float], None] | None) -> SearchResult:
     known = known_for(n, d)
     target = known.log_energy(beta) if known is not None else None
     start = time.perf_counter()
