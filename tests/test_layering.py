@@ -19,6 +19,7 @@ FORBIDDEN = {
     "circle": ("experiments", "plot", "report", "cli", "sweep", "analysis", "meanfield", "probe"),
     "meanfield": ("experiments", "plot", "report", "cli", "sweep", "probe"),
     "probe": ("report", "cli", "sweep"),
+    "optimal": ("experiments", "plot", "report", "cli", "sweep", "simulate"),
     "integrate": ("simulate", "experiments", "plot", "report", "cli", "sweep", "analysis", "circle", "meanfield"),
 }
 # files of other owners that still import the package root; each is to be fixed where it lives
