@@ -33,7 +33,8 @@ from ..ensembles import SCORES, VALUES, Ensemble
 from ..experiments.describe import describe_model
 from ..experiments.layout import beta_batch, counts_by_beta, system_betas
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
-from ..integrate import METHODS, anchor_solver
+from ..integrate import METHODS, SDE_METHODS, anchor_solver
+from ..integrate.sde import DEFAULT_SDE_METHOD
 from ..model import Model
 from ..simulate import simulate
 from ..io import validate_output_path
@@ -62,8 +63,9 @@ START_OPTIONS = ("n", "d", "seed", "init", "batch", "cap_angle", "gamma0")
 MODEL_OPTIONS = (
     "beta", "normalization", "time_scale", "repulsive", "causal", "projection", "heads", "head_reduction",
     "Q", "K", "QK", "V", "mask", "uniform_count", "score", "value", "share", "weights_seed",
+    "noise",
 )
-SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor")
+SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor", "noise_seed")
 MATRIX_OPTIONS = ("Q", "K", "QK", "V")
 
 
@@ -164,6 +166,13 @@ def simulate_command(
     projection: Annotated[
         bool, Option("--projection/--no-projection", help="Apply the tangent projection P⊥ (the paper's model).")
     ] = True,
+    noise: Annotated[
+        float, Option(help="Noise strength σ ≥ 0: Brownian motion on the sphere added to every token (Problem 7); "
+                      "needs --dt (fixed-step stochastic methods).")
+    ] = 0.0,
+    noise_seed: Annotated[
+        int | None, Option(help="Seed of the Brownian increments (--noise).", show_default="0")
+    ] = None,
     t_max: Annotated[
         float, Option(help="Final time (time plays the role of depth). With --from-run the absolute final time; "
                       "default there: the saved run's final time plus its duration.")
@@ -172,7 +181,10 @@ def simulate_command(
         int, Option(help="Number of equally spaced output times from t0 to --t-max (t0 = 0, or the saved run's "
                     "final time with --from-run).")
     ] = 101,
-    solver: Annotated[str | None, Option(help=f"Method: {', '.join(METHODS)}.", show_default="dopri5")] = None,
+    solver: Annotated[
+        str | None, Option(help=f"Method: {', '.join(METHODS)}; with --noise: {', '.join(SDE_METHODS)}.",
+                           show_default=f"dopri5; {DEFAULT_SDE_METHOD} with --noise")
+    ] = None,
     dt: Annotated[float | None, Option(help="Step (fixed-step methods) or first step (adaptive).")] = None,
     rtol: Annotated[float | None, Option(help="Relative tolerance (adaptive).", show_default="1e-7")] = None,
     atol: Annotated[float | None, Option(help="Absolute tolerance (adaptive).", show_default="1e-9")] = None,
@@ -247,6 +259,7 @@ def simulate_command(
         traj = simulate(
             x0, t_max=t_max, progress=update, metadata=metadata, **kwargs, **solver_kw,
             **({"solver": method} if method is not None else {}), **model_kw,
+            **({"seed": noise_seed} if noise_seed is not None else {}),
         )
     if continued is not None:  # simulate was handed the loaded run: name its store as the source
         for key, entry in (("continuation", "from"), ("init", "path")):
@@ -367,7 +380,8 @@ def _model_options(
     kw: dict[str, Any] = {}
     if fresh or "beta" in given:
         kw["beta"] = torch.tensor(betas, dtype=torch.float64)
-    for name in ("normalization", "time_scale", "causal", "projection", "heads", "head_reduction", "uniform_count"):
+    for name in ("normalization", "time_scale", "causal", "projection", "heads", "head_reduction", "uniform_count",
+                 "noise"):
         if fresh or name in given:
             kw[name] = p[name]
     if fresh or "repulsive" in given:
@@ -454,7 +468,8 @@ def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]
                 "anchor sets the solver (Euler + renormalisation); do not combine --anchor with --solver/--rtol/--atol"
             )
         return anchor_solver(model, step=ANCHOR_STEP if p["dt"] is None else p["dt"]), {}
-    return p["solver"] or "dopri5", {"dt": p["dt"], "rtol": p["rtol"], "atol": p["atol"]}
+    default = DEFAULT_SDE_METHOD if model.noise > 0 else "dopri5"
+    return p["solver"] or default, {"dt": p["dt"], "rtol": p["rtol"], "atol": p["atol"]}
 
 
 def _continued_solver(
@@ -470,7 +485,7 @@ def _continued_solver(
             kw.setdefault("QK", None)
         return _fresh_solver(p, replace(saved, **kw))
     if p["solver"] is not None:
-        validate_choice("solver", p["solver"], METHODS)
+        validate_choice("solver", p["solver"], METHODS + SDE_METHODS)
     return p["solver"], {name: p[name] for name in ("dt", "rtol", "atol") if name in given}
 
 
