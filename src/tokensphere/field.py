@@ -10,10 +10,11 @@ the exponents by a bound on the row's scores, so no β overflows them. Four back
 the user never has to):
 
 - ``fused``: the toy model (Q = K = V = I, one head, no mask), batches of small systems. One matrix product
-  for the shifted scores β⟨x_i, x_j⟩ − c_i, the exponentials in place, one product with [x | 1] that gives
-  the weighted sum and the row sum Z_i together. The shift c_i = β|x_i| max_j|x_j| bounds every score of row
-  i (Cauchy–Schwarz), so no row maximum is needed; it is used while e^{−β M (M − m)} (M, m: the largest and
-  smallest |x_j| of the system) cannot underflow, which holds for unit vectors at any β.
+  for the scores β⟨x_i, x_j⟩, the exponentials in place, one product with [x | 1] that gives the weighted sum
+  and the row sum Z_i together. By Cauchy–Schwarz |β⟨x_i, x_j⟩| ≤ β max_j |x_j|² (the largest diagonal
+  score), so while that is below the dtype's margin (600 in float64, 70 in float32: β ≤ 600 for unit
+  vectors) no shift is needed at all; above it the row maximum (SA) or the model's shift (USA) is
+  subtracted.
 - ``sdpa``: torch's fused CPU attention (flash attention with an online softmax, memory O(n·d)); it also
   returns log Z_i, from which the uniform (USA) field is recovered. Q, K, V, heads, masks, causal.
 - ``dense``: materialises the (B, H, n, n) scores (the general reference path).
@@ -24,7 +25,7 @@ the user never has to):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -116,7 +117,8 @@ def log_normalizer(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0)
 
 SDPA_MIN_N = 256  # from this many tokens on, torch's fused attention beats the fused toy path (measured)
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
-_UNDERFLOW_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}  # -log of a safe lower bound on e^{...}
+# |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
+_EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,6 @@ class KernelPlan:
     block: int | None = None
     chunk_size: int | None = None
     reason: str = ""
-    _norms: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """A short label: "fused", "sdpa", "dense", "streaming (chunk 512)", "fused (blocks of 64)"."""
@@ -177,20 +178,12 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
 
     grad = _needs_grad(x, w)
     if w.toy and n < SDPA_MIN_N:
-        norms = None
-        if w.normalization == "softmax":
-            norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (B, n, 1)
-            big, small = norms.amax(1), norms.amin(1)
-            spread = (w.beta.view(-1, 1) * big * (big - small)).amax()
-            ok = bool(spread <= _UNDERFLOW_MARGIN.get(x.dtype, 70.0)) and bool(w.beta.min() >= 0)
-        else:
-            ok = True
         per_system = 2 * n * n * size
-        if ok and fits(B * per_system):
-            return KernelPlan("fused", reason="toy model, small systems", _norms=norms)
-        if ok and fits(per_system):
+        if fits(B * per_system):
+            return KernelPlan("fused", reason="toy model, small systems")
+        if fits(per_system):
             block = max(1, (budget[0] if budget else SMALL_BYTES) // per_system)
-            return KernelPlan("fused", block=int(block), reason="toy model, batch in blocks that fit", _norms=norms)
+            return KernelPlan("fused", block=int(block), reason="toy model, batch in blocks that fit")
     sdpa_ok = (
         x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
@@ -214,7 +207,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
 
 def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
     if p.backend == "fused":
-        return _fused_toy(x, w, p.block, p._norms)
+        return _fused_toy(x, w, p.block)
     if p.backend == "sdpa":
         return _sdpa(x, w)
     if p.backend == "dense":
@@ -226,40 +219,46 @@ def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
 # back ends
 
 
-def _fused_toy(x: torch.Tensor, w: Weights, block: int | None, norms: torch.Tensor | None) -> torch.Tensor:
-    """Q = K = V = I, one head, no mask: e = exp(β⟨x_i, x_j⟩ − c_i) by one product and an in-place exp, then
-    one product with [x | 1] for Σ_j e_ij x_j and Z_i together (softmax), or with x (USA)."""
+def _fused_toy(x: torch.Tensor, w: Weights, block: int | None) -> torch.Tensor:
+    """Q = K = V = I, one head, no mask: G = β⟨x_i, x_j⟩ by one product, the exponentials in place, then one
+    product with [x | 1] (small d; else with x and a row sum) for Σ_j e_ij x_j and Z_i together.
+
+    No row maximum in the common case: |β⟨x_i, x_j⟩| ≤ β max_j|x_j|², read off the diagonal of G, so while
+    that bound is below the dtype's margin the exponentials neither overflow nor underflow (and keep their
+    relative accuracy), and softmax is invariant under the shift. Beyond it (β in the hundreds) the row
+    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta")."""
     B, n, d = x.shape
-    beta = w.beta.view(-1, 1, 1)
     softmax = w.normalization == "softmax"
-    if softmax:
-        # c_i = β|x_i| max_j|x_j| ≥ β⟨x_i, x_j⟩: exponents ≤ 0; softmax is shift-invariant, so no gradient
-        shift = (beta * norms * norms.amax(1, keepdim=True)).detach()
-        vals = torch.cat([x, torch.ones((B, n, 1), dtype=x.dtype, device=x.device)], -1)
-    else:
-        shift = _usa_shift(w, x).view(-1, 1, 1)
-        vals = x
-    # small d: the shift rides in the product as one more column, [βx | −c]·[x | 1]ᵀ (no pass over the n²
-    # scores to add it); otherwise baddbmm adds it, with β as the product's scale when it is one number
-    augmented = softmax and 2 * d < n
-    alpha = 1.0
-    if augmented:
-        xq = torch.cat([x * beta, -shift], -1)
-    elif w.beta.numel() == 1 and not w.beta.requires_grad and x.device.type == "cpu":
-        xq, alpha = x, float(w.beta)
-    else:
-        xq = x * beta  # scale the queries (O(B·n·d)) rather than the scores (O(B·n²))
+    ones_column = softmax and d < 16
+    vals = torch.cat([x, torch.ones((B, n, 1), dtype=x.dtype, device=x.device)], -1) if ones_column else x
+    scalar_beta = w.beta.numel() == 1 and not w.beta.requires_grad
+    xq = x if scalar_beta else x * w.beta.view(-1, 1, 1)  # per-system β scales the queries (O(B·n·d))
+    alpha = float(w.beta) if scalar_beta else 1.0  # (scalar_beta: no gradient to keep)
+    zero = torch.zeros((1, 1, 1), dtype=x.dtype, device=x.device)
+    margin = _EXP_MARGIN.get(x.dtype, 70.0)
+    exp_beta = not softmax and w.time_scale == "exp_beta"
     step = B if block is None else block
     outs = []
     for b0 in range(0, B, step):
         rows = slice(b0, b0 + step)
-        if augmented:
-            e = torch.bmm(xq[rows], vals[rows].transpose(1, 2))
+        beta = w.beta if w.beta.numel() == 1 else w.beta[rows]
+        g = torch.baddbmm(zero, xq[rows], x[rows].transpose(1, 2), beta=0.0, alpha=alpha)  # β⟨x_i, x_j⟩
+        bound = float(g.detach().diagonal(0, 1, 2).abs().amax()) if n else 0.0  # max_b β_b max_j |x_j|²
+        plain = bound <= margin and not (exp_beta and float(beta.detach().max()) > margin)
+        if plain:
+            e = g.exp_()
+        elif softmax:
+            e = g.sub_(g.amax(-1, keepdim=True).detach()).exp_()
         else:
-            sh = shift[rows] if shift.shape[0] > 1 else shift
-            e = torch.baddbmm(-sh, xq[rows], x[rows].transpose(1, 2), alpha=alpha)
-        y = torch.bmm(e.exp_(), vals[rows])
-        outs.append(y[..., :d] / y[..., d:] if softmax else y / n)
+            e = g.sub_(_usa_shift(w, x).view(-1, 1, 1)[rows] if exp_beta and w.beta.numel() > 1 else
+                       _usa_shift(w, x).view(-1, 1, 1)).exp_()
+        y = torch.bmm(e, vals[rows])
+        if softmax:
+            outs.append(y[..., :d] / y[..., d:] if ones_column else y / e.sum(-1, keepdim=True))
+        elif plain and exp_beta:
+            outs.append(y * (torch.exp(-beta).view(-1, 1, 1) / n))  # e^{β(s − 1)} = e^{βs} e^{−β}
+        else:
+            outs.append(y / n)
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
