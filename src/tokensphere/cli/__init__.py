@@ -26,6 +26,7 @@ from .phase import phase_diagram_command
 from .probe import probe_command
 from .report import report_command
 from .simulate import simulate_command
+from .train import train_app
 from .sweep import sweep_command
 
 __all__ = ["app", "main", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED"]
@@ -107,6 +108,7 @@ app.command("figures")(figures_command)
 app.command("report")(report_command)
 app.command("check")(check_command)
 app.command("probe")(probe_command)
+app.add_typer(train_app, name="train")
 app.command("optimal")(optimal_command)
 
 
