@@ -231,10 +231,8 @@ def _fused_toy(x: torch.Tensor, w: Weights, block: int | None) -> torch.Tensor:
     softmax = w.normalization == "softmax"
     ones_column = softmax and d < 16
     vals = torch.cat([x, torch.ones((B, n, 1), dtype=x.dtype, device=x.device)], -1) if ones_column else x
-    scalar_beta = w.beta.numel() == 1 and not w.beta.requires_grad
-    xq = x if scalar_beta else x * w.beta.view(-1, 1, 1)  # per-system β scales the queries (O(B·n·d))
-    alpha = float(w.beta) if scalar_beta else 1.0  # (scalar_beta: no gradient to keep)
-    zero = torch.zeros((1, 1, 1), dtype=x.dtype, device=x.device)
+    unit_beta = w.beta.numel() == 1 and not w.beta.requires_grad and float(w.beta) == 1.0
+    xq = x if unit_beta else x * w.beta.view(-1, 1, 1)  # β scales the queries (O(B·n·d)), not the scores
     margin = _EXP_MARGIN.get(x.dtype, 70.0)
     exp_beta = not softmax and w.time_scale == "exp_beta"
     step = B if block is None else block
@@ -242,8 +240,8 @@ def _fused_toy(x: torch.Tensor, w: Weights, block: int | None) -> torch.Tensor:
     for b0 in range(0, B, step):
         rows = slice(b0, b0 + step)
         beta = w.beta if w.beta.numel() == 1 else w.beta[rows]
-        g = torch.baddbmm(zero, xq[rows], x[rows].transpose(1, 2), beta=0.0, alpha=alpha)  # β⟨x_i, x_j⟩
-        bound = float(g.detach().diagonal(0, 1, 2).abs().amax()) if n else 0.0  # max_b β_b max_j |x_j|²
+        g = torch.bmm(xq[rows], x[rows].transpose(1, 2))  # β⟨x_i, x_j⟩
+        bound = float(g.detach().diagonal(0, 1, 2).amax()) if n else 0.0  # β_b |x_j|² ≥ 0 (β ≥ 0 is validated)
         plain = bound <= margin and not (exp_beta and float(beta.detach().max()) > margin)
         if plain:
             e = g.exp_()
