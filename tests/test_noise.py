@@ -286,3 +286,39 @@ def test_cli_noise_options(tmp_path):
     assert "geodesic" in res.output and out.exists()
     bad = CliRunner().invoke(app, [*args[:-4], "--noise", "0.3", "--solver", "rk4", "--dt", "0.1", "--overwrite"])
     assert bad.exit_code == 2 and "stochastic" in bad.output
+
+
+# --------------------------------------------------------------------------------------------------------
+# the (β, σ) phase diagram
+
+
+def test_uniform_stability_threshold_closed_forms():
+    """σ_c² = 2/d at β = 0 (Kuramoto-type coupling on S^{d−1}) and σ_c² β → 2 as β → ∞ (Laplace at s = 1)."""
+    from tokensphere.experiments.noise import uniform_stability_threshold
+
+    for d in (2, 3, 5):
+        assert float(uniform_stability_threshold(0.0, d)) == pytest.approx(math.sqrt(2 / d), rel=1e-8)
+        assert float(uniform_stability_threshold(400.0, d)) ** 2 * 400 == pytest.approx(2.0, rel=0.02)
+    s = uniform_stability_threshold([0.0, 1.0, 4.0, 16.0], 3)
+    assert bool(np.all(np.diff(s) < 0))
+
+
+def test_phase_diagram_clustered_below_and_spread_above_threshold():
+    """β = 0, d = 3: σ = 0.2 ≪ σ_c = 0.816 keeps one noisy cluster (r ≈ 1 − O(σ²)); σ = 1.6 ≫ σ_c leaves the
+    tokens nearly independent (r near its uniform level ≈ 0.16 for n = 32)."""
+    from tokensphere.experiments.noise import noise_phase_diagram
+
+    out = noise_phase_diagram(betas=[0.0], sigmas=[0.2, 1.6], starts=2, t_max=10.0, dt=0.05)
+    low, high = out["r_mean"][0][0], out["r_mean"][1][0]
+    assert low > 0.9
+    assert high < 0.4
+    # CLT: (1/n) Σ x_i ≈ N(0, I/(3n)), so E r ≈ E|g|/√(3n) with E|g| = √(8/π) for g standard normal in R³
+    assert out["r_uniform"] == pytest.approx(math.sqrt(8 / math.pi) / math.sqrt(3 * 32), rel=0.05)
+
+
+@pytest.mark.slow
+def test_noise_report_section():
+    from tokensphere.report.noise import noise_section
+
+    section = noise_section(quick=True)
+    assert section.figures and all(v.passed for v in section.verdicts)

@@ -1,0 +1,142 @@
+"""Noise (Problem 7 of the paper): the long-time state of (SA) with Brownian noise of strength σ on the sphere,
+as a (β, σ) phase diagram of the order parameter r = |(1/n) Σ_i x_i|.
+
+Each σ is one batched run over every β × seeded uniform start (:func:`~tokensphere.experiments.layout.beta_batch`),
+integrated by :mod:`tokensphere.integrate.sde`; r is averaged over the second half of [0, t_max] and over the
+starts. Clustered states have r near 1, spread ones r = O(1/√n).
+
+The overlay is the mean-field linear stability threshold of the uniform measure [derived here, not in the paper]:
+perturb ρ = σ_d(1 + ε⟨x, a⟩); at the uniform state the (SA) field is P⊥_x ∫ e^{β⟨x,y⟩} y dρ(y) / Z with
+∫ e^{β⟨x,y⟩} y yᵀ dσ_d(y) = A(β) I + B(β) x xᵀ, so the perturbation field is ε A(β) P⊥_x a / Z₀(β), whose
+spherical divergence is −(d−1) ε A/Z₀ ⟨x, a⟩; the noise contributes (σ²/2) Δ⟨x, a⟩ = −(d−1)(σ²/2)⟨x, a⟩. The
+mode grows iff σ² < σ_c²(β) = 2 A(β)/Z₀(β) = 2 E[e^{βs}(1 − s²)] / ((d − 1) E[e^{βs}]), s = ⟨x, y⟩ for independent
+uniform x, y (density ∝ (1 − s²)^{(d−3)/2} on [−1, 1]). At β = 0 this is σ_c² = 2/d; for β → ∞ it decays like 2/β.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import integrate as quad_integrate
+
+from ..analysis.geometry import order_parameter
+from ..init import Uniform
+from ..model import Model
+from ..simulate import simulate
+from ..validate import validate_int, validate_real
+from .layout import beta_batch
+
+__all__ = ["heat_kernel_agreement", "noise_phase_diagram", "uniform_stability_threshold"]
+
+
+def uniform_stability_threshold(beta: float | Sequence[float], d: int) -> np.ndarray:
+    """σ_c(β): the uniform measure is linearly unstable for the mean-field (SA) dynamics with noise σ < σ_c(β)
+    (see the module docstring). beta: a number or a sequence; d ≥ 2. Returns an array of σ_c, shape of beta."""
+    validate_int("d", d, minimum=2)
+    betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
+    out = np.empty_like(betas)
+    for k, b in enumerate(betas):
+        validate_real("beta", b, minimum=0.0)
+        # weights e^{β(s−1)} (shifted: no overflow) times the density of s = ⟨x, y⟩ on S^{d−1}
+        dens = lambda s, b=b: math.exp(b * (s - 1)) * (1 - s * s) ** ((d - 3) / 2)  # noqa: E731
+        z = quad_integrate.quad(dens, -1, 1, limit=200)[0]
+        a = quad_integrate.quad(lambda s: dens(s) * (1 - s * s), -1, 1, limit=200)[0]
+        out[k] = math.sqrt(2 * a / ((d - 1) * z))
+    return out.reshape(np.shape(beta))
+
+
+def noise_phase_diagram(
+    betas: Sequence[float] = (0.0, 1.0, 2.0, 4.0, 8.0),
+    sigmas: Sequence[float] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.2),
+    *,
+    n: int = 32,
+    d: int = 3,
+    starts: int = 4,
+    t_max: float = 20.0,
+    dt: float = 0.05,
+    seed: int = 0,
+    method: str = "geodesic",
+) -> dict[str, Any]:
+    """Long-time order parameter of (SA) with noise over a (β, σ) grid.
+
+    Every σ runs the len(betas) × ``starts`` systems (uniform starts seeded ``seed``, the same for every β and σ)
+    with the stochastic ``method`` and step ``dt`` up to ``t_max``; the increments of σ number k are seeded
+    ``seed + k``. Returns a JSON-able dict: betas, sigmas, r_mean and r_std ((len(sigmas), len(betas)): mean and
+    standard deviation over the starts of r averaged over t ∈ [t_max/2, t_max]), r_uniform (E r for n independent
+    uniform tokens, ≈ √(1/n)), sigma_c (the mean-field threshold at each β) and curve (σ_c on a fine β grid),
+    the settings and the wall time.
+    """
+    betas = [validate_real("beta", b, minimum=0.0) for b in betas]
+    sigmas = [validate_real("sigma", s, minimum=0.0) for s in sigmas]
+    validate_int("starts", starts, minimum=1)
+    start = time.perf_counter()
+    batch = beta_batch(Uniform(batch=starts, n=n, d=d, seed=seed), betas)
+    saves = torch.linspace(0.0, t_max, 21, dtype=torch.float64)
+    late = saves >= t_max / 2
+    r_mean = np.empty((len(sigmas), len(betas)))
+    r_std = np.empty_like(r_mean)
+    for k, sigma in enumerate(sigmas):
+        model = Model(beta=batch.beta, noise=sigma)
+        if sigma > 0:
+            traj = simulate(batch.x0, model=model, solver=method, dt=dt, t_max=t_max, save_at=saves, seed=seed + k)
+        else:
+            traj = simulate(batch.x0, model=model, t_max=t_max, save_at=saves)
+        r = order_parameter(traj.positions[late]).mean(0).reshape(len(betas), starts)  # (β, starts)
+        r_mean[k] = r.mean(-1).numpy()
+        r_std[k] = r.std(-1, unbiased=False).numpy()
+    fine = np.linspace(min(betas), max(betas), 60)
+    return {
+        "betas": betas,
+        "sigmas": sigmas,
+        "r_mean": r_mean.tolist(),
+        "r_std": r_std.tolist(),
+        "r_uniform": _uniform_order(n, d),
+        "sigma_c": uniform_stability_threshold(betas, d).tolist(),
+        "curve": {"beta": fine.tolist(), "sigma_c": uniform_stability_threshold(fine, d).tolist()},
+        "settings": {"n": n, "d": d, "starts": starts, "t_max": t_max, "dt": dt, "seed": seed, "method": method,
+                     "average": "t in [t_max/2, t_max], then over starts"},
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _uniform_order(n: int, d: int) -> float:
+    """E|(1/n) Σ x_i| for n independent uniform tokens on S^{d−1} (≈ √(1/n) for large n): the mean over 4 000
+    seeded draws."""
+    x = Uniform(batch=4000, n=n, d=d, seed=12345).sample()
+    return float(order_parameter(x).mean())
+
+
+def heat_kernel_agreement(d: int = 3, sigma: float = 0.8, *, times: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
+                          samples: int = 8000, dt: float = 0.01, seed: int = 0,
+                          method: str = "geodesic") -> dict[str, Any]:
+    """Brownian motion alone (V = 0: the drift vanishes) against the heat kernel of (σ²/2)Δ on S^{d−1}:
+    E⟨x_t, x_0⟩ = e^{−(d−1)σ²t/2} and E⟨x_t, x_0⟩² = 1/d + (1 − 1/d) e^{−dσ²t}.
+
+    ``samples`` tokens (8 per system) from seeded uniform starts. Returns a JSON-able dict: times, measured and
+    exact first and second moments, their Monte-Carlo standard errors, the largest |measured − exact| / SE, and
+    the settings.
+    """
+    n = 8
+    x0 = Uniform(batch=max(samples // n, 1), n=n, d=d, seed=seed).sample()
+    model = Model(beta=0.0, V=torch.zeros(d, d, dtype=torch.float64), noise=sigma)
+    ts = [0.0, *map(float, times)]
+    traj = simulate(x0, model=model, solver=method, dt=dt, t_max=ts[-1], save_at=ts, seed=seed + 1)
+    c = (traj.positions[1:] * x0).sum(-1).flatten(1)  # (T, samples)
+    m = c.shape[1]
+    first, second = c.mean(1), (c * c).mean(1)
+    se1, se2 = c.std(1) / math.sqrt(m), (c * c).std(1) / math.sqrt(m)
+    t = torch.tensor(ts[1:], dtype=torch.float64)
+    exact1 = torch.exp(-(d - 1) * sigma**2 * t / 2)
+    exact2 = 1 / d + (1 - 1 / d) * torch.exp(-d * sigma**2 * t)
+    z = torch.cat([(first - exact1).abs() / se1, (second - exact2).abs() / se2])
+    return {
+        "times": ts[1:], "first": first.tolist(), "first_exact": exact1.tolist(), "first_se": se1.tolist(),
+        "second": second.tolist(), "second_exact": exact2.tolist(), "second_se": se2.tolist(),
+        "max_z": float(z.max()), "settings": {"d": d, "sigma": sigma, "samples": m, "dt": dt, "method": method,
+                                              "seed": seed},
+    }
