@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .field import plan as kernel_plan
 from .field import velocity
 from .init import FromArray, normalize
 from .integrate.driver import IntegrationResult, integrate
@@ -131,6 +132,7 @@ def simulate(
     with torch_threads(choose_threads(x.shape[1], threads)) as used:
         res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress)
     meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, chunk_size=chunk_size)
+    meta["kernel"] = kernel_plan(x, model, t0, chunk_size=chunk_size).describe()  # the back end velocity ran
     meta.update({"init": init_meta, "wall_seconds": _time.perf_counter() - start,
                  "field_evaluations": res.evaluations})
     if continuation is not None:
