@@ -277,3 +277,41 @@ def test_600_cell_found_from_random_starts():
     s = describe(res.x, 5.0)
     assert res.found_seconds is not None and s.matches and s.strength == 11 and not s.sharp
     assert float(res.minima.min()) >= CELL600.log_energy(5.0) - 1e-12
+
+
+def test_basin_hopping_runs_its_budget_and_never_gets_worse():
+    res = search(12, 3, 8.0, restarts=4, hops=8, batch=4, sigma=0.3, seed=2, symmetry="none", stop_at_known=False)
+    assert res.restarts == 4 and res.hops == 8 and res.minima.numel() == 12
+    assert [h[1] for h in res.history] == [4, 8, 12]
+    best = [h[2] for h in res.history]
+    assert all(b1 <= b0 for b0, b1 in zip(best, best[1:]))  # greedy: the pool's best never rises
+    assert res.log_energy <= float(res.minima.min()) + 1e-12
+
+
+def test_report_section_from_a_small_experiment():
+    from tokensphere.experiments.optimal import OptimalExperiment, known_table
+    from tokensphere.report import Section
+    from tokensphere.report.optimal import optimal_section
+
+    flow = flow_arrival(12, 3, 1.0, starts=1, seed=0, t_max=50.0, saves=11)  # far too short to arrive
+    res = search(12, 3, 1.0, restarts=4, batch=4, seed=0)
+    table = known_table(5.0, restarts=4, configurations=(cross_polytope(3),))
+    sec = optimal_section(OptimalExperiment(flow, res, describe(res.x, 1.0), table, 1.0))
+    assert isinstance(sec, Section) and len(sec.figures) == 2
+    outcome = {v.name: v.passed for v in sec.verdicts}
+    assert outcome["V = −I flow arrives (field below tolerance)"] is False  # not arrived by t = 50
+    assert outcome["the optimiser finds the known configuration from random starts"] is True
+    assert all(v.passed for v in sec.verdicts if v.name.startswith("cross-polytope"))
+    assert sec.tables["flow arrival"]["start 0"].startswith("not arrived")
+
+
+@pytest.mark.slow
+def test_benchmark_quick_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_optimal.py"
+    spec = importlib.util.spec_from_file_location("bench_optimal", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert "Found in 1/1 seeds" in mod.main(["--quick"])
