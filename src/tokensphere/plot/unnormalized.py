@@ -1,0 +1,109 @@
+"""Pure self-attention without normalisation ((9.1)–(9.3)): the limit geometries of Table 1.
+
+One column per case of :func:`tokensphere.experiments.unnormalized.table1_run`: on top the rescaled tokens
+z(t) = e^{−tV} x(t) (the unrescaled x for the origin case; the top-eigenspace coordinates for the paranormal
+case), trajectories thin, starts faint, final positions bold, with the predicted geometry drawn (the hull of the
+final points, the hyperplanes ⟨ψ₁, z⟩ = c through them); below, the case's own measurement over time with its
+predicted limit. This module only draws.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy.spatial import ConvexHull, QhullError
+
+__all__ = ["table1_figure"]
+
+_TITLES = {
+    "polytope": "V = I: vertices of a polytope",
+    "hyperplanes": "λ₁(V) > 0 simple: hyperplanes",
+    "paranormal": "paranormal V: polytope × subspace",
+    "origin": "V = −I: the origin (x, not rescaled)",
+}
+_MEASURES = {
+    "polytope": ("polytope", 1.0, "fraction of tokens at hull vertices"),
+    "hyperplanes": ("hyperplanes", 0.0, "distance from ≤ 3 values of ⟨ψ₁, z⟩"),
+    "paranormal": ("paranormal", 1.0, "fraction at vertices (F-components)"),
+    "origin": ("origin", 0.0, "max|x_i(t)| / max|x_i(0)|"),
+}
+
+
+def table1_figure(runs: dict[str, dict[str, Any]], title: str | None = None) -> Figure:
+    """Positions and measurements of the runs {case: table1_run(case)} (any subset of the four cases)."""
+    cases = list(runs)
+    fig = Figure(figsize=(3.6 * len(cases), 7.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_2d(fig.subplots(2, len(cases), squeeze=False))
+    for k, case in enumerate(cases):
+        run = runs[case]
+        pos = _plane(run)
+        ax = axes[0, k]
+        for i in range(pos.shape[1]):
+            ax.plot(pos[:, i, 0], pos[:, i, 1], color="C0", lw=0.6, alpha=0.5)
+        ax.scatter(pos[0, :, 0], pos[0, :, 1], s=10, color="C0", alpha=0.3, label="t = 0")
+        ax.scatter(pos[-1, :, 0], pos[-1, :, 1], s=28, color="C3", zorder=3, label=f"t = {float(run['times'][-1]):g}")
+        if case in ("polytope", "paranormal"):
+            _draw_hull(ax, pos[-1])
+        if case == "hyperplanes":
+            _draw_hyperplanes(ax, run, pos)
+        if case == "origin":
+            ax.scatter([0.0], [0.0], marker="+", s=80, color="k", zorder=4)
+        ax.set_title(_TITLES.get(case, case), fontsize=9)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(fontsize=7, loc="best")
+        key, target, label = _MEASURES[case]
+        series = np.asarray(run[key], dtype=float)
+        t = np.asarray(run["times"], dtype=float)
+        axm = axes[1, k]
+        axm.plot(t, series, "o-", ms=3, color="C3", label=label)
+        if case != "origin":
+            axm.plot(t, np.asarray(run["booleanness"], dtype=float), "s--", ms=3, color="C2",
+                     label="1 − min_i max_j A_ij (Boolean: 0)")
+        axm.axhline(target, color="k", ls=":", lw=1, label=f"predicted limit {target:g}")
+        if case == "origin":
+            axm.set_xscale("log")
+            axm.set_yscale("log")
+            late = t > t[-1] / 10
+            if late.sum() >= 2:
+                slope = np.polyfit(np.log(t[late]), np.log(series[late]), 1)[0]
+                axm.plot(t[late], series[late][-1] * (t[late] / t[late][-1]) ** -0.5, "k--", lw=1,
+                         label=f"t^(−1/2) (fitted slope {slope:.2f})")
+        axm.set_xlabel("t")
+        axm.legend(fontsize=7)
+    fig.suptitle(title or "Pure self-attention (9.1) without normalisation: the limit geometries of Table 1")
+    return fig
+
+
+def _plane(run: dict[str, Any]) -> np.ndarray:
+    """(T, n, 2) coordinates to draw: z (or x for the origin case), projected on the top eigenspace F when given."""
+    y = run["x"] if run["z"] is None else run["z"]
+    y = np.asarray(y, dtype=float)
+    if run.get("F") is not None:
+        y = y @ np.asarray(run["F"], dtype=float)
+    return y[..., :2]
+
+
+def _draw_hull(ax: Any, pts: np.ndarray) -> None:
+    try:
+        hull = ConvexHull(pts)
+    except (QhullError, ValueError):  # fewer than 3 distinct points, or collinear
+        return
+    ring = np.append(hull.vertices, hull.vertices[0])
+    ax.plot(pts[ring, 0], pts[ring, 1], "k-", lw=1, label="hull of the final points")
+
+
+def _draw_hyperplanes(ax: Any, run: dict[str, Any], pos: np.ndarray) -> None:
+    psi = np.asarray(run["psi"], dtype=float)[:2]
+    vals = np.sort(pos[-1] @ psi)
+    cuts = np.nonzero(np.diff(vals) > 1e-3 * max(np.ptp(vals), 1e-300))[0] + 1
+    levels = [group.mean() for group in np.split(vals, cuts)]  # one level per group of equal coordinates
+    direction = np.array([-psi[1], psi[0]]) / np.linalg.norm(psi)
+    span = np.abs(pos[-1]).max() * 1.2
+    for c in levels[:3]:
+        base = c * psi / (psi @ psi)
+        ends = np.stack([base - span * direction, base + span * direction])
+        ax.plot(ends[:, 0], ends[:, 1], "k--", lw=0.8)
