@@ -23,7 +23,9 @@ from tokensphere.runtime import available_memory, memory_budget
 from helpers import gauss, sphere
 from test_field import B, D, N, VARIANTS, close, ref_field, variant_kwargs
 
-BACKENDS = ["fused", "sdpa", "dense", "streaming"]
+# "fused": the fused toy path proper (products, in-place exponentials, [x | 1]); "fused_tiny": its branch for
+# a few thousand scores (three plain torch calls), which these small test inputs take by default
+BACKENDS = ["fused", "fused_tiny", "sdpa", "dense", "streaming"]
 
 
 def run_backend(backend, x, model, t=0.0, project=True):
@@ -31,18 +33,24 @@ def run_backend(backend, x, model, t=0.0, project=True):
     w = weights_at(model, x, t)
     p = {
         "fused": KernelPlan("fused"),
+        "fused_tiny": KernelPlan("fused"),
         "sdpa": KernelPlan("sdpa"),
         "dense": KernelPlan("dense"),
         "streaming": KernelPlan("streaming", chunk_size=3),
     }[backend]
-    f = field._run(p, x, w) * w.sign
+    tiny = field._TINY
+    field._TINY = tiny if backend == "fused_tiny" else -1
+    try:
+        f = field._run(p, x, w) * w.sign
+    finally:
+        field._TINY = tiny
     return field.tangent_project(x, f) if project else f
 
 
 def runs_on(backend, model, x=None, t=0.0):
     """Whether a back end handles the model at time t: the fused path only the toy model (Q = K = V = ±I,
     one head, no mask)."""
-    return backend != "fused" or weights_at(model, sphere(B, N, D, seed=0) if x is None else x, t).toy
+    return not backend.startswith("fused") or weights_at(model, sphere(B, N, D, seed=0) if x is None else x, t).toy
 
 
 CASES = [(v, b) for v in VARIANTS for b in BACKENDS if runs_on(b, Model(**variant_kwargs(v)))]
@@ -103,9 +111,10 @@ def test_fused_path_on_non_unit_inputs_on_both_sides_of_the_margin(kw):
     if kw.get("time_scale") == "exp_beta":
         x = x / 2.0  # norms in [0.25, 1]: the USA exponents stay representable
     assert plan(x, Model(**kw)).backend == "fused"
-    got = velocity(x, Model(**kw), project=False)
-    assert torch.isfinite(got).all()
-    close(got, ref_field(x, kw, project=False))
+    for backend in ("fused", "fused_tiny"):
+        got = run_backend(backend, x, Model(**kw), project=False)
+        assert torch.isfinite(got).all()
+        close(got, ref_field(x, kw, project=False))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -160,7 +169,7 @@ def _gradcheck(model_fn, x, params, backend=None):
     assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", [None, "fused", "sdpa", "dense", "streaming"])
+@pytest.mark.parametrize("backend", [None, "fused", "fused_tiny", "sdpa", "dense", "streaming"])
 def test_gradcheck_toy_in_x_and_beta(backend):
     x = sphere(2, 5, 3, seed=6).requires_grad_()
     beta = torch.tensor([0.7, 2.0], dtype=torch.float64, requires_grad=True)

@@ -3,6 +3,9 @@
     ẋ_i = P⊥_{x_i} ( Σ_h Σ_j A^h_ij V_h x_j )                                                  (2.3), (2.7)
     A^h_ij = exp(β⟨Q_h x_i, K_h x_j⟩ + b_ij) / Z_{β,i,h}   (softmax, SA)
     A^h_ij = exp(β⟨Q_h x_i, K_h x_j⟩ + b_ij − c) / n       (uniform, USA; c = β when time_scale="exp_beta")
+    A^h = Sinkhorn(exp(β⟨Q_h x_i, K_h x_j⟩ + b_ij))       (sinkhorn: doubly stochastic, Remark 3.5)
+    A^h_ij = 1{j ∈ C_i}/|C_i|, C_i = argmax_j ⟨Q_h x_i, K_h x_j⟩   (hardmax, β → ∞, (9.5)–(9.6))
+    centered=True: V_h x_j replaced by V_h (x_j − x_i), the rescaled dynamics (9.4)
 
 Shapes: positions ``x`` are ``(B, n, d)``; attention and scores are ``(B, H, n, n)``. Every back end shifts
 the exponents by a bound on the row's scores, so no β overflows them. Four back ends give the same numbers
@@ -30,8 +33,10 @@ from dataclasses import dataclass
 import torch
 
 from .feedforward import add_feedforward
+from .hardmax import hardmax
 from .model import Model
 from .runtime import memory_budget
+from .sinkhorn import sinkhorn
 from .weights import Weights
 
 __all__ = ["velocity", "attention", "scores", "tangent_project", "log_normalizer", "weights_at", "plan", "KernelPlan"]
@@ -46,7 +51,7 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """⟨a_i, b_i⟩ over the last axis, keepdim. For small d a product with a column of ones is several times
     faster than torch's reduction over a short last axis."""
     d = a.shape[-1]
-    if d <= 16:
+    if d <= 16 and a.numel() >= 4096:
         return torch.matmul(a * b, torch.ones((d, 1), dtype=a.dtype, device=a.device))
     return torch.linalg.vecdot(a, b).unsqueeze(-1)
 
@@ -73,6 +78,8 @@ def velocity(
     if project is None:
         project = w.projection
     f = _run(_plan(x, w, chunk_size), x, w)  # the one dispatch: back end chosen by plan()
+    if w.centered:  # Σ_j A_ij V (x_j − x_i) = Σ_j A_ij V x_j − V x_i (rows sum to 1), (9.4)
+        f = f - _reduce_heads(_values(x, w), w)
     if w.sign != 1.0:
         f = f * w.sign
     f = add_feedforward(f, x, w)  # + w σ(a x_i + b), the feed-forward term of (2.8)
@@ -94,14 +101,16 @@ def weights_at(model: Model, x: torch.Tensor, t: float | torch.Tensor = 0.0) -> 
 
 
 def scores(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """Attention logits β⟨Q_h x_i, K_h x_j⟩ + b_ij (with −inf where masked). x: (B, n, d). Returns (B, H, n, n)."""
+    """Attention logits β⟨Q_h x_i, K_h x_j⟩ + b_ij (with −inf where masked; without β for hardmax, (9.6)).
+    x: (B, n, d). Returns (B, H, n, n)."""
     return _scores(x, weights_at(model, x, t))
 
 
 def attention(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0) -> torch.Tensor:
     """The self-attention matrices A^h (2.5). x: (B, n, d). Returns (B, H, n, n).
 
-    Softmax rows sum to 1. For USA, A_ij = e^{β s_ij − c}/n (c = β in time_scale "exp_beta", else 0).
+    Softmax rows sum to 1. For USA, A_ij = e^{β s_ij − c}/n (c = β in time_scale "exp_beta", else 0). Sinkhorn
+    (Remark 3.5) rows and columns sum to 1; hardmax (9.5)–(9.6) is uniform on each row's argmax set.
     """
     w = weights_at(model, x, t)
     return _attention(_scores(x, w), w, x)
@@ -119,6 +128,7 @@ SDPA_MIN_N = 256  # from this many tokens on, torch's fused attention beats the 
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
+_TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,11 @@ class KernelPlan:
         return self.backend
 
 
+_FUSED = KernelPlan("fused", reason="toy model, small systems")
+_SDPA = KernelPlan("sdpa", reason="fused attention (online softmax, O(n·d) memory)")
+_DENSE = KernelPlan("dense", reason="general weights, scores fit in memory")
+
+
 def plan(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0, *, chunk_size: int | None = None) -> KernelPlan:
     """The back end ``velocity(x, model, t, chunk_size=chunk_size)`` runs, with its block sizes.
 
@@ -165,6 +180,9 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     if chunk_size is not None:
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
+        if w.normalization in ("sinkhorn", "hardmax"):
+            raise ValueError(f"chunk_size (streaming) cannot run normalization={w.normalization!r}, which needs "
+                             "the whole n × n attention matrix; leave chunk_size=None")
         return KernelPlan("streaming", chunk_size=int(chunk_size), reason="chunk_size given")
     size, H = x.element_size(), w.heads
     budget: list[int] = []
@@ -176,14 +194,23 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
             budget.append(memory_budget(x.device))
         return nbytes <= budget[0]
 
-    grad = _needs_grad(x, w)
+    if w.normalization in ("sinkhorn", "hardmax"):  # they need the whole (n, n) matrix: dense only
+        need = 4 * B * H * n * n * size
+        if fits(need):
+            return KernelPlan("dense", reason=f"{w.normalization} attention needs the whole n × n matrix")
+        raise MemoryError(
+            f"velocity: normalization={w.normalization!r} needs the dense (B, H, n, n) = ({B}, {H}, {n}, {n}) "
+            f"attention ({need / 2**30:.2f} GiB) but only {budget[0] / 2**30:.2f} GiB may be used; evaluate "
+            "fewer systems or tokens at a time"
+        )
     if w.toy and n < SDPA_MIN_N:
         per_system = 2 * n * n * size
         if fits(B * per_system):
-            return KernelPlan("fused", reason="toy model, small systems")
+            return _FUSED
         if fits(per_system):
             block = max(1, (budget[0] if budget else SMALL_BYTES) // per_system)
             return KernelPlan("fused", block=int(block), reason="toy model, batch in blocks that fit")
+    grad = _needs_grad(x, w)
     sdpa_ok = (
         x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
@@ -192,9 +219,9 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     )
     dense_bytes = 3 * B * H * n * n * size
     if sdpa_ok and (n >= SDPA_MIN_N or not fits(dense_bytes)):
-        return KernelPlan("sdpa", reason="fused attention (online softmax, O(n·d) memory)")
+        return _SDPA
     if fits(dense_bytes):
-        return KernelPlan("dense", reason="general weights, scores fit in memory")
+        return _DENSE
     avail = budget[0]
     c = min(n, avail // (3 * B * H * n * size))
     if c < 1:
@@ -229,6 +256,11 @@ def _fused_toy(x: torch.Tensor, w: Weights, block: int | None) -> torch.Tensor:
     maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta")."""
     B, n, d = x.shape
     softmax = w.normalization == "softmax"
+    if B * n * n <= _TINY:  # a few thousand scores: the fewest torch calls win (torch's softmax subtracts the max)
+        g = torch.bmm(x * w.beta.view(-1, 1, 1), x.transpose(1, 2))
+        if softmax:
+            return torch.bmm(torch.softmax(g, dim=-1), x)
+        return torch.bmm(torch.exp(g - _usa_shift(w, x).view(-1, 1, 1)), x) / n
     ones_column = softmax and d < 16
     vals = torch.cat([x, torch.ones((B, n, 1), dtype=x.dtype, device=x.device)], -1) if ones_column else x
     unit_beta = w.beta.numel() == 1 and not w.beta.requires_grad and float(w.beta) == 1.0
@@ -295,7 +327,9 @@ def _sdpa(x: torch.Tensor, w: Weights) -> torch.Tensor:
 
 def _scores(x: torch.Tensor, w: Weights) -> torch.Tensor:
     q, k = _queries_keys(x, w)
-    logits = torch.matmul(q * w.beta.view(-1, 1, 1, 1), k.transpose(-1, -2))
+    if w.normalization != "hardmax":  # hardmax (β → ∞) reads the unscaled scores ⟨Q x_i, K x_j⟩ (9.6)
+        q = q * w.beta.view(-1, 1, 1, 1)
+    logits = torch.matmul(q, k.transpose(-1, -2))
     bias = _bias(w, x.shape[1], x)
     return logits if bias is None else logits + bias
 
@@ -303,6 +337,10 @@ def _scores(x: torch.Tensor, w: Weights) -> torch.Tensor:
 def _attention(logits: torch.Tensor, w: Weights, x: torch.Tensor) -> torch.Tensor:
     if w.normalization == "softmax":
         return torch.softmax(logits, dim=-1)
+    if w.normalization == "sinkhorn":  # doubly stochastic, Remark 3.5
+        return sinkhorn(logits, w.sinkhorn_iters, w.sinkhorn_tol)
+    if w.normalization == "hardmax":  # β → ∞, (9.5)–(9.6)
+        return hardmax(logits, w.tie_tol, w.ties, w.tie_seed)
     return torch.exp(logits - _usa_shift(w, x)) / _usa_count(w, logits)
 
 
