@@ -6,11 +6,26 @@ and systems at t = T; the cost is the number of field evaluations and the wall t
 (Euler, dt = 0.1, unprojected field) is the first row.
 
     python benchmarks/bench_accuracy.py [--record] [--quick]
+
+``--panel``: accuracy per cost on one Figure 3 panel (SA, n = 32, d = 32, 90 β on linspace(0.1, 9, 90),
+t ∈ [0, 30], δ = 1e-3; ``--starts`` uniform starts per β, the paper's 1024 by default). The statistic is the
+panel itself: the clustered-pair fraction averaged over the starts of each β at the output times t = 0, 0.3,
+…, 30 (the quantity of Figure 3). Its error is measured against a dopri5 run at rtol 1e-10 on the same starts
+(so the Monte-Carlo error cancels): the largest and the mean absolute difference over the (β, t) grid. Each
+method's wall time covers the whole panel, statistics included, on one thread (the thread policy's choice
+for n = 32). The baseline is the authors' loop: one β at a time, a batch of its starts, M ← normalise(M +
+η A M) (their Euler step on the unprojected field), η = 0.1 and halved until its error matches that of our
+default adaptive solver (dopri5 at the phase preset's rtol 1e-6 / atol 1e-8, all β in one batch) — or, when
+that would take too long here, extrapolated from the measured first-order error decay at the measured cost
+per step (the table says which).
+
+    python benchmarks/bench_accuracy.py --panel [--starts S] [--figure PATH] [--record] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,7 +35,7 @@ import torch
 import tokensphere as ts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kernel import machine, record  # noqa: E402
+from bench_kernel import baseline_step, machine, record  # noqa: E402
 
 CASES = [
     ("anchor (authors' Euler, dt 0.1)", lambda m: ts.anchor_solver(m), "float64"),
@@ -44,7 +59,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--record", action="store_true")
     p.add_argument("--quick", action="store_true", help="n = 8, T = 2 (smoke test)")
+    p.add_argument("--panel", action="store_true", help="accuracy per cost on one Figure 3 panel")
+    p.add_argument("--starts", type=int, default=1024, help="starts per β of the panel (the paper: 1024)")
+    p.add_argument("--figure", default=None, help="write the error-vs-time figure of the panel here (PNG)")
+    p.add_argument("--budget", type=float, default=1800.0,
+                   help="seconds the baseline may run at its smallest step before the rest is extrapolated")
     args = p.parse_args(argv)
+    if args.panel:
+        return panel(args)
     n, T = (8, 2.0) if args.quick else (64, 15.0)
     x0 = ts.Uniform(batch=4, n=n, d=3, seed=0)
     rows = []
@@ -69,6 +91,164 @@ def main(argv=None):
         cmd = "python benchmarks/bench_accuracy.py --record" + (" --quick" if args.quick else "")
         record(f"Accuracy vs cost (SA, n = {n}, d = 3, T = {T:g}, 4 seeds)", cmd, "one run", text)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# accuracy per cost on a Figure 3 panel
+
+PANEL = {"n": 32, "d": 32, "betas": 90, "T": 30.0, "every": 0.3, "delta": 1e-3}
+PANEL_QUICK = {"n": 8, "d": 4, "betas": 3, "T": 3.0, "every": 0.3, "delta": 1e-2}
+
+
+def panel_statistic_ours(x0: torch.Tensor, betas: torch.Tensor, S: int, setting: dict, solver) -> tuple[torch.Tensor, float]:
+    """(p̄ (K, T_out), wall): our batched run of every β at once, the pair fraction taken at the outputs."""
+    from tokensphere.analysis import pair_fraction
+
+    K = betas.numel()
+    times = torch.linspace(0.0, setting["T"], round(setting["T"] / setting["every"]) + 1, dtype=torch.float64)
+    frac = torch.full((times.numel(), K * S), float("nan"), dtype=torch.float64)
+
+    def on_save(k, systems, x):
+        frac[k, systems] = pair_fraction(x, setting["delta"])
+
+    t0 = time.perf_counter()
+    ts.simulate(x0, model=ts.Model(beta=betas.repeat_interleave(S)), solver=solver, t_max=setting["T"],
+                save_at=times, store=False, on_save=on_save)
+    wall = time.perf_counter() - t0
+    return frac.reshape(-1, K, S).mean(-1).T, wall
+
+
+def panel_statistic_baseline(x0: torch.Tensor, betas: torch.Tensor, S: int, setting: dict, eta: float,
+                             max_seconds: float | None = None) -> tuple[torch.Tensor | None, float, int]:
+    """The authors' loop: one β at a time, Euler steps η on the unprojected field + renormalisation, the pair
+    fraction every ``every``/η steps. Returns (p̄ (K, T_out) or None when stopped by max_seconds, wall, steps)."""
+    from tokensphere.analysis import pair_fraction
+    from tokensphere.runtime import torch_threads
+
+    K = betas.numel()
+    per_out = round(setting["every"] / eta)
+    outs = round(setting["T"] / setting["every"])
+    stat = torch.empty(K, outs + 1, dtype=torch.float64)
+    steps = 0
+    t0 = time.perf_counter()
+    with torch_threads(1):
+        for k in range(K):
+            x = x0[k * S:(k + 1) * S]
+            beta = float(betas[k])
+            stat[k, 0] = pair_fraction(x, setting["delta"]).mean()
+            for j in range(1, outs + 1):
+                for _ in range(per_out):
+                    x = baseline_step(x, beta, eta)
+                steps += per_out
+                stat[k, j] = pair_fraction(x, setting["delta"]).mean()
+            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                return None, time.perf_counter() - t0, steps
+    return stat, time.perf_counter() - t0, steps
+
+
+def _errors(stat: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    diff = (stat - ref).abs()
+    return float(diff.max()), float(diff.mean())
+
+
+def panel(args) -> list[dict]:
+    setting = PANEL_QUICK if args.quick else PANEL
+    S = 4 if args.quick else args.starts
+    K = setting["betas"]
+    betas = torch.tensor([round(float(b), 10) for b in torch.linspace(0.1, 9.0, K, dtype=torch.float64)],
+                         dtype=torch.float64)
+    x0 = ts.Uniform(batch=K * S, n=setting["n"], d=setting["d"], seed=0).sample()
+    rows: list[dict] = []
+    ref, wall = panel_statistic_ours(x0, betas, S, setting, ts.Solver("dopri5", rtol=1e-10, atol=1e-12))
+    rows.append({"method": "reference: dopri5 rtol 1e-10 (batched)", "max": 0.0, "mean": 0.0, "wall": wall,
+                 "kind": "reference"})
+    ours = [("dopri5 rtol 1e-6 atol 1e-8 (default, phase preset; batched)", 1e-6, 1e-8),
+            ("dopri5 rtol 1e-5 atol 1e-7 (batched)", 1e-5, 1e-7),
+            ("dopri5 rtol 1e-4 atol 1e-6 (batched)", 1e-4, 1e-6)]
+    for name, rtol, atol in ours:
+        stat, wall = panel_statistic_ours(x0, betas, S, setting, ts.Solver("dopri5", rtol=rtol, atol=atol))
+        mx, mean = _errors(stat, ref)
+        rows.append({"method": name, "max": mx, "mean": mean, "wall": wall, "kind": "ours"})
+    target = rows[1]
+    eta, measured = 0.1, []
+    spent = 0.0
+    while True:
+        left = None if args.quick else max(args.budget - spent, 0.0)
+        stat, wall, steps = panel_statistic_baseline(x0, betas, S, setting, eta, max_seconds=left)
+        spent += wall
+        if stat is None:
+            break
+        mx, mean = _errors(stat, ref)
+        measured.append((eta, mean, wall, steps))
+        rows.append({"method": f"baseline: authors' loop, η = {eta:g} (one β at a time)", "max": mx, "mean": mean,
+                     "wall": wall, "kind": "baseline"})
+        if mean <= target["mean"] or eta < 1e-4 or (args.quick and len(measured) >= 3):
+            break
+        eta /= 2
+    if measured and measured[-1][1] > target["mean"] > 0 and len(measured) >= 2:
+        # first order: mean error ∝ η (checked: the measured order is printed); cost ∝ 1/η at the measured cost
+        (e1, m1, _, _), (e2, m2, w2, s2) = measured[-2], measured[-1]
+        order = math.log(m1 / m2) / math.log(e1 / e2) if m2 > 0 and m1 > m2 else float("nan")
+        eta_star = e2 * (target["mean"] / m2) ** (1 / order) if order == order and order > 0 else float("nan")
+        wall_star = w2 / s2 * (s2 * e2 / eta_star) if eta_star == eta_star else float("nan")
+        rows.append({"method": f"baseline at the default's mean error: η ≈ {eta_star:.3g} (extrapolated, measured "
+                               f"order {order:.2f}, {w2 / s2 * 1e6:.0f} µs per step)", "max": float("nan"),
+                     "mean": target["mean"], "wall": wall_star, "kind": "extrapolated"})
+    for r in rows:
+        print(f"  {r['method']}: max {r['max']:.3e}, mean {r['mean']:.3e}, wall {r['wall']:.2f} s", file=sys.stderr)
+    lines = [f"| method | max error of p̄ over (β, t) | mean error | wall (s) | wall / default's |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['max']:.2e} | {r['mean']:.2e} | {r['wall']:.1f} | "
+                     f"{r['wall'] / target['wall']:.2f} |")
+    text = "\n".join(lines)
+    reached = [r for r in rows if r["kind"] == "baseline" and r["mean"] <= target["mean"]]
+    guessed = [r for r in rows if r["kind"] == "extrapolated"]
+    base = [r for r in rows if r["kind"] == "baseline"]
+    if reached:
+        summary = f"{reached[0]['wall'] / target['wall']:.1f}× (measured)"
+    elif guessed and guessed[0]["wall"] == guessed[0]["wall"]:
+        summary = f"{guessed[0]['wall'] / target['wall']:.1f}× (extrapolated)"
+    elif base:
+        if target["mean"] > 0:
+            gap = f"the smallest η measured is still {base[-1]['mean'] / target['mean']:.3g}× less accurate"
+        else:
+            gap = "our default's error is zero at this panel's resolution"
+        summary = f"not reached: more than {base[-1]['wall'] / target['wall']:.1f}× ({gap})"
+    else:
+        summary = "not measured (budget spent)"
+    text += f"\n\nBaseline at our default's mean statistic error, wall / our default's: {summary}"
+    head = (f"n = {setting['n']}, d = {setting['d']}, {K} β, {S} starts per β, t ∈ [0, {setting['T']:g}], outputs every "
+            f"{setting['every']:g}, δ = {setting['delta']:g}")
+    print(machine())
+    print(head)
+    print(text)
+    if args.figure:
+        _panel_figure(rows, args.figure, head)
+    if args.record:
+        cmd = f"python benchmarks/bench_accuracy.py --panel --starts {S} --record" + (" --quick" if args.quick else "")
+        record("Accuracy per cost on a Figure 3 panel", cmd, "one run, one thread", head + "\n\n" + text)
+    return rows
+
+
+def _panel_figure(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, marker in (("ours", "o"), ("baseline", "s"), ("extrapolated", "x")):
+        pts = [(r["wall"], r["mean"]) for r in rows if r["kind"] == kind and r["mean"] > 0]
+        if pts:
+            ax.loglog(*zip(*pts), marker=marker, linestyle="-" if kind != "extrapolated" else "none", label=kind)
+    ax.set_xlabel("wall time for the panel (s)")
+    ax.set_ylabel("mean |p̄ − p̄_ref| over (β, t)")
+    ax.set_title(title, fontsize=7)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

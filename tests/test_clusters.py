@@ -266,3 +266,98 @@ def test_pair_statistics_equals_the_separate_statistics():
     f, c = pair_statistics(x, 1e-3)
     torch.testing.assert_close(f, pair_fraction(x, 1e-3), rtol=0, atol=0)
     assert torch.equal(c, cluster_count(x, 1e-3))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the chunked path (no n × n graph): same graph, same answers
+
+
+def _clustered(seed, B, n, d, k, spread):
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(B, k, d, generator=g, dtype=torch.float64)
+    lab = torch.randint(0, k, (B, n), generator=g)
+    x = c.gather(1, lab[..., None].expand(B, n, d)) / c.norm(dim=-1, keepdim=True).gather(1, lab[..., None])
+    x = x + spread * torch.randn(B, n, d, generator=g, dtype=torch.float64)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chunked_components_equal_the_dense_path_and_breadth_first_search(seed):
+    """Random and clustered inputs, block sizes that cut clusters and windows at arbitrary places: the chunked
+    labels and pair counts equal the dense path's and a breadth-first search's."""
+    from tokensphere.analysis.clusters import _adjacency, _chunked_statistics, _fraction, _labels
+
+    g = torch.Generator().manual_seed(100 + seed)
+    n, d = int(torch.randint(2, 160, (), generator=g)), int(torch.randint(2, 7, (), generator=g))
+    if seed % 2 == 0:
+        x = torch.randn(3, n, d, generator=g, dtype=torch.float64)
+        x = x / x.norm(dim=-1, keepdim=True)
+    else:
+        x = _clustered(seed, 3, n, d, k=1 + seed % 5, spread=0.02)
+    for delta in (1e-3, 1e-2, 0.2):
+        pairs, labels = _chunked_statistics(x, delta, True, row_block=7, col_block=5)
+        adj = _adjacency(x, delta)
+        assert torch.equal(labels, _labels(adj))
+        assert torch.equal(pairs.to(x.dtype) / (n * (n - 1)), _fraction(adj, x.dtype))
+        assert labels[0].tolist() == bfs_components(x[0], delta)
+
+
+def test_large_n_takes_the_chunked_path_with_the_same_results():
+    """Above CHUNKED_MIN_N the public functions never build the n × n graph (checked by forbidding the dense
+    adjacency) and agree with it (computed here explicitly), on clustered points in d = 3."""
+    from tokensphere.analysis import clusters as C
+
+    n = C.CHUNKED_MIN_N + 53
+    x = _clustered(7, 2, n, 3, k=40, spread=0.01)
+    adj = C._adjacency(x, 1e-3)
+    dense_labels, dense_fraction = C._labels(adj), C._fraction(adj, x.dtype)
+    original = C._adjacency
+    C._adjacency = None  # any call of the dense path would now fail
+    try:
+        labels = cluster_labels(x, 1e-3)
+        f, c = C.pair_statistics(x, 1e-3)
+        fraction = pair_fraction(x, 1e-3)
+        count = cluster_count(x, 1e-3)
+    finally:
+        C._adjacency = original
+    assert torch.equal(labels, dense_labels)
+    assert torch.equal(f, dense_fraction) and torch.equal(fraction, dense_fraction)
+    assert torch.equal(c, C._count(dense_labels)) and torch.equal(count, c)
+
+
+def test_chunked_path_exact_answer_on_a_long_scrambled_chain():
+    """2000 points 0.001 rad apart on an arc (δ = 1e-5 links neighbours up to 4 apart: 1 − cos 0.004 = 8e-6,
+    1 − cos 0.005 = 1.25e-5) in scrambled order, plus 100 isolated points 0.03 rad apart: 101 clusters, the
+    chain labelled by its smallest token index, 2·Σ_{k≤4}(2000 − k) = 15980 linked ordered pairs."""
+    from tokensphere.analysis import clusters as C
+
+    angles = torch.cat([0.001 * torch.arange(2000, dtype=torch.float64),
+                        3.0 + 0.03 * torch.arange(100, dtype=torch.float64)])
+    perm = torch.randperm(2100, generator=torch.Generator().manual_seed(0))
+    x = torch.stack([torch.cos(angles[perm]), torch.sin(angles[perm])], dim=-1)
+    assert x.shape[0] > C.CHUNKED_MIN_N
+    labels = cluster_labels(x, 1e-5)
+    chain = perm < 2000
+    assert int(cluster_count(x, 1e-5)) == 101
+    assert set(labels[chain].tolist()) == {int(torch.nonzero(chain)[0])}
+    assert torch.equal(labels[~chain], torch.nonzero(~chain).reshape(-1))
+    assert float(pair_fraction(x, 1e-5)) == pytest.approx(15980 / (2100 * 2099), rel=1e-12)
+
+
+def test_large_n_example_quick_runs():
+    """examples/large_n.py --quick: n above CHUNKED_MIN_N, an O(n)-memory kernel, tokens kept on the sphere,
+    statistics from the chunked path equal to the dense path's on the final state."""
+    import importlib.util
+    from pathlib import Path
+
+    from tokensphere.analysis import clusters as C
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "large_n.py"
+    spec = importlib.util.spec_from_file_location("large_n", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--quick", "--dims", "3"])
+    (r,) = rows
+    assert r["n"] > C.CHUNKED_MIN_N and r["chunked"] and r["backend"] in ("sdpa", "streaming")
+    assert r["unit_norm_error"] < 1e-12 and r["per_step"] > 0
+    assert 1 <= r["clusters"][1] <= r["n"] and 0 <= r["fraction"][1] <= 1

@@ -65,3 +65,34 @@ def test_bad_event_parameters():
         ClusterCountChanged(3.0)
     with pytest.raises(ValueError, match="start"):
         ClusterCountChanged(1e-3)(torch.zeros(1), _pair(1.0), systems=torch.zeros(1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_stopped_systems_leave_the_batch(method):
+    """A system that meets an event is never evaluated again: every time at which the field sees system b
+    lies at or before b's event time, and the evaluated batch shrinks as the systems stop (β = 0 pairs at
+    different angles merge at the exact times tan(θ/2) = tan(θ₀/2) e^{−t})."""
+    from tokensphere.integrate import integrate
+
+    thetas = [2.0, 2.6, 1.5, 0.01]  # the last starts as one cluster and runs to the end
+    x0 = torch.cat([_pair(t) for t in thetas])
+    model = ts.Model(beta=0.0)
+    seen: dict[int, float] = {}
+    sizes = []
+
+    def field(t, x, idx):
+        systems = range(x.shape[0]) if idx is None else idx.tolist()
+        sizes.append(x.shape[0])
+        for row, b in enumerate(systems):
+            seen[b] = max(seen.get(b, -1.0), float(t[row]))
+        return ts.velocity(x, model)
+
+    solver = ts.Solver(method, dt=DT) if method == "rk4" else ts.Solver(method, rtol=1e-8, atol=1e-10)
+    res = integrate(field, x0, torch.tensor([0.0, 20.0], dtype=torch.float64), solver,
+                    events=[ClusterCountChanged(1e-3)])
+    et = res.event_time.tolist()
+    expect = [_time_to_angle(t, math.acos(1 - 1e-3)) for t in thetas[:3]]
+    for b in range(3):
+        assert expect[b] <= et[b] + 1e-9 and seen[b] <= et[b]  # never evaluated after its event
+    assert math.isnan(et[3]) and seen[3] == pytest.approx(20.0, abs=1e-12)
+    assert sizes[0] == 4 and sizes[-1] == 1 and sizes == sorted(sizes, reverse=True)

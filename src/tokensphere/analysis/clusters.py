@@ -4,6 +4,14 @@ Clusters are the connected components (single linkage) of the graph {⟨x_i, x_j
 thresholded Gram matrix, used by the authors' ``phase-diagrams.py``, is *not* a cluster count: it is wrong
 for chains of points. All functions accept positions of shape (..., n, d) — e.g. (B, n, d) or (T, B, n, d) —
 and work on every leading index at once.
+
+Above :data:`CHUNKED_MIN_N` tokens the pair fraction and the components are computed without the n × n
+graph: tokens are sorted by their projection on the principal axis, and a pair can only be linked when the
+projections differ by less than r, where |x_i − x_j|² = |x_i|² + |x_j|² − 2⟨x_i, x_j⟩ < 2M² − 2 + 2δ = r²
+(M the largest norm; r = √(2δ) for unit vectors). Each block of consecutive rows is compared with the window
+of columns within r of it only, and minimum labels are propagated block by block until a pass changes none
+(memory O(n·block), time O(n·window·d) per pass). Same graph, same labels (up to round-off in an inner
+product within an ulp of 1 − δ, which the two paths may compute differently).
 """
 
 from __future__ import annotations
@@ -17,8 +25,13 @@ from ..validate import validate_real
 
 # 1 − δ closer to 1 than this many float32 ulps is unreliable in float32 (inner products carry O(d·eps) error)
 _FLOAT32_ULPS = 4096
+# above this many tokens the n × n graph is not built (the chunked path of the module docstring)
+CHUNKED_MIN_N = 2048
+_ROW_BLOCK = 512  # rows per block of the chunked path
+_COL_BLOCK = 4096  # columns per inner-product block of the chunked path
 
 __all__ = [
+    "CHUNKED_MIN_N",
     "cluster_centers",
     "cluster_count",
     "cluster_labels",
@@ -49,6 +62,8 @@ def pair_fraction(x: torch.Tensor, delta: float) -> torch.Tensor:
 
     x: (..., n, d) unit vectors, n ≥ 2. Returns (...), in [0, 1]. Raises ValueError unless 0 < δ ≤ 2.
     """
+    if _chunked(x):
+        return pair_statistics(x, delta)[0]
     return _fraction(_adjacency(x, delta), x.dtype)
 
 
@@ -56,14 +71,17 @@ def cluster_labels(x: torch.Tensor, delta: float) -> torch.Tensor:
     """Connected-component labels of {⟨x_i, x_j⟩ > 1 − δ}: (..., n) int64, each label the smallest token index
     of its component. x: (..., n, d). Raises ValueError unless 0 < δ ≤ 2.
 
-    Minimum-label propagation over the adjacency with pointer jumping, vectorised over all leading indices.
+    Minimum-label propagation over the adjacency with pointer jumping, vectorised over all leading indices
+    (above :data:`CHUNKED_MIN_N` tokens without building the n × n graph: see the module docstring).
     """
+    if _chunked(x):
+        return _chunked_statistics(x, delta, need_pairs=False)[1]
     return _labels(_adjacency(x, delta, need_pairs=False))
 
 
 def cluster_count(x: torch.Tensor, delta: float) -> torch.Tensor:
     """Number of clusters (connected components of {⟨x_i, x_j⟩ > 1 − δ}). x: (..., n, d). Returns (...) int64."""
-    return _count(_labels(_adjacency(x, delta, need_pairs=False)))
+    return _count(cluster_labels(x, delta))
 
 
 def pair_statistics(x: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,8 +89,90 @@ def pair_statistics(x: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.
 
     x: (..., n, d). Returns two (...) tensors (x.dtype and int64).
     """
+    if _chunked(x):
+        pairs, labels = _chunked_statistics(x, delta, need_pairs=True)
+        n = x.shape[-2]
+        return pairs.to(x.dtype) / (n * (n - 1)), _count(labels)
     adj = _adjacency(x, delta)
     return _fraction(adj, x.dtype), _count(_labels(adj))
+
+
+def _chunked(x: torch.Tensor) -> bool:
+    return x.shape[-2] > CHUNKED_MIN_N
+
+
+def _chunked_statistics(x: torch.Tensor, delta: float, need_pairs: bool,
+                        row_block: int = _ROW_BLOCK, col_block: int = _COL_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ordered linked pairs i ≠ j (...) int64, labels (..., n) int64) without the n × n graph, one system at a
+    time (the module docstring). x: (..., n, d)."""
+    validate_real("delta", delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+    n, d = x.shape[-2:]
+    if need_pairs and n < 2:
+        raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
+    _gram(x[..., :1, :], delta)  # the float32 threshold warning of the dense path
+    flat = x.reshape(-1, n, d)
+    pairs = torch.zeros(flat.shape[0], dtype=torch.long, device=x.device)
+    labels = torch.empty(flat.shape[:2], dtype=torch.long, device=x.device)
+    for b in range(flat.shape[0]):
+        pairs[b], labels[b] = _system_components(flat[b], delta, row_block, col_block)
+    return pairs.reshape(x.shape[:-2]), labels.reshape(x.shape[:-1])
+
+
+def _system_components(x: torch.Tensor, delta: float, row_block: int, col_block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linked ordered pairs and component labels (smallest token index) of one system x (n, d)."""
+    n = x.shape[0]
+    # the principal axis spreads the projections most; any unit axis gives the same (exact) answer
+    centred = x - x.mean(0)
+    axis = torch.linalg.eigh(centred.T @ centred).eigenvectors[:, -1]
+    proj = x @ axis
+    proj, order = torch.sort(proj)
+    xs = x[order]
+    big = float(torch.linalg.vector_norm(x, dim=-1).max())
+    reach = math.sqrt(max(2 * big * big - 2 + 2 * delta, 0.0)) * (1 + 1e-6) + 1e-12
+    windows = []
+    for a in range(0, n, row_block):
+        b = min(a + row_block, n)
+        lo = int(torch.searchsorted(proj, proj[a] - reach, right=False))
+        hi = int(torch.searchsorted(proj, proj[b - 1] + reach, right=True))
+        windows.append((a, b, lo, hi))
+    # labels are sorted positions, held as floats (exact below 2^24; float minima are faster than int64 ones)
+    fdt = torch.float64 if n > 2**24 else torch.float32
+    label = torch.arange(n, device=x.device, dtype=fdt)
+    pairs = torch.zeros((), dtype=torch.long, device=x.device)
+    first = True
+    while True:
+        before = label.clone()
+        for a, b, lo, hi in windows:
+            rows = xs[a:b]
+            for c0 in range(lo, hi, col_block):
+                c1 = min(c0 + col_block, hi)
+                adj = (rows @ xs[c0:c1].T) > 1 - delta
+                if max(a, c0) < min(b, c1):  # a token is in its own cluster (the dense path's diagonal)
+                    diag = torch.arange(max(a, c0), min(b, c1), device=x.device)
+                    adj[diag - a, diag - c0] = True
+                if first:
+                    pairs += torch.count_nonzero(adj)
+                cand = torch.where(adj, label[c0:c1], float(n)).amin(-1)
+                # hook: the smallest label among my neighbours goes to me and to my label's token (both lie in my
+                # component, so every label stays a token of its own component and only decreases)
+                label.scatter_reduce_(0, label[a:b].long(), cand, "amin")
+                torch.minimum(label[a:b], cand, out=label[a:b])
+        if first:
+            pairs -= n  # the diagonal
+            first = False
+        while True:  # pointer jumping: my label's label is in my component and no larger
+            jumped = label[label.long()]
+            if torch.equal(jumped, label):
+                break
+            label = jumped
+        if torch.equal(label, before):
+            break
+    label = label.long()
+    # back to token indices: each component labelled by its smallest original index
+    comp_min = torch.full((n,), n, dtype=torch.long, device=x.device).scatter_reduce(0, label, order, "amin")
+    out = torch.empty(n, dtype=torch.long, device=x.device)
+    out[order] = comp_min[label]
+    return pairs, out
 
 
 def _adjacency(x: torch.Tensor, delta: float, need_pairs: bool = True) -> torch.Tensor:

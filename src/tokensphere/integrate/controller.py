@@ -62,10 +62,20 @@ class StepController:
         """JSON-serialisable fields; ``StepController(**describe())`` rebuilds it."""
         return asdict(self)
 
-    def error_ratio(self, err: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """err_b of the module docstring. err, x, y: (B, n, d). Returns (B,) float64; NaN counts as +∞."""
-        scale = self.atol + self.rtol * torch.maximum(x.abs(), y.abs())
-        e = (err / scale).pow(2).flatten(1).mean(1).sqrt().to(torch.float64)
+    def error_ratio(self, err: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                    scratch: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """err_b of the module docstring. err, x, y: (B, n, d). Returns (B,) float64; NaN counts as +∞.
+
+        scratch: two contiguous (B, n, d) buffers to compute in (no allocation; same arithmetic, same result).
+        """
+        if scratch is None:
+            scale = self.atol + self.rtol * torch.maximum(x.abs(), y.abs())
+            q = (err / scale).pow(2)
+        else:
+            a, b = scratch
+            scale = torch.maximum(torch.abs(x, out=a), torch.abs(y, out=b), out=a).mul_(self.rtol).add_(self.atol)
+            q = torch.div(err, scale, out=a).pow_(2)
+        e = q.flatten(1).mean(1).sqrt().to(torch.float64)
         return torch.nan_to_num(e, nan=float("inf"))
 
     def next_step(self, h: torch.Tensor, err_ratio: torch.Tensor, error_order: int) -> torch.Tensor:

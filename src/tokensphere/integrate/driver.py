@@ -3,13 +3,25 @@
 Each system b of the batch has its own time t_b, step h_b and next stop. The stops are the output times
 merged with the breakpoints (jumps of time-dependent weights); steps are shortened to land on them exactly.
 Adaptive methods accept or reject per system through the :class:`~.controller.StepController`; systems that
-finish or meet a terminal event drop out of the computation. One iteration of the loop is
-:func:`_advance`: attempt a step (:func:`_attempt`), control it (:func:`_control`), commit the accepted
-systems, record the outputs reached and check the events.
+finish or meet a terminal event leave the computation: the loop works on a compact *working set* of the
+active systems (:class:`_Working`), rebuilt only when a system leaves, so the field is never evaluated on a
+finished or stopped system and nothing is gathered or scattered per step. One iteration is :func:`_advance`:
+attempt a step, control it, read the step's few flags to the host **once**, commit, record the outputs
+reached, check the events, drop the systems that left.
+
+Host–device synchronisation (what a CUDA run waits for): one read of a small flag vector per iteration (were
+outputs reached, did a step fail or underflow, are systems near the step cap, was any step rejected);
+``nonzero`` gathers only when outputs are reached, when systems leave and — with events — to read whether an
+event fired (one more read per iteration when events are given); the progress callback reads the slowest
+time every 16 iterations. See docs/numerics.md, "Step loop".
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +31,7 @@ from ..field import tangent_project
 from ..validate import as_tensor
 from .saveat import SaveAt
 from .solver import Solver
-from .steps import cg_step, erk_step, retract
+from .steps import StageBuffers, cg_step, erk_step, retract
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX
 
 __all__ = ["integrate", "stop_grid", "IntegrationResult", "IntegrationError"]
@@ -33,6 +45,12 @@ _LAND_SLACK = 1e-9
 # a rejected step below this fraction of max(|t|, 1) means the step size underflowed
 _UNDERFLOW = 1e-13
 _PROGRESS_EVERY = 16  # iterations between progress reports
+# glibc returns every freed block above its mmap threshold (at most 32 MiB by default) to the system and
+# page-faults it in again, zero-filled, at the next allocation: for a batch whose (B, n, d) tensors are tens of
+# MiB that costs more system time than the arithmetic (measured: BENCHMARKS.md, "Whole steps"). The driver
+# raises both thresholds once per process, so freed blocks up to this size are reused from the heap.
+_HEAP_REUSE_BYTES = 1 << 30
+_heap_reuse_set = False
 
 
 class IntegrationError(RuntimeError):
@@ -67,6 +85,32 @@ def stop_grid(t_out: torch.Tensor, t0: float, breakpoints: torch.Tensor | None) 
     return stops[order], slot[order]
 
 
+def reuse_freed_memory() -> bool:
+    """Let glibc keep freed blocks up to 1 GiB in the heap instead of unmapping them (once per process).
+
+    Without it every (B, n, d) temporary above 32 MiB is mapped, zero-filled page by page and unmapped again
+    at each use: system time that grows with the batch. Returns True when the setting is in force (Linux with
+    glibc; elsewhere nothing is changed). Set the environment variable ``TOKENSPHERE_SYSTEM_MALLOC=1`` to
+    leave the allocator alone.
+    """
+    global _heap_reuse_set
+    if _heap_reuse_set:
+        return True
+    if os.environ.get("TOKENSPHERE_SYSTEM_MALLOC") == "1" or platform.system() != "Linux":
+        return False
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters (malloc.h)
+        ok = libc.mallopt(m_mmap_threshold, _HEAP_REUSE_BYTES) == 1
+        ok = ok and libc.mallopt(m_trim_threshold, 2 * _HEAP_REUSE_BYTES) == 1
+    except (OSError, AttributeError):
+        return False
+    _heap_reuse_set = ok
+    return ok
+
+
 class _Field:
     """The caller's field restricted to a subset of systems, counting evaluations."""
 
@@ -87,57 +131,70 @@ class _Recorder:
     def __init__(self, save_at: SaveAt, slot: torch.Tensor, x0: torch.Tensor) -> None:
         T, (B, n, d) = save_at.t.numel(), x0.shape
         self.slot, self.hook = slot, save_at.on_save
+        self.breakpoints = bool((slot < 0).any())
         self.positions = (
             torch.full((T, B, n, d), float("nan"), dtype=x0.dtype, device=x0.device) if save_at.store else None
         )
 
     def __call__(self, stop: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
         k = self.slot[stop]
-        keep = k >= 0
-        if not bool(keep.all()):
-            k, systems, x = k[keep], systems[keep], x[keep]
-            if k.numel() == 0:
-                return
+        if self.breakpoints:  # stops that are breakpoints only are not recorded
+            keep = torch.nonzero(k >= 0).reshape(-1)
+            if keep.numel() < k.numel():
+                k, systems, x = k[keep], systems[keep], x[keep]
+                if k.numel() == 0:
+                    return
         if self.positions is not None:
             self.positions[k, systems] = x
         if self.hook is not None:
             self.hook(k, systems, x)
 
 
-@dataclass
-class _State:
-    """Per-system state, tensors of shape (B,) unless noted, updated in place where systems drop out. k1:
-    (B, n, d) f(t, x) carried from the last stage of the previous step (first-same-as-last pairs), or None.
-    every: arange(B), reused as the index of "all systems"."""
+class _Working:
+    """The active systems, compact: their rows of every per-system quantity, in increasing system order.
 
-    every: torch.Tensor
-    t: torch.Tensor
-    x: torch.Tensor
-    h: torch.Tensor | None
-    next_stop: torch.Tensor
+    systems: (B_a,) global indices; idx: the same, or None while every system of the batch is active (the
+    field then runs on the whole model, no restriction). t, h: (B_a,) float64; x: (B_a, n, d); k1: (B_a, n,
+    d) f(t, x) carried over from the last stage of the previous step (FSAL pairs) or None; next_stop, steps,
+    rejected: (B_a,) long. The buffers of the step live in ``work``.
+    """
+
+    def __init__(self, systems: torch.Tensor, everyone: bool, t: torch.Tensor, x: torch.Tensor,
+                 h: torch.Tensor | None, next_stop: torch.Tensor) -> None:
+        self.systems, self.idx = systems, None if everyone else systems
+        self.t, self.x, self.h, self.next_stop = t, x, h, next_stop
+        self.k1: torch.Tensor | None = None
+        self.steps = torch.zeros_like(next_stop)
+        self.rejected = torch.zeros_like(next_stop)
+        self.work = StageBuffers()
+
+    @property
+    def size(self) -> int:
+        return self.systems.numel()
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Restrict to the rows ``rows`` (B_k,) of the working set (systems leaving the computation)."""
+        self.systems = self.systems[rows]
+        self.idx = self.systems
+        self.t, self.x, self.next_stop = self.t[rows], self.x[rows], self.next_stop[rows]
+        self.steps, self.rejected = self.steps[rows], self.rejected[rows]
+        self.h = None if self.h is None else self.h[rows]
+        self.k1 = None if self.k1 is None else self.k1[rows]
+
+
+@dataclass
+class _Totals:
+    """Per-system results over the whole batch (B,): steps, rejections, event times."""
+
     steps: torch.Tensor
     rejected: torch.Tensor
-    stopped: torch.Tensor
     event_time: torch.Tensor
-    k1: torch.Tensor | None = None
 
-
-@dataclass
-class _Trial:
-    """One attempted step of the active systems (B_a,): landing flags, end times, proposals, acceptance."""
-
-    idx: torch.Tensor | None  # positions of the active systems in the batch (None: all of them)
-    sel: torch.Tensor  # the same as indices (always a tensor)
-    t: torch.Tensor
-    x: torch.Tensor
-    h: torch.Tensor  # the step proposed before shortening
-    hs: torch.Tensor  # the step taken
-    land: torch.Tensor  # the step ends on the next stop
-    new_t: torch.Tensor
-    y: torch.Tensor | None = None
-    err: torch.Tensor | None = None
-    k_last: torch.Tensor | None = None
-    accept: torch.Tensor | None = None  # None: every step is accepted (fixed-step and Lie methods)
+    def leave(self, ws: _Working, rows: torch.Tensor) -> None:
+        """Write the counts of the working-set rows ``rows`` (systems that leave) into the totals."""
+        sys_ = ws.systems[rows]
+        self.steps[sys_] = ws.steps[rows]
+        self.rejected[sys_] = ws.rejected[rows]
 
 
 def integrate(
@@ -157,11 +214,12 @@ def integrate(
 
     f: the batched field f(t (B_a,), x (B_a, n, d), idx) of the systems idx (None: all). x0: (B, n, d).
     save_at: a :class:`SaveAt` or its times (T,). events: callables (t (B_a,), x (B_a, n, d)) -> (B_a,)
-    bool that stop a system. breakpoints: times inside (t0, t_end) where steps must also land without
-    saving (jumps of time-dependent weights, e.g. layer boundaries). autonomous: False when the field depends
-    on t; then the first-same-as-last stage is re-evaluated after a stop (the weights may jump there).
-    on_sphere: renormalise after every step (False for pure self-attention on R^d, (9.1)). progress: called
-    with the fraction of [t0, t_end] covered by the slowest system.
+    bool that stop a system (x is the driver's buffer: read it, do not keep it). breakpoints: times inside
+    (t0, t_end) where steps must also land without saving (jumps of time-dependent weights, e.g. layer
+    boundaries). autonomous: False when the field depends on t; then the first-same-as-last stage is
+    re-evaluated after a stop (the weights may jump there). on_sphere: renormalise after every step (False
+    for pure self-attention on R^d, (9.1)). progress: called with the fraction of [t0, t_end] covered by the
+    slowest system.
     Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
     """
     save_at = save_at if isinstance(save_at, SaveAt) else SaveAt(save_at)
@@ -169,54 +227,48 @@ def integrate(
     t_out = save_at.t.to(device=dev)
     if float(t_out[0]) < t0:
         raise ValueError(f"save_at times must be >= t0 = {t0:g}, got {float(t_out[0]):g}")
+    reuse_freed_memory()
     stops, slot = stop_grid(t_out, t0, breakpoints)
     field, record = _Field(f), _Recorder(save_at, slot, x0)
-    state = _start(field, x0, t0, stops, solver, record)
+    ws, totals = _start(field, x0, t0, stops, solver, record)
     for event in events:
         if hasattr(event, "start"):
-            event.start(state.t, x0)
+            event.start(torch.full((x0.shape[0],), float(t0), dtype=torch.float64, device=dev), x0)
     iteration = 0
-    while bool((active := _active(state, stops)).any()):
-        _advance(field, state, active, stops, solver, record, events, autonomous, on_sphere)
+    span = float(t_out[-1]) - t0
+    while ws.size:
+        _advance(field, ws, totals, stops, solver, record, events, autonomous, on_sphere)
         iteration += 1
-        if progress is not None and iteration % _PROGRESS_EVERY == 0 and bool((live := _active(state, stops)).any()):
-            progress(float(state.t[live].min() - t0) / (float(t_out[-1]) - t0))
+        if progress is not None and iteration % _PROGRESS_EVERY == 0 and ws.size:
+            progress(float(ws.t.min() - t0) / span)
     if progress is not None:
         progress(1.0)
-    return IntegrationResult(record.positions, state.steps, state.rejected, field.evaluations, state.event_time)
+    return IntegrationResult(record.positions, totals.steps, totals.rejected, field.evaluations, totals.event_time)
 
 
 def _start(field: _Field, x0: torch.Tensor, t0: float, stops: torch.Tensor, solver: Solver,
-           record: _Recorder) -> _State:
-    """The state at t0: outputs at times ≤ t0 recorded, first step sizes chosen (and f(t0, x0) for FSAL)."""
+           record: _Recorder) -> tuple[_Working, _Totals]:
+    """The working set at t0: outputs at times ≤ t0 recorded, first step sizes chosen (and f(t0, x0) for
+    FSAL)."""
     B, dev = x0.shape[0], x0.device
     every = torch.arange(B, device=dev)
     n_start = int((stops <= t0).sum())
     for k in range(n_start):
         record(torch.full((B,), k, device=dev), every, x0)
     zeros = torch.zeros(B, dtype=torch.long, device=dev)
-    state = _State(
-        every=every,
-        t=torch.full((B,), float(t0), dtype=torch.float64, device=dev),
-        x=x0.clone(),
-        h=_given_steps(solver, B, dev),
-        next_stop=zeros + n_start,
-        steps=zeros.clone(),
-        rejected=zeros.clone(),
-        stopped=torch.zeros(B, dtype=torch.bool, device=dev),
-        event_time=torch.full((B,), float("nan"), dtype=torch.float64, device=dev),
-    )
-    if solver.kind == "adaptive" and n_start < stops.numel():
+    totals = _Totals(zeros.clone(), zeros.clone(),
+                     torch.full((B,), float("nan"), dtype=torch.float64, device=dev))
+    t = torch.full((B,), float(t0), dtype=torch.float64, device=dev)
+    ws = _Working(every, True, t, x0.clone(), _given_steps(solver, B, dev), zeros + n_start)
+    if n_start >= stops.numel():
+        ws.keep(every[:0])
+        return ws, totals
+    if solver.kind == "adaptive":
         tab = TABLEAUX[solver.method]
-        h0, f0 = solver.controller.initial_step(field.on(None), state.t, state.x, tab.order)
-        state.h = solver.controller.cap(h0 if state.h is None else state.h)
-        state.k1 = f0 if tab.fsal else None
-    return state
-
-
-def _active(state: _State, stops: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: systems with stops left to reach and no terminal event."""
-    return (state.next_stop < stops.numel()) & ~state.stopped
+        h0, f0 = solver.controller.initial_step(field.on(None), ws.t, ws.x, tab.order)
+        ws.h = solver.controller.cap(h0 if ws.h is None else ws.h)
+        ws.k1 = f0 if tab.fsal else None
+    return ws, totals
 
 
 def _given_steps(solver: Solver, B: int, dev: torch.device) -> torch.Tensor | None:
@@ -229,143 +281,179 @@ def _given_steps(solver: Solver, B: int, dev: torch.device) -> torch.Tensor | No
     return h.expand(B).clone()
 
 
-def _advance(field: _Field, state: _State, active: torch.Tensor, stops: torch.Tensor, solver: Solver,
+# the flags read to the host once per iteration
+_HIT, _ALL_HIT, _DONE, _TINY, _NONFINITE, _NEAR_CAP, _REJECTED = range(7)
+
+
+def _advance(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, solver: Solver,
              record: _Recorder, events: Sequence[Event], autonomous: bool, on_sphere: bool) -> None:
-    """One step attempt of every active system: step, control, commit, record, events, step cap."""
-    trial = _attempt(field, state, active, stops, solver)
-    if solver.kind == "adaptive":
-        _control(field, state, trial, solver, autonomous, on_sphere, stops.numel())
-    y = retract(trial.y) if on_sphere else trial.y
-    _check_finite(y, trial, state)
-    acc = torch.ones_like(trial.land) if trial.accept is None else trial.accept
-    _commit(state, trial, y, acc)
-    hit = acc & trial.land
-    if bool(hit.any()):
-        systems = trial.sel[hit]
-        record(state.next_stop[systems], systems, y[hit])
-        state.next_stop[systems] += 1
+    """One step attempt of every active system: step, control, flags, commit, record, events, leavers."""
+    n_stops = stops.numel()
+    target = stops[ws.next_stop]
+    remaining = target - ws.t
+    # land when a full step would reach the stop or leave only a round-off sliver behind
+    land = ws.h * (1 + _LAND_SLACK) >= remaining
+    hs = torch.where(land, remaining, ws.h)
+    new_t = torch.where(land, target, ws.t + hs)
+    fa = field.on(ws.idx)
+    accept = tiny = None
+    if solver.kind == "lie":
+        y = cg_step(fa, ws.t, ws.x, hs, CROUCH_GROSSMAN[solver.method])
+    else:  # fixed or adaptive RK; the authors' raw-field Euler is the same step on the unprojected field
+        y, err, k_last = erk_step(fa, ws.t, ws.x, hs, TABLEAUX[solver.method], k1=ws.k1, t_end=new_t,
+                                  work=ws.work)
+        if solver.kind == "adaptive":
+            accept, tiny = _control(field, ws, solver, y, err, k_last, hs, land, new_t, autonomous, on_sphere,
+                                    n_stops)
+    if on_sphere:
+        y = retract(y, out=y if ws.work.holds(y) else None)
+    bad = ~torch.isfinite(y).flatten(1).all(1)
+    acc = accept if accept is not None else torch.ones_like(land)
+    hit = acc & land
+    flags = torch.stack([
+        hit.any(),
+        hit.all(),
+        (hit & (ws.next_stop + 1 >= n_stops)).any(),
+        torch.zeros((), dtype=torch.bool, device=y.device) if tiny is None else tiny.any(),
+        (bad & acc).any() if accept is not None else bad.any(),
+        (ws.steps + ws.rejected + 1 >= solver.max_steps).any(),
+        (~acc).any(),
+    ]).tolist()  # the one host read of an ordinary iteration
+    if flags[_TINY]:
+        _underflow(ws, tiny, hs)
+    if flags[_NONFINITE]:
+        _nonfinite(ws, bad & acc, hs)
+    _commit(ws, y, new_t, acc, all_accepted=not flags[_REJECTED])
+    leaving = None
+    if flags[_HIT]:
+        if flags[_ALL_HIT]:  # outputs saved in step (the usual case): no gather of the rows
+            record(ws.next_stop, ws.systems, ws.x if record.hook is None else ws.x.clone())
+        else:
+            rows = torch.nonzero(hit).reshape(-1)
+            record(ws.next_stop[rows], ws.systems[rows], ws.x[rows])
+        ws.next_stop += hit
+        if flags[_DONE]:
+            leaving = hit & (ws.next_stop >= n_stops)
     if events:
-        _fire_events(events, state, trial, y, acc, field, on_sphere)
-    capped = _active(state, stops) & (state.steps + state.rejected >= solver.max_steps)
-    if bool(capped.any()):
+        fired = _fire_events(events, ws, totals, new_t, acc, not flags[_REJECTED], field, on_sphere)
+        if fired is not None:
+            leaving = fired if leaving is None else leaving | fired
+    if leaving is not None:
+        _drop(ws, totals, leaving)
+    if flags[_NEAR_CAP] and ws.size and bool((ws.steps + ws.rejected >= solver.max_steps).any()):
         raise IntegrationError(
             f"max_steps = {solver.max_steps} reached before t = {float(stops[-1]):g}; raise max_steps or the step size"
         )
+    if not ws.size:
+        return
 
 
-def _attempt(field: _Field, state: _State, active: torch.Tensor, stops: torch.Tensor, solver: Solver) -> _Trial:
-    """Shorten the proposed steps to land on the next stop, and take one step of the solver's method."""
-    everyone = bool(active.all())
-    idx = None if everyone else torch.nonzero(active).reshape(-1)
-    sel = state.every if everyone else idx
-    t, x, h = (state.t, state.x, state.h) if everyone else (state.t[idx], state.x[idx], state.h[idx])
-    target = stops[state.next_stop[sel]]
-    remaining = target - t
-    # land when a full step would reach the stop or leave only a round-off sliver behind
-    land = h * (1 + _LAND_SLACK) >= remaining
-    hs = torch.where(land, remaining, h)
-    new_t = torch.where(land, target, t + hs)
-    trial = _Trial(idx=idx, sel=sel, t=t, x=x, h=h, hs=hs, land=land, new_t=new_t)
-    fa = field.on(idx)
-    if solver.kind == "lie":
-        trial.y = cg_step(fa, t, x, hs, CROUCH_GROSSMAN[solver.method])
-    else:  # fixed or adaptive RK; the authors' raw-field Euler is the same step on the unprojected field
-        k1 = None if state.k1 is None else (state.k1 if everyone else state.k1[idx])
-        trial.y, trial.err, trial.k_last = erk_step(fa, t, x, hs, TABLEAUX[solver.method], k1=k1, t_end=new_t)
-    return trial
-
-
-def _control(field: _Field, state: _State, trial: _Trial, solver: Solver, autonomous: bool,
-             on_sphere: bool, n_stops: int) -> None:
-    """Accept or reject each adaptive step, propose the next step size, carry the FSAL stage."""
+def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: torch.Tensor,
+             k_last: torch.Tensor, hs: torch.Tensor, land: torch.Tensor, new_t: torch.Tensor, autonomous: bool,
+             on_sphere: bool, n_stops: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accept or reject each adaptive step, propose the next step size, carry the FSAL stage. Returns
+    (accept (B_a,) bool, tiny (B_a,) bool: rejected steps that underflowed)."""
     ctrl, tab = solver.controller, TABLEAUX[solver.method]
-    e = ctrl.error_ratio(trial.err, trial.x, trial.y)
+    e = ctrl.error_ratio(err, ws.x, y, scratch=(ws.work.get("stage", y), ws.work.get("combine", y)))
     accept = e <= 1.0
-    new_h = ctrl.next_step(trial.hs, e, tab.error_order)
+    new_h = ctrl.next_step(hs, e, tab.error_order)
     # a step shortened to land on a stop says nothing about the step size: do not let it shrink the next one
-    new_h = ctrl.cap(torch.where(accept & trial.land, torch.maximum(new_h, trial.h), new_h))
-    state.h = _put(state.h, trial.idx, new_h)
-    trial.accept = accept
-    if state.k1 is not None:
-        k1 = state.k1 if trial.idx is None else state.k1[trial.idx]
-        k_last, reuse = trial.k_last, accept
+    new_h = ctrl.cap(torch.where(accept & land, torch.maximum(new_h, ws.h), new_h))
+    if ws.k1 is not None:
         # the weights may jump at a stop: the last stage (taken just before it) is not f at the new time.
         # Re-evaluate it for the systems that landed and go on (not at their final stop), and for them only.
-        refresh = accept & trial.land & (state.next_stop[trial.sel] + 1 < n_stops)
-        if not autonomous and bool(refresh.any()):
-            rows = torch.nonzero(refresh).reshape(-1)
-            y = retract(trial.y[rows]) if on_sphere else trial.y[rows]
-            k_last = k_last.clone()
-            k_last[rows] = field.on(trial.sel[rows])(trial.new_t[rows], y)
-        state.k1 = _put(state.k1, trial.idx, torch.where(reuse.view(-1, 1, 1), k_last, k1))
-    tiny = (~accept) & (trial.hs < _UNDERFLOW * torch.clamp(trial.t.abs(), min=1.0))
-    if bool(tiny.any()):
-        bad = int(trial.sel[tiny][0])
-        raise IntegrationError(
-            f"step size underflow in system {bad} at t = {float(state.t[bad]):.6g}: the problem is too stiff "
-            "for this tolerance (try a larger rtol/atol or time_scale='exp_beta' for USA)"
-        )
+        if not autonomous:
+            refresh = accept & land & (ws.next_stop + 1 < n_stops)
+            if bool(refresh.any()):
+                rows = torch.nonzero(refresh).reshape(-1)
+                yr = retract(y[rows]) if on_sphere else y[rows]
+                k_last = k_last.clone()
+                k_last[rows] = field.on(ws.systems[rows])(new_t[rows], yr)
+        ws.k1 = torch.where(accept.view(-1, 1, 1), k_last, ws.k1, out=k_last)
+    tiny = (~accept) & (hs < _UNDERFLOW * torch.clamp(ws.t.abs(), min=1.0))
+    ws.h = new_h
+    return accept, tiny
 
 
-def _check_finite(y: torch.Tensor, trial: _Trial, state: _State) -> None:
+def _underflow(ws: _Working, tiny: torch.Tensor, hs: torch.Tensor) -> None:
+    row = int(torch.nonzero(tiny)[0])
+    raise IntegrationError(
+        f"step size underflow in system {int(ws.systems[row])} at t = {float(ws.t[row]):.6g}: the problem is too "
+        "stiff for this tolerance (try a larger rtol/atol or time_scale='exp_beta' for USA)"
+    )
+
+
+def _nonfinite(ws: _Working, bad: torch.Tensor, hs: torch.Tensor) -> None:
     """A non-finite state is an error unless its step is rejected anyway (the controller then shrinks it)."""
-    if bool(torch.isfinite(y).all()):
+    row = int(torch.nonzero(bad)[0])
+    raise IntegrationError(
+        f"non-finite state in system {int(ws.systems[row])} at t = {float(ws.t[row]):.6g} (step "
+        f"{float(hs[row]):.3g}): the step is too large for this beta; use an adaptive solver or a smaller dt"
+    )
+
+
+def _commit(ws: _Working, y: torch.Tensor, new_t: torch.Tensor, acc: torch.Tensor, all_accepted: bool) -> None:
+    """Move the accepted systems to (new_t, y) and count steps and rejections. When every step is accepted
+    the new state's buffer becomes the state and the old state's buffer the next step's output."""
+    if all_accepted:
+        old = ws.x
+        ws.x, ws.t = y, new_t
+        if ws.work.holds(y):
+            ws.work.put("y", old)
+        ws.steps += 1
         return
-    bad = torch.nonzero(~torch.isfinite(y).flatten(1).all(1)).reshape(-1)
-    if trial.accept is None or bool(trial.accept[bad].any()):
-        b = int(trial.sel[bad[0]])
-        raise IntegrationError(
-            f"non-finite state in system {b} at t = {float(state.t[b]):.6g} (step {float(trial.hs[bad[0]]):.3g}): "
-            "the step is too large for this beta; use an adaptive solver or a smaller dt"
-        )
+    torch.where(acc.view(-1, 1, 1), y, ws.x, out=ws.x)
+    ws.t = torch.where(acc, new_t, ws.t)
+    ws.steps += acc
+    ws.rejected += ~acc
 
 
-def _commit(state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor) -> None:
-    """Move the accepted systems to (new_t, y) and count steps and rejections."""
-    if trial.idx is None and trial.accept is None:
-        state.x, state.t = y, trial.new_t
-        state.steps += 1
-        return
-    systems = trial.sel[acc]
-    state.x[systems] = y[acc]
-    state.t[systems] = trial.new_t[acc]
-    state.steps[systems] += 1
-    state.rejected[trial.sel[~acc]] += 1
-
-
-def _fire_events(events: Sequence[Event], state: _State, trial: _Trial, y: torch.Tensor, acc: torch.Tensor,
-                 field: _Field, on_sphere: bool) -> None:
-    """Stop the systems whose accepted new state meets an event; record the end of that step as their time.
+def _fire_events(events: Sequence[Event], ws: _Working, totals: _Totals, new_t: torch.Tensor, acc: torch.Tensor,
+                 all_accepted: bool, field: _Field, on_sphere: bool) -> torch.Tensor | None:
+    """Which working-set rows meet an event at their accepted new state ((B_a,) bool, or None: none did);
+    their event time is the end of that step.
 
     Events with ``needs_velocity`` also receive the velocity at the new state (one evaluation for all of
     them), tangent when the state lives on the sphere; events with ``needs_systems`` receive the systems'
     global indices (see :mod:`.events`)."""
-    fired = torch.zeros_like(acc)
-    if not bool(acc.any()):
-        return
-    ya, tn, systems = y[acc], trial.new_t[acc], trial.sel[acc]
+    if all_accepted:
+        rows = None
+        xa, tn, systems = ws.x, ws.t, ws.systems
+    else:
+        rows = torch.nonzero(acc).reshape(-1)
+        if rows.numel() == 0:
+            return None
+        xa, tn, systems = ws.x[rows], new_t[rows], ws.systems[rows]
     v = None
     if any(getattr(e, "needs_velocity", False) for e in events):
-        v = field.on(systems)(tn, ya)
+        v = field.on(systems)(tn, xa)
         if on_sphere:
-            v = tangent_project(ya, v)
+            v = tangent_project(xa, v)
+    hit = torch.zeros(xa.shape[0], dtype=torch.bool, device=xa.device)
     for event in events:
         if getattr(event, "needs_velocity", False):
-            hit = event(tn, ya, v)
+            out = event(tn, xa, v)
         elif getattr(event, "needs_systems", False):
-            hit = event(tn, ya, systems=systems)
+            out = event(tn, xa, systems=systems)
         else:
-            hit = event(tn, ya)
-        fired[acc] |= hit.to(torch.bool)
-    if bool(fired.any()):
-        systems = trial.sel[fired]
-        state.stopped[systems] = True
-        state.event_time[systems] = trial.new_t[fired]
+            out = event(tn, xa)
+        hit |= out.to(torch.bool)
+    if not bool(hit.any()):  # the events' host read
+        return None
+    if rows is None:
+        fired = hit
+    else:
+        fired = torch.zeros_like(acc)
+        fired[rows] = hit
+    where = torch.nonzero(fired).reshape(-1)
+    totals.event_time[ws.systems[where]] = new_t[where]
+    return fired
 
 
-def _put(buffer: torch.Tensor, idx: torch.Tensor | None, values: torch.Tensor) -> torch.Tensor:
-    """buffer with rows idx replaced by values (values itself when idx is None: every row)."""
-    if idx is None:
-        return values
-    buffer[idx] = values
-    return buffer
+def _drop(ws: _Working, totals: _Totals, leaving: torch.Tensor) -> None:
+    """Systems that reached their last stop or met an event leave the working set (their counts are kept)."""
+    gone = torch.nonzero(leaving).reshape(-1)
+    if gone.numel() == 0:
+        return
+    totals.leave(ws, gone)
+    ws.keep(torch.nonzero(~leaving).reshape(-1))

@@ -1,6 +1,11 @@
 """One step of each method, batched with a per-system step size.
 
 Shapes: positions ``x`` (B, n, d), times ``t`` (B,), steps ``h`` (B,). ``f(t, x)`` returns the velocity (B, n, d).
+
+:func:`erk_step` can work in a :class:`StageBuffers` workspace: the stage inputs, the stage combinations, the
+new state and the error estimate are then written into buffers reused from step to step (no (B, n, d)
+allocation besides the field's own results), with the same arithmetic in the same order — the results are
+bitwise those of the allocating path.
 """
 
 from __future__ import annotations
@@ -13,13 +18,43 @@ from .tableaux import CrouchGrossman, Tableau
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-__all__ = ["erk_step", "cg_step", "rotate", "retract"]
+__all__ = ["erk_step", "cg_step", "rotate", "retract", "StageBuffers"]
 
 
-def retract(x: torch.Tensor) -> torch.Tensor:
+def retract(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Map back to the sphere: x / |x| row by row (the normalisation after each layer in the discrete-time view
-    of §2 of the paper)."""
-    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    of §2 of the paper). x: (..., d). out: where to write the result (may be x itself). Returns (..., d)."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return x / norm if out is None else torch.div(x, norm, out=out)
+
+
+class StageBuffers:
+    """Reusable (B, n, d) buffers for :func:`erk_step` and the step controller, keyed by name.
+
+    ``get(name, like)`` returns a buffer of the shape, dtype and device of ``like``: the first B rows of a
+    buffer kept at the largest batch seen (a contiguous view, so a batch that shrinks reuses the memory).
+    ``put(name, tensor)`` hands a tensor over to the workspace (the driver swaps the old state in as the next
+    step's output buffer). Buffers are scratch: their contents do not survive the next step.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        buf = self._buffers.get(name)
+        B, rest = like.shape[0], like.shape[1:]
+        if (buf is None or buf.shape[1:] != rest or buf.shape[0] < B or buf.dtype != like.dtype
+                or buf.device != like.device):
+            buf = self._buffers[name] = torch.empty_like(like, memory_format=torch.contiguous_format)
+        return buf[:B]
+
+    def put(self, name: str, tensor: torch.Tensor) -> None:
+        self._buffers[name] = tensor
+
+    def holds(self, tensor: torch.Tensor) -> bool:
+        """True when ``tensor`` shares memory with one of the buffers (a field that returned its input)."""
+        ptr = tensor.untyped_storage().data_ptr()
+        return any(b.untyped_storage().data_ptr() == ptr for b in self._buffers.values())
 
 
 def erk_step(
@@ -30,32 +65,62 @@ def erk_step(
     tab: Tableau,
     k1: torch.Tensor | None = None,
     t_end: torch.Tensor | None = None,
+    work: StageBuffers | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """One explicit Runge–Kutta step. Returns (y₁ unretracted, error estimate or None, last stage).
 
     k1: f(t, x) when already known (FSAL). t_end: the exact end time of the step (the driver's landing time);
     stages with c = 1 are evaluated at the float just below it, so piecewise-constant weights are those of the
-    step's own interval [t, t_end) — steps land exactly on their jumps.
+    step's own interval [t, t_end) — steps land exactly on their jumps. work: a :class:`StageBuffers` to
+    compute in (then y₁ and the error estimate are its buffers "y" and "err", valid until the next step).
     """
     hb = h.view(-1, 1, 1).to(x.dtype)
     end = t + h if t_end is None else t_end
     just_inside = torch.nextafter(end, t)
+    # pairs whose last stage is taken at y₁ itself (a_s = b, b_s = 0: dopri5, bosh3) compute y₁ once
+    last_is_y = tab.stages > 1 and tab.a[-1] == tab.b[:-1] and tab.b[-1] == 0.0
     ks = [f(t, x) if k1 is None else k1]
     for i in range(1, tab.stages):
-        incr = _combine(tab.a[i], ks)
         ti = just_inside if tab.c[i] == 1.0 else t + tab.c[i] * h
-        ks.append(f(ti, x if incr is None else x + hb * incr))
-    y = x + hb * _combine(tab.b, ks)
-    err = None if tab.e is None else hb * _combine(tab.e, ks)
+        name = "y" if last_is_y and i == tab.stages - 1 else "stage"
+        xi = _advanced(x, hb, tab.a[i], ks, work, name)
+        k = f(ti, xi)
+        if work is not None and work.holds(k):
+            k = k.clone()  # the field returned (a view of) its input buffer, which the next stage overwrites
+        ks.append(k)
+    y = xi if last_is_y else _advanced(x, hb, tab.b, ks, work, "y")
+    err = None
+    if tab.e is not None:
+        err = _combine(tab.e, ks, work, "err")
+        err = hb * err if work is None else err.mul_(hb)
     return y, err, ks[-1]
 
 
-def _combine(coeffs: tuple[float, ...], ks: list[torch.Tensor]) -> torch.Tensor | None:
-    out = None
+def _advanced(x: torch.Tensor, hb: torch.Tensor, coeffs: tuple[float, ...], ks: list[torch.Tensor],
+              work: StageBuffers | None, name: str) -> torch.Tensor:
+    """x + h·Σ_j coeffs_j k_j (x itself when every coefficient is zero), in the buffer ``name`` of work."""
+    incr = _combine(coeffs, ks, work, name)
+    if incr is None:
+        return x
+    if work is None:
+        return x + hb * incr
+    return incr.mul_(hb).add_(x)  # (h·incr) + x: the same roundings as x + h·incr
+
+
+def _combine(coeffs: tuple[float, ...], ks: list[torch.Tensor], work: StageBuffers | None = None,
+             name: str = "stage") -> torch.Tensor | None:
+    """Σ_j coeffs_j k_j, zero coefficients skipped, summed left to right; None when all are zero."""
+    out = tmp = None
     for c, k in zip(coeffs, ks):
         if c == 0.0:
             continue
-        out = c * k if out is None else out + c * k
+        if work is None:
+            out = c * k if out is None else out + c * k
+        elif out is None:
+            out = torch.mul(k, c, out=work.get(name, k))
+        else:
+            tmp = work.get("combine", k) if tmp is None else tmp
+            out.add_(torch.mul(k, c, out=tmp))
     return out
 
 

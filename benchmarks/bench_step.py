@@ -1,0 +1,200 @@
+"""Whole steps: the time of one accepted dopri5 step of the batched driver, and the share of it spent in the field.
+
+Setting of a Figure 3 phase-diagram unit (SA, n = 32, d = 32, β spread over [0.1, 9] across the batch, dopri5 at
+the phase preset's rtol 1e-6 / atol 1e-8, an output time every 0.15 as with 200 outputs on [0, 30]), batch
+B = 4096, from uniform starts over t ∈ [0, T]. The field is the library's (``velocity`` on the model restricted
+to the active systems, as ``simulate`` builds it); a timer around it gives the field's share of the wall time.
+Also reported: user and system CPU time and minor page faults of the run (``getrusage``), torch's thread
+counts, and the host reads of the step loop (``tensor.__bool__``/``item``/``tolist``/``int``/``float`` and
+``torch.nonzero`` called from the driver module), per iteration.
+
+``--compare-to REV`` runs the same measurement, interleaved, in child processes on a copy of the working
+tree whose ``integrate/{driver,steps,controller}.py`` come from the git revision REV (the "before"), on the
+working tree (the "after"), and on the working tree with the allocator setting of the driver switched off
+(``TOKENSPHERE_SYSTEM_MALLOC=1``), and prints the ratios.
+
+    python benchmarks/bench_step.py [--quick] [--compare-to REV] [--repeats R] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_kernel import machine, record  # noqa: E402
+
+FULL = {"B": 4096, "n": 32, "d": 32, "T": 1.5}
+QUICK = {"B": 64, "n": 8, "d": 4, "T": 0.6}
+_SYNC_METHODS = ("__bool__", "item", "tolist", "__int__", "__float__", "__index__")
+
+
+class SyncCounter:
+    """Counts host reads of tensors made from one source file (by default the driver): ``bool(t)``,
+    ``t.item()``, ``t.tolist()``, ``int(t)``, ``float(t)`` and ``torch.nonzero``. A context manager; on CUDA
+    each of these waits for the device, on the CPU it is free but shows the loop's structure."""
+
+    def __init__(self, filename: str | None = None) -> None:
+        if filename is None:
+            import tokensphere.integrate.driver as drv
+
+            filename = drv.__file__
+        self.filename, self.count, self._saved = os.path.realpath(filename), 0, {}
+
+    def _wrap(self, fn):
+        counter = self
+
+        def wrapped(*args, **kwargs):
+            frame = sys._getframe(1)
+            if os.path.realpath(frame.f_code.co_filename) == counter.filename:
+                counter.count += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    def __enter__(self) -> SyncCounter:
+        for name in _SYNC_METHODS:
+            self._saved[name] = getattr(torch.Tensor, name)
+            setattr(torch.Tensor, name, self._wrap(self._saved[name]))
+        self._saved["nonzero"] = torch.nonzero
+        torch.nonzero = self._wrap(torch.nonzero)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.nonzero = self._saved.pop("nonzero")
+        for name, fn in self._saved.items():
+            setattr(torch.Tensor, name, fn)
+        self._saved.clear()
+
+
+def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False) -> dict:
+    """One integration of the setting above; returns its timings and counts."""
+    import tokensphere as ts
+    from tokensphere.integrate.driver import integrate
+    from tokensphere.integrate.saveat import SaveAt
+    from tokensphere.runtime import choose_threads, torch_threads
+
+    beta = torch.linspace(0.1, 9.0, B, dtype=torch.float64)
+    model = ts.Model(beta=beta)
+    x0 = ts.Uniform(batch=B, n=n, d=d, seed=0).sample()
+    field_time = [0.0]
+
+    def f(t, x, idx):
+        t0 = time.perf_counter()
+        v = ts.velocity(x, model if idx is None else model.take(idx))
+        field_time[0] += time.perf_counter() - t0
+        return v
+
+    solver = ts.Solver("dopri5", rtol=1e-6, atol=1e-8)
+    save = SaveAt(torch.arange(0.0, T + 1e-9, 0.15, dtype=torch.float64), store=False)
+    with torch_threads(choose_threads(n)) as threads:
+        r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        if count_syncs:
+            with SyncCounter() as sc:
+                res = integrate(f, x0, save, solver)
+            syncs = sc.count
+        else:
+            res = integrate(f, x0, save, solver)
+            syncs = None
+        wall, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_SELF)
+        interop = torch.get_num_interop_threads()
+    iterations = int((res.steps + res.rejected).max())
+    return {
+        "B": B, "n": n, "d": d, "T": T, "wall": wall, "field": field_time[0],
+        "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime,
+        "minflt": r1.ru_minflt - r0.ru_minflt, "iterations": iterations,
+        "accepted": int(res.steps.sum()), "rejected": int(res.rejected.sum()), "evaluations": res.evaluations,
+        "threads": threads, "interop_threads": interop, "syncs": syncs,
+    }
+
+
+def _old_tree(rev: str, dest: Path) -> Path:
+    """A copy of the working tree's src/ with the integrate files of ``rev``."""
+    import shutil
+
+    src = dest / "src"
+    shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("driver", "steps", "controller"):
+        text = subprocess.run(["git", "show", f"{rev}:src/tokensphere/integrate/{name}.py"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+        (src / "tokensphere" / "integrate" / f"{name}.py").write_text(text)
+    return src
+
+
+def _child(src: Path, env_extra: dict, setting: dict) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(src), **env_extra)
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(setting)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _row(name: str, r: dict) -> str:
+    per = r["wall"] / r["iterations"]
+    return (f"| {name} | {r['wall']:.2f} | {r['iterations']} | {per * 1e3:.1f} | "
+            f"{r['wall'] / r['accepted'] * 1e6:.1f} | {r['field'] / r['wall']:.2f} | {r['user']:.2f} | "
+            f"{r['sys']:.2f} | {r['minflt']} | {r['syncs'] / r['iterations']:.2f} |")
+
+
+HEADER = ("| driver | wall (s) | iterations | ms per iteration | µs per accepted system-step | field share of wall "
+          "| user CPU (s) | system CPU (s) | minor page faults | host reads per iteration |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="B = 64, n = 8, d = 4 (smoke test)")
+    p.add_argument("--compare-to", default=None, metavar="REV", help="git revision of the 'before' driver")
+    p.add_argument("--repeats", type=int, default=1, help="interleaved repeats (the minimum wall time is kept)")
+    p.add_argument("--record", action="store_true")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(measure(**json.loads(args.child), count_syncs=True)))
+        return None
+    setting = QUICK if args.quick else FULL
+    if args.compare_to is None:
+        r = measure(**setting, count_syncs=True)
+        text = HEADER + "\n" + _row("working tree", r)
+        rows = {"working tree": r}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            old = _old_tree(args.compare_to, Path(tmp))
+            configs = [(f"before ({args.compare_to})", old, {}), ("after", ROOT / "src", {}),
+                       ("after, allocator left alone", ROOT / "src", {"TOKENSPHERE_SYSTEM_MALLOC": "1"})]
+            best: dict[str, dict] = {}
+            for _ in range(max(args.repeats, 1)):
+                for name, src, env in configs:
+                    r = _child(src, env, setting)
+                    if name not in best or r["wall"] < best[name]["wall"]:
+                        best[name] = r
+        rows = best
+        before, after = best[configs[0][0]], best["after"]
+        text = HEADER + "\n" + "\n".join(_row(k, v) for k, v in best.items())
+        text += (f"\n\nbefore / after, wall per iteration: "
+                 f"{(before['wall'] / before['iterations']) / (after['wall'] / after['iterations']):.2f}×")
+    head = (f"B = {setting['B']}, n = {setting['n']}, d = {setting['d']}, t ∈ [0, {setting['T']:g}], dopri5 rtol 1e-6 "
+            f"atol 1e-8; torch threads {rows[next(iter(rows))]['threads']} (interop "
+            f"{rows[next(iter(rows))]['interop_threads']})")
+    print(machine())
+    print(head)
+    print(text)
+    if args.record:
+        cmd = "python benchmarks/bench_step.py --record" + (" --quick" if args.quick else "") + (
+            f" --compare-to {args.compare_to}" if args.compare_to else "") + f" --repeats {args.repeats}"
+        record("Whole steps: one dopri5 step of the batched driver", cmd,
+               f"minimum wall over {args.repeats} interleaved repeat(s), child processes", head + "\n\n" + text)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
