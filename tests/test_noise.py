@@ -85,7 +85,7 @@ def test_mean_under_rotation_drift(method):
     d, sigma, omega, T, h = 3, 0.6, 2.0, 1.0, 0.01
     V = torch.zeros(d, d, dtype=torch.float64)
     V[1, 0], V[0, 1] = omega, -omega
-    x0 = torch.tensor([[[1.0, 0.0, 0.0]]], dtype=torch.float64).expand(20000, 1, d).clone()
+    x0 = torch.tensor([[[1.0, 0.0, 0.0]]], dtype=torch.float64).expand(10000, 1, d).clone()
     traj = simulate(x0, model=Model(beta=1.0, V=V, noise=sigma), solver=method, dt=h, t_max=T,
                     save_at=[0.0, T], seed=2)
     x = traj.final()[:, 0]
@@ -322,3 +322,19 @@ def test_noise_report_section():
 
     section = noise_section(quick=True)
     assert section.figures and all(v.passed for v in section.verdicts)
+
+
+def test_noise_phase_example(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import matplotlib.image
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "noise_phase.py"
+    spec = importlib.util.spec_from_file_location("noise_phase", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "noise.png"
+    data = mod.main(["--out", str(out), "--t-max", "2", "--starts", "1"])
+    assert matplotlib.image.imread(out).shape[0] > 100
+    assert len(data["r_mean"]) == len(data["sigmas"])
