@@ -234,7 +234,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
 
 def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
     if p.backend == "fused":
-        return _fused_toy(x, w, p.block)
+        return _toy_dense(x, w) if p.block is None else _toy_dense(x, w, p.block)
     if p.backend == "sdpa":
         return _sdpa(x, w)
     if p.backend == "dense":
@@ -246,7 +246,7 @@ def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
 # back ends
 
 
-def _fused_toy(x: torch.Tensor, w: Weights, block: int | None) -> torch.Tensor:
+def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None) -> torch.Tensor:
     """Q = K = V = I, one head, no mask: G = β⟨x_i, x_j⟩ by one product, the exponentials in place, then one
     product with [x | 1] (small d; else with x and a row sum) for Σ_j e_ij x_j and Z_i together.
 

@@ -21,13 +21,14 @@ from typing import Any, Literal
 import torch
 
 from .feedforward import FeedForward
+from .hardmax import check_tie_policy
 from .schedule import Layerwise, Schedule, as_schedule, schedule_from_spec
 from .validate import as_tensor, validate_choice, validate_int, validate_real
 from .weights import Weights, canonical_matrix
 
 __all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule", "validate_beta"]
 
-NORMALIZATIONS = ("softmax", "uniform")
+NORMALIZATIONS = ("softmax", "uniform", "sinkhorn", "hardmax")
 # e^{β} overflows float64 beyond ln(max double) ≈ 709.78 ; USA in original time is refused above.
 USA_ORIGINAL_TIME_MAX_BETA = 700.0
 
@@ -42,9 +43,22 @@ class Model:
     ----------
     beta : float or array of shape (B,)
         Inverse temperature β ≥ 0; a vector gives one value per system of the batch.
-    normalization : {"softmax", "uniform"}
+    normalization : {"softmax", "uniform", "sinkhorn", "hardmax"}
         "softmax" divides by Z_{β,i} (SA, (2.3)); "uniform" divides by n (USA, §3.3 of the paper) — or by the number
-        of attended tokens when ``uniform_count="attended"`` (causal USA with 1/i).
+        of attended tokens when ``uniform_count="attended"`` (causal USA with 1/i). "sinkhorn" scales e^{scores}
+        to a doubly stochastic matrix (Remark 3.5, :mod:`tokensphere.sinkhorn`); "hardmax" is the β → ∞ limit
+        (9.5)–(9.6): uniform weights on argmax_j ⟨Q x_i, K x_j⟩ (β is ignored; :mod:`tokensphere.hardmax`).
+    sinkhorn_iters, sinkhorn_tol : int ≥ 0, float in [0, 1)
+        Sinkhorn only: at most this many column + row iterations, stopping once every column sums to 1 within
+        the tolerance (rows always sum to 1: the last step is a row normalisation). Defaults 100, 1e-9.
+    ties, tie_tol, tie_seed : {"average", "lowest", "random"} or callable, float ≥ 0, int
+        Hardmax only: the Filippov selection at a tie (|C_i| > 1): average over C_i (9.5) [default], the lowest
+        index, a seeded random member, or ``rule(candidates, scores) -> weights``; j ∈ C_i when its score is
+        within ``tie_tol`` (default 1e-12) of the row maximum.
+    centered : bool
+        Value term Σ_j A_ij V (x_j − x_i) instead of Σ_j A_ij V x_j: with ``projection=False`` this is the
+        time-homogeneous rescaled dynamics (9.4) (and (9.5) with hardmax). Needs row-stochastic attention
+        (not "uniform"); on the sphere with V = I it changes nothing (P⊥_{x_i} x_i = 0).
     Q, K : array of shape (k, d), (B, k, d); with ``heads=H > 1``: (H, k, d) or (B, H, k, d)
         Query and key matrices (k may differ from d). Scores are ⟨Q x_i, K x_j⟩ = x_iᵀ QᵀK x_j.
     QK : array of shape (d, d), (B, d, d); with heads: (H, d, d) or (B, H, d, d)
@@ -79,7 +93,7 @@ class Model:
     """
 
     beta: Tensorish = 1.0
-    normalization: Literal["softmax", "uniform"] = "softmax"
+    normalization: Literal["softmax", "uniform", "sinkhorn", "hardmax"] = "softmax"
     Q: Tensorish | None = None
     K: Tensorish | None = None
     QK: Tensorish | None = None
@@ -94,6 +108,12 @@ class Model:
     noise: float = 0.0
     schedule: Schedule | Callable[[float], Mapping[str, Tensorish]] | None = field(default=None, repr=False)
     feedforward: FeedForward | None = None
+    sinkhorn_iters: int = 100
+    sinkhorn_tol: float = 1e-9
+    ties: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "average"
+    tie_tol: float = 1e-12
+    tie_seed: int = 0
+    centered: bool = False
     # canonical weights per (dtype, device), filled by __post_init__ (the one private state)
     _weights: dict[tuple[torch.dtype, torch.device], Weights] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -106,7 +126,7 @@ class Model:
         validate_choice("uniform_count", self.uniform_count, ("n", "attended"))
         validate_choice("time_scale", self.time_scale, ("original", "exp_beta"))
         validate_int("heads", self.heads, minimum=1)
-        for flag in ("causal", "projection"):
+        for flag in ("causal", "projection", "centered"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         self.__dict__["schedule"] = as_schedule(self.schedule)
@@ -114,6 +134,14 @@ class Model:
         if self.noise > 0 and not self.projection:
             raise ValueError("noise > 0 is Brownian motion on the sphere: it needs projection=True")
         beta = validate_beta(self.beta, self.normalization, self.time_scale)
+        validate_int("sinkhorn_iters", self.sinkhorn_iters, minimum=0)
+        self.__dict__["sinkhorn_tol"] = validate_real("sinkhorn_tol", self.sinkhorn_tol, minimum=0.0, maximum=1.0)
+        self.__dict__["tie_tol"] = validate_real("tie_tol", self.tie_tol, minimum=0.0)
+        validate_int("tie_seed", self.tie_seed, minimum=0)
+        check_tie_policy(self.ties)
+        if self.centered and self.normalization == "uniform":
+            raise ValueError("centered=True needs row-stochastic attention (normalization 'softmax', 'sinkhorn' or "
+                             "'hardmax'), got normalization='uniform'")
         q, k, qk = _check_scores(self.Q, self.K, self.QK, self.heads)
         v, sign = _check_values(self.V, self.heads)
         mask = _check_mask(self.mask, self.causal)
@@ -124,6 +152,8 @@ class Model:
             beta=beta, q=q, k=k, qk=qk, v=v, mask=mask, sign=sign, normalization=self.normalization,
             heads=self.heads, head_reduction=self.head_reduction, causal=self.causal,
             uniform_count=self.uniform_count, projection=self.projection, time_scale=self.time_scale,
+            sinkhorn_iters=self.sinkhorn_iters, sinkhorn_tol=self.sinkhorn_tol, ties=self.ties,
+            tie_tol=self.tie_tol, tie_seed=self.tie_seed, centered=self.centered,
             **({} if ff is None else {"ff_w": ff.w, "ff_a": ff.a, "ff_b": ff.b, "ff_activation": ff.activation}),
         )
         dtype = beta.dtype
@@ -228,7 +258,7 @@ class Model:
             if f.name == "beta":
                 b = self.beta_tensor()
                 out["beta"] = b.tolist() if b.numel() <= 4096 else f"array{tuple(b.shape)}"
-            elif f.name in ("schedule", "feedforward"):
+            elif f.name in ("schedule", "feedforward") or callable(val):
                 out[f.name] = None if val is None else repr(val)
             elif val is None or isinstance(val, (str, bool, int, float)):
                 out[f.name] = val
@@ -251,6 +281,9 @@ class Model:
         }
         spec["V"] = self.V if isinstance(self.V, str) else None
         spec["noise"] = self.noise
+        spec["sinkhorn_tol"], spec["tie_tol"] = self.sinkhorn_tol, self.tie_tol
+        if callable(self.ties):  # a Python rule cannot be stored: its repr, restored as a rule that refuses to run
+            spec["ties"], spec["ties_repr"] = "user", repr(self.ties)
         arrays: dict[str, torch.Tensor] = {"beta": w.beta}
         for name, t in (("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", w.v), ("mask", w.mask)):
             if t is not None:
@@ -273,7 +306,9 @@ class Model:
     def from_spec(cls, spec: Mapping[str, Any], arrays: Mapping[str, Any]) -> Model:
         """Rebuild a model from :meth:`to_spec` output (arrays may be tensors or NumPy arrays)."""
         tens = {k: as_tensor(k, v) for k, v in arrays.items()}
-        kw = {k: v for k, v in spec.items() if k not in ("schedule", "feedforward")}
+        kw = {k: v for k, v in spec.items() if k not in ("schedule", "feedforward", "ties_repr")}
+        if kw.get("ties") == "user":
+            kw["ties"] = _UnrestoredTieRule(spec.get("ties_repr", "?"))
         for name in ("Q", "K", "QK", "V", "mask"):
             if name in tens:
                 kw[name] = tens[name]
@@ -312,6 +347,20 @@ class UnrestoredSchedule(Schedule):
 
     def __repr__(self) -> str:
         return f"UnrestoredSchedule({self.description})"
+
+
+class _UnrestoredTieRule:
+    """Stands in for a Python tie rule of a stored hardmax run: loading works, running refuses clearly."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def __call__(self, candidates, scores):
+        raise ValueError(f"this run used a Python function as its hardmax tie rule ({self.description}), which "
+                         "cannot be stored; pass model=Model(..., ties=...) to continue it")
+
+    def __repr__(self) -> str:
+        return f"UnrestoredTieRule({self.description})"
 
 
 def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Model:

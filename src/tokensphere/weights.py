@@ -51,6 +51,14 @@ class Weights:
     ff_a: torch.Tensor | None = None
     ff_b: torch.Tensor | None = None
     ff_activation: str = "relu"
+    # Sinkhorn (tokensphere.sinkhorn) and hardmax (tokensphere.hardmax) options, and the centered value term
+    # Σ_j A_ij V (x_j − x_i) of (9.4)
+    sinkhorn_iters: int = 100
+    sinkhorn_tol: float = 1e-9
+    ties: object = "average"
+    tie_tol: float = 1e-12
+    tie_seed: int = 0
+    centered: bool = False
 
     @cached_property
     def batch(self) -> int:
