@@ -20,7 +20,7 @@ when ``stop_at_known`` is set; it never uses the known coordinates.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -152,12 +152,15 @@ def _search(n: int, d: int, beta: float, restarts: int, hops: int, batch: int, s
     round_ = 0
     while k < restarts and not stop:
         b = min(batch, restarts - k)
-        r = _restart_batch(b, n, d, beta, symmetry, round_, gen, gtol, dtype)
+        for r in _restart_parts(b, n, d, beta, symmetry, round_, gen, gtol, dtype):
+            # each kind of a mixed batch is booked on its own, so the search can stop before the slower free part
+            pool_x, pool_f = _keep_best(pool_x, pool_f, r.x, r.log_energy, batch)
+            out.restarts += r.x.shape[0]
+            k += r.x.shape[0]
+            stop = record(r.log_energy)
+            if stop:
+                break
         round_ += 1
-        pool_x, pool_f = _keep_best(pool_x, pool_f, r.x, r.log_energy, batch)
-        out.restarts += b
-        k += b
-        stop = record(r.log_energy)
     k = 0
     while k < hops and not stop:
         b = min(batch, hops - k, pool_x.shape[0])
@@ -182,24 +185,20 @@ def _search(n: int, d: int, beta: float, restarts: int, hops: int, batch: int, s
     return out
 
 
-def _restart_batch(b: int, n: int, d: int, beta: float, symmetry: str, round_: int, gen: torch.Generator,
-                   gtol: float, dtype: torch.dtype) -> LBFGSResult:
-    """Minimise b seeded random starts: free, antipodal, or (mixed) ⌈b/2⌉ antipodal and ⌊b/2⌋ free (a batch of one
-    alternates by round). Returns the minima as one :class:`LBFGSResult` of full configurations (b, n, d)."""
+def _restart_parts(b: int, n: int, d: int, beta: float, symmetry: str, round_: int, gen: torch.Generator,
+                   gtol: float, dtype: torch.dtype) -> Iterator[LBFGSResult]:
+    """Minimise b seeded random starts: free, antipodal, or (mixed) ⌈b/2⌉ antipodal then ⌊b/2⌋ free (a batch of
+    one alternates by round). Yields one :class:`LBFGSResult` of full configurations (count, n, d) per kind,
+    antipodal first (the faster and, where the optimum is antipodal, the more successful one)."""
     if symmetry == "mixed":
         n_anti = (b + 1) // 2 if b > 1 else 1 - round_ % 2
     else:
         n_anti = b if symmetry == "antipodal" else 0
-    parts = []
     for count, anti in ((n_anti, True), (b - n_anti, False)):
         if count:
             seed = int(torch.randint(0, 2**62, (1,), generator=gen))
             x0 = sample_sphere(count, n // 2 if anti else n, d, seed=seed, dtype=dtype)
-            parts.append(lbfgs(x0, beta, gtol=gtol, antipodal=anti))
-    if len(parts) == 1:
-        return parts[0]
-    return LBFGSResult(*(torch.cat([getattr(p, k) for p in parts]) for k in
-                         ("x", "log_energy", "grad_norm", "iterations", "converged")))
+            yield lbfgs(x0, beta, gtol=gtol, antipodal=anti)
 
 
 def _keep_best(px: torch.Tensor, pf: torch.Tensor, x: torch.Tensor, f: torch.Tensor, size: int
