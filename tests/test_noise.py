@@ -338,3 +338,26 @@ def test_noise_phase_example(tmp_path):
     data = mod.main(["--out", str(out), "--t-max", "2", "--starts", "1"])
     assert matplotlib.image.imread(out).shape[0] > 100
     assert len(data["r_mean"]) == len(data["sigmas"])
+
+
+def test_float32_and_layerwise_weights():
+    """float32 states stay on the sphere to float32 accuracy; piecewise-constant weights (a Layerwise schedule) are
+    stepped interval by interval: with σ = 0 the geodesic step equals the deterministic Lie–Euler run."""
+    from tokensphere.model import Layerwise
+
+    x0 = _uniform(2, 6, 3, seed=13)
+    traj = simulate(x0, model=Model(beta=1.0, noise=0.5), solver="heun", dt=0.05, t_max=1.0, save_at=3, seed=1,
+                    dtype="float32")
+    assert traj.positions.dtype == torch.float32
+    assert float((traj.positions.norm(dim=-1) - 1).abs().max()) < 1e-6
+    g = torch.Generator().manual_seed(0)
+    V = torch.randn(3, 3, 3, generator=g, dtype=torch.float64) / 2
+    sched = Layerwise(0.33, V=V)  # layers [0, 0.33), [0.33, 0.66), [0.66, ...): a step of 0.11 lands on each jump
+    model = Model(beta=1.0, V=V[0], schedule=sched)
+    ref = simulate(x0, model=model, solver="lie-euler", dt=0.11, t_max=0.99, save_at=[0.0, 0.99])
+    f = lambda t, x, idx: velocity(x, model, t)  # noqa: E731
+    bp = torch.tensor(sched.breakpoints(0.99), dtype=torch.float64)
+    save = SaveAt(torch.tensor([0.0, 0.99], dtype=torch.float64))
+    res = integrate_sde(f, x0, save, SDESolver("geodesic", 0.11, 0), 0.0, breakpoints=bp)
+    assert res.steps.tolist() == ref.steps.tolist() == [9, 9]
+    assert torch.allclose(res.positions[-1], ref.positions[-1], atol=1e-12)

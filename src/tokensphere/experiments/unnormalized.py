@@ -6,12 +6,13 @@ which solves ż_i = Σ_j A_ij(t) V (z_j − z_i) (9.3) with the same attention A
 (:func:`tokensphere.analysis.geometry.rescale`). Table 1 of the paper (from Geshkovski–Letrouit–Polyanskiy–
 Rigollet, "The emergence of clusters in self-attention dynamics", NeurIPS 2023) lists the limits:
 
-| case | V | QᵀK | limit | measurement (predicted value) |
-|---|---|---|---|---|
-| polytope | I_d | I (≻ 0) | z_i → vertices of a convex polytope; A(t) → a Boolean matrix | :func:`polytope_measure` (1), :func:`~tokensphere.analysis.geometry.attention_booleanness` (0) |
-| hyperplanes | simple top eigenvalue λ₁ > 0, ⟨Qφ₁, Kφ₁⟩ > 0 | I | ⟨ψ₁, z_i⟩ (the φ₁-coordinate) takes ≤ 3 values | :func:`hyperplane_measure` (0) |
-| paranormal | λ I on F, smaller spectrum on G | I | the F-components: vertices of a polytope; G free | :func:`paranormal_measure` (1) |
-| origin | −I_d | I | x_i → 0 (no rescaling) | :func:`origin_measure` (0) |
+- polytope: V = I_d, QᵀK ≻ 0: z_i → vertices of a convex polytope and A(t) → a Boolean matrix;
+  :func:`polytope_measure` → 1, :func:`~tokensphere.analysis.geometry.attention_booleanness` → 0.
+- hyperplanes: simple top eigenvalue λ₁ > 0 of V with ⟨Qφ₁, Kφ₁⟩ > 0: the φ₁-coordinates ⟨ψ₁, z_i⟩ take at most
+  3 values (parallel hyperplanes); :func:`hyperplane_measure` → 0.
+- paranormal: V = λ I on F, smaller spectrum on G, QᵀK ≻ 0: the F-components on the vertices of a polytope, the
+  G-components free (polytope × subspace); :func:`paranormal_measure` → 1.
+- origin: V = −I_d, QᵀK = I_d: x_i → 0 without rescaling; :func:`origin_measure` → 0.
 
 Each case here is one seeded run of n tokens drawn uniformly from the cube [−1, 1]^d; :func:`table1_run` returns
 the trajectories and every measurement over time, :func:`table1_table` the measurements of every case at the

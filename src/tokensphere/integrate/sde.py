@@ -16,11 +16,12 @@ Methods (``SDE_METHODS``), one step from x with increment ΔW ~ N(0, h I) per to
 | method | step | stays on the sphere by | weak / strong order |
 |---|---|---|---|
 | euler-maruyama | x + h F(x) + σ P⊥_x ΔW − ((d−1)σ²h/2) x (Itô form), then retract | retraction | 1 / ½ |
-| heun | Stratonovich Heun: predictor x̃ = retract(x + hF + σP⊥_xΔW), corrector with the averages of F and P⊥ | retraction | 1 / ½ (drift: 2) |
+| heun | Stratonovich Heun: predictor x̃ = retract(x + hF + σP⊥_xΔW), corrector with averaged F, P⊥ | retraction | 1 / ½ |
 | geodesic | exp_x(h F(x) + σ P⊥_x ΔW): the great circle through x with that initial velocity | construction | 1 / ½ |
 
 The geodesic and Heun steps need no explicit correction: the curvature of the great circle (resp. the
-predictor's projector) produces −((d−1)σ²h/2) x on average. Measured orders: docs/variants.md.
+predictor's projector) produces −((d−1)σ²h/2) x on average. Heun is second order in the drift (σ = 0).
+Measured orders: docs/variants.md.
 
 Shapes: positions (B, n, d); ``f(t, x, idx)`` as for :func:`tokensphere.integrate.integrate`. One
 ``torch.Generator`` seeded with ``seed`` draws all increments of a run, (B, n, d) per step in the state's
@@ -124,7 +125,7 @@ def sde_step(method: str, f: Field, t: torch.Tensor, x: torch.Tensor, h: torch.T
         f0 = f(t, x)
         noise0 = sigma * tangent_project(x, dw)
         pred = retract(x + hb * f0 + noise0)
-        f1 = f(t + h, pred)
+        f1 = f(torch.nextafter(t + h, t), pred)  # inside [t, t + h): the step's own piecewise-constant weights
         return retract(x + (0.5 * hb) * (f0 + f1) + 0.5 * (noise0 + sigma * tangent_project(pred, dw)))
     if method == "geodesic":
         v = hb * f(t, x) + sigma * tangent_project(x, dw)

@@ -30,8 +30,8 @@ def unnormalized_section(quick: bool = False) -> Section:
     s = runs["polytope"]["settings"]
     text = (
         "Without the projection onto the sphere, tokens move in R^d by ẋ_i = Σ_j A_ij V x_j (9.1) and are read through "
-        "z_i(t) = e^{−tV} x_i(t) (9.2), which solve ż_i = Σ_j A_ij V (z_j − z_i) with the same attention (9.3). Table 1 "
-        "of the paper (from Geshkovski–Letrouit–Polyanskiy–Rigollet, NeurIPS 2023) lists the limits by the spectrum of "
+        "z_i(t) = e^{−tV} x_i(t) (9.2), which solve ż_i = Σ_j A_ij V (z_j − z_i) with the same attention (9.3). "
+        "Table 1 of the paper (from Geshkovski–Letrouit–Polyanskiy–Rigollet, NeurIPS 2023) lists the limits by the spectrum of "
         "V; each row below is one seeded run of (9.1) (Model(projection=False), dopri5 at rtol 1e-9) from "
         f"n = {s['n']} points uniform in a cube, β = {s['beta']:g}, QᵀK = I. Measurements: the fraction of tokens at "
         "vertices of the convex hull (of z, or of its components on the top eigenspace F for paranormal V); how far "
