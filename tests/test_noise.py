@@ -283,7 +283,7 @@ def test_cli_noise_options(tmp_path):
             "--save-at", "3", "--noise", "0.3", "--noise-seed", "4", "--dt", "0.05"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "geodesic" in res.output and out.exists()
+    assert "geodesic" in res.output and "order parameter" in res.output and out.exists()
     bad = CliRunner().invoke(app, [*args[:-4], "--noise", "0.3", "--solver", "rk4", "--dt", "0.1", "--overwrite"])
     assert bad.exit_code == 2 and "stochastic" in bad.output
 

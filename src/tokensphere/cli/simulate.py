@@ -31,7 +31,8 @@ from typer import Option
 
 from ..ensembles import SCORES, VALUES, Ensemble
 from ..experiments.describe import describe_model
-from ..experiments.layout import beta_batch, counts_by_beta, system_betas
+from ..analysis.geometry import order_parameter
+from ..experiments.layout import beta_batch, counts_by_beta, group_by_beta, system_betas
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, SDE_METHODS, anchor_solver
 from ..integrate.sde import DEFAULT_SDE_METHOD
@@ -535,7 +536,11 @@ def _print_summary(traj: Trajectory, path: Path, continued: tuple[str, float, li
             overrides = sorted(said)
         what = f"overrides: {', '.join(overrides)}" if overrides else "model and solver as saved"
         lines.insert(0, f"continued from {source} at t = {t0:g}; {what}")
-    if traj.model.projection:  # pure SA (9.1) is a flow on R^d: a threshold on ⟨x_i, x_j⟩ is not a cluster test
+    if traj.model.noise > 0:  # noisy tokens never meet within δ: report the order parameter instead
+        r = group_by_beta([f"{v:.3f}" for v in order_parameter(traj.final()).tolist()], per_system)
+        lines.append(f"order parameter |(1/n) Σ x_i| at t = {t_last:g}: "
+                     + "; ".join(f"β = {b:g}: {' '.join(v[:8])}{' …' if len(v) > 8 else ''}" for b, v in r.items()))
+    elif traj.model.projection:  # pure SA (9.1) is a flow on R^d: a threshold on ⟨x_i, x_j⟩ is not a cluster test
         groups = counts_by_beta(traj.final(), per_system, SUMMARY_DELTA)
         lines.append(f"clusters at t = {t_last:g} (δ = {SUMMARY_DELTA:g}): {format_counts(groups)}")
     lines.append(f"wrote {path}")
