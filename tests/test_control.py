@@ -207,3 +207,10 @@ def test_train_cli_writes_the_run_folder(tmp_path):
     assert summary["settings"]["seed"] == 2 and len(summary["losses"]) == 4
     assert_one_line_error(invoke("train", "classify", "--time-form", "wavy", "--out", tmp_path / "x"), 2, "time_form")
     assert_one_line_error(invoke("train", "classify", "--out", out), 2, "exists")
+
+
+def test_same_seed_same_training():
+    a, b = run_demo("interpolate", seed=4, steps=3), run_demo("interpolate", seed=4, steps=3)
+    assert a.losses == b.losses and torch.equal(a.after, b.after)
+    c = run_demo("interpolate", seed=5, steps=3)
+    assert c.losses[0] != a.losses[0]

@@ -13,3 +13,8 @@ __all__ = ["KEYS", "Constant", "Controls", "ControlSchedule", "Piecewise", "Smoo
 from .adjoint import adjoint_gradients  # noqa: E402
 
 __all__ += ["adjoint_gradients"]
+
+from .losses import matching_loss, mmd2, wasserstein2  # noqa: E402
+from .train import fit  # noqa: E402
+
+__all__ += ["fit", "matching_loss", "mmd2", "wasserstein2"]

@@ -16,7 +16,6 @@ Q, K, QK, V and the feed-forward w, a, b of (2.8); :class:`Controls` gathers β 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -214,8 +213,3 @@ class Controls(nn.Module):
     def breakpoints(self, t_max: float) -> list[float]:
         """The jump times of the piecewise parts in (0, t_max)."""
         return self.schedule.breakpoints(t_max)
-
-
-def glorot_scale(fan_in: int, fan_out: int) -> float:
-    """√(2/(fan_in + fan_out)): the Glorot standard deviation, a neutral scale for random initial weights."""
-    return math.sqrt(2.0 / (fan_in + fan_out))
