@@ -12,7 +12,7 @@ one:
 - ``"random"``: all weight on one member of C_i drawn with a seeded random priority per pair (i, j): the same
   seed and the same tie give the same choice (reproducible runs);
 - a callable ``rule(candidates, scores) -> weights``: candidates (..., n, n) bool (the sets C_i), scores
-  (..., n, n); weights (..., n, n) ≥ 0, zero outside C_i, rows summing to 1.
+  (..., n, n); weights (..., n, n) ≥ 0, zero outside C_i, rows summing to 1 (called only when some row ties).
 
 Every call also returns the tie flags (|C_i| > 1) so that ties can be counted along a run.
 Shapes: scores (..., n, n), usually (B, H, n, n); masked entries (−inf) are never selected.
@@ -67,6 +67,9 @@ def hardmax_select(scores: torch.Tensor, tol: float = 1e-12, ties: str | TieRule
     cand = torch.isfinite(s) & (s >= top - float(tol))
     flags = cand.sum(-1) > 1
     n = s.shape[-1]
+    if ties == "average" or not bool(flags.any()):  # without a tie every policy gives the one-hot argmax
+        a = cand.to(scores.dtype)
+        return HardmaxResult(a / a.sum(-1, keepdim=True), flags, cand)
     if callable(ties):
         a = torch.as_tensor(ties(cand, scores), dtype=scores.dtype, device=scores.device)
         if a.shape != scores.shape:
@@ -76,9 +79,6 @@ def hardmax_select(scores: torch.Tensor, tol: float = 1e-12, ties: str | TieRule
         if bool(bad):
             raise ValueError("ties rule must return weights >= 0, zero outside the argmax sets, rows summing to 1")
         return HardmaxResult(a, flags, cand)
-    if ties == "average":
-        a = cand.to(scores.dtype)
-        return HardmaxResult(a / a.sum(-1, keepdim=True), flags, cand)
     if ties == "lowest":
         pick = cand.to(torch.int8).argmax(-1)  # argmax returns the first maximal index
     else:
