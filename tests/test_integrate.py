@@ -527,3 +527,22 @@ def test_step_benchmark_quick_runs():
     rows = _bench_step().main(["--quick"])
     r = rows["working tree"]
     assert r["iterations"] > 0 and 0 < r["field"] <= r["wall"] and r["syncs"] > 0
+
+
+def test_accuracy_per_cost_panel_quick_runs():
+    """The Figure 3 panel benchmark in its smoke setting: the authors' loop converges at first order in η
+    (halving η roughly halves the error of the panel statistic) and our adaptive runs are more accurate."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_accuracy.py"
+    spec = importlib.util.spec_from_file_location("bench_accuracy", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--panel", "--quick", "--ref-rtol", "1e-9"])
+    base = [r for r in rows if r["kind"] == "baseline"]
+    ours = [r for r in rows if r["kind"] == "ours"]
+    assert len(base) == 3 and all(r["wall"] > 0 for r in rows)
+    assert base[0]["mean"] > base[1]["mean"] > base[2]["mean"] > 0
+    assert 1.3 < base[0]["mean"] / base[1]["mean"] < 3.5
+    assert max(r["mean"] for r in ours) < base[-1]["mean"]

@@ -34,7 +34,7 @@ from .solver import Solver
 from .steps import StageBuffers, cg_step, erk_step, retract
 from .tableaux import CROUCH_GROSSMAN, TABLEAUX
 
-__all__ = ["integrate", "stop_grid", "IntegrationResult", "IntegrationError"]
+__all__ = ["integrate", "stop_grid", "reuse_freed_memory", "IntegrationResult", "IntegrationError"]
 
 # f(t, x, idx): velocity at times t (B_a,) for positions x (B_a, n, d) of the systems idx (None = all).
 BatchField = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
