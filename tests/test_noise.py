@@ -227,7 +227,6 @@ def test_noise_is_part_of_the_model_spec():
     assert solver_from_spec(Solver("rk4", dt=0.1).describe()) == Solver("rk4", dt=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="io/runs.py must read the solver with integrate.sde.solver_from_spec")
 def test_noisy_run_saves_and_loads(tmp_path):
     from tokensphere.trajectory import Trajectory
 

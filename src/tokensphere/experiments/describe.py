@@ -10,11 +10,12 @@ __all__ = ["describe_model"]
 def describe_model(model: Model) -> str:
     """A short description: "SA (softmax), V = I"; "USA (1/n), V = −I (repulsive), causal mask" and so on.
 
-    Names, in this order, the normalisation (SA (2.6) or USA), the value matrix, then only what differs from
-    the toy model: general QᵀK, a score mask, the causal mask, several heads, time-dependent weights, no
-    projection (pure self-attention (9.1) on R^d), the time s = e^β t.
+    Names, in this order, the normalisation (SA (2.6), USA, Sinkhorn, hardmax), the value matrix, then only what
+    differs from the toy model: general QᵀK, a score mask, the causal mask, several heads, time-dependent
+    weights, no projection (pure self-attention (9.1) on R^d), centred values (9.4), the time s = e^β t, a
+    feed-forward term (2.8), noise.
     """
-    parts = ["SA (softmax)" if model.normalization == "softmax" else "USA (1/n)"]
+    parts = [_NORMALIZATION_WORDS.get(model.normalization, model.normalization)]
     v = model.V
     parts.append("V = −I (repulsive)" if isinstance(v, str) and v == "repulsive"
                  else "V = I" if isinstance(v, str) else "V given")
@@ -30,6 +31,20 @@ def describe_model(model: Model) -> str:
         parts.append("time-dependent weights")
     if not model.projection:
         parts.append("no projection (pure SA on R^d)")
+    if model.centered:
+        parts.append("centred values V(x_j − x_i) (9.4)")
     if model.time_scale != "original":
         parts.append("time s = e^β t")
+    if model.feedforward is not None:
+        parts.append("feed-forward (2.8)")
+    if model.noise > 0:
+        parts.append(f"noise σ = {model.noise:g}")
     return ", ".join(parts)
+
+
+_NORMALIZATION_WORDS = {
+    "softmax": "SA (softmax)",
+    "uniform": "USA (1/n)",
+    "sinkhorn": "Sinkhorn (doubly stochastic)",
+    "hardmax": "hardmax (β = ∞)",
+}

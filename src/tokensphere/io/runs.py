@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..integrate.solver import Solver
+from ..integrate.sde import solver_from_spec
 from ..model import Model
 from .atomic import atomic_zarr_write, open_zarr_store
 
@@ -134,7 +134,7 @@ def run_from_xarray(ds: xr.Dataset) -> Trajectory:
         times=_tensor(ds["time"].values),
         positions=_tensor(ds["x"].values),
         model=model,
-        solver=Solver.from_spec(json.loads(ds.attrs["solver"])),
+        solver=solver_from_spec(json.loads(ds.attrs["solver"])),
         steps=_tensor(ds["steps"].values),
         rejected=_tensor(ds["rejected"].values),
         event_time=_tensor(ds["event_time"].values),
