@@ -293,7 +293,7 @@ def test_cli_noise_options(tmp_path):
 
 def test_uniform_stability_threshold_closed_forms():
     """σ_c² = 2/d at β = 0 (Kuramoto-type coupling on S^{d−1}) and σ_c² β → 2 as β → ∞ (Laplace at s = 1)."""
-    from tokensphere.experiments.noise import uniform_stability_threshold
+    from tokensphere.theory import uniform_stability_threshold
 
     for d in (2, 3, 5):
         assert float(uniform_stability_threshold(0.0, d)) == pytest.approx(math.sqrt(2 / d), rel=1e-8)

@@ -5,12 +5,8 @@ Each σ is one batched run over every β × seeded uniform start (:func:`~tokens
 integrated by :mod:`tokensphere.integrate.sde`; r is averaged over the second half of [0, t_max] and over the
 starts. Clustered states have r near 1, spread ones r = O(1/√n).
 
-The overlay is the mean-field linear stability threshold of the uniform measure [derived here, not in the paper]:
-perturb ρ = σ_d(1 + ε⟨x, a⟩); at the uniform state the (SA) field is P⊥_x ∫ e^{β⟨x,y⟩} y dρ(y) / Z with
-∫ e^{β⟨x,y⟩} y yᵀ dσ_d(y) = A(β) I + B(β) x xᵀ, so the perturbation field is ε A(β) P⊥_x a / Z₀(β), whose
-spherical divergence is −(d−1) ε A/Z₀ ⟨x, a⟩; the noise contributes (σ²/2) Δ⟨x, a⟩ = −(d−1)(σ²/2)⟨x, a⟩. The
-mode grows iff σ² < σ_c²(β) = 2 A(β)/Z₀(β) = 2 E[e^{βs}(1 − s²)] / ((d − 1) E[e^{βs}]), s = ⟨x, y⟩ for independent
-uniform x, y (density ∝ (1 − s²)^{(d−3)/2} on [−1, 1]). At β = 0 this is σ_c² = 2/d; for β → ∞ it decays like 2/β.
+The overlay is the mean-field linear stability threshold of the uniform measure,
+:func:`tokensphere.theory.uniform_stability_threshold` (derived there).
 """
 
 from __future__ import annotations
@@ -22,32 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import integrate as quad_integrate
 
 from ..analysis.geometry import order_parameter
 from ..init import Uniform
 from ..model import Model
 from ..simulate import simulate
+from ..theory.noise import uniform_stability_threshold
 from ..validate import validate_int, validate_real
 from .layout import beta_batch
 
-__all__ = ["heat_kernel_agreement", "noise_phase_diagram", "scheme_orders", "uniform_stability_threshold"]
-
-
-def uniform_stability_threshold(beta: float | Sequence[float], d: int) -> np.ndarray:
-    """σ_c(β): the uniform measure is linearly unstable for the mean-field (SA) dynamics with noise σ < σ_c(β)
-    (see the module docstring). beta: a number or a sequence; d ≥ 2. Returns an array of σ_c, shape of beta."""
-    validate_int("d", d, minimum=2)
-    betas = np.atleast_1d(np.asarray(beta, dtype=np.float64))
-    out = np.empty_like(betas)
-    for k, b in enumerate(betas):
-        validate_real("beta", b, minimum=0.0)
-        # weights e^{β(s−1)} (shifted: no overflow) times the density of s = ⟨x, y⟩ on S^{d−1}
-        dens = lambda s, b=b: math.exp(b * (s - 1)) * (1 - s * s) ** ((d - 3) / 2)  # noqa: E731
-        z = quad_integrate.quad(dens, -1, 1, limit=200)[0]
-        a = quad_integrate.quad(lambda s: dens(s) * (1 - s * s), -1, 1, limit=200)[0]
-        out[k] = math.sqrt(2 * a / ((d - 1) * z))
-    return out.reshape(np.shape(beta))
+__all__ = ["heat_kernel_agreement", "noise_phase_diagram", "scheme_orders"]
 
 
 def noise_phase_diagram(
