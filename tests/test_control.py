@@ -160,6 +160,11 @@ def test_piecewise_and_smooth_parametrisations():
     assert np.allclose(legendre(s, 5).numpy(), ref, atol=1e-14)
     sm = Smooth(3, 2.0, (2,), init=[1.0, -1.0])
     assert torch.equal(sm(torch.tensor(0.7, dtype=torch.float64)), torch.tensor([1.0, -1.0], dtype=torch.float64))
+    # per-system times (the adaptive driver's): one layer per system, canonical (B, H = 1, r, c)
+    pv = Piecewise(4, 2.0, (3, 3), generator=torch.Generator().manual_seed(1))
+    v = ControlSchedule({"V": pv}).matrices(torch.tensor([0.1, 1.2], dtype=torch.float64), 1, torch.float64,
+                                             torch.device("cpu"))["v"]
+    assert v.shape == (2, 1, 3, 3) and torch.equal(v[0, 0], pv.values[0]) and torch.equal(v[1, 0], pv.values[2])
     with pytest.raises(ValueError, match="multiple of the number of layers"):
         step_grid(2.0, 6, pw.breakpoints(2.0))
     with pytest.raises(ValueError, match="Q and K"):
