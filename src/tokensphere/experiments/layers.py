@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from ..init import sample_sphere
-from ..integrate import Solver, anchor_solver
+from ..integrate import Solver
+from ..layers import layer_stack
 from ..model import Model
 from ..simulate import simulate
-from ..validate import validate_int, validate_real
+from ..validate import validate_int
 
 __all__ = ["LayerConvergence", "layer_convergence", "layer_stack"]
 
@@ -42,19 +43,6 @@ class LayerConvergence:
     steps: tuple[float, ...]
     distances: tuple[float, ...]
     order: float
-
-
-def layer_stack(x0: torch.Tensor, model: Model, depth: int, t_max: float) -> torch.Tensor:
-    """The output of ``depth`` normalised self-attention layers of step h = t_max/depth applied to x0.
-
-    x0: (B, n, d) unit vectors. model: the attention (β, Q, K, V, schedule: with a ``Layerwise`` schedule of
-    ``depth`` layers on [0, t_max], step k uses layer k's weights). Returns (B, n, d).
-    """
-    validate_int("depth", depth, minimum=1)
-    validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
-    run = simulate(x0, model=model, solver=anchor_solver(model, step=t_max / depth, raw_step=True),
-                   t_max=t_max, save_at=[0.0, t_max])
-    return run.positions[-1]
 
 
 def layer_convergence(
