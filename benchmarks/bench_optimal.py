@@ -35,12 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers l
 from bench_kernel import record  # noqa: E402
 
 
-def restarts_row(kind: str, n: int, d: int, beta: float, count: int, seed: int) -> dict:
-    """One batch of ``count`` restarts of one kind: success rate and seconds per local minimisation."""
+def restarts_row(kind: str, n: int, d: int, beta: float, count: int, seed: int, beta0: float | None = None) -> dict:
+    """One batch of ``count`` restarts of one kind: success rate and seconds per local minimisation. With beta0,
+    β-continuation: free starts minimised at beta0 first, then at beta."""
     exact = known_for(n, d).log_energy(beta)
     anti = kind == "antipodal"
     x0 = sample_sphere(count, n // 2 if anti else n, d, seed=seed)
     t0 = time.perf_counter()
+    if beta0 is not None:
+        x0 = lbfgs(x0, beta0, gtol=1e-6).x
     r = lbfgs(x0, beta, gtol=1e-6, antipodal=anti)
     seconds = time.perf_counter() - t0
     gaps = r.log_energy - exact
@@ -101,9 +104,10 @@ def tables(restart_rows: list[dict], hop: dict | None, searches: list[dict], flo
                 "found | seconds |", "|---|---|---|---|---|---|---|",
                 f"| free restarts then hops | {hop['restarts']} | {hop['hops']} | {hop['best_gap_restarts']:.2e} | "
                 f"{hop['best_gap_after_hops']:.2e} | {hop['found']} | {hop['seconds']:.1f} |"]
-    out += ["", "Default search (mixed antipodal/free batches of 32, stops at the known energy):", "",
-            "| seed | found after (s) | local minimisations | matches | design strength | total s |",
-            "|---|---|---|---|---|---|"]
+    if searches:
+        out += ["", "Default search (mixed antipodal/free batches of 32, stops at the known energy):", "",
+                "| seed | found after (s) | local minimisations | matches | design strength | total s |",
+                "|---|---|---|---|---|---|"]
     for r in searches:
         found = "not found" if r["found_s"] is None else f"{r['found_s']:.1f}"
         out.append(f"| {r['seed']} | {found} | {r['minimisations']} | {r['matches']} | {r['strength']} | "
@@ -113,7 +117,8 @@ def tables(restart_rows: list[dict], hop: dict | None, searches: list[dict], flo
         out += ["", f"Found in {len(ok)}/{len(searches)} seeds" + (
             f"; time to find median {sorted(ok)[len(ok) // 2]:.1f} s, max {max(ok):.1f} s." if ok else ".")]
     if flows:
-        out += ["", "V = −I flow (SA, β = 1, dopri5 rtol 1e-9, steps ≤ 5), n = 12, d = 3, arrival: max_i |ẋ_i| < tol:", "",
+        out += ["", "V = −I flow (SA, β = 1, dopri5 rtol 1e-9, steps ≤ 5), n = 12, d = 3, arrival: max_i |ẋ_i| < tol:",
+                "",
                 "| tol | arrival times | arrived at the icosahedron | wall s |", "|---|---|---|---|"]
         for r in flows:
             times = ", ".join("—" if math.isnan(t) else f"{t:.0f}" for t in r["arrival"])
@@ -129,6 +134,9 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--free", type=int, default=128, help="free restarts in the success-rate batch")
     p.add_argument("--antipodal", type=int, default=64, help="antipodal restarts in the success-rate batch")
     p.add_argument("--hops", type=int, default=64, help="basin-hopping moves (0: skip)")
+    p.add_argument("--continuation", type=int, default=0,
+                   help="free restarts per β-continuation row (β0 = 1 and 2.5, then β = 5); 0: skip")
+    p.add_argument("--no-flow", action="store_true", help="skip the flow's arrival times")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
@@ -139,16 +147,22 @@ def main(argv: list[str] | None = None) -> str:
         flows = []
     else:
         n, d, beta, case = 120, 4, 5.0, "the 600-cell (n = 120, d = 4, β = 5)"
-        rows = [restarts_row("none", n, d, beta, args.free, 10), restarts_row("antipodal", n, d, beta,
-                                                                                args.antipodal, 11)]
+        rows = [restarts_row("none", n, d, beta, args.free, 10)] if args.free else []
+        if args.antipodal:
+            rows.append(restarts_row("antipodal", n, d, beta, args.antipodal, 11))
+        for beta0 in (1.0, 2.5) if args.continuation else ():
+            rows.append(restarts_row(f"none, from β0 = {beta0:g}", n, d, beta, args.continuation, 10, beta0))
         hop = hops_row(n, d, beta, 32, args.hops, 12) if args.hops else None
         searches = search_rows(n, d, beta, list(range(args.seeds)), 256)
-        flows = flow_rows(4, [1e-6, 1e-8], 0, 20000.0)
+        flows = [] if args.no_flow else flow_rows(4, [1e-6, 1e-8], 0, 20000.0)
     text = tables(rows, hop, searches, flows, case)
     print(text)
     if args.record and not args.quick:
-        record("Optimal configurations: the 600-cell from random starts, the repulsive flow's arrival",
-               "python benchmarks/bench_optimal.py --record", "1 thread; wall times on a shared machine", text)
+        title = ("Optimal configurations: the 600-cell from random starts, the repulsive flow's arrival"
+                 if args.free else "Optimal configurations: further restart strategies for the 600-cell")
+        record(title,
+               "python benchmarks/bench_optimal.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "1 thread; wall times on a shared machine", text)
     return text
 
 

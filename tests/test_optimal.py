@@ -66,8 +66,8 @@ def test_exact_energy_closed_form_equals_library_energy_of_coordinates(k, beta):
 def test_icosahedron_energy_by_hand():
     # E_β = (1/(2·12β))(e^β + 5e^{β/√5} + 5e^{−β/√5} + e^{−β}) = (cosh β + 5 cosh(β/√5)) / (12β)
     beta = 2.0
-    assert ICOSAHEDRON.energy(beta) == pytest.approx((math.cosh(beta) + 5 * math.cosh(beta / math.sqrt(5))) / (12 * beta),
-                                                     rel=1e-14)
+    by_hand = (math.cosh(beta) + 5 * math.cosh(beta / math.sqrt(5))) / (12 * beta)
+    assert ICOSAHEDRON.energy(beta) == pytest.approx(by_hand, rel=1e-14)
 
 
 def test_known_for_dispatch():
