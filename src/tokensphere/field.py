@@ -53,7 +53,7 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     d = a.shape[-1]
     if d <= 16 and a.numel() >= 4096:
         return torch.matmul(a * b, torch.ones((d, 1), dtype=a.dtype, device=a.device))
-    return torch.linalg.vecdot(a, b).unsqueeze(-1)
+    return torch.einsum("...i,...i->...", a, b).unsqueeze(-1)
 
 
 def velocity(
