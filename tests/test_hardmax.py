@@ -137,3 +137,24 @@ def test_options_validated_and_stored():
     with pytest.raises(ValueError, match="ties rule"):
         velocity(Z0, Model(normalization="hardmax", ties=lambda c, s: torch.ones_like(s)))
     assert math.isfinite(float(scores(Z0, m).max()))
+
+
+def test_cli_runs_example_9_3_lowest_branch_and_stores_the_options(tmp_path):
+    from helpers import assert_one_line_error, invoke
+
+    from tokensphere.trajectory import Trajectory
+
+    start = tmp_path / "z0.npy"
+    np.save(start, Z0[0].numpy())
+    out = tmp_path / "run"
+    r = invoke("simulate", "--out", out, "--init", start, "--normalization", "hardmax", "--no-projection",
+               "--centered", "--ties", "lowest", "--tie-tol", "1e-10", "--solver", "euler", "--dt", 0.01,
+               "--t-max", 1.0, "--save-at", 2)
+    assert r.exit_code == 0, r.output
+    run = Trajectory.load(out)
+    m = run.model
+    assert (m.normalization, m.ties, m.tie_tol, m.centered, m.projection) == ("hardmax", "lowest", 1e-10, True, False)
+    z3 = run.final()[0, 2].numpy()
+    np.testing.assert_allclose(z3, np.array([1.0, 1.0]) * (1 - 0.99 ** 100), rtol=0, atol=1e-12)  # Euler, exactly
+    bad = invoke("simulate", "--out", tmp_path / "bad", "--n", 3, "--normalization", "hardmax", "--ties", "first")
+    assert_one_line_error(bad, 2, "ties")

@@ -139,3 +139,17 @@ def test_options_validated_and_stored():
     assert (back.normalization, back.sinkhorn_iters, back.sinkhorn_tol) == ("sinkhorn", 7, 1e-5)
     x = sphere(1, 5, 3, seed=1)
     torch.testing.assert_close(velocity(x, back), velocity(x, m), rtol=0, atol=0)
+
+
+def test_cli_stores_the_sinkhorn_options(tmp_path):
+    from helpers import assert_one_line_error, invoke
+
+    from tokensphere.trajectory import Trajectory
+
+    r = invoke("simulate", "--out", tmp_path / "run", "--n", 6, "--normalization", "sinkhorn", "--sinkhorn-iters", 40,
+               "--sinkhorn-tol", 1e-8, "--t-max", 0.5, "--save-at", 2)
+    assert r.exit_code == 0, r.output
+    m = Trajectory.load(tmp_path / "run").model
+    assert (m.normalization, m.sinkhorn_iters, m.sinkhorn_tol) == ("sinkhorn", 40, 1e-8)
+    bad = invoke("simulate", "--out", tmp_path / "bad", "--n", 6, "--normalization", "sinkhorn", "--sinkhorn-iters", -2)
+    assert_one_line_error(bad, 2, "sinkhorn_iters")

@@ -64,7 +64,7 @@ START_OPTIONS = ("n", "d", "seed", "init", "batch", "cap_angle", "gamma0")
 MODEL_OPTIONS = (
     "beta", "normalization", "time_scale", "repulsive", "causal", "projection", "heads", "head_reduction",
     "Q", "K", "QK", "V", "mask", "uniform_count", "score", "value", "share", "weights_seed",
-    "noise",
+    "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered",
 )
 SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor", "noise_seed")
 MATRIX_OPTIONS = ("Q", "K", "QK", "V")
@@ -120,7 +120,23 @@ def simulate_command(
         list[str] | None,
         Option(help="Inverse temperature β ≥ 0; repeat the option or give a comma list (1,4,9).", show_default="1"),
     ] = None,
-    normalization: Annotated[str, Option(help="softmax (SA, /Z, (2.3)) or uniform (USA, /n).")] = "softmax",
+    normalization: Annotated[
+        str, Option(help="softmax (SA, /Z, (2.3)), uniform (USA, /n), sinkhorn (doubly stochastic, Remark 3.5) or "
+                    "hardmax (β → ∞, (9.5)–(9.6)).")
+    ] = "softmax",
+    sinkhorn_iters: Annotated[
+        int, Option(help="Sinkhorn: at most this many column + row normalisations (0 = softmax).")
+    ] = 100,
+    sinkhorn_tol: Annotated[float, Option(help="Sinkhorn: stop when every column sums to 1 within this.")] = 1e-9,
+    ties: Annotated[
+        str, Option(help="Hardmax tie policy: average (9.5), lowest (index), random (seeded by --tie-seed).")
+    ] = "average",
+    tie_tol: Annotated[float, Option(help="Hardmax: scores within this of the row maximum tie.")] = 1e-12,
+    tie_seed: Annotated[int, Option(help="Hardmax: seed of the random tie policy.")] = 0,
+    centered: Annotated[
+        bool, Option("--centered", help="Value term Σ_j A_ij V (x_j − x_i): with --no-projection the rescaled "
+                     "dynamics (9.4) (hardmax: (9.5)).")
+    ] = False,
     time_scale: Annotated[
         str, Option(help="original, or exp_beta (USA only: time s = e^β t; --t-max is then in s).")
     ] = "original",
@@ -382,7 +398,7 @@ def _model_options(
     if fresh or "beta" in given:
         kw["beta"] = torch.tensor(betas, dtype=torch.float64)
     for name in ("normalization", "time_scale", "causal", "projection", "heads", "head_reduction", "uniform_count",
-                 "noise"):
+                 "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered"):
         if fresh or name in given:
             kw[name] = p[name]
     if fresh or "repulsive" in given:
