@@ -43,7 +43,7 @@ BAD_MODELS = [
     ({"beta": [[1.0, 2.0]]}, "beta"),
     ({"beta": []}, "beta"),
     ({"beta": "hot"}, "beta"),
-    ({"normalization": "sinkhorn"}, "normalization"),
+    ({"normalization": "sinkhorn-knopp"}, "normalization"),
     ({"normalization": "SA"}, "normalization"),
     ({"heads": 0}, "heads"),
     ({"heads": -2}, "heads"),

@@ -142,3 +142,15 @@ def test_equality_compares_the_runs(run):
     assert Trajectory(**{**same.__dict__, "model": Model(beta=f64([0.5, 1.0, 2.0]))}) != run
     assert Trajectory(**{**same.__dict__, "positions": None}) != run
     assert run != "a run"
+
+
+def test_a_model_of_trainable_tensors_simulates_and_saves_its_values(tmp_path):
+    """A model built from torch Parameters (as tokensphere.control trains them) runs through simulate (which is
+    not differentiable) and stores the current values; the loaded run equals the run."""
+    Q = torch.nn.Parameter(torch.eye(3, dtype=torch.float64) * 1.5)
+    model = Model(beta=1.0, Q=Q, K=torch.eye(3, dtype=torch.float64))
+    run = simulate(ts.sample_sphere(1, 5, 3, seed=2), model=model, t_max=0.2, save_at=3)
+    assert not run.positions.requires_grad
+    loaded = Trajectory.load(run.save(tmp_path / "r.zarr"))
+    assert loaded == run
+    assert torch.equal(loaded.model.weights().q.reshape(3, 3), Q.detach())

@@ -300,7 +300,8 @@ class Model:
         if w.ff_w is not None:
             spec["feedforward"] = {"activation": w.ff_activation}
             arrays.update({"feedforward/w": w.ff_w, "feedforward/a": w.ff_a, "feedforward/b": w.ff_b})
-        return spec, arrays
+        # a spec is a record: a model built from trainable tensors stores their current values
+        return spec, {k: v.detach() for k, v in arrays.items()}
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], arrays: Mapping[str, Any]) -> Model:

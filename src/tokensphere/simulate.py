@@ -129,7 +129,9 @@ def simulate(
     x = _match_batch(x, model)
 
     start = _time.perf_counter()
-    with torch_threads(choose_threads(x.shape[1], threads)) as used:
+    # the driver reuses its buffers in place and is not differentiable: gradients through an integration are
+    # tokensphere.control's (backpropagation through a fixed-step rollout, or the adjoint)
+    with torch_threads(choose_threads(x.shape[1], threads)) as used, torch.no_grad():
         res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress)
     meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, chunk_size=chunk_size)
     meta["kernel"] = kernel_plan(x, model, t0, chunk_size=chunk_size).describe()  # the back end velocity ran
