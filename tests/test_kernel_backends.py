@@ -191,7 +191,7 @@ def test_gradcheck_general_weights(backend, normalization):
 
 
 def test_usa_with_gradients_is_not_planned_on_the_fused_attention():
-    x = sphere(1, 300, 3, seed=11)
+    x = sphere(1, 300, 32, seed=11)
     usa = Model(beta=1.0, normalization="uniform")
     assert plan(x, usa).backend == "sdpa"
     assert plan(x.clone().requires_grad_(), usa).backend != "sdpa"
@@ -204,12 +204,15 @@ def test_usa_with_gradients_is_not_planned_on_the_fused_attention():
 
 
 def test_plan_picks_by_model_and_size():
-    small, big = sphere(4, 16, 3, seed=12), sphere(1, field.SDPA_MIN_N, 3, seed=12)
+    small, mid = sphere(4, 16, 3, seed=12), sphere(1, field.SDPA_MIN_N, 3, seed=12)
     assert plan(small, Model(beta=1.0)).backend == "fused"
     assert plan(small, Model(beta=1.0, normalization="uniform")).backend == "fused"
     assert plan(small, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "dense"
-    assert plan(big, Model(beta=1.0)).backend == "sdpa"
-    assert plan(big, Model(beta=1.0, causal=True, V="repulsive")).backend == "sdpa"
+    assert plan(mid, Model(beta=1.0)).backend == "fused"  # small d: the toy path up to SDPA_MIN_N_SMALL_D
+    assert plan(sphere(1, field.SDPA_MIN_N, 32, seed=12), Model(beta=1.0)).backend == "sdpa"
+    assert plan(sphere(1, field.SDPA_MIN_N_SMALL_D, 3, seed=12), Model(beta=1.0)).backend == "sdpa"
+    assert plan(mid, Model(beta=1.0, causal=True, V="repulsive")).backend == "sdpa"
+    assert plan(mid, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "sdpa"
     p = plan(small, Model(beta=1.0), chunk_size=5)
     assert (p.backend, p.chunk_size, p.describe()) == ("streaming", 5, "streaming (chunk 5)")
     with pytest.raises(ValueError, match="chunk_size"):

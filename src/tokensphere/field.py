@@ -124,7 +124,10 @@ def log_normalizer(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0)
 # ---------------------------------------------------------------------------------------------------------
 # the plan: which back end runs, chosen from the model, the shapes and the free memory
 
-SDPA_MIN_N = 256  # from this many tokens on, torch's fused attention beats the fused toy path (measured)
+# from this many tokens on, torch's fused attention beats the fused toy path (measured, 1 and 2 threads):
+# 256 when d ≥ 32, 1024 for smaller d (the toy path's products are then cheap and its n² block in cache)
+SDPA_MIN_N = 256
+SDPA_MIN_N_SMALL_D = 1024
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
@@ -203,7 +206,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
             f"attention ({need / 2**30:.2f} GiB) but only {budget[0] / 2**30:.2f} GiB may be used; evaluate "
             "fewer systems or tokens at a time"
         )
-    if w.toy and n < SDPA_MIN_N:
+    if w.toy and n < (SDPA_MIN_N if d >= 32 else SDPA_MIN_N_SMALL_D):
         per_system = 2 * n * n * size
         if fits(B * per_system):
             return _FUSED
