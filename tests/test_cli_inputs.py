@@ -377,3 +377,38 @@ def test_threads_explicit_is_passed_to_simulate(monkeypatch, tmp_path):
 def test_threads_help_says_auto():
     res = invoke("--help")
     assert "auto" in res.stdout and "512" in res.stdout
+
+
+def test_feedforward_file_is_the_model_of_the_run(tmp_path):
+    """--feedforward FILE.npz (w, a, b) and --activation build the term w σ(a x + b) of (2.8): the stored run's
+    field equals a hand-computed attention + feed-forward field (NumPy) at its first saved state."""
+    rng = np.random.default_rng(5)
+    w, a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    np.savez(tmp_path / "ff.npz", w=w, a=a, b=b)
+    out = tmp_path / "r.zarr"
+    run_ok("--out", str(out), "--n", "5", "--d", "3", "--feedforward", str(tmp_path / "ff.npz"),
+           "--activation", "tanh", *SHORT)
+    traj = Trajectory.load(out)
+    from tokensphere import velocity
+    x = traj.positions[0, 0].numpy()
+    s = x @ x.T
+    att = np.exp(s - s.max(1, keepdims=True))
+    att /= att.sum(1, keepdims=True)
+    f = att @ x + np.tanh(x @ a.T + b) @ w.T
+    want = f - (f * x).sum(1, keepdims=True) * x
+    got = velocity(traj.positions[0], traj.model)[0].numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert traj.metadata["weights"]["feedforward"]["activation"] == "tanh"
+
+
+@pytest.mark.parametrize(("arrays", "extra", "word"), [
+    ({"w": np.ones((3, 4))}, [], "--feedforward"),
+    ({"w": np.ones((3, 4)), "a": np.ones((4, 3))}, ["--activation", "sigmoid"], "activation"),
+    (None, ["--activation", "gelu"], "--activation"),
+])
+def test_bad_feedforward_one_line(tmp_path, arrays, extra, word):
+    args = ["--out", str(tmp_path / "r.zarr"), "--n", "4", "--d", "3", *SHORT, *extra]
+    if arrays is not None:
+        np.savez(tmp_path / "ff.npz", **arrays)
+        args += ["--feedforward", str(tmp_path / "ff.npz")]
+    assert_one_line_error(invoke("simulate", *args), 2, word)

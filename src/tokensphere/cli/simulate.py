@@ -15,6 +15,7 @@ absolute final time. Options that describe a fresh start (``--n``, ``--d``, ``--
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -31,6 +32,7 @@ from typer import Option
 
 from ..ensembles import SCORES, VALUES, Ensemble
 from ..experiments.describe import describe_model
+from ..feedforward import FeedForward
 from ..analysis.geometry import order_parameter
 from ..experiments.layout import beta_batch, counts_by_beta, group_by_beta, system_betas
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
@@ -64,7 +66,8 @@ START_OPTIONS = ("n", "d", "seed", "init", "batch", "cap_angle", "gamma0")
 MODEL_OPTIONS = (
     "beta", "normalization", "time_scale", "repulsive", "causal", "projection", "heads", "head_reduction",
     "Q", "K", "QK", "V", "mask", "uniform_count", "score", "value", "share", "weights_seed",
-    "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered",
+    "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered", "feedforward",
+    "activation",
 )
 SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor", "noise_seed")
 MATRIX_OPTIONS = ("Q", "K", "QK", "V")
@@ -165,6 +168,11 @@ def simulate_command(
                            "-inf masks the pair.")
     ] = None,
     causal: Annotated[bool, Option("--causal", help="Causal mask: token i attends to j ≤ i.")] = False,
+    feedforward: Annotated[
+        str | None, Option(help="Feed-forward term w σ(a x_i + b) of (2.8): an .npz file with arrays w (d, p), "
+                           "a (p, d) and optionally b (p,); per-system (B, ...) stacks also accepted.")
+    ] = None,
+    activation: Annotated[str, Option(help="σ of --feedforward: relu, gelu or tanh.")] = "relu",
     uniform_count: Annotated[
         str, Option(help="USA with a mask: divide by n, or by the number of attended tokens (attended).")
     ] = "n",
@@ -410,6 +418,10 @@ def _model_options(
             kw[name], meta[name] = _read_matrix(name, p[name], heads=heads, d=d, systems=systems)
     if p["mask"] is not None:
         kw["mask"], meta["mask"] = _read_mask(p["mask"], heads=heads, n=n, systems=systems)
+    if p["feedforward"] is not None:
+        kw["feedforward"], meta["feedforward"] = _read_feedforward(p["feedforward"], p["activation"])
+    elif "activation" in given:
+        raise ValueError("--activation applies to --feedforward; give the feed-forward weights too")
     if p["score"] is not None or p["value"] is not None:
         ensemble = Ensemble(score=p["score"] or "identity", value=p["value"] or "identity", share=p["share"])
         validate_int("weights_seed", p["weights_seed"], minimum=0)
@@ -456,6 +468,25 @@ def _read_matrix(name: str, spec: str, *, heads: int, d: int, systems: int) -> t
         where = f"d = {d}" + (f", H = heads = {heads}" if heads > 1 else "")
         raise ValueError(f"{flag} {spec} must have shape {' or '.join(shapes)} with {where}, got {tuple(t.shape)}")
     return t, {k: v for k, v in info.items() if k != "tolerance"}
+
+
+def _read_feedforward(spec: str, activation: str) -> tuple[FeedForward, dict]:
+    """The feed-forward layer of (2.8) from an .npz file with arrays w, a and optionally b."""
+    path = Path(spec)
+    if path.suffix != ".npz" or not path.is_file():
+        raise ValueError(f"--feedforward must be an existing .npz file with arrays w, a (and b), got {spec}")
+    with np.load(path) as z:
+        missing = {"w", "a"} - set(z.files)
+        if missing:
+            raise ValueError(f"--feedforward {spec} must hold arrays w and a (and optionally b); missing "
+                             f"{', '.join(sorted(missing))} (found {', '.join(z.files) or 'none'})")
+        arrays = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float64)) for k in ("w", "a", "b") if k in z.files}
+    try:
+        ff = FeedForward(arrays["w"], arrays["a"], arrays.get("b"), activation=activation)
+    except ValueError as exc:
+        raise ValueError(f"--feedforward {spec}: {exc}") from None
+    return ff, {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "activation": activation,
+                "width": int(ff.w.shape[-1])}
 
 
 def _read_mask(spec: str, *, heads: int, n: int, systems: int) -> tuple[torch.Tensor, dict]:
