@@ -21,7 +21,7 @@ from tokensphere.field import KernelPlan, plan, weights_at
 from tokensphere.runtime import available_memory, memory_budget
 
 from helpers import gauss, sphere
-from test_field import B, D, N, VARIANTS, close, ref_field, variant_kwargs
+from test_field import B, D, N, VARIANTS, close, random_mask, ref_field, variant_kwargs
 
 # "fused": the fused toy path proper (products, in-place exponentials, [x | 1]); "fused_tiny": its branch for
 # a few thousand scores (three plain torch calls), which these small test inputs take by default
@@ -262,3 +262,18 @@ def test_plan_never_materialises_scores_that_do_not_fit():
     p = plan(x.requires_grad_(), Model(beta=1.0, normalization="uniform", QK=torch.eye(3)))
     assert p.backend == "streaming" and 3 * 2**16 * p.chunk_size * 8 <= memory_budget("cpu")
     assert not math.isnan(p.chunk_size)
+
+
+def test_n_by_n_outputs_refuse_what_does_not_fit_and_log_normalizer_streams(monkeypatch):
+    """scores/attention return (B, H, n, n) matrices: beyond the memory they raise MemoryError before
+    allocating; log_normalizer then comes from the fused attention's log-sum-exp and equals the dense one."""
+    from tokensphere import attention, log_normalizer, scores
+
+    kw = dict(beta=1.7, heads=2, QK=gauss(2, 3, 3, seed=17), mask=random_mask(2, 12, seed=18))
+    x = sphere(2, 12, 3, seed=19)
+    want = log_normalizer(x, Model(**kw))
+    _tight_memory(monkeypatch, 1000)
+    for fn in (scores, attention):
+        with pytest.raises(MemoryError, match="GiB"):
+            fn(x, Model(**kw))
+    close(log_normalizer(x, Model(**kw)), want)

@@ -103,7 +103,9 @@ def weights_at(model: Model, x: torch.Tensor, t: float | torch.Tensor = 0.0) -> 
 def scores(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Attention logits β⟨Q_h x_i, K_h x_j⟩ + b_ij (with −inf where masked; without β for hardmax, (9.6)).
     x: (B, n, d). Returns (B, H, n, n)."""
-    return _scores(x, weights_at(model, x, t))
+    w = weights_at(model, x, t)
+    _require_nn_fits(x, w, "scores")
+    return _scores(x, w)
 
 
 def attention(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0) -> torch.Tensor:
@@ -113,12 +115,39 @@ def attention(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0) -> t
     (Remark 3.5) rows and columns sum to 1; hardmax (9.5)–(9.6) is uniform on each row's argmax set.
     """
     w = weights_at(model, x, t)
+    _require_nn_fits(x, w, "attention")
     return _attention(_scores(x, w), w, x)
 
 
 def log_normalizer(x: torch.Tensor, model: Model, t: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """log Z_{β,i,h} = logsumexp_j (β⟨Q_h x_i, K_h x_j⟩ + b_ij) (2.4). x: (B, n, d). Returns (B, H, n)."""
-    return torch.logsumexp(scores(x, model, t), dim=-1)
+    """log Z_{β,i,h} = logsumexp_j (β⟨Q_h x_i, K_h x_j⟩ + b_ij) (2.4). x: (B, n, d). Returns (B, H, n).
+
+    When the (B, H, n, n) scores do not fit in memory (CPU, softmax or uniform models) it comes from torch's
+    fused attention in O(n·d) memory (a row with every key masked then reads 0, not −inf)."""
+    w = weights_at(model, x, t)
+    flash_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    if flash_ok and w.normalization in ("softmax", "uniform") and not _nn_fits(x, w):
+        return _flash(x, w)[1]
+    _require_nn_fits(x, w, "log_normalizer")
+    return torch.logsumexp(_scores(x, w), dim=-1)
+
+
+def _nn_fits(x: torch.Tensor, w: Weights) -> bool:
+    """Whether two (B, H, n, n) tensors of x's dtype fit in the memory one call may use."""
+    B, n, _ = x.shape
+    nbytes = 2 * B * w.heads * n * n * x.element_size()
+    return nbytes <= SMALL_BYTES or nbytes <= memory_budget(x.device)
+
+
+def _require_nn_fits(x: torch.Tensor, w: Weights, what: str) -> None:
+    if not _nn_fits(x, w):
+        B, n, _ = x.shape
+        need = 2 * B * w.heads * n * n * x.element_size()
+        raise MemoryError(
+            f"{what}: the (B, H, n, n) = ({B}, {w.heads}, {n}, {n}) matrices need {need / 2**30:.2f} GiB but only "
+            f"{memory_budget(x.device) / 2**30:.2f} GiB may be used; pass fewer systems or tokens (velocity itself "
+            "needs no n × n matrix)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -296,9 +325,25 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None) -> torch.T
 
 
 def _sdpa(x: torch.Tensor, w: Weights) -> torch.Tensor:
-    """torch's fused CPU attention on (B, H, n, ·) queries β·Q x, keys K x, values V x (zero-padded to one
-    width, which changes no score and adds zero columns). USA: the output times Z_i e^{−c} / count, with
-    Z_i = exp(logsumexp) returned by the same call."""
+    """torch's fused CPU attention (see :func:`_flash`). USA: its softmax output times Z_i e^{−c} / count,
+    with Z_i = exp(logsumexp) returned by the same call."""
+    B, n, d = x.shape
+    o, lse, bias = _flash(x, w)
+    if w.normalization == "uniform":
+        if w.uniform_count == "attended" and bias is not None:
+            count = torch.isfinite(bias).to(x.dtype).sum(-1, keepdim=True)
+        elif w.uniform_count == "attended" and w.causal:
+            count = torch.arange(1, n + 1, dtype=x.dtype, device=x.device).view(n, 1)
+        else:
+            count = n
+        o = o * torch.exp(lse.unsqueeze(-1) - _usa_shift(w, x)) / count
+    return _reduce_heads(o, w)
+
+
+def _flash(x: torch.Tensor, w: Weights) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Softmax attention by torch's fused CPU kernel on (B, H, n, ·) queries β·Q x, keys K x, values V x
+    (zero-padded to one width, which changes no score and adds zero columns), memory O(B·H·n·d).
+    Returns the (B, H, n, d) output, the (B, H, n) log-sum-exp of the scores and the additive bias used."""
     B, n, d = x.shape
     H = w.heads
     q, k = _queries_keys(x, w)
@@ -316,16 +361,7 @@ def _sdpa(x: torch.Tensor, w: Weights) -> torch.Tensor:
     o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         q, k, v, 0.0, causal, attn_mask=bias, scale=1.0
     )
-    o = o[..., :d]
-    if w.normalization == "uniform":
-        if w.uniform_count == "attended" and bias is not None:
-            count = torch.isfinite(bias).to(x.dtype).sum(-1, keepdim=True)
-        elif w.uniform_count == "attended" and w.causal:
-            count = torch.arange(1, n + 1, dtype=x.dtype, device=x.device).view(n, 1)
-        else:
-            count = n
-        o = o * torch.exp(lse.unsqueeze(-1) - _usa_shift(w, x)) / count
-    return _reduce_heads(o, w)
+    return o[..., :d], lse, bias
 
 
 def _scores(x: torch.Tensor, w: Weights) -> torch.Tensor:
