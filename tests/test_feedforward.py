@@ -149,3 +149,33 @@ def test_bad_model_input():
         Model(feedforward={"w": 1})
     with pytest.raises(ValueError, match="d = 2"):
         velocity(sphere(1, 3, 2, seed=0), Model(feedforward=_ff(3, 2, seed=1)))
+
+
+def test_layerwise_feedforward_stacks_switch_at_layer_boundaries_and_are_stored(tmp_path):
+    """A discrete Transformer whose feed-forward layer changes per layer: at a time in layer ℓ the field equals
+    the field of a model holding layer ℓ's (w, a, b) as constants; the run is stored and restored exactly."""
+    from tokensphere import Layerwise, Model, Trajectory, simulate, velocity
+
+    g = torch.Generator().manual_seed(4)
+    L, d, p = 3, 3, 5
+    w = torch.randn(L, d, p, generator=g, dtype=torch.float64)
+    a = torch.randn(L, p, d, generator=g, dtype=torch.float64)
+    b = torch.randn(L, p, generator=g, dtype=torch.float64)
+    model = Model(beta=2.0, feedforward=FeedForward(w[0], a[0], b[0], activation="tanh"),
+                  schedule=Layerwise(0.5, w=w, a=a, b=b))
+    x = torch.randn(2, 6, d, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True)
+    for ell, t in enumerate((0.2, 0.7, 1.3)):
+        const = Model(beta=2.0, feedforward=FeedForward(w[ell], a[ell], b[ell], activation="tanh"))
+        torch.testing.assert_close(velocity(x, model, t), velocity(x, const), rtol=0, atol=1e-14)
+    run = simulate(x, model=model, t_max=1.5, save_at=4)
+    loaded = Trajectory.load(run.save(tmp_path / "r.zarr"))
+    assert loaded == run
+    torch.testing.assert_close(velocity(x, loaded.model, 1.3), velocity(x, model, 1.3), rtol=0, atol=0)
+
+
+def test_layerwise_feedforward_stacks_need_a_feedforward_model():
+    from tokensphere import Layerwise, Model
+
+    with pytest.raises(ValueError, match="feedforward"):
+        Model(schedule=Layerwise(1.0, w=torch.ones(2, 3, 4), a=torch.ones(2, 4, 3)))

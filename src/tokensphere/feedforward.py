@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .validate import as_tensor, validate_choice, validate_tensor_finite
 
-__all__ = ["ACTIVATIONS", "FeedForward", "activation", "add_feedforward", "feedforward_term"]
+__all__ = ["ACTIVATIONS", "FeedForward", "activation", "add_feedforward", "canonical_layer", "feedforward_term"]
 
 # σ of (2.8): Lipschitz, entrywise
 ACTIVATIONS = ("relu", "gelu", "tanh")
@@ -57,13 +57,13 @@ class FeedForward:
 
     def __post_init__(self) -> None:
         validate_choice("activation", self.activation, ACTIVATIONS)
-        w = _canonical("w", self.w, 2)
-        a = _canonical("a", self.a, 2)
+        w = canonical_layer("w", self.w, 2)
+        a = canonical_layer("a", self.a, 2)
         d, p = w.shape[-2], w.shape[-1]
         if a.shape[-2:] != (p, d):
             raise ValueError(f"a must have shape (p, d) = ({p}, {d}) to match w of shape (d, p), got "
                              f"{tuple(a.shape[-2:])}")
-        b = torch.zeros(1, p, dtype=w.dtype, device=w.device) if self.b is None else _canonical("b", self.b, 1)
+        b = torch.zeros(1, p, dtype=w.dtype, device=w.device) if self.b is None else canonical_layer("b", self.b, 1)
         if b.shape[-1] != p:
             raise ValueError(f"b must have shape (p,) = ({p},) to match w of shape (d, p), got {tuple(b.shape[-1:])}")
         sizes = {t.shape[0] for t in (w, a, b)} - {1}
@@ -97,7 +97,7 @@ class FeedForward:
         return f"FeedForward(d={self.dim}, p={self.width}, activation={self.activation!r}{batch})"
 
 
-def _canonical(name: str, value: Any, ndim: int) -> torch.Tensor:
+def canonical_layer(name: str, value: Any, ndim: int) -> torch.Tensor:
     """value of shape (…) with ``ndim`` trailing axes, or (B, …): returned as (B or 1, …), checked finite."""
     t = as_tensor(name, value)
     validate_tensor_finite(name, t)

@@ -148,6 +148,9 @@ class Model:
         ff = self.feedforward
         if ff is not None and not isinstance(ff, FeedForward):
             raise ValueError(f"feedforward must be a tokensphere.FeedForward or None, got {type(ff).__name__}")
+        if ff is None and isinstance(self.schedule, Layerwise) and set(self.schedule.stacks) & {"w", "a", "b"}:
+            raise ValueError("feedforward must be given (a tokensphere.FeedForward, which sets σ) when the schedule "
+                             "holds feed-forward stacks w, a, b")
         weights = Weights(
             beta=beta, q=q, k=k, qk=qk, v=v, mask=mask, sign=sign, normalization=self.normalization,
             heads=self.heads, head_reduction=self.head_reduction, causal=self.causal,

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 
 from .validate import as_tensor, validate_real
+from .feedforward import canonical_layer
 from .weights import canonical_matrix
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 USER_KEYS = ("Q", "K", "QK", "V")
+# feed-forward stacks of a Layerwise schedule (2.8): user key → (canonical key, trailing dims of one layer)
+FEEDFORWARD_KEYS = {"w": ("ff_w", 2), "a": ("ff_a", 2), "b": ("ff_b", 1)}
 _CANONICAL = {"Q": "q", "K": "k", "QK": "qk", "V": "v"}
 _KINDS: dict[str, type[Schedule]] = {}
 
@@ -140,6 +143,10 @@ class Layerwise(Schedule):
     Each keyword (``Q``, ``K``, ``QK``, ``V``) is a stack of shape (L, ...) whose slices have the shapes
     :class:`~tokensphere.Model` accepts (shared, per system (B, ...), per head (H, ...)). A discrete
     Transformer of L layers: ``Model(schedule=Layerwise(1.0, V=Vs))``. Vectorised over systems.
+
+    The feed-forward layer of (2.8) may vary by layer too: stacks ``w`` (L, d, p), ``a`` (L, p, d), ``b`` (L, p)
+    (or per system (L, B, ...)) replace those of the model's :class:`~tokensphere.FeedForward`, which must be
+    given (it sets σ): ``Model(feedforward=FeedForward(w[0], a[0], b[0]), schedule=Layerwise(1.0, w=w, a=a, b=b))``.
     """
 
     kind = "layerwise"
@@ -148,9 +155,10 @@ class Layerwise(Schedule):
         self.layer_time = validate_real("layer_time", layer_time, minimum=0.0, strict_minimum=True)
         if not stacks:
             raise ValueError("Layerwise needs at least one of Q, K, QK, V")
-        unknown = set(stacks) - set(USER_KEYS)
+        unknown = set(stacks) - set(USER_KEYS) - set(FEEDFORWARD_KEYS)
         if unknown:
-            raise ValueError(f"Layerwise takes stacks of Q, K, QK, V; got unknown keys {sorted(unknown)}")
+            raise ValueError(f"Layerwise takes stacks of Q, K, QK, V and the feed-forward w, a, b; got unknown keys "
+                             f"{sorted(unknown)}")
         self.stacks = {k: as_tensor(k, v) for k, v in stacks.items()}
         lengths = {v.shape[0] if v.ndim else 0 for v in self.stacks.values()}
         if len(lengths) != 1:
@@ -174,8 +182,12 @@ class Layerwise(Schedule):
         if key not in self._canonical:
             self._canonical[key] = {
                 _CANONICAL[k]: torch.stack([canonical_matrix(k, s, heads) for s in v]).to(dtype=dtype, device=device)
-                for k, v in self.stacks.items()
+                for k, v in self.stacks.items() if k in _CANONICAL
             }
+            for k, (name, dims) in FEEDFORWARD_KEYS.items():
+                if k in self.stacks:
+                    self._canonical[key][name] = torch.stack(
+                        [canonical_layer(k, s, dims) for s in self.stacks[k]]).to(dtype=dtype, device=device)
         return self._canonical[key]
 
     def matrices(self, t, heads, dtype, device):
