@@ -71,6 +71,7 @@ def test_different_spec_refuses_existing_store(tmp_path):
     assert bool(ds["done"].all())
 
 
+@pytest.mark.slow  # Dask in the default suite: tests/test_sweep.py (one shared cluster)
 def test_dask_workers_match_serial(tmp_path):
     serial = run_phase_diagram(SMALL, tmp_path / "s.zarr")
     parallel = run_phase_diagram(SMALL, tmp_path / "p.zarr", workers=2)

@@ -3,7 +3,8 @@
 A configuration has seven tables (all optional but ``[grid]``); docs/sweeps.md lists every key::
 
     [sweep]    seeds, seed, t_max, n_times, statistics, summaries, per_seed, delta, betas_per_unit
-    [model]    n, d, beta, normalization, heads, head_reduction, causal, uniform_count, projection, time_scale, V
+    [model]    n, d, beta, normalization, heads, head_reduction, causal, uniform_count, projection, time_scale, V,
+               noise
     [init]     kind, angle, gamma0
     [solver]   method, rtol, atol, dt, anchor
     [weights]  score, value, share, redraw, weights_seed
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..ensembles import SCORES, SHARING, VALUES
 from ..init import INITIALS
+from ..integrate.sde import SDE_METHODS
 from ..integrate.solver import METHODS
 from ..model import NORMALIZATIONS
 from ..validate import validate_int, validate_real
@@ -63,10 +65,11 @@ PARAMS: dict[str, Param] = {
     "projection": Param("model", bool, True, help="tangent projection (False: pure self-attention (9.1))"),
     "time_scale": Param("model", str, "original", ("original", "exp_beta"), "USA time scale"),
     "V": Param("model", str, "identity", ("identity", "repulsive"), "value matrix by name (V = I or -I)"),
+    "noise": Param("model", float, 0.0, help="noise sigma >= 0 (Problem 7): needs a stochastic method and dt"),
     "kind": Param("init", str, "uniform", tuple(INITIALS), "initial positions (tokensphere.init)"),
     "angle": Param("init", float, None, help="cap half-angle (kind = cap)"),
     "gamma0": Param("init", float, None, help="pairwise inner product (kind = equiangular)"),
-    "method": Param("solver", str, "dopri5", METHODS, "integration method"),
+    "method": Param("solver", str, "dopri5", METHODS + SDE_METHODS, "integration method"),
     "rtol": Param("solver", float, 1e-6, help="relative tolerance (adaptive methods)"),
     "atol": Param("solver", float, 1e-8, help="absolute tolerance (adaptive methods)"),
     "dt": Param("solver", float, None, help="step (fixed-step methods; initial step of adaptive ones)"),

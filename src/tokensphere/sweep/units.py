@@ -18,6 +18,7 @@ import torch
 
 from ..ensembles import Ensemble, RedrawSchedule
 from ..init import make_initial
+from ..integrate.sde import SDESolver
 from ..integrate.solver import Solver, anchor_solver
 from ..model import Model
 from ..simulate import simulate
@@ -27,8 +28,9 @@ from .statistics import STATISTICS, summarize
 __all__ = ["Unit", "unit_model", "unit_solver", "unit_initial", "compute_unit", "check_units"]
 
 Unit = tuple[tuple[int, int], ...]  # per swept axis a range (start, stop)
+NOISE_TAG = 104729  # separates the Brownian streams from the start and matrix streams
 MODEL_KEYS = ("normalization", "heads", "head_reduction", "causal", "uniform_count", "projection", "time_scale",
-              "V")
+              "V", "noise")
 
 
 def _systems(config: SweepConfig, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
@@ -75,11 +77,17 @@ def unit_model(config: SweepConfig, unit: Unit, *, draw: bool = True) -> Model:
     return Model(**kw)
 
 
-def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver:
-    """The unit's solver: the authors' scheme (``anchor = true``) or ``Solver(method, dt, rtol, atol)``."""
+def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver | SDESolver:
+    """The unit's solver: the authors' scheme (``anchor = true``), ``Solver(method, dt, rtol, atol)``, or with
+    noise > 0 ``SDESolver(method, dt, seed)``. The Brownian increments of a batch come from one generator, seeded
+    by (seed, first system of the unit): fixed by the configuration, so resumed and distributed runs agree."""
     params, _ = config.unit_params(unit)
     if params["anchor"]:
         return anchor_solver(model)
+    if params["noise"] > 0:
+        first = int(config.unit_points(unit)[0]) * config.seeds
+        seed = int(np.random.SeedSequence([config.seed, NOISE_TAG, first]).generate_state(1)[0])
+        return SDESolver(params["method"], dt=params.get("dt", 0.0), seed=seed)
     return Solver(params["method"], dt=params.get("dt"), rtol=params["rtol"], atol=params["atol"])
 
 
