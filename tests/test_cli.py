@@ -115,7 +115,7 @@ BAD_INPUTS = [
     (["--init", "orthonormal", "--n", "5", "--d", "3"], "orthonormal"),
     (["--init", "cap", "--cap-angle", "4"], "angle"),
     (["--init", "equiangular", "--n", "3", "--gamma0", "1.5"], "gamma0"),
-    (["--normalization", "sinkhorn"], "normalization"),
+    (["--normalization", "sinkhorn-knopp"], "normalization"),
     (["--time-scale", "exp_beta"], "time_scale"),
     (["--dtype", "float16"], "dtype"),
     (["--device", "gpu0"], "device"),
