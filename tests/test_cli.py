@@ -212,7 +212,10 @@ def test_demo_quick_writes_the_report(tmp_path):
     index = top / "index.html"
     assert index.exists() and f"report: {index}" in res.stdout
     html = index.read_text()
-    for needle in ("Figure 5", "Anchor preset against adaptive", "Theorem checks"):
+    for needle in ("Figure 5", "Anchor preset against adaptive", "Theorem checks",
+                   "Sinkhorn attention against SA and USA", "Example 9.3", "Lie–Trotter and Strang",
+                   "without normalisation: Table 1", "Noise on the sphere", "optimal configurations (V = −I)",
+                   "Control: gradients", "Control: transport"):
         assert needle in html, needle
     assert "real-model issue" not in html  # no developer placeholder for Figure 1 on the page
     assert "fig1_probe.png" in html and (top / "probe" / "fig1_probe.json").exists()  # Figure 1 from MiniLM

@@ -8,7 +8,7 @@ Layout of the output folder:
     figures/      Figures 2, 4 (+ cluster counts over seeds), 6 and the animations, each with its data
     phase/        Figure 3 reduced: adaptive store, anchor store on the same initial states, figures
     figure5/      Figure 5 reduced: the four random ensembles, one store and figure each
-    index.html    the report
+    index.html    the report (also: the theorem checks, the model variants, optimal configurations, control)
 
 The settings are :mod:`tokensphere.experiments.reproduction`'s; this module runs them and writes the files.
 Everything is seeded; the same command on the same machine gives the same numbers.
@@ -27,7 +27,13 @@ from rich.markup import escape
 from ..experiments.reproduction import FIG3_REDUCED, FIG5_PANELS, FIG5_REDUCED, quick_spec
 from ..experiments.theorems import run_checks
 from ..plot import phase_figure, save_figure
+from ..experiments.control import TASKS
 from ..report import Section, preset_comparison_section, sections_for, theorem_section, write_report
+from ..report.control import control_sections
+from ..report.noise import noise_section
+from ..report.optimal import optimal_experiment_section
+from ..report.unnormalized import unnormalized_section
+from ..report.variants import variants_sections
 from ..sweep.phase import PhaseDiagram, run_phase_diagram
 from .figures import figures_command
 from .probe import probe_command
@@ -39,6 +45,26 @@ __all__ = ["reproduce"]
 def _phase(spec: PhaseDiagram, path: Path, label: str, quick: bool) -> xr.Dataset:
     with units_bar(label) as update:
         return run_phase_diagram(quick_spec(spec) if quick else spec, path, overwrite=True, progress=update)
+
+
+def _extension_sections(seed: int, quick: bool, console: Console) -> list[Section]:
+    """Beyond the paper's figures: the model variants (Sinkhorn, hardmax, splitting, no normalisation, noise),
+    optimal configurations of the repulsive energy, and control (gradients and the three training demos)."""
+    steps = [
+        ("model variants (Sinkhorn, hardmax, splitting)", lambda: variants_sections(seed, quick=quick)),
+        ("self-attention without normalisation (Table 1)", lambda: [unnormalized_section(quick)]),
+        ("noise (Problem 7)", lambda: [noise_section(quick)]),
+        ("optimal configurations (V = −I)", lambda: [optimal_experiment_section(seed, quick=quick)]),
+        ("control and training (Section 10)",
+         lambda: control_sections(seed, tasks=("transport",) if quick else TASKS)),
+    ]
+    out: list[Section] = []
+    for label, build in steps:
+        start = time.perf_counter()
+        console.print(f"{label} …")
+        out += build()
+        console.print(escape(f"  {time.perf_counter() - start:.0f} s"))
+    return out
 
 
 def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console | None = None) -> Path:
@@ -75,6 +101,7 @@ def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console
 
     console.print("theorem checks …")
     checks = run_checks(size="small" if quick else "default")
+    extensions = _extension_sections(seed, quick, console)
 
     sections = sections_for(out / "run") + sections_for(probe_dir) + sections_for(figs)
     sections += sections_for(phase / "figure3.zarr")
@@ -88,6 +115,7 @@ def reproduce(out: Path, *, seed: int = 0, quick: bool = False, console: Console
         tables={f"({k}) {label}": ens.describe() for k, (label, ens) in FIG5_PANELS.items()},
     ))
     sections.append(theorem_section(checks))
+    sections += extensions
     index = write_report(sections, out, title="tokensphere: a reduced reproduction of the paper", overwrite=True)
     console.print(escape(f"reproduction written in {time.perf_counter() - start:.0f} s"))
     return index
