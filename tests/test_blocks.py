@@ -141,3 +141,54 @@ def test_block_options_validated():
         Block(norm="rms", gain=[1.0, -1.0, 1.0])
     with pytest.raises(ValueError, match="depth"):
         block_stack(sphere(1, 3, D, seed=0), _model(), 0, 1.0)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre", "rms", "ngpt"])
+def test_model_norm_is_the_blocks_continuous_form(norm):
+    gain = GAIN if norm == "rms" else None
+    m = Model(beta=2.0, feedforward=FeedForward(W, A, B_, activation="tanh"), norm=norm,
+              projection=norm in ("post", "ngpt"), norm_gain=gain)
+    x = sphere(2, 6, D, seed=10)
+    x = ellipsoid_retract(x, GAIN) if norm == "rms" else (1.7 * x if norm == "pre" else x)
+    from tokensphere.field import velocity
+
+    torch.testing.assert_close(velocity(x, m), block_field(x, _model(), Block(norm=norm, gain=gain)), rtol=0,
+                               atol=1e-15)
+    back = Model.from_spec(*m.to_spec())
+    assert back.norm == norm
+    torch.testing.assert_close(velocity(x, back), velocity(x, m), rtol=0, atol=0)
+
+
+def test_simulate_runs_the_rms_form_on_its_ellipsoid():
+    from tokensphere import simulate
+
+    m = Model(beta=2.0, feedforward=FeedForward(W, A, B_, activation="tanh"), norm="rms", projection=False,
+              norm_gain=GAIN)
+    y0 = ellipsoid_retract(sphere(1, 6, D, seed=12), GAIN)
+    run = simulate(y0, model=m, solver="dopri5", rtol=1e-11, atol=1e-13, t_max=2.0, save_at=3)
+    assert float(ellipsoid_defect(run.positions, GAIN).max()) < 1e-9
+    ref = block_flow(y0, _model(), 2.0, Block(norm="rms", gain=GAIN), save_at=3, rtol=1e-11)
+    torch.testing.assert_close(run.positions, ref, rtol=0, atol=1e-8)
+
+
+def test_model_norm_validated_and_cli(tmp_path):
+    with pytest.raises(ValueError, match="norm"):
+        Model(norm="post-ln")
+    with pytest.raises(ValueError, match="projection=False"):
+        Model(norm="pre")
+    with pytest.raises(ValueError, match="projection=True"):
+        Model(norm="ngpt", projection=False)
+    with pytest.raises(ValueError, match="norm_gain"):
+        Model(norm="rms", projection=False, norm_gain=[1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="norm_gain"):
+        Model(norm_gain=[1.0, 1.0, 1.0])
+    from helpers import assert_one_line_error, invoke
+
+    from tokensphere.trajectory import Trajectory
+
+    r = invoke("simulate", "--out", tmp_path / "rms", "--n", 5, "--norm", "rms", "--no-projection", "--norm-gain",
+               "0.5,1,2", "--t-max", 0.5, "--save-at", 2)
+    assert r.exit_code == 0, r.output
+    run = Trajectory.load(tmp_path / "rms")
+    assert run.model.norm == "rms" and float(ellipsoid_defect(run.positions, GAIN).max()) < 1e-7
+    assert_one_line_error(invoke("simulate", "--out", tmp_path / "bad", "--n", 5, "--norm", "pre"), 2, "projection")

@@ -6,6 +6,7 @@
     A^h = Sinkhorn(exp(β⟨Q_h x_i, K_h x_j⟩ + b_ij))       (sinkhorn: doubly stochastic, Remark 3.5)
     A^h_ij = 1{j ∈ C_i}/|C_i|, C_i = argmax_j ⟨Q_h x_i, K_h x_j⟩   (hardmax, β → ∞, (9.5)–(9.6))
     centered=True: V_h x_j replaced by V_h (x_j − x_i), the rescaled dynamics (9.4)
+    norm="pre" | "rms" | "ngpt": the continuous forms of other block normalisations (docs/blocks.md)
 
 Shapes: positions ``x`` are ``(B, n, d)``; attention and scores are ``(B, H, n, n)``. Every back end shifts
 the exponents by a bound on the row's scores, so no β overflows them. Four back ends give the same numbers
@@ -32,9 +33,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .feedforward import add_feedforward
+from .feedforward import add_feedforward, feedforward_term
 from .hardmax import hardmax
 from .model import Model
+from .norms import ellipsoid_project, sphere
 from .runtime import memory_budget
 from .sinkhorn import sinkhorn
 from .weights import Weights
@@ -77,12 +79,19 @@ def velocity(
     w = weights_at(model, x, t)
     if project is None:
         project = w.projection
+    y, x = x, (sphere(x) if w.norm == "pre" else x)  # pre-norm: F reads the normalised stream N(y)
     f = _run(_plan(x, w, chunk_size), x, w)  # the one dispatch: back end chosen by plan()
     if w.centered:  # Σ_j A_ij V (x_j − x_i) = Σ_j A_ij V x_j − V x_i (rows sum to 1), (9.4)
         f = f - _reduce_heads(_values(x, w), w)
     if w.sign != 1.0:
         f = f * w.sign
-    f = add_feedforward(f, x, w)  # + w σ(a x_i + b), the feed-forward term of (2.8)
+    if w.norm == "ngpt":  # each term normalised to unit length (docs/blocks.md)
+        ff = feedforward_term(x, w)
+        f = sphere(f) if ff is None else sphere(f) + sphere(ff)
+    else:
+        f = add_feedforward(f, x, w)  # + w σ(a x_i + b), the feed-forward term of (2.8)
+    if w.norm == "rms":  # always: the tangent projection of the ellipsoid Σ_k (y_k/g_k)² = d along y
+        return ellipsoid_project(y, f, w.norm_gain)
     return tangent_project(x, f) if project else f
 
 

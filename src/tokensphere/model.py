@@ -59,6 +59,13 @@ class Model:
         Value term Σ_j A_ij V (x_j − x_i) instead of Σ_j A_ij V x_j: with ``projection=False`` this is the
         time-homogeneous rescaled dynamics (9.4) (and (9.5) with hardmax). Needs row-stochastic attention
         (not "uniform"); on the sphere with V = I it changes nothing (P⊥_{x_i} x_i = 0).
+    norm : {"post", "pre", "rms", "ngpt"}
+        The continuous form of a Transformer block's normalisation (docs/blocks.md): "post" (default, the paper's
+        P⊥); "pre": ẏ_i = F_i(N(Y)) on the unnormalised stream (needs ``projection=False``); "rms": ẏ_i = P_y F_i
+        on the ellipsoid Σ_k (y_k/g_k)² = d, P_y v = v − (⟨y ⊘ g², v⟩/d) y (needs ``projection=False``);
+        "ngpt": ẋ_i = P⊥_{x_i}(Ĝ_A + Ĝ_F), each term normalised to unit length (needs ``projection=True``).
+    norm_gain : array of shape (d,), optional
+        The RMSNorm gain g > 0 of ``norm="rms"`` (default ones).
     Q, K : array of shape (k, d), (B, k, d); with ``heads=H > 1``: (H, k, d) or (B, H, k, d)
         Query and key matrices (k may differ from d). Scores are ⟨Q x_i, K x_j⟩ = x_iᵀ QᵀK x_j.
     QK : array of shape (d, d), (B, d, d); with heads: (H, d, d) or (B, H, d, d)
@@ -114,6 +121,8 @@ class Model:
     tie_tol: float = 1e-12
     tie_seed: int = 0
     centered: bool = False
+    norm: Literal["post", "pre", "rms", "ngpt"] = "post"
+    norm_gain: Tensorish | None = None
     # canonical weights per (dtype, device), filled by __post_init__ (the one private state)
     _weights: dict[tuple[torch.dtype, torch.device], Weights] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -139,6 +148,7 @@ class Model:
         self.__dict__["tie_tol"] = validate_real("tie_tol", self.tie_tol, minimum=0.0)
         validate_int("tie_seed", self.tie_seed, minimum=0)
         check_tie_policy(self.ties)
+        norm_gain = _check_norm(self.norm, self.norm_gain, self.projection)
         if self.centered and self.normalization == "uniform":
             raise ValueError("centered=True needs row-stochastic attention (normalization 'softmax', 'sinkhorn' or "
                              "'hardmax'), got normalization='uniform'")
@@ -156,7 +166,7 @@ class Model:
             heads=self.heads, head_reduction=self.head_reduction, causal=self.causal,
             uniform_count=self.uniform_count, projection=self.projection, time_scale=self.time_scale,
             sinkhorn_iters=self.sinkhorn_iters, sinkhorn_tol=self.sinkhorn_tol, ties=self.ties,
-            tie_tol=self.tie_tol, tie_seed=self.tie_seed, centered=self.centered,
+            tie_tol=self.tie_tol, tie_seed=self.tie_seed, centered=self.centered, norm=self.norm, norm_gain=norm_gain,
             **({} if ff is None else {"ff_w": ff.w, "ff_a": ff.a, "ff_b": ff.b, "ff_activation": ff.activation}),
         )
         dtype = beta.dtype
@@ -288,7 +298,7 @@ class Model:
         if callable(self.ties):  # a Python rule cannot be stored: its repr, restored as a rule that refuses to run
             spec["ties"], spec["ties_repr"] = "user", repr(self.ties)
         arrays: dict[str, torch.Tensor] = {"beta": w.beta}
-        for name, t in (("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", w.v), ("mask", w.mask)):
+        for name, t in (("Q", w.q), ("K", w.k), ("QK", w.qk), ("V", w.v), ("mask", w.mask), ("norm_gain", w.norm_gain)):
             if t is not None:
                 arrays[name] = t
         spec["schedule"] = None
@@ -313,7 +323,7 @@ class Model:
         kw = {k: v for k, v in spec.items() if k not in ("schedule", "feedforward", "ties_repr")}
         if kw.get("ties") == "user":
             kw["ties"] = _UnrestoredTieRule(spec.get("ties_repr", "?"))
-        for name in ("Q", "K", "QK", "V", "mask"):
+        for name in ("Q", "K", "QK", "V", "mask", "norm_gain"):
             if name in tens:
                 kw[name] = tens[name]
         if kw.get("V") is None:
@@ -436,6 +446,23 @@ def _check_values(V, heads: int) -> tuple[torch.Tensor | None, float]:
     if v.shape[-1] != v.shape[-2]:
         raise ValueError(f"V must be square (d, d), got {tuple(v.shape[-2:])}")
     return v, 1.0
+
+
+def _check_norm(norm: str, gain, projection: bool) -> torch.Tensor | None:
+    validate_choice("norm", norm, ("post", "pre", "rms", "ngpt"))
+    if norm in ("pre", "rms") and projection:
+        raise ValueError(f"norm={norm!r} evolves tokens off the unit sphere (R^d or an ellipsoid): it needs "
+                         "projection=False")
+    if norm == "ngpt" and not projection:
+        raise ValueError("norm='ngpt' keeps tokens on the unit sphere: it needs projection=True")
+    if gain is None:
+        return None
+    if norm != "rms":
+        raise ValueError(f"norm_gain applies to norm='rms' only, got norm={norm!r}")
+    g = as_tensor("norm_gain", gain)
+    if g.ndim != 1 or not bool(torch.isfinite(g).all()) or not bool((g > 0).all()):
+        raise ValueError(f"norm_gain must be a 1-D array (d,) of finite entries > 0, got shape {tuple(g.shape)}")
+    return g
 
 
 def _check_mask(mask, causal: bool) -> torch.Tensor | None:

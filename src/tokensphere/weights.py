@@ -59,6 +59,10 @@ class Weights:
     tie_tol: float = 1e-12
     tie_seed: int = 0
     centered: bool = False
+    # the continuous form of a block's normalisation (tokensphere.norms): "post", "pre", "rms", "ngpt"; the RMSNorm
+    # gain (d,) (not per system) or None
+    norm: str = "post"
+    norm_gain: torch.Tensor | None = None
 
     @cached_property
     def batch(self) -> int:
@@ -88,6 +92,7 @@ class Weights:
         return replace(
             self, beta=conv(self.beta), q=conv(self.q), k=conv(self.k), qk=conv(self.qk), v=conv(self.v),
             mask=conv(self.mask), ff_w=conv(self.ff_w), ff_a=conv(self.ff_a), ff_b=conv(self.ff_b),
+            norm_gain=conv(self.norm_gain),
         )
 
     def take(self, index: torch.Tensor) -> Weights:

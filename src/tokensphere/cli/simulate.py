@@ -39,6 +39,7 @@ from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read
 from ..integrate import METHODS, SDE_METHODS, anchor_solver
 from ..integrate.sde import DEFAULT_SDE_METHOD
 from ..model import Model
+from ..norms import ellipsoid_retract
 from ..simulate import simulate
 from ..io import validate_output_path
 from ..trajectory import Trajectory
@@ -67,7 +68,7 @@ MODEL_OPTIONS = (
     "beta", "normalization", "time_scale", "repulsive", "causal", "projection", "heads", "head_reduction",
     "Q", "K", "QK", "V", "mask", "uniform_count", "score", "value", "share", "weights_seed",
     "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered", "feedforward",
-    "activation",
+    "activation", "norm", "norm_gain",
 )
 SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor", "noise_seed")
 MATRIX_OPTIONS = ("Q", "K", "QK", "V")
@@ -191,6 +192,13 @@ def simulate_command(
     projection: Annotated[
         bool, Option("--projection/--no-projection", help="Apply the tangent projection P⊥ (the paper's model).")
     ] = True,
+    norm: Annotated[
+        str, Option(help="Block normalisation, continuous form (docs/blocks.md): post (the paper's P⊥), pre "
+                    "(ẏ = F(N(y)); with --no-projection), rms (ellipsoid of --norm-gain; with --no-projection), ngpt.")
+    ] = "post",
+    norm_gain: Annotated[
+        str | None, Option(help="RMSNorm gain g > 0 for --norm rms: d comma-separated numbers.", show_default="ones")
+    ] = None,
     noise: Annotated[
         float, Option(help="Noise strength σ ≥ 0: Brownian motion on the sphere added to every token (Problem 7); "
                       "needs --dt (fixed-step stochastic methods).")
@@ -275,6 +283,8 @@ def simulate_command(
         metadata.update(start_meta, init=batch.init)
         model_kw, weights_meta = _model_options(p, given, betas=betas, n=x0.shape[1], d=x0.shape[2], saved=None)
         model_kw = {"model": Model(**model_kw)}
+        if model_kw["model"].norm == "rms":  # starts mapped onto the gain's ellipsoid (docs/blocks.md)
+            x0 = ellipsoid_retract(x0, model_kw["model"].weights(x0.dtype).norm_gain)
         method, solver_kw = _fresh_solver(p, model_kw["model"])
         t0, continued = 0.0, None
     if weights_meta:
@@ -406,9 +416,14 @@ def _model_options(
     if fresh or "beta" in given:
         kw["beta"] = torch.tensor(betas, dtype=torch.float64)
     for name in ("normalization", "time_scale", "causal", "projection", "heads", "head_reduction", "uniform_count",
-                 "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered"):
+                 "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered", "norm"):
         if fresh or name in given:
             kw[name] = p[name]
+    if p["norm_gain"] is not None:
+        try:
+            kw["norm_gain"] = torch.tensor([float(v) for v in str(p["norm_gain"]).split(",")], dtype=torch.float64)
+        except ValueError:
+            raise ValueError(f"norm_gain must be d comma-separated numbers, got {p['norm_gain']!r}") from None
     if fresh or "repulsive" in given:
         kw["V"] = "repulsive" if p["repulsive"] else "identity"
 
