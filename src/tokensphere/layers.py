@@ -29,7 +29,9 @@ tolerance ``rtol`` (so that what is measured is the splitting error, not the sub
 sub-steps every variant is first order whatever the splitting (the sub-step error is O(h²) per step).
 
 :func:`block_flow` integrates the continuous form of the whole block (both terms) through the package's driver;
-for ``norm="post"`` it is exactly :func:`tokensphere.simulate` on (2.8). Shapes: positions (B, n, d).
+for ``norm="post"`` it is exactly :func:`tokensphere.simulate` on (2.8). The same continuous forms are
+``Model(norm=...)`` options of the one field (:func:`tokensphere.field.velocity`), equal to :func:`block_field`
+with ``part="both"``; the per-term forms here are what the splittings need. Shapes: positions (B, n, d).
 """
 
 from __future__ import annotations
