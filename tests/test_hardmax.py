@@ -158,3 +158,14 @@ def test_cli_runs_example_9_3_lowest_branch_and_stores_the_options(tmp_path):
     np.testing.assert_allclose(z3, np.array([1.0, 1.0]) * (1 - 0.99 ** 100), rtol=0, atol=1e-12)  # Euler, exactly
     bad = invoke("simulate", "--out", tmp_path / "bad", "--n", 3, "--normalization", "hardmax", "--ties", "first")
     assert_one_line_error(bad, 2, "ties")
+
+
+@pytest.mark.slow
+def test_variants_report_sections_pass_their_verdicts():
+    from tokensphere.report import Section
+    from tokensphere.report.variants import variants_sections
+
+    sections = variants_sections(quick=True)
+    assert len(sections) == 4 and all(isinstance(s, Section) and s.figures for s in sections)
+    outcomes = [v.outcome for s in sections for v in s.verdicts]
+    assert "fail" not in outcomes and outcomes.count("pass") >= 12, outcomes
