@@ -198,7 +198,6 @@ def _die_once(marker: str, cfg, unit):
     return compute(cfg, unit)
 
 
-@pytest.mark.slow  # worker processes import torch: tens of seconds on a busy 2-core machine
 def test_worker_process_killed_mid_run_still_gives_the_same_store(tiny, tmp_path, monkeypatch):
     import functools
 
@@ -219,7 +218,7 @@ def test_worker_process_killed_mid_run_still_gives_the_same_store(tiny, tmp_path
     assert_same(ref, ds)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # worker processes import torch: 10 s here, tens of seconds on a busy 2-core machine
 def test_embedded_local_cluster_through_the_cli(tiny, tmp_path):
     path, _, ref = tiny
     res = invoke("sweep", path, "--out", tmp_path / "lc.zarr", "--workers", "2")
@@ -357,7 +356,8 @@ BASE = "[model]\nn = 4\n[grid]\nbeta = [1.0]\n"
         ("[model]\nheads = 2\n[sweep]\nstatistics = [\"energy\"]\n[grid]\nbeta = [1.0]\n", ["one head"]),
         ("[init]\nangle = 0.5\n[grid]\nbeta = [1.0]\n", ["init.angle applies to kind"]),
         ("[model\nn = 4\n", ["not valid TOML"]),
-        ("[model]\nnoise = 0.1\n[grid]\nbeta = [1.0]\n", ["for noise > 0", "geodesic"]),  # refused by SDESolver
+        ("[model]\nnoise = 0.1\n[grid]\nbeta = [1.0]\n", ["solver.method must be one of", "geodesic"]),
+        ("[model]\nnoise = 0.1\n[solver]\nmethod = \"heun\"\n[grid]\nbeta = [1.0]\n", ["dt must be"]),  # by SDESolver
     ],
 )
 def test_bad_config_is_one_error_line_naming_the_key(tmp_path, text, words):

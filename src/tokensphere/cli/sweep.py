@@ -48,7 +48,7 @@ def executor_line(info: dict[str, Any]) -> str:
     if info["executor"] == "process":
         return "running in this process (no Dask)"
     where = "existing Dask cluster" if info["executor"] == "scheduler" else "local Dask cluster"
-    dash = info["dashboard"] or "not served (install bokeh for the Dask dashboard)"
+    dash = info["dashboard"] or "not served"
     return f"{where}: {info['workers']} workers; dashboard {dash}"
 
 

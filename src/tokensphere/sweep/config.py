@@ -329,11 +329,8 @@ def _sweep_table(table: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in table.items():
         if key not in SWEEP_KEYS:
             raise _unknown(key, "sweep", list(SWEEP_KEYS))
-        kind = SWEEP_KEYS[key][0]
-        if key == "summaries" and isinstance(value, Mapping):
-            kind = dict  # per statistic: {statistic = [summaries]}
-        else:
-            value = _typed(f"sweep.{key}", kind, value)
+        if not (key == "summaries" and isinstance(value, Mapping)):  # a table: {statistic = [summaries]}
+            value = _typed(f"sweep.{key}", SWEEP_KEYS[key][0], value)
         out[key] = value
     for key, (_, default) in SWEEP_KEYS.items():
         out.setdefault(key, default)

@@ -54,13 +54,9 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> Any:
 def _local_client(workers: int, stack: ExitStack) -> Any:
     from dask.distributed import Client, LocalCluster
 
-    try:
-        import bokeh  # noqa: F401 - the dashboard needs it
-        dashboard = ":0"  # any free port
-    except ImportError:
-        dashboard = None
+    # the dashboard on any free port (":8787" may be taken by another cluster on this machine)
     cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=dashboard, silence_logs=logging.ERROR))
+                                               dashboard_address=":0", silence_logs=logging.ERROR))
     client = stack.enter_context(Client(cluster))
     client.run(_ignore_sigint)  # Ctrl-C stops this process; the workers end with the cluster
     return client
@@ -73,9 +69,14 @@ def _ignore_sigint() -> None:
 
 
 def dashboard_of(client: Any) -> str | None:
-    """The dashboard address of a client's scheduler, or None when it serves none (bokeh not installed)."""
-    services = client.scheduler_info().get("services", {})
-    return client.dashboard_link if "dashboard" in services else None
+    """The dashboard address of a client's scheduler (None when it serves none); its pages need bokeh."""
+    if "dashboard" not in client.scheduler_info().get("services", {}):
+        return None
+    try:
+        import bokeh  # noqa: F401 - only to say whether the pages can be drawn
+    except ImportError:
+        return f"{client.dashboard_link} (its pages need bokeh, which is not installed)"
+    return client.dashboard_link
 
 
 def run_sweep(

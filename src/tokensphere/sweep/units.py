@@ -18,7 +18,7 @@ import torch
 
 from ..ensembles import Ensemble, RedrawSchedule
 from ..init import make_initial
-from ..integrate.sde import SDESolver
+from ..integrate.sde import SDE_METHODS, SDESolver
 from ..integrate.solver import Solver, anchor_solver
 from ..model import Model
 from ..simulate import simulate
@@ -85,6 +85,9 @@ def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver | SDESo
     if params["anchor"]:
         return anchor_solver(model)
     if params["noise"] > 0:
+        if params["method"] not in SDE_METHODS:
+            raise ValueError(f"solver.method must be one of {', '.join(SDE_METHODS)} when model.noise > 0, got "
+                             f"{params['method']!r}")
         first = int(config.unit_points(unit)[0]) * config.seeds
         seed = int(np.random.SeedSequence([config.seed, NOISE_TAG, first]).generate_state(1)[0])
         return SDESolver(params["method"], dt=params.get("dt", 0.0), seed=seed)
