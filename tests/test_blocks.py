@@ -192,3 +192,19 @@ def test_model_norm_validated_and_cli(tmp_path):
     run = Trajectory.load(tmp_path / "rms")
     assert run.model.norm == "rms" and float(ellipsoid_defect(run.positions, GAIN).max()) < 1e-7
     assert_one_line_error(invoke("simulate", "--out", tmp_path / "bad", "--n", 5, "--norm", "pre"), 2, "projection")
+
+
+def test_variants_example_runs(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import matplotlib.image
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "variants.py"
+    spec = importlib.util.spec_from_file_location("variants_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "v.png"
+    runs, res = mod.main(["--out", str(out), "--t-max", "2", "--n", "6", "--depth", "3", "--dt", "0.02"])
+    assert matplotlib.image.imread(out).shape[0] > 100 and (tmp_path / "v_9_3.png").exists()
+    assert [r.branch for r in runs] == ["midpoint", "z1", "z2"]
