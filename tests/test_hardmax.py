@@ -169,3 +169,15 @@ def test_variants_report_sections_pass_their_verdicts():
     assert len(sections) == 4 and all(isinstance(s, Section) and s.figures for s in sections)
     outcomes = [v.outcome for s in sections for v in s.verdicts]
     assert "fail" not in outcomes and outcomes.count("pass") >= 12, outcomes
+
+
+def test_energy_identities_are_not_claimed_for_the_variants():
+    from tokensphere.energy import energy_rate
+
+    x = sphere(1, 5, 3, seed=3)
+    assert Model(beta=1.0).is_sa_toy
+    for m in (Model(normalization="hardmax"), Model(normalization="sinkhorn"), Model(centered=True),
+              Model(norm="ngpt")):
+        assert not m.is_sa_toy
+        with pytest.raises(ValueError):
+            energy_rate(x, m, which="A")
