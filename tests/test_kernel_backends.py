@@ -277,3 +277,19 @@ def test_n_by_n_outputs_refuse_what_does_not_fit_and_log_normalizer_streams(monk
         with pytest.raises(MemoryError, match="GiB"):
             fn(x, Model(**kw))
     close(log_normalizer(x, Model(**kw)), want)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(beta=2.0),
+        dict(beta=gauss(130, seed=20).abs() * 3, normalization="uniform", time_scale="exp_beta"),
+        dict(beta=700.0, V="repulsive"),
+    ],
+)
+def test_fused_path_in_cache_sized_blocks(kw):
+    """130 systems of 32 tokens: the fused path runs in blocks of systems (64, 64, 2 with 512 KiB of scores)
+    written into one output; every block equals the reference."""
+    x = sphere(130, 32, 3, seed=21)
+    assert field._CACHE_BYTES // (32 * 32 * 8) < 130
+    close(run_backend("fused", x, Model(**kw)), ref_field(x, kw))
