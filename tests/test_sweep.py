@@ -198,6 +198,7 @@ def _die_once(marker: str, cfg, unit):
     return compute(cfg, unit)
 
 
+@pytest.mark.slow  # worker processes import torch (and one is started again): 11 s idle, 30 s on a busy 2-core machine
 def test_worker_process_killed_mid_run_still_gives_the_same_store(tiny, tmp_path, monkeypatch):
     import functools
 
