@@ -25,6 +25,7 @@ from .integrate.sde import SDESolver, as_sde_solver, continued_sde_solver, integ
 from .integrate.solver import METHODS, Solver
 from .io import run_metadata
 from .model import Model
+from .norms import ellipsoid_retract
 from .runtime import choose_threads, torch_threads
 from .trajectory import Trajectory
 from .validate import as_tensor, validate_choice, validate_int, validate_real, validate_unit_norm
@@ -111,6 +112,9 @@ def simulate(
         else:
             solver = as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
         x, init_meta = _sample(x0, model, _check_dtype(dtype) if dtype is not None else torch.float64, device)
+        if model.norm == "rms":  # the RMSNorm dynamics live on the gain's ellipsoid: starts are mapped onto it
+            x = ellipsoid_retract(x, model.weights(x.dtype, x.device).norm_gain)
+            init_meta = {**init_meta, "mapped_onto": "the RMSNorm ellipsoid of norm_gain (docs/blocks.md)"}
     else:
         t0 = float(run.times[-1])
         model, solver, overrides = _continued_specs(run, model, beta, model_options, solver, dt, rtol, atol, seed)

@@ -39,7 +39,6 @@ from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read
 from ..integrate import METHODS, SDE_METHODS, anchor_solver
 from ..integrate.sde import DEFAULT_SDE_METHOD
 from ..model import Model
-from ..norms import ellipsoid_retract
 from ..simulate import simulate
 from ..io import validate_output_path
 from ..trajectory import Trajectory
@@ -283,8 +282,6 @@ def simulate_command(
         metadata.update(start_meta, init=batch.init)
         model_kw, weights_meta = _model_options(p, given, betas=betas, n=x0.shape[1], d=x0.shape[2], saved=None)
         model_kw = {"model": Model(**model_kw)}
-        if model_kw["model"].norm == "rms":  # starts mapped onto the gain's ellipsoid (docs/blocks.md)
-            x0 = ellipsoid_retract(x0, model_kw["model"].weights(x0.dtype).norm_gain)
         method, solver_kw = _fresh_solver(p, model_kw["model"])
         t0, continued = 0.0, None
     if weights_meta:
