@@ -13,7 +13,7 @@ sections; :func:`theorem_section` shows the theorem checks of :mod:`tokensphere.
 :func:`viewer_fragment` is the interactive plotly view of tokens on S². The page needs no network.
 """
 
-from .elements import Figure, Fragment, Section, Verdict
+from .elements import Figure, Fragment, Section, Verdict, png_bytes
 from .html import flatten, render_report, write_report
 from .sections import (
     energy_verdicts,
@@ -32,6 +32,7 @@ __all__ = [
     "Fragment",
     "Section",
     "Verdict",
+    "png_bytes",
     "energy_verdicts",
     "flatten",
     "input_kind",

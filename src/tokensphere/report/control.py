@@ -4,13 +4,12 @@ measured metrics and verdict rows. :func:`control_sections` runs everything (≈
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..experiments.control import TASKS, ControlDemo, gradient_check, run_demo
 from ..plot.control import clouds_figure, loss_figure
-from .elements import Figure, Section, Verdict
+from .elements import Figure, Section, Verdict, png_bytes
 
 __all__ = ["control_sections", "demo_section", "gradient_section"]
 
@@ -28,12 +27,6 @@ _TEXT = {
 }
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
-
-
 def _number(v: Any) -> Any:
     return f"{v:.4g}" if isinstance(v, float) else v
 
@@ -49,9 +42,9 @@ def demo_section(demo: ControlDemo) -> Section:
                                 f"≥ {m['required_accuracy']:.3f} (chance {m['chance']:g} + 3 binomial s.d.)",
                                 m["test_accuracy"] >= m["required_accuracy"],
                                 f"untrained {m['accuracy_before']:.3f}, training set {m['train_accuracy']:.3f}"))
-    figures = [Figure(data=_png(loss_figure(demo.losses)), caption="training loss"),
-               Figure(data=_png(clouds_figure(demo.task, demo.start, demo.before, demo.after, demo.target,
-                                              demo.labels)), caption="x(0), x(T) untrained, x(T) trained")]
+    figures = [Figure(data=png_bytes(loss_figure(demo.losses), dpi=90), caption="training loss"),
+               Figure(data=png_bytes(clouds_figure(demo.task, demo.start, demo.before, demo.after, demo.target,
+                                              demo.labels), dpi=90), caption="x(0), x(T) untrained, x(T) trained")]
     tables = {"settings": {k: _number(v) for k, v in demo.settings.items()},
               "measured": {k: _number(v) for k, v in m.items()}}
     return Section(f"Control: {demo.task}", _TEXT[demo.task] + f" Run time {m['seconds']:.1f} s.", figures=figures,

@@ -6,13 +6,14 @@ interactive fragments. Both import this module, never each other's page logic.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Figure", "Fragment", "Section", "Verdict"]
+__all__ = ["Figure", "Fragment", "Section", "Verdict", "png_bytes"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,13 @@ def _as_figure(f: Any) -> Figure:
     if isinstance(f, (str, os.PathLike)):
         return Figure(path=Path(f))
     raise ValueError(f"figures must be PNG paths, (path, caption) pairs or Figure objects, got {type(f).__name__}")
+
+
+def png_bytes(fig: Any, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes (for :class:`Figure` ``data``); the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()

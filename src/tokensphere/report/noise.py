@@ -9,8 +9,7 @@ import numpy as np
 
 from ..experiments.noise import heat_kernel_agreement, noise_phase_diagram
 from ..plot.noise import noise_phase_figure
-from .elements import Figure, Section, Verdict
-from .sections import _png
+from .elements import Figure, Section, Verdict, png_bytes
 
 __all__ = ["noise_section"]
 
@@ -21,7 +20,7 @@ def noise_section(quick: bool = False) -> Section:
     """Noise on the sphere: dx_i = P⊥_{x_i}(Σ_j A_ij x_j) dt + σ P⊥_{x_i} ∘ dW_i. ``quick`` halves the sizes."""
     kernel = heat_kernel_agreement(samples=4000 if quick else 8000)
     phase = noise_phase_diagram(starts=2 if quick else 4, t_max=10.0 if quick else 16.0)
-    fig = Figure(data=_png(noise_phase_figure(phase), dpi=100), caption=(
+    fig = Figure(data=png_bytes(noise_phase_figure(phase), dpi=100), caption=(
         "Left: late-time order parameter r over (β, σ); black: σ_c(β), below which the uniform measure is linearly "
         "unstable for the mean-field dynamics. Right: r against σ per β, dotted lines at σ_c(β), dashed: r of "
         "independent uniform tokens."))

@@ -9,8 +9,7 @@ import torch
 
 from ..experiments.optimal import OptimalExperiment, run_optimal
 from ..plot.optimal import configuration_figure, flow_arrival_figure
-from .elements import Figure, Section, Verdict
-from .sections import _png
+from .elements import Figure, Section, Verdict, png_bytes
 
 __all__ = ["optimal_section", "optimal_experiment_section"]
 
@@ -25,11 +24,11 @@ def optimal_section(exp: OptimalExperiment) -> Section:
     arrived = [float(t) for t in flow.arrival_time if math.isfinite(float(t))]
     flow_matches = sum(st.matches for st in flow.structures)
     figs = [
-        Figure(data=_png(flow_arrival_figure(flow.times, flow.field_norm, flow.log_gap, flow.arrival_time, flow.tol,
+        Figure(data=png_bytes(flow_arrival_figure(flow.times, flow.field_norm, flow.log_gap, flow.arrival_time, flow.tol,
                                              title=f"repulsive flow, n = {flow.n}, d = {flow.d}, β = {flow.beta:g}"),
                          dpi=90),
                caption="V = −I flow: field norm and energy gap; arrival when max_i |ẋ_i| < tol"),
-        Figure(data=_png(configuration_figure(opt.x, title=f"optimiser, n = {opt.n}, β = {opt.beta:g}"), dpi=90),
+        Figure(data=png_bytes(configuration_figure(opt.x, title=f"optimiser, n = {opt.n}, β = {opt.beta:g}"), dpi=90),
                caption="best configuration of the random-start search (edges: nearest neighbours)"),
     ]
     flow_table = {f"start {b}": (f"t = {float(t):.1f}" if math.isfinite(float(t)) else "not arrived") + ", " + (

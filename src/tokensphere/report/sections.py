@@ -15,7 +15,6 @@ comparison of the t = 0 column with the exact probability for independent unifor
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -34,7 +33,7 @@ from ..plot import Panel, frame_indices, phase_difference_figure, phase_figure, 
 from ..plot.series import ENERGY_LABEL
 from ..theory import uniform_pair_probability
 from ..trajectory import Trajectory
-from .elements import Figure, Section, Verdict
+from .elements import Figure, Section, Verdict, png_bytes
 from .viewer import MAX_FRAMES, viewer_fragment
 
 __all__ = [
@@ -251,13 +250,7 @@ def _energy_png(traj: Trajectory) -> bytes | None:
     e = energy_series(traj.positions.to(torch.float64), traj.model)
     betas = system_betas(traj.model, traj.shape[1])
     panel = Panel(e, ENERGY_LABEL, "normalised energy (1 = consensus)")
-    return _png(series_figure(traj.times, [panel], betas, title="Energy along the flow"))
-
-
-def _png(fig: Any, dpi: int = 110) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    return png_bytes(series_figure(traj.times, [panel], betas, title="Energy along the flow"))
 
 
 def _viewer_systems(traj: Trajectory, systems: Sequence[int] | None) -> list[int]:
@@ -340,7 +333,7 @@ def _frames_text(T: int) -> str:
 # ----------------------------------------------------------------------------------------------------
 # phase diagrams
 def _phase_png(ds: Any) -> bytes:
-    return _png(phase_figure(ds))  # Figure 3 panels: one per d, with the curve Γ
+    return png_bytes(phase_figure(ds))  # Figure 3 panels: one per d, with the curve Γ
 
 
 def phase_sections(path: Path) -> list[Section]:
@@ -404,7 +397,7 @@ def theorem_section(results: Iterable[Any], title: str = "Theorem checks (seeded
         data = getattr(r, "plot", None)
         if data and data.get("series"):
             fig = check_figure(r.name, data, passed=bool(r.passed))
-            figs.append(Figure(data=_png(fig, dpi=90), caption=r.name))
+            figs.append(Figure(data=png_bytes(fig, dpi=90), caption=r.name))
     seconds = sum(float(getattr(r, "seconds", 0.0) or 0.0) for r in results)
     return Section(
         title,

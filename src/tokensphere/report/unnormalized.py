@@ -8,8 +8,7 @@ from typing import Any
 
 from ..experiments.unnormalized import PREDICTED, TABLE1_CASES, table1_run, table1_table
 from ..plot.unnormalized import table1_figure
-from .elements import Figure, Section, Verdict
-from .sections import _png
+from .elements import Figure, Section, Verdict, png_bytes
 
 __all__ = ["unnormalized_section"]
 
@@ -23,7 +22,7 @@ def unnormalized_section(quick: bool = False) -> Section:
     """Table 1 of the paper, measured. ``quick``: 24 tokens instead of 32."""
     runs = {case: table1_run(case, n=24 if quick else 32) for case in TABLE1_CASES}
     table = table1_table(runs)
-    fig = Figure(data=_png(table1_figure(runs), dpi=90), caption=(
+    fig = Figure(data=png_bytes(table1_figure(runs), dpi=90), caption=(
         "Top: rescaled tokens z(t) = e^{−tV} x(t) (9.2) of pure self-attention (9.1), starts faint, limits red; "
         "bottom: each row's own measurement over time and the Boolean-ness of the attention matrix."))
     seconds = sum(r["seconds"] for r in runs.values())

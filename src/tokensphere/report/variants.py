@@ -17,8 +17,7 @@ from ..plot.variants import (
     normalization_clustering_figure,
     splitting_figure,
 )
-from .elements import Figure, Section, Verdict
-from .sections import _png
+from .elements import Figure, Section, Verdict, png_bytes
 
 __all__ = ["variants_sections"]
 
@@ -49,7 +48,7 @@ def _sinkhorn_section(seed: int, quick: bool) -> Section:
             "in the log domain and end with a row normalisation; their column error is recorded, since on nearly "
             "decoupled clusters the scaling converges slowly.")
     return Section("Sinkhorn attention against SA and USA (Remark 3.5)", text,
-                   figures=[Figure(data=_png(fig, dpi=90), caption="cluster count (log) and pair fraction over time")],
+                   figures=[Figure(data=png_bytes(fig, dpi=90), caption="cluster count (log) and pair fraction over time")],
                    tables={"at the final time": table}, verdicts=verdicts)
 
 
@@ -72,7 +71,7 @@ def _hardmax_sections(quick: bool) -> list[Section]:
             "Fixed-step Euler through simulate with the tie policy as the Filippov selection reaches each: "
             "'average' (literally (9.5)) the midpoint, 'lowest' z₁, a user rule (highest other index) z₂. Ties "
             "are flagged by the hardmax arithmetic and counted along the run."),
-        figures=[Figure(data=_png(example_9_3_figure(runs), dpi=90),
+        figures=[Figure(data=png_bytes(example_9_3_figure(runs), dpi=90),
                         caption="z₃'s path under each policy (solid) and its closed-form branch (dashed)")],
         tables={"branches": rows}, verdicts=verdicts)
     lim = hardmax_limit((10.0, 20.0, 30.0, 40.0) if quick else (10.0, 20.0, 30.0, 40.0, 50.0, 60.0))
@@ -84,7 +83,7 @@ def _hardmax_sections(quick: bool) -> list[Section]:
             "sup_{t ≤ T} |z^β(t) − z^∞(t)| (dopri5 at rtol 1e-12) decreases exponentially in β; the softmax "
             "weight off the argmax is ≈ e^(−β·gap), so the fitted rate approaches the smallest score gap on "
             "[0, T] from above (a 1/β prefactor)."),
-        figures=[Figure(data=_png(hardmax_limit_figure(lim.betas, lim.distances, rate=lim.rate, prefactor=lim.prefactor,
+        figures=[Figure(data=png_bytes(hardmax_limit_figure(lim.betas, lim.distances, rate=lim.rate, prefactor=lim.prefactor,
                                                        gap=lim.gap, t_max=lim.t_max), dpi=90),
                         caption="uniform distance on [0, T] against β")],
         tables={"distance per β": {f"β = {b:g}": f"{v:.2e}" for b, v in zip(lim.betas, lim.distances)},
@@ -122,7 +121,7 @@ def _splitting_section(quick: bool) -> Section:
             "normalisations (pre-norm ẏ = F(N(Y)); RMSNorm with gain g on the ellipsoid Σ(y_k/g_k)² = d; nGPT, "
             "each term normalised; docs/blocks.md) are measured the same way against their continuous forms.")
     return Section("Transformer blocks: Lie–Trotter and Strang splitting of (2.8)", text,
-                   figures=[Figure(data=_png(splitting_figure(r.steps, r.errors), dpi=90),
+                   figures=[Figure(data=png_bytes(splitting_figure(r.steps, r.errors), dpi=90),
                                    caption="local error of one block of step h (post-norm, tanh feed-forward)")],
                    tables={"local errors": {name: ", ".join(f"{e:.2e}" for e in v) for name, v in r.errors.items()},
                            "global (literal stack)": {f"h = {h:g}": f"{e:.2e}" for h, e in
