@@ -296,15 +296,15 @@ def _advance(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, 
     hs = torch.where(land, remaining, ws.h)
     new_t = torch.where(land, target, ws.t + hs)
     fa = field.on(ws.idx)
-    accept = tiny = None
+    accept = tiny = k_last = None
     if solver.kind == "lie":
         y = cg_step(fa, ws.t, ws.x, hs, CROUCH_GROSSMAN[solver.method])
     else:  # fixed or adaptive RK; the authors' raw-field Euler is the same step on the unprojected field
         y, err, k_last = erk_step(fa, ws.t, ws.x, hs, TABLEAUX[solver.method], k1=ws.k1, t_end=new_t,
                                   work=ws.work)
         if solver.kind == "adaptive":
-            accept, tiny = _control(field, ws, solver, y, err, k_last, hs, land, new_t, autonomous, on_sphere,
-                                    n_stops)
+            accept, tiny, k_last = _control(field, ws, solver, y, err, k_last, hs, land, new_t, autonomous,
+                                            on_sphere, n_stops)
     if on_sphere:
         y = retract(y, out=y if ws.work.holds(y) else None)
     bad = ~torch.isfinite(y).flatten(1).all(1)
@@ -323,6 +323,8 @@ def _advance(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, 
         _underflow(ws, tiny, hs)
     if flags[_NONFINITE]:
         _nonfinite(ws, bad & acc, hs)
+    if ws.k1 is not None:  # FSAL: the last stage of an accepted step is the next step's first
+        ws.k1 = k_last if not flags[_REJECTED] else torch.where(acc.view(-1, 1, 1), k_last, ws.k1)
     _commit(ws, y, new_t, acc, all_accepted=not flags[_REJECTED])
     leaving = None
     if flags[_HIT]:
@@ -344,15 +346,13 @@ def _advance(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, 
         raise IntegrationError(
             f"max_steps = {solver.max_steps} reached before t = {float(stops[-1]):g}; raise max_steps or the step size"
         )
-    if not ws.size:
-        return
 
 
 def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: torch.Tensor,
              k_last: torch.Tensor, hs: torch.Tensor, land: torch.Tensor, new_t: torch.Tensor, autonomous: bool,
-             on_sphere: bool, n_stops: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accept or reject each adaptive step, propose the next step size, carry the FSAL stage. Returns
-    (accept (B_a,) bool, tiny (B_a,) bool: rejected steps that underflowed)."""
+             on_sphere: bool, n_stops: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Accept or reject each adaptive step and propose the next step size. Returns (accept (B_a,) bool, tiny
+    (B_a,) bool: rejected steps that underflowed, the last stage to carry over (FSAL))."""
     ctrl, tab = solver.controller, TABLEAUX[solver.method]
     e = ctrl.error_ratio(err, ws.x, y, scratch=(ws.work.get("stage", y), ws.work.get("combine", y)))
     accept = e <= 1.0
@@ -369,10 +369,9 @@ def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: 
                 yr = retract(y[rows]) if on_sphere else y[rows]
                 k_last = k_last.clone()
                 k_last[rows] = field.on(ws.systems[rows])(new_t[rows], yr)
-        ws.k1 = torch.where(accept.view(-1, 1, 1), k_last, ws.k1, out=k_last)
     tiny = (~accept) & (hs < _UNDERFLOW * torch.clamp(ws.t.abs(), min=1.0))
     ws.h = new_h
-    return accept, tiny
+    return accept, tiny, k_last
 
 
 def _underflow(ws: _Working, tiny: torch.Tensor, hs: torch.Tensor) -> None:
