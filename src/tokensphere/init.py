@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .norms import sphere
 from .validate import as_tensor, validate_int, validate_real, validate_tensor_finite, validate_unit_norm
 
 __all__ = [
@@ -46,9 +47,7 @@ __all__ = [
 _CAP_GRID = 1 << 14  # grid points for the inverse CDF of the polar angle in Cap
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """x / |x| row by row. x: (..., d). Returns (..., d)."""
-    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+normalize = sphere  # x / |x| row by row, (..., d) → (..., d): the one definition is tokensphere.norms.sphere
 
 
 def _streams(seed: int, first: int, batch: int) -> list[np.random.Generator]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..norms import sphere
 from .tableaux import CrouchGrossman, Tableau
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -24,8 +25,9 @@ __all__ = ["erk_step", "cg_step", "rotate", "retract", "StageBuffers"]
 def retract(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Map back to the sphere: x / |x| row by row (the normalisation after each layer in the discrete-time view
     of §2 of the paper). x: (..., d). out: where to write the result (may be x itself). Returns (..., d)."""
-    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    return x / norm if out is None else torch.div(x, norm, out=out)
+    if out is None:
+        return sphere(x)
+    return torch.div(x, torch.linalg.vector_norm(x, dim=-1, keepdim=True), out=out)
 
 
 class StageBuffers:

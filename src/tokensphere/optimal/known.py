@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..norms import sphere
 from ..validate import validate_int, validate_real
 
 __all__ = ["KNOWN", "Known", "known_for"]
@@ -56,8 +57,7 @@ class Known:
 
     def points(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Unit-vector coordinates, shape (n, d)."""
-        x = self.build().to(dtype)
-        return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        return sphere(self.build().to(dtype))
 
 
 def _simplex(d: int) -> torch.Tensor:
