@@ -133,7 +133,7 @@ def scheme_orders(*, d: int = 3, sigma: float = 1.0, samples: int = 400_000, pat
     path (increments summed), over ``paths`` systems. Returns {method: {"weak_h", "weak_local_error",
     "weak_order" (slope − 1), "strong_h", "strong_error", "strong_order"}}.
     """
-    from ..field import velocity
+    from ..field import tangent_project, velocity
     from ..integrate.sde import SDE_METHODS, sde_step
 
     g = torch.Generator().manual_seed(seed)
@@ -152,7 +152,7 @@ def scheme_orders(*, d: int = 3, sigma: float = 1.0, samples: int = 400_000, pat
             dw = torch.randn(x.shape, generator=g, dtype=torch.float64) * math.sqrt(h)
             y = sde_step(method, zero, torch.zeros(samples), x, torch.full((samples,), h, dtype=torch.float64), dw,
                          sigma)
-            tangent = dw - (dw * x).sum(-1, keepdim=True) * x
+            tangent = tangent_project(x, dw)
             control = 1 - 0.5 * sigma**2 * (tangent * tangent).sum(-1)
             mean = float(((y * x).sum(-1) - control).mean()) + 1 - 0.5 * (d - 1) * sigma**2 * h
             local.append(mean - math.exp(-0.5 * (d - 1) * sigma**2 * h))
