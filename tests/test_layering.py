@@ -19,6 +19,7 @@ FORBIDDEN = {
     "circle": ("experiments", "plot", "report", "cli", "sweep", "analysis", "meanfield", "probe"),
     "meanfield": ("experiments", "plot", "report", "cli", "sweep", "probe"),
     "probe": ("report", "cli", "sweep"),
+    "sweep": ("experiments", "plot", "report", "cli"),
     "optimal": ("experiments", "plot", "report", "cli", "sweep", "simulate"),
     "integrate": ("simulate", "experiments", "plot", "report", "cli", "sweep", "analysis", "circle", "meanfield"),
     "control": ("experiments", "plot", "report", "cli", "sweep"),

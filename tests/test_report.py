@@ -305,3 +305,18 @@ def test_a_folder_with_a_foreign_zarr_store_still_reports(tmp_path):
     sections = sections_for(tmp_path)
     assert len(sections) == 1 and "probe_positions.zarr" in sections[0].text
     assert len(sections[0].figures) == 1
+
+
+def test_a_sweep_store_becomes_a_section_with_its_config_and_statistics(tmp_path):
+    """`tokensphere report` reads a `tokensphere sweep` store: kind "sweep", the config table, one figure of the
+    summarised statistics, and the done-units verdict."""
+    from tokensphere.report.sections import input_kind, sweep_sections
+    from tokensphere.sweep import parse_config, run_sweep
+
+    cfg = parse_config("[sweep]\nseeds = 2\nt_max = 1.0\nn_times = 3\nstatistics = [\"pair_fraction\"]\n"
+                       "summaries = [\"mean\", \"se\"]\n[model]\nn = 4\nd = 2\n[grid]\nbeta = [1.0, 2.0]\n")
+    store = tmp_path / "s.zarr"
+    run_sweep(cfg, store)
+    assert input_kind(store) == "sweep"
+    (sec,) = sweep_sections(store)
+    assert sec.verdicts[0].passed and sec.figures and sec.tables["config"]["grid"] == [["beta", [1.0, 2.0]]]

@@ -123,10 +123,8 @@ def _as_figure(f: Any) -> Figure:
 
 
 def png_bytes(fig: Any, dpi: int = 110) -> bytes:
-    """A matplotlib figure as PNG bytes (for :class:`Figure` ``data``); the figure is closed afterwards."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib figure (as :mod:`tokensphere.plot` draws them: no pyplot state) as PNG bytes, for
+    :class:`Figure` ``data``."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     return buf.getvalue()

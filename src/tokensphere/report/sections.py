@@ -57,7 +57,7 @@ ENERGY_RTOL = 1e-8  # largest relative step of Ē against its monotone trend acc
 CLUSTER_DELTA = 1e-3  # cluster threshold ⟨x_i, x_j⟩ > 1 − δ of Figure 3
 MAX_VIEWERS = 4  # 3-D views per trajectory (one per β by default): each holds a WebGL context
 NORM_ULPS = 100  # | |x_i| − 1 | allowed, in units of the dtype's machine epsilon
-KINDS = ("run folder", "trajectory", "phase diagram", "figures")
+KINDS = ("run folder", "trajectory", "phase diagram", "sweep", "figures")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def _zarr_attrs(p: Path) -> dict[str, Any]:
 
 
 def input_kind(path: str | Path) -> str:
-    """"run folder", "trajectory", "phase diagram" or "figures" for a report input; ValueError otherwise."""
+    """"run folder", "trajectory", "phase diagram", "sweep" or "figures" for a report input; ValueError otherwise."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ValueError(f"run path does not exist: {p}")
@@ -87,9 +87,12 @@ def input_kind(path: str | Path) -> str:
         attrs = _zarr_attrs(p)
         if "spec" in attrs:
             return "phase diagram"
+        if "sweep_config" in attrs:
+            return "sweep"
         if "model" in attrs and "solver" in attrs:
             return "trajectory"
-        raise ValueError(f"zarr store {p} is neither a tokensphere trajectory nor a phase diagram (no model/spec attrs)")
+        raise ValueError(f"zarr store {p} is neither a tokensphere trajectory, a phase diagram nor a sweep "
+                         "(no model/spec/sweep_config attrs)")
     children = list(p.iterdir())
     if (p / "summary.json").is_file() or any(_is_zarr(c) for c in children):
         return "run folder"
@@ -111,6 +114,8 @@ def sections_for(path: str | Path, *, systems: Sequence[int] | None = None) -> l
         return trajectory_sections(Trajectory.load(p), p.name, systems=systems)
     if kind == "phase diagram":
         return phase_sections(p)
+    if kind == "sweep":
+        return sweep_sections(p)
     return figure_sections(p)
 
 
@@ -382,6 +387,32 @@ def phase_sections(path: Path) -> list[Section]:
     )
     return [Section(f"Phase diagram {path.name}", text, figures=figs,
                     tables={"spec": spec, "metadata": meta}, verdicts=verdicts)]
+
+
+def sweep_sections(path: Path) -> list[Section]:
+    """A sweep store (``tokensphere sweep``): its config and metadata tables, the summarised statistics over time
+    per grid point, and whether every work unit is done."""
+    from ..plot.sweep import sweep_figure
+
+    with open_zarr_store(path) as handle:
+        ds = handle.load()
+    try:
+        config = json.loads(ds.attrs["sweep_config"])
+        meta = json.loads(ds.attrs.get("metadata", "{}"))
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"sweep store {path} has unreadable sweep_config/metadata attrs: {exc}") from None
+    done = ds["done"].values.astype(bool) if "done" in ds else np.zeros((0,), bool)
+    verdicts = [Verdict("sweep complete: every work unit done", f"{int(done.sum())} of {done.size}", f"{done.size}",
+                        bool(done.size and done.all()), "an interrupted sweep resumes with the same command")]
+    grid = " × ".join(f"{name} ({len(values)})" for name, values in config.get("grid", []))
+    figs = []
+    if any(v.endswith("_mean") for v in ds.data_vars):
+        figs.append(Figure(data=png_bytes(sweep_figure(ds), dpi=90), caption=(
+            "each summarised statistic over time: the mean over seeds per grid point, band ± one standard error")))
+    text = (f"Parameter sweep over {grid or 'one point'}, {ds.sizes.get('seed', 1)} seeds per point; variables: "
+            f"{', '.join(v for v in ds.data_vars if v != 'done')}. Store: {path}.")
+    return [Section(f"Sweep {path.name}", text, figures=figs, tables={"config": config, "metadata": meta},
+                    verdicts=verdicts)]
 
 
 # ----------------------------------------------------------------------------------------------------
