@@ -1,7 +1,7 @@
 """``tokensphere report``: one self-contained HTML page (DIR/index.html) from saved runs.
 
 Each RUN may be a run folder (``tokensphere demo``/``simulate`` output), a trajectory zarr store, a
-phase-diagram zarr store, or a folder of PNG figures (with optional ``<stem>.json`` data). Every input is
+phase-diagram or sweep zarr store, or a folder of PNG figures (with optional ``<stem>.json`` data). Every input is
 validated before any work; the page is written atomically and its path printed on stdout. The page embeds its
 images and plotly.js, so it opens offline.
 """
@@ -27,7 +27,7 @@ __all__ = ["report_command"]
 def report_command(
     runs: Annotated[
         list[Path],
-        Argument(help="Run folders, trajectory or phase-diagram zarr stores, or folders of PNG figures.",
+        Argument(help="Run folders, trajectory, phase-diagram or sweep zarr stores, or folders of PNG figures.",
                  show_default=False, metavar="RUN"),
     ],
     out: Annotated[Path, Option(help="Report folder to create; the page is OUT/index.html.")],
