@@ -318,8 +318,9 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None) -> torch.T
     if d <= 16:
         bound = float(torch.matmul(xq.detach() * x.detach(), torch.ones((d, 1), dtype=x.dtype, device=x.device)).amax())
     grad = torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)
-    if block is None and not grad:  # blocks of systems whose scores stay in the core's cache
-        block = max(1, _CACHE_BYTES // (n * n * x.element_size()))
+    if not grad:  # blocks of systems whose scores stay in the core's cache
+        cached = max(1, _CACHE_BYTES // (n * n * x.element_size()))
+        block = cached if block is None else min(block, cached)
     step = B if block is None or block >= B else block
     out = None if grad or step == B else torch.empty_like(x)
     outs = []
