@@ -393,12 +393,12 @@ def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Mod
 
 
 def validate_beta(value: Tensorish, normalization: str = "softmax", time_scale: str = "original", *,
-                  positive: bool = False) -> torch.Tensor:
+                  positive: bool = False, normalizations: tuple[str, ...] = NORMALIZATIONS) -> torch.Tensor:
     """β as a 1-D tensor (k,) (a number gives (1,)), validated with the model's rules: finite, ≥ 0 (> 0 when
     ``positive``), time_scale "exp_beta" only with USA, and USA in original time only up to 700 (e^β
-    overflows float64 beyond). The one β check of the package: :class:`Model`, the circle and the mean-field
-    solvers call it. Raises ValueError naming beta."""
-    validate_choice("normalization", normalization, NORMALIZATIONS)
+    overflows float64 beyond); ``normalizations``: the ones the caller supports. The one β check of the package:
+    :class:`Model`, the circle and the mean-field solvers call it. Raises ValueError naming beta."""
+    validate_choice("normalization", normalization, normalizations)
     validate_choice("time_scale", time_scale, ("original", "exp_beta"))
     beta = as_tensor("beta", value)
     if beta.ndim > 1:

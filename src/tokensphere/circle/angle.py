@@ -71,7 +71,7 @@ def check_beta(beta: Any, batch: int, normalization: str = "softmax", time_scale
     """β as a float64 tensor of shape (1,) or (batch,), validated by the model's rules
     (:func:`tokensphere.model.validate_beta`, without building a Model, which costs more than one evaluation of
     the angle field at small sizes)."""
-    b = validate_beta(beta, normalization, time_scale).to(torch.float64)
+    b = validate_beta(beta, normalization, time_scale, normalizations=("softmax", "uniform")).to(torch.float64)
     if b.numel() not in (1, batch):
         raise ValueError(f"beta must be a number or have shape (B,) = ({batch},), got {b.numel()} values")
     return b

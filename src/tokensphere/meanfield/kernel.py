@@ -64,7 +64,8 @@ def check_beta(beta, normalization: str, *, positive: bool = False) -> np.ndarra
     """β as a float64 array (a scalar or any batch shape), validated by the model's rules
     (:func:`tokensphere.model.validate_beta`: finite, ≥ 0 or > 0 if ``positive``, USA up to 700)."""
     b = np.asarray(beta, dtype=np.float64)
-    flat = validate_beta(torch.from_numpy(b.reshape(-1).copy()), normalization, positive=positive)
+    flat = validate_beta(torch.from_numpy(b.reshape(-1).copy()), normalization, positive=positive,
+                         normalizations=("softmax", "uniform"))  # SA and USA only on the circle's mean field
     return flat.numpy().reshape(b.shape)
 
 
