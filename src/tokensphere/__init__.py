@@ -9,7 +9,7 @@ velocity kernel) → ``integrate`` (how to step) → ``simulate``/``trajectory``
 from .energy import energy, energy_normalized, energy_over_time, energy_rate, energy_tilde, log_energy
 from .ensembles import Ensemble, RedrawSchedule  # (importing it registers the redraw schedule)
 from .feedforward import FeedForward
-from .field import attention, log_normalizer, scores, tangent_project, velocity
+from .field import attention, log_normalizer, plan, scores, tangent_project, velocity
 from .init import (
     Cap,
     Equiangular,
@@ -44,6 +44,7 @@ __version__ = package_version()  # pyproject.toml's version, read from the insta
 
 __all__ = [
     "FeedForward",
+    "plan",
     "__version__",
     "Cap", "Clustered", "Ensemble", "Equiangular", "FromArray", "FromFile", "Hemisphere", "IntegrationError", "Layerwise",
     "METHODS", "Model", "OrthonormalFrame", "RedrawSchedule", "SaveAt", "Schedule", "Solver", "Stationary", "StepController", "Trajectory",
