@@ -289,3 +289,14 @@ def test_checks_return_valid_values():
     validate_unit_norm("x0", x)  # unit rows pass (default tolerance 1e-10 in float64)
     with pytest.raises(ValueError):
         validate_unit_norm("x0", x * (1 + 1e-9))
+
+
+def test_take_remembers_the_index_object_but_not_its_old_values():
+    """The driver passes one index tensor until its active set changes: the same object gives the same
+    restriction without a comparison, and an index changed in place gives the new restriction."""
+    model = Model(beta=torch.tensor([1.0, 2.0, 3.0]))
+    idx = torch.tensor([0, 2])
+    first = model.take(idx)
+    assert model.take(idx) is first and first.beta_tensor().tolist() == [1.0, 3.0]
+    idx[1] = 1
+    assert model.take(idx).beta_tensor().tolist() == [1.0, 2.0]

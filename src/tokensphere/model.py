@@ -127,7 +127,7 @@ class Model:
     _weights: dict[tuple[torch.dtype, torch.device], Weights] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
-    _last_take: tuple[torch.Tensor, Model] | None = field(init=False, repr=False, compare=False, default=None)
+    _last_take: tuple[torch.Tensor, Model, torch.Tensor, int] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         validate_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -248,8 +248,13 @@ class Model:
             index = torch.as_tensor(index).reshape(-1).long()
         # the integrator restricts to the same active systems step after step: remember the last restriction
         last = self._last_take
-        if last is not None and last[0].shape == index.shape and torch.equal(last[0], index.to(last[0].device)):
-            return last[1]
+        if last is not None:
+            # the driver passes the same index tensor, unchanged, until its active set changes: then no
+            # comparison (on CUDA, no host-device synchronisation) is needed
+            if last[2] is index and last[3] == index._version:
+                return last[1]
+            if last[0].shape == index.shape and torch.equal(last[0], index.to(last[0].device)):
+                return last[1]
         sched = None if self.schedule is None else self.schedule.take(index)
         cache = self._weights
         base = next(iter(cache.values()))
@@ -260,7 +265,8 @@ class Model:
         for key, w in cache.items():
             if key not in out_cache:
                 out_cache[key] = w.take(index)
-        self.__dict__["_last_take"] = (index.clone(), out)  # a cache, not state: the model stays immutable
+        # a cache, not state: the model stays immutable
+        self.__dict__["_last_take"] = (index.clone(), out, index, index._version)
         return out
 
     def describe(self) -> dict[str, Any]:
