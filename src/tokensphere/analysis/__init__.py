@@ -1,7 +1,9 @@
 """Statistics over positions: pair statistics, clusters, their evolution and the energy trend, batched over
-systems and times."""
+systems and times. Above ``CHUNKED_MIN_N`` tokens the cluster functions use a chunked neighbour search and
+never build the n × n graph."""
 
 from .clusters import (
+    CHUNKED_MIN_N,
     cluster_centers,
     cluster_count,
     cluster_labels,
@@ -20,6 +22,7 @@ from .stops import ClusterCountChanged
 from .timeseries import Merge, Plateau, merge_events, plateaus
 
 __all__ = [
+    "CHUNKED_MIN_N",
     "ClusterCountChanged",
     "Merge",
     "Plateau",
