@@ -48,8 +48,9 @@ def demo_command(
                                    "and write the HTML report DIR/index.html.")] = True,
     quick: Annotated[bool, Option(hidden=True, help="Tiny grids (for tests).")] = False,
 ) -> None:
-    """Reproduce the paper at reduced size: a clustering run (n = 32 on S², β = 1 and 9), Figures 2–6, the
-    anchor-vs-adaptive comparison and the theorem checks, in one HTML report (DIR/index.html)."""
+    """Reproduce the paper at reduced size: a clustering run (n = 32 on S², β = 1 and 9), Figures 1–6, the
+    anchor-vs-adaptive comparison, the theorem checks, the model variants, optimal configurations and control,
+    in one HTML report (DIR/index.html)."""
     from .reproduce import reproduce
 
     folder = _run_folder(out, overwrite)
