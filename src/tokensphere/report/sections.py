@@ -341,16 +341,23 @@ def _phase_png(ds: Any) -> bytes:
     return png_bytes(phase_figure(ds))  # Figure 3 panels: one per d, with the curve Γ
 
 
-def phase_sections(path: Path) -> list[Section]:
-    """A phase-diagram store: spec and metadata tables, heat maps per d with the Γ curve, and verdicts."""
+def _sweep_store(path: Path, key: str, what: str) -> tuple[Any, dict, dict, np.ndarray]:
+    """A phase-diagram or sweep store loaded: (dataset, its ``key`` attribute and its metadata as dicts, the
+    done flags of its work units). ValueError naming the store when the attributes are unreadable."""
     with open_zarr_store(path) as handle:
         ds = handle.load()
     try:
-        spec = json.loads(ds.attrs["spec"])
+        spec = json.loads(ds.attrs[key])
         meta = json.loads(ds.attrs.get("metadata", "{}"))
     except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"phase-diagram store {path} has unreadable spec/metadata attrs: {exc}") from None
+        raise ValueError(f"{what} store {path} has unreadable {key}/metadata attrs: {exc}") from None
     done = ds["done"].values.astype(bool) if "done" in ds else np.zeros((0,), bool)
+    return ds, spec, meta, done
+
+
+def phase_sections(path: Path) -> list[Section]:
+    """A phase-diagram store: spec and metadata tables, heat maps per d with the Γ curve, and verdicts."""
+    ds, spec, meta, done = _sweep_store(path, "spec", "phase-diagram")
     n, batch, delta = int(spec.get("n", 0)), int(spec.get("batch", 0)), float(spec.get("delta", CLUSTER_DELTA))
     preset = spec.get("preset", "adaptive")
     verdicts = [Verdict(
@@ -394,14 +401,7 @@ def sweep_sections(path: Path) -> list[Section]:
     per grid point, and whether every work unit is done."""
     from ..plot.sweep import sweep_figure
 
-    with open_zarr_store(path) as handle:
-        ds = handle.load()
-    try:
-        config = json.loads(ds.attrs["sweep_config"])
-        meta = json.loads(ds.attrs.get("metadata", "{}"))
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"sweep store {path} has unreadable sweep_config/metadata attrs: {exc}") from None
-    done = ds["done"].values.astype(bool) if "done" in ds else np.zeros((0,), bool)
+    ds, config, meta, done = _sweep_store(path, "sweep_config", "sweep")
     verdicts = [Verdict("sweep complete: every work unit done", f"{int(done.sum())} of {done.size}", f"{done.size}",
                         bool(done.size and done.all()), "an interrupted sweep resumes with the same command")]
     grid = " × ".join(f"{name} ({len(values)})" for name, values in config.get("grid", []))
