@@ -49,7 +49,7 @@ _PROGRESS_EVERY = 16  # iterations between progress reports
 # page-faults it in again, zero-filled, at the next allocation: for a batch whose (B, n, d) tensors are tens of
 # MiB that costs more system time than the arithmetic (measured: BENCHMARKS.md, "Whole steps"). The driver
 # raises both thresholds once per process, so freed blocks up to this size are reused from the heap.
-_HEAP_REUSE_BYTES = 1 << 30
+_HEAP_REUSE_BYTES = 256 << 20  # above the (B, n, d) stage buffers of large batches, below large-n key blocks
 _heap_reuse_set = False
 
 
@@ -86,7 +86,9 @@ def stop_grid(t_out: torch.Tensor, t0: float, breakpoints: torch.Tensor | None) 
 
 
 def reuse_freed_memory() -> bool:
-    """Let glibc keep freed blocks up to 1 GiB in the heap instead of unmapping them (once per process).
+    """Let glibc serve blocks up to 256 MiB from the heap, and keep up to 512 MiB freed there, instead of
+    mapping and unmapping each (once per process). Larger blocks (the key blocks of an n ≫ 10⁴ system) are
+    still mapped and returned on free, so a large-n evaluation's peak memory is not raised.
 
     Without it every (B, n, d) temporary above 32 MiB is mapped, zero-filled page by page and unmapped again
     at each use: system time that grows with the batch. Returns True when the setting is in force (Linux with
