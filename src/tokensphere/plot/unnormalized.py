@@ -4,7 +4,9 @@ One column per case of :func:`tokensphere.experiments.unnormalized.table1_run`: 
 z(t) = e^{−tV} x(t) (the unrescaled x for the origin case; the top-eigenspace coordinates for the paranormal
 case), trajectories thin, starts faint, final positions bold, with the predicted geometry drawn (the hull of the
 final points, the hyperplanes ⟨ψ₁, z⟩ = c through them); below, the case's own measurement over time with its
-predicted limit. This module only draws.
+predicted limit. :func:`three_level_figure` draws the runs of
+:func:`tokensphere.experiments.unnormalized.three_level_run`: the tokens with the occupied hyperplanes, and the
+coordinates ⟨ψ₁, z_i(t)⟩ over time with the measured levels. This module only draws.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.spatial import ConvexHull, QhullError
 
-__all__ = ["table1_figure"]
+__all__ = ["table1_figure", "three_level_figure"]
 
 _TITLES = {
     "polytope": "V = I: vertices of a polytope",
@@ -97,13 +99,62 @@ def _draw_hull(ax: Any, pts: np.ndarray) -> None:
 
 
 def _draw_hyperplanes(ax: Any, run: dict[str, Any], pos: np.ndarray) -> None:
+    """The lines {⟨ψ₁, z⟩ = c} in the plane of the first two coordinates, one per measured level c."""
     psi = np.asarray(run["psi"], dtype=float)[:2]
-    vals = np.sort(pos[-1] @ psi)
-    cuts = np.nonzero(np.diff(vals) > 1e-3 * max(np.ptp(vals), 1e-300))[0] + 1
-    levels = [group.mean() for group in np.split(vals, cuts)]  # one level per group of equal coordinates
     direction = np.array([-psi[1], psi[0]]) / np.linalg.norm(psi)
-    span = np.abs(pos[-1]).max() * 1.2
-    for c in levels[:3]:
+    span = np.abs(pos).max() * 1.5
+    centre = pos[-1].mean(0)
+    for k, c in enumerate(np.asarray(run["levels"], dtype=float)):
         base = c * psi / (psi @ psi)
+        base = base + ((centre - base) @ direction) * direction  # the point of the line nearest the tokens
         ends = np.stack([base - span * direction, base + span * direction])
-        ax.plot(ends[:, 0], ends[:, 1], "k--", lw=0.8)
+        ax.plot(ends[:, 0], ends[:, 1], "k--", lw=0.8, label="occupied hyperplanes" if k == 0 else None)
+
+
+_VARIANT_TITLES = {
+    "symmetric": "mirror-symmetric tokens + tokens on a = 0",
+    "perturbed": "the same, middle tokens moved to a = ε",
+    "generic": "random tokens (same V, QᵀK)",
+}
+_KIND_COLOURS = {1: "C3", -1: "C0", 0: "C2"}
+
+
+def three_level_figure(runs: dict[str, dict[str, Any]], title: str | None = None) -> Figure:
+    """The runs {variant: three_level_run(variant)}: top, the rescaled tokens z(t) (starts faint, limits bold;
+    red/blue the positive/negative member of a mirror pair or the sign of a_i(0), green the tokens started on the
+    middle hyperplane) with the occupied hyperplanes {⟨ψ₁, z⟩ = c} dashed; bottom, a_i(t) = ⟨ψ₁, z_i(t)⟩ with the
+    measured levels and, for the perturbed run, the time the middle tokens left a = 0."""
+    variants = list(runs)
+    fig = Figure(figsize=(4.2 * len(variants), 7.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_2d(fig.subplots(2, len(variants), squeeze=False))
+    for k, variant in enumerate(variants):
+        run = runs[variant]
+        pos = np.asarray(run["z"], dtype=float)[..., :2]
+        kinds = np.asarray(run["kinds"])
+        t = np.asarray(run["times"], dtype=float)
+        coords = np.asarray(run["coordinates"], dtype=float)
+        ax, axc = axes[0, k], axes[1, k]
+        for i in range(pos.shape[1]):
+            colour = _KIND_COLOURS[int(kinds[i])]
+            ax.plot(pos[:, i, 0], pos[:, i, 1], color=colour, lw=0.6, alpha=0.5)
+            axc.plot(t, coords[:, i], color=colour, lw=0.8)
+        colours = [_KIND_COLOURS[int(c)] for c in kinds]
+        ax.scatter(pos[0, :, 0], pos[0, :, 1], s=10, c=colours, alpha=0.3)
+        ax.scatter(pos[-1, :, 0], pos[-1, :, 1], s=28, c=colours, edgecolors="k", linewidths=0.4, zorder=3)
+        _draw_hyperplanes(ax, run, pos)
+        counts = [int(c) for c in np.asarray(run["counts"])]
+        levels = np.asarray(run["levels"], dtype=float)
+        ax.set_title(f"{_VARIANT_TITLES.get(variant, variant)}\n{len(levels)} levels, counts {counts}", fontsize=9)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(fontsize=7, loc="best")
+        for c in levels:
+            axc.axhline(c, color="k", ls=":", lw=1)
+        if run.get("departure") is not None:
+            axc.axvline(run["departure"], color="C2", ls="--", lw=1,
+                        label=f"middle tokens leave a = 0 (t = {run['departure']:g})")
+            axc.legend(fontsize=7, loc="lower right")
+        axc.set_xlabel("t")
+        axc.set_ylabel("a_i(t) = ⟨ψ₁, z_i(t)⟩ (dotted: measured levels)", fontsize=8)
+    fig.suptitle(title or "The hyperplane row of Table 1: which of the three hyperplanes are occupied")
+    return fig
