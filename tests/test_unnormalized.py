@@ -22,6 +22,7 @@ from tokensphere.analysis.geometry import (
 from tokensphere.experiments.unnormalized import (
     PREDICTED,
     TABLE1_CASES,
+    hyperplane_levels,
     hyperplane_measure,
     origin_measure,
     paranormal_measure,
@@ -29,6 +30,8 @@ from tokensphere.experiments.unnormalized import (
     table1_case,
     table1_run,
     table1_table,
+    three_level_case,
+    three_level_run,
 )
 from tokensphere.field import attention
 from tokensphere.model import Model
@@ -172,6 +175,121 @@ def test_origin_is_approached_like_inverse_square_root():
 
 
 # --------------------------------------------------------------------------------------------------------
+# the hyperplane row: which of the three hyperplanes {⟨ψ₁, z⟩ = a}, {… = 0}, {… = b} are occupied
+
+
+def test_hyperplane_levels_known_answers():
+    psi = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    # coordinates ⟨ψ, z⟩ = z₁ − z₂/2: 0, 2e−4, −1e−4 | 1, 1 | 5 (the second coordinates 2 shift them by −1)
+    z = torch.tensor([[0.0, 0.0], [1.0002, 2.0], [-1e-4, 0.0], [2.0, 2.0], [1.0, 0.0], [5.0, 0.0]],
+                     dtype=torch.float64)
+    levels, counts = hyperplane_levels(z, psi, tol=1e-3)
+    assert torch.allclose(levels, torch.tensor([1e-4 / 3, 1.0, 5.0], dtype=torch.float64), atol=1e-12)
+    assert counts.tolist() == [3, 2, 1]
+    levels, counts = hyperplane_levels(z, psi, tol=1e-5)  # a finer tolerance separates the first three
+    assert counts.tolist() == [1, 1, 1, 2, 1]
+
+
+def test_three_level_construction_is_reflection_invariant():
+    """The matrices satisfy the hypotheses of the hyperplane row (λ₁ = 1 simple and larger than |λ₂|,
+    ⟨Qφ₁, Kφ₁⟩ > 0), ψ₁ is the normalised left eigenvector, and the oblique reflection R = I − 2φ₁ψ₁ᵀ commutes with
+    V, keeps the score form and maps the initial tokens onto themselves (mirror partners swapped, middle fixed)."""
+    spec = three_level_case(pairs=4, middle=2, d=3, seed=5)
+    V, QK, psi, phi, R = spec["V"], spec["QK"], spec["psi"], spec["phi"], spec["R"]
+    eig = torch.linalg.eigvals(V)
+    assert sorted(eig.real.tolist()) == pytest.approx([0.0, 0.0, 1.0], abs=1e-12)
+    assert torch.allclose(V @ phi, phi) and torch.allclose(psi @ V, psi)
+    assert float(psi @ phi) == pytest.approx(1.0) and float(phi @ QK @ phi) > 0
+    assert bool((torch.linalg.eigvalsh(QK) > 0).all())  # QᵀK ≻ 0
+    assert torch.allclose(R, torch.eye(3, dtype=torch.float64) - 2 * torch.outer(phi, psi))
+    assert torch.allclose(R @ V, V @ R) and torch.allclose(R.T @ QK @ R, QK)
+    assert torch.allclose(R @ R, torch.eye(3, dtype=torch.float64))
+    x0, kinds = spec["x0"][0], spec["kinds"]
+    mirrored = x0 @ R.T
+    pos, neg, mid = (kinds == 1), (kinds == -1), (kinds == 0)
+    assert torch.allclose(mirrored[pos], x0[neg], atol=1e-14) and torch.allclose(mirrored[mid], x0[mid], atol=1e-14)
+    assert torch.allclose(x0[mid] @ psi, torch.zeros(2, dtype=torch.float64), atol=1e-15)
+    assert bool((x0[pos] @ psi >= 0.1).all())
+    assert spec["predicted"] == {"levels": 3, "counts": (4, 2, 4)}
+
+
+@pytest.fixture(scope="module")
+def level_runs():
+    return {v: three_level_run(v) for v in ("symmetric", "perturbed", "generic")}
+
+
+def _reduced_coordinates(x0, beta, t_max):
+    """Independent of the package's solver, field and rescaling: in the coordinates y = S⁻¹x (S = I + ½e₁e₂ᵀ) the
+    rescaled dynamics (9.3) is ȧ_i = Σ_j A_ij (a_j − a_i) with the other coordinates w frozen and
+    A_i· = softmax(β(e^{2t} a_i a + W w_i)); integrated here with scipy's DOP853."""
+    from scipy.integrate import solve_ivp
+    from scipy.special import softmax
+
+    S = np.eye(x0.shape[-1])
+    S[0, 1] = 0.5
+    y = np.linalg.solve(S, x0.T).T
+    a0, w = y[:, 0], y[:, 1:]
+    gram = w @ w.T
+
+    def rhs(t, a):
+        return softmax(beta * (np.exp(2 * t) * np.outer(a, a) + gram), axis=1) @ a - a
+
+    return solve_ivp(rhs, (0.0, t_max), a0, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
+
+
+def test_symmetric_tokens_occupy_all_three_hyperplanes(level_runs):
+    """Mirror pairs plus tokens on a = 0 (three_level_case): the limit holds exactly three levels {−b, 0, b}
+    with the pairs split evenly ((6, 3, 6) tokens), the middle tokens on a = 0 at all times, the reflection
+    symmetry R z_i(t) = z_π(i)(t) kept along the run, max_j a_j non-increasing and min_j a_j non-decreasing
+    (their limits are the outer levels), and every coordinate equal to the independent reduced integration."""
+    run = level_runs["symmetric"]
+    spec = three_level_case()
+    a, kinds, z = run["coordinates"], run["kinds"], run["z"]
+    levels, counts = run["levels"], run["counts"]
+    assert counts.tolist() == [6, 3, 6] == [run["predicted"]["counts"][k] for k in range(3)]
+    b = float(levels[2])
+    assert float(levels[0]) == pytest.approx(-b, abs=1e-9) and abs(float(levels[1])) < 1e-12
+    assert float(a[:, kinds == 0].abs().max()) < 1e-12  # on the middle hyperplane for every t
+    assert torch.allclose(a[-1, kinds == 1], torch.full((6,), b, dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(a[-1, kinds == -1], torch.full((6,), -b, dtype=torch.float64), atol=1e-3)
+    assert bool((a[:, kinds == 1] > 0).all())  # a pair member never crosses 0
+    n = kinds.numel()
+    perm = torch.cat([torch.arange(6, 12), torch.arange(6), torch.arange(12, n)])
+    assert torch.allclose(z @ spec["R"].T, z[:, perm], atol=1e-9)
+    assert float(run["max"].diff().max()) <= 1e-9 and float(run["min"].diff().min()) >= -1e-9
+    assert float(run["max"][-1]) <= float(a[0].max()) and b == pytest.approx(float(run["max"][-1]), abs=1e-4)
+    assert float(run["max"][-1]) < float(a[0].max()) - 0.01  # the top level is below the top start
+    reduced = _reduced_coordinates(run["x"][0].numpy(), run["settings"]["beta"], run["settings"]["t_max"])
+    assert np.abs(reduced - a[-1].numpy()).max() < 1e-6
+    assert float(hyperplane_measure(z[-1], run["psi"])) < 1e-4
+
+
+def test_middle_hyperplane_is_unstable(level_runs):
+    """The same configuration with the middle tokens moved to a = ε = 1e−3 > 0: they stay near ε while their
+    scores are dominated by the other coordinates, then leave a = 0 and join the top level b."""
+    run = level_runs["perturbed"]
+    a, kinds = run["coordinates"], run["kinds"]
+    assert run["departure"] is not None and run["departure"] > 1.0
+    early = run["times"] < 1.0
+    assert float((a[early][:, kinds == 0] - 1e-3).abs().max()) < 1e-4
+    assert run["counts"].tolist() == [6, 9]
+    assert torch.allclose(a[-1, kinds == 0], run["max"][-1].expand(3), atol=1e-3)
+
+
+def test_limits_lie_on_min_zero_max(level_runs):
+    """The theorem's three values: every final coordinate lies within 1e−3 of min_j a_j, 0 or max_j a_j (at most 3
+    levels), for the symmetric, perturbed and random runs; random tokens here occupy two."""
+    for variant, run in level_runs.items():
+        a = run["coordinates"][-1]
+        targets = torch.stack([run["min"][-1], torch.zeros((), dtype=a.dtype), run["max"][-1]])
+        assert float((a[:, None] - targets).abs().amin(-1).max()) < 1e-3, variant
+        assert len(run["levels"]) <= 3
+    assert len(level_runs["generic"]["levels"]) == 2
+    table1 = table1_run("hyperplanes", n=16, saves=3)
+    assert len(table1["levels"]) <= 3 and int(table1["counts"].sum()) == 16
+
+
+# --------------------------------------------------------------------------------------------------------
 # the four rows of Table 1 side by side
 
 
@@ -194,6 +312,10 @@ def test_table1_rows_reach_their_predictions_and_only_them():
         (lambda: table1_case("paranormal", d=2), "d"),
         (lambda: rescale(torch.zeros(3, 1, 2, 2), torch.zeros(2), torch.eye(2)), "times"),
         (lambda: table1_run("polytope", n=1), "n"),
+        (lambda: hyperplane_levels(torch.zeros(3, 2), torch.ones(2), tol=0.0), "tol"),
+        (lambda: hyperplane_levels(torch.zeros(1, 3, 2), torch.ones(2)), "z"),
+        (lambda: three_level_case(pairs=0), "pairs"),
+        (lambda: three_level_run("mirror"), "variant"),
     ],
 )
 def test_bad_input(make, word):
