@@ -29,7 +29,7 @@ are {⟨ψ₁, z⟩ = a}, {⟨ψ₁, z⟩ = 0}, {⟨ψ₁, z⟩ = b}. The reason
 sign and is carried to b (a_i > 0) or a (a_i < 0). The middle hyperplane holds only tokens whose coordinate stays
 0, and that level is unstable [derived]: a token at a_i = δ sees its scores shifted by β e^{2λ₁t}⟨Qφ₁, Kφ₁⟩ δ a_j,
 which grows without bound, so any δ ≠ 0 is eventually amplified. Random tokens therefore end on two hyperplanes
-(a and b; one if all a_i share a sign); the middle one is occupied when a symmetry pins a_i ≡ 0 —
+(a and b; one if all end on one side); the middle one is occupied when a symmetry pins a_i ≡ 0 —
 :func:`three_level_case` builds one, :func:`three_level_run` measures it, its perturbation and the generic case.
 """
 
@@ -252,7 +252,7 @@ def three_level_case(pairs: int = 6, middle: int = 3, *, d: int = 2, seed: int =
     float64 the mirror symmetry holds to about 1e−16 (the softmax sums are rounded in different orders), so with
     middle tokens placed among the pairs (``middle_offset`` = 0) they leave a = 0 by t ≈ 2; at ``middle_offset``
     = 2 the middle tokens attend to each other (G ≈ 20 at β = 6) and round-off would need t ≈ ½ ln(G/(2bβ·1e−16))
-    ≈ 18, beyond the runs here. ``perturbation`` = ε > 0 moves them off on purpose.
+    ≈ 19 (measured: still at a = 0 to round-off at t = 20). ``perturbation`` = ε > 0 moves them off on purpose.
 
     Returns {"V", "QK", "psi", "phi", "R" (d, d), "x0" (1, n, d), "kinds" (n,) int64: +1 / −1 for the positive /
     negative pair member, 0 for a middle token, "predicted": {"levels": 3, "counts": (pairs, middle, pairs)}}.

@@ -70,7 +70,8 @@ def unnormalized_section(quick: bool = False) -> Section:
                    tables={"final measurements (rows: runs, columns: measurements)": _flatten(cross),
                            "hyperplane row: occupied levels ⟨ψ₁, z⟩ = c at t_max (counts)": levels_table,
                            "settings": dict(s),
-                           "three-level runs": dict(levels_runs["symmetric"]["settings"])},
+                           "three-level runs": {**levels_runs["symmetric"]["settings"],
+                                                "perturbation": levels_runs["perturbed"]["settings"]["perturbation"]}},
                    verdicts=_verdicts(table) + _level_verdicts(levels_runs, generic))
 
 
