@@ -36,155 +36,42 @@ with ``part="both"``; the per-term forms here are what the splittings need. Shap
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
-
 import torch
 
-from .feedforward import feedforward_term
-from .field import tangent_project, velocity, weights_at
+from .blocks import (
+    NORMS,
+    SPLITTINGS,
+    SUBSTEPS,
+    Block,
+    block_field,
+    block_step,
+    block_update,
+    integrate_split,
+    split_block,
+    sub_flow,
+    terms_model,
+)
 from .integrate import SaveAt, Solver, anchor_solver, integrate
+from .integrate.split import SplitSolver
 from .model import Model
-from .norms import check_gain, ellipsoid_project, ellipsoid_retract, sphere
+from .norms import sphere
 from .simulate import simulate
-from .validate import validate_choice, validate_int, validate_real
+from .validate import validate_int, validate_real
 
-__all__ = ["NORMS", "SPLITTINGS", "SUBSTEPS", "Block", "block_field", "block_update", "sub_flow", "block_step",
-           "block_stack", "block_flow", "directions", "layer_stack"]
-
-NORMS = ("post", "pre", "rms", "ngpt")
-SPLITTINGS = ("lie-trotter", "strang")
-SUBSTEPS = ("euler", "exact")
-PARTS = ("attention", "feedforward", "both")
-
-
-@dataclass(frozen=True, eq=False)
-class Block:
-    """How a Transformer block is built (see the module docstring).
-
-    norm: one of NORMS. splitting: "lie-trotter" or "strang". substeps: "euler" (one update per term, the
-    literal layer) or "exact" (each term's exact sub-flow by dopri5 at ``rtol``). gain: (d,) RMSNorm gain g > 0
-    ("rms" only; None: ones). eps: RMSNorm's ε ≥ 0 in the discrete update (the continuous form and the exact
-    sub-flows use ε = 0). Raises ValueError naming the field.
-    """
-
-    norm: str = "post"
-    splitting: str = "lie-trotter"
-    substeps: str = "euler"
-    gain: Any = None
-    eps: float = 0.0
-    rtol: float = 1e-12
-
-    def __post_init__(self) -> None:
-        validate_choice("norm", self.norm, NORMS)
-        validate_choice("splitting", self.splitting, SPLITTINGS)
-        validate_choice("substeps", self.substeps, SUBSTEPS)
-        validate_real("eps", self.eps, minimum=0.0)
-        validate_real("rtol", self.rtol, minimum=0.0, strict_minimum=True)
-        if self.gain is not None and self.norm != "rms":
-            raise ValueError(f"gain applies to norm='rms' only, got norm={self.norm!r}")
-        if self.gain is not None:
-            g = torch.as_tensor(self.gain, dtype=torch.float64)
-            check_gain(g, g.numel() if g.ndim == 1 else -1, g)
-            object.__setattr__(self, "gain", g)
-
-    @property
-    def on_sphere(self) -> bool:
-        """True when the state lives on the unit sphere ("post", "ngpt")."""
-        return self.norm in ("post", "ngpt")
-
-
-def _attention_only(model: Model) -> Model:
-    return model if model.feedforward is None else replace(model, feedforward=None)
-
-
-def _raw(x: torch.Tensor, model: Model, part: str, t: float | torch.Tensor) -> torch.Tensor:
-    """G_A, G_F or their sum at X (unprojected). x: (B, n, d). Returns (B, n, d)."""
-    if part == "attention":
-        return velocity(x, _attention_only(model), t, project=False)
-    ff = feedforward_term(x, weights_at(model, x, t))
-    if part == "feedforward":
-        return torch.zeros_like(x) if ff is None else ff
-    return velocity(x, model, t, project=False)
-
-
-def _gain(block: Block, x: torch.Tensor) -> torch.Tensor:
-    return check_gain(None if block.gain is None else block.gain.to(x.dtype), x.shape[-1], x)
-
-
-def block_field(x: torch.Tensor, model: Model, block: Block, part: str = "both",
-                t: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """The continuous form of ``block.norm`` for the term ``part`` ("attention", "feedforward", "both") at the
-    state x (B, n, d) (see the module docstring's table). Returns (B, n, d)."""
-    validate_choice("part", part, PARTS)
-    if part == "both" and block.norm == "ngpt":  # each term is normalised on its own: the sum of the two forms
-        f = block_field(x, model, block, "attention", t)
-        return f if model.feedforward is None else f + block_field(x, model, block, "feedforward", t)
-    if part == "feedforward" and model.feedforward is None:
-        return torch.zeros_like(x)
-    if block.norm == "pre":
-        return _raw(sphere(x), model, part, t)
-    g = _raw(x, model, part, t)
-    if block.norm == "post":
-        return tangent_project(x, g)
-    if block.norm == "rms":
-        return ellipsoid_project(x, g, _gain(block, x))
-    return tangent_project(x, sphere(g))  # ngpt
-
-
-def block_update(x: torch.Tensor, model: Model, block: Block, part: str, h: float,
-                 t: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """One discrete sub-step S_h of the term ``part`` (the literal layer; module docstring's table).
-    x: (B, n, d). Returns (B, n, d)."""
-    validate_choice("part", part, PARTS)
-    if block.norm == "pre":
-        return x + h * _raw(sphere(x), model, part, t)
-    g = _raw(x, model, part, t)
-    if block.norm == "post":
-        return sphere(x + h * g)
-    if block.norm == "rms":
-        return ellipsoid_retract(x + h * g, _gain(block, x), block.eps)
-    return sphere(x + h * (sphere(g) - x))  # ngpt, step α = h
-
-
-def sub_flow(x: torch.Tensor, model: Model, block: Block, part: str, h: float, t: float = 0.0) -> torch.Tensor:
-    """The exact flow of the continuous form of ``part`` over [t, t + h] (dopri5 at ``block.rtol``, atol
-    rtol/100; renormalised onto the sphere after every step for "post"/"ngpt"). x: (B, n, d). Returns (B, n, d).
-    """
-    validate_choice("part", part, PARTS)
-    m = model.to(x.dtype, x.device)
-
-    def f(tt: torch.Tensor, xx: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-        return block_field(xx, m if idx is None else m.take(idx), block, part, tt if m.schedule is not None else t)
-
-    solver = Solver("dopri5", rtol=block.rtol, atol=block.rtol * 1e-2)
-    res = integrate(f, x, SaveAt(torch.tensor([t + h], dtype=torch.float64)), solver, t0=t,
-                    autonomous=m.schedule is None, on_sphere=block.on_sphere)
-    return res.positions[-1]
-
-
-def block_step(x: torch.Tensor, model: Model, h: float, block: Block | None = None, t: float = 0.0) -> torch.Tensor:
-    """One Transformer block of step h: the two terms of (2.8) composed by ``block.splitting`` (without a
-    feed-forward layer, the attention sub-step alone). x: (B, n, d). Returns (B, n, d)."""
-    block = block or Block()
-    validate_real("h", h, minimum=0.0, strict_minimum=True)
-    sub = block_update if block.substeps == "euler" else sub_flow
-    if model.feedforward is None:
-        return sub(x, model, block, "attention", h, t)
-    if block.splitting == "lie-trotter":
-        return sub(sub(x, model, block, "attention", h, t), model, block, "feedforward", h, t)
-    y = sub(x, model, block, "attention", h / 2, t)
-    y = sub(y, model, block, "feedforward", h, t)
-    return sub(y, model, block, "attention", h / 2, t + h / 2)
-
+__all__ = ["NORMS", "SPLITTINGS", "SUBSTEPS", "Block", "SplitSolver", "block_field", "block_update", "sub_flow",
+           "block_step", "block_stack", "block_flow", "directions", "layer_stack", "terms_model", "split_block",
+           "integrate_split"]
 
 def block_stack(x0: torch.Tensor, model: Model, depth: int, t_max: float, block: Block | None = None, *,
                 keep: bool = False) -> torch.Tensor:
     """``depth`` blocks of step h = t_max/depth from x0 (B, n, d). Returns the output (B, n, d), or with
-    ``keep`` every layer's state (depth + 1, B, n, d)."""
+    ``keep`` every layer's state (depth + 1, B, n, d). ``simulate(x0, model=model, t_max=t_max,
+    solver=SplitSolver(splitting, substeps, dt=h))`` runs the same stack (the block's norm then the model's)
+    and stores it with the run."""
     validate_int("depth", depth, minimum=1)
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     h = t_max / depth
+    model, block = terms_model(model, block or Block())  # a model with norm set gives the block's norm
     x = x0
     states = [x0]
     for k in range(depth):
@@ -200,7 +87,7 @@ def block_flow(x0: torch.Tensor, model: Model, t_max: float, block: Block | None
 
     "post" is :func:`tokensphere.simulate` on (2.8) itself. save_at: a count of equally spaced times or the
     times (T,). Returns the positions (T, B, n, d)."""
-    block = block or Block()
+    model, block = terms_model(model, block or Block())
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     times = (torch.linspace(0.0, float(t_max), int(save_at), dtype=torch.float64)
              if isinstance(save_at, int) else torch.as_tensor(save_at, dtype=torch.float64))

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .blocks import integrate_split
 from .field import plan as kernel_plan
 from .field import velocity
 from .init import FromArray, normalize
@@ -23,6 +24,7 @@ from .integrate.driver import IntegrationResult, integrate
 from .integrate.saveat import SaveAt, SaveHook
 from .integrate.sde import SDESolver, as_sde_solver, continued_sde_solver, integrate_sde
 from .integrate.solver import METHODS, Solver
+from .integrate.split import SplitSolver
 from .io import run_metadata
 from .model import Model
 from .norms import ellipsoid_retract
@@ -77,7 +79,11 @@ def simulate(
         or a run to continue: a :class:`Trajectory` or the path of a saved run (see "Continuing" below).
     beta, model_options: a :class:`Model` as keywords (``normalization``, ``Q``, ``K``, ``V``, ``heads``,
         ``mask``, ``causal``, ...); or ``model``, not both. β is a number or a (B,) array.
-    solver: a :class:`Solver` or a method name (``dt``, ``rtol``, ``atol`` then apply); default "dopri5".
+    solver: a :class:`Solver` or a method name (``dt``, ``rtol``, ``atol`` then apply); default "dopri5". Or a
+        :class:`~tokensphere.integrate.split.SplitSolver`: discrete Transformer layers, each one block of (2.8)
+        of step h = its ``dt`` composed by Lie–Trotter or Strang splitting, normalised as ``model.norm`` says
+        (:func:`tokensphere.blocks.integrate_split`; output times must be layer boundaries t0 + k h, and the
+        steps per system are the layers).
     t_max, save_at: final time (default 10) and output times: a count of equally spaced times in [t0, t_max],
         explicit times, or a :class:`SaveAt`; in time_scale "exp_beta" times are in s = e^β t.
     events: callables ``(t, x) -> (B,) bool`` that stop a system (see :mod:`tokensphere.integrate.events`).
@@ -107,7 +113,7 @@ def simulate(
     continuation: dict[str, Any] | None = None
     if run is None:
         model = model if model is not None else Model(beta=1.0 if beta is None else beta, **model_options)
-        if model.noise > 0:
+        if model.noise > 0 and not isinstance(solver, SplitSolver):
             solver = as_sde_solver(solver, dt=dt, rtol=rtol, atol=atol, seed=seed)
         else:
             solver = as_solver("dopri5" if solver is None else solver, dt=dt, rtol=rtol, atol=atol)
@@ -125,6 +131,8 @@ def simulate(
         raise ValueError("seed draws the Brownian increments of a model with noise > 0; this model has noise = 0")
     if model.noise > 0 and events:
         raise ValueError("events are not supported with noise > 0 (the stochastic methods take fixed steps)")
+    if isinstance(solver, SplitSolver):
+        _check_split(solver, model, events, chunk_size)
     if solver.kind == "lie" and not model.projection:
         raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK "
                          "method")
@@ -139,8 +147,11 @@ def simulate(
         res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress)
     meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, chunk_size=chunk_size)
     meta["kernel"] = kernel_plan(x, model, t0, chunk_size=chunk_size).describe()  # the back end velocity ran
-    meta.update({"init": init_meta, "wall_seconds": _time.perf_counter() - start,
-                 "field_evaluations": res.evaluations})
+    meta.update({"init": init_meta, "wall_seconds": _time.perf_counter() - start})
+    if isinstance(solver, SplitSolver):  # a layer is a block of sub-steps (term updates or exact sub-flows)
+        meta.update(layers=int(res.steps.max()) if res.steps.numel() else 0, sub_steps=res.evaluations)
+    else:
+        meta["field_evaluations"] = res.evaluations
     if continuation is not None:
         meta["continuation"] = continuation
     if metadata:
@@ -174,6 +185,8 @@ def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: 
     breakpoints = None
     if timed and hasattr(m.schedule, "breakpoints"):
         breakpoints = torch.as_tensor(m.schedule.breakpoints(save_at.t_end), dtype=torch.float64)
+    if isinstance(solver, SplitSolver):
+        return integrate_split(x, m, save_at, solver, t0=t0, progress=progress)
     if isinstance(solver, SDESolver):
         return integrate_sde(f, x, save_at, solver, model.noise, t0=t0, breakpoints=breakpoints, progress=progress)
     return integrate(f, x, save_at, solver, t0=t0, events=events, progress=progress, breakpoints=breakpoints,
@@ -184,12 +197,15 @@ def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: 
 # the shortcuts
 
 
-def as_solver(solver: Solver | str, *, dt: Any, rtol: float | None, atol: float | None) -> Solver:
-    """A :class:`Solver`, or one built from a method name and the ``dt``/``rtol``/``atol`` shortcuts (which
-    may not accompany a ready Solver). Raises ValueError naming the offending argument."""
-    if isinstance(solver, Solver):
+def as_solver(solver: Solver | SplitSolver | str, *, dt: Any, rtol: float | None,
+              atol: float | None) -> Solver | SplitSolver:
+    """A :class:`Solver` (or a :class:`SplitSolver`), or one built from a method name and the
+    ``dt``/``rtol``/``atol`` shortcuts (which may not accompany a ready solver). Raises ValueError naming the
+    offending argument."""
+    if isinstance(solver, (Solver, SplitSolver)):
         if dt is not None or rtol is not None or atol is not None:
-            raise ValueError("dt/rtol/atol go into Solver(...) when a Solver object is given")
+            what = type(solver).__name__
+            raise ValueError(f"dt/rtol/atol go into {what}(...) when a {what} object is given")
         return solver
     if not isinstance(solver, str):
         raise ValueError(f"solver must be a Solver or one of {', '.join(METHODS)}, got {type(solver).__name__}")
@@ -212,6 +228,18 @@ def _as_save_at(save_at: Any, t_max: float | None, t0: float, store: bool | None
             raise ValueError(f"t_max must be given to continue a run: the absolute final time, > t0 = {t0:g}")
         t_max = DEFAULT_T_MAX
     return SaveAt(save_times(t_max, save_at, t0=t0), store=True if store is None else store, on_save=on_save)
+
+
+def _check_split(solver: SplitSolver, model: Model, events: Sequence[Callable], chunk_size: int | None) -> None:
+    """Refuse what a stack of discrete blocks cannot do, naming the parameter."""
+    if model.noise > 0:
+        raise ValueError("solver: a SplitSolver steps the deterministic blocks of (2.8); a model with noise > 0 "
+                         "needs a stochastic method")
+    if events:
+        raise ValueError("events are not supported with a SplitSolver (the layers are fixed steps)")
+    if chunk_size is not None:
+        raise ValueError("chunk_size applies to the continuous field's integration; a SplitSolver evaluates each "
+                         "block's terms whole (the kernel still picks a streaming back end when memory needs one)")
 
 
 def _check_t_max(t_max: float, t0: float) -> float:
@@ -269,7 +297,7 @@ def _as_run(x0: Any) -> tuple[Trajectory | None, str | None]:
 
 def _continued_specs(run: Trajectory, model: Model | None, beta: Any, options: dict[str, Any],
                      solver: Solver | str | None, dt: Any, rtol: float | None,
-                     atol: float | None, seed: int | None = None) -> tuple[Model, Solver, dict[str, Any]]:
+                     atol: float | None, seed: int | None = None) -> tuple[Model, Any, dict[str, Any]]:
     """The saved model and solver with the caller's overrides applied, and the overrides as JSON."""
     overrides: dict[str, Any] = {}
     if model is not None:
@@ -303,7 +331,12 @@ def _continued_specs(run: Trajectory, model: Model | None, beta: Any, options: d
         saved = run.solver
         given = {k: v for k, v in (("dt", dt), ("rtol", rtol), ("atol", atol)) if v is not None}
         solver = saved
-        if given:
+        if given and isinstance(saved, SplitSolver):  # the saved layers with a new step h and/or sub-flow rtol
+            if atol is not None:
+                raise ValueError("atol does not apply to the saved run's SplitSolver (its exact sub-flows take rtol)")
+            solver = replace(saved, **{k: v for k, v in given.items() if k != "atol"})
+            overrides.update({k: _describe(v) for k, v in given.items()})
+        elif given:
             solver = Solver(saved.method, dt=given.get("dt", saved.dt), controller=saved.controller,
                             projected_field=saved.projected_field, max_steps=saved.max_steps,
                             rtol=rtol, atol=atol)

@@ -38,6 +38,7 @@ from ..experiments.layout import beta_batch, counts_by_beta, group_by_beta, syst
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, SDE_METHODS, anchor_solver
 from ..integrate.sde import DEFAULT_SDE_METHOD
+from ..integrate.split import SPLITTINGS, SUBSTEPS, SplitSolver
 from ..model import Model
 from ..simulate import simulate
 from ..io import validate_output_path
@@ -69,7 +70,7 @@ MODEL_OPTIONS = (
     "noise", "sinkhorn_iters", "sinkhorn_tol", "ties", "tie_tol", "tie_seed", "centered", "feedforward",
     "activation", "norm", "norm_gain",
 )
-SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor", "noise_seed")
+SOLVER_OPTIONS = ("solver", "dt", "rtol", "atol", "anchor", "noise_seed", "splitting", "substeps")
 MATRIX_OPTIONS = ("Q", "K", "QK", "V")
 
 
@@ -211,7 +212,8 @@ def simulate_command(
     ] = 10.0,
     save_at: Annotated[
         int, Option(help="Number of equally spaced output times from t0 to --t-max (t0 = 0, or the saved run's "
-                    "final time with --from-run).")
+                    "final time with --from-run). With --splitting every one must be a layer boundary; its default "
+                    "there is the largest count up to 101 that is.")
     ] = 101,
     solver: Annotated[
         str | None, Option(help=f"Method: {', '.join(METHODS)}; with --noise: {', '.join(SDE_METHODS)}.",
@@ -223,6 +225,17 @@ def simulate_command(
     anchor: Annotated[
         bool, Option("--anchor", help="The authors' scheme: Euler on the raw field, renormalised; step --dt or 0.1.")
     ] = False,
+    splitting: Annotated[
+        str | None, Option(help="Discrete Transformer layers instead of the flow: each step is one block of (2.8) "
+                           "of step h = --dt (needed; --t-max/--dt layers, every saved time a layer boundary), "
+                           "attention then feed-forward (lie-trotter) or half attention, feed-forward, half "
+                           "attention (strang), normalised as --norm says (docs/blocks.md).",
+                           show_default="none: the continuous flow")
+    ] = None,
+    substeps: Annotated[
+        str | None, Option(help="--splitting's sub-steps: euler (the literal layer update) or exact (each term's "
+                           "exact flow by dopri5 at --rtol, default 1e-12).", show_default="euler")
+    ] = None,
     init: Annotated[
         str, Option(help="Start: uniform, orthonormal, cap, hemisphere, equiangular, or an array file: .npy, .npz "
                     "(PATH.npz:NAME, the only array, or the one named x0) or .csv (n rows of d numbers), holding "
@@ -271,7 +284,8 @@ def simulate_command(
             t_max = t0 + (t0 - float(run.times[0]))
         betas = _continued_betas(p, given, run.model, B)
         model_kw, weights_meta = _model_options(p, given, betas=betas, n=n_run, d=d_run, saved=run.model)
-        method, solver_kw = _continued_solver(p, given, run.model, model_kw)
+        method, solver_kw = _continued_solver(p, given, run.model, model_kw, run.solver)
+        saved_solver = run.solver
         x0: Any = run  # loaded once, here; simulate continues it
         overrides = [_flag(name) for name in MODEL_OPTIONS + SOLVER_OPTIONS if name in given]
         continued: tuple[str, float, list[str]] | None = (str(from_run), t0, overrides)
@@ -283,9 +297,12 @@ def simulate_command(
         model_kw, weights_meta = _model_options(p, given, betas=betas, n=x0.shape[1], d=x0.shape[2], saved=None)
         model_kw = {"model": Model(**model_kw)}
         method, solver_kw = _fresh_solver(p, model_kw["model"])
-        t0, continued = 0.0, None
+        t0, continued, saved_solver = 0.0, None, None
     if weights_meta:
         metadata["weights"] = weights_meta
+    split = method if isinstance(method, SplitSolver) else saved_solver if method is None else None
+    if isinstance(split, SplitSolver) and "save_at" not in given:  # default output times on layer boundaries
+        kwargs["save_at"] = _layer_saves(t_max - t0, solver_kw.get("dt", split.dt), save_at)
 
     with progress_bar("integrating", t_max, t0) as update:
         traj = simulate(
@@ -522,6 +539,10 @@ def _read_mask(spec: str, *, heads: int, n: int, systems: int) -> tuple[torch.Te
 
 
 def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]:
+    if p["splitting"] is not None:
+        return _split_solver(p, model, None), {}
+    if p["substeps"] is not None:
+        raise ValueError("--substeps applies to --splitting (the sub-steps of the discrete blocks); give --splitting")
     if p["anchor"]:
         if p["solver"] is not None or p["rtol"] is not None or p["atol"] is not None:
             raise ValueError(
@@ -532,10 +553,52 @@ def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]
     return p["solver"] or default, {"dt": p["dt"], "rtol": p["rtol"], "atol": p["atol"]}
 
 
+def _split_solver(p: dict[str, Any], model: Model, saved: SplitSolver | None) -> SplitSolver:
+    """The SplitSolver of --splitting/--substeps/--dt/--rtol (a continuation: the saved one's fields unless
+    given), refusing the options that do not apply to discrete blocks."""
+    for name in ("anchor", "solver", "atol", "chunk_size"):
+        if p[name]:
+            raise ValueError(f"--splitting conflicts with {_flag(name)}: the discrete blocks are their own solver "
+                             "(the layer step is --dt; exact sub-steps take --rtol)")
+    if model.noise > 0:
+        raise ValueError("--splitting conflicts with --noise: the discrete blocks of (2.8) are deterministic "
+                         f"(noise needs a stochastic method: {', '.join(SDE_METHODS)})")
+    splitting = p["splitting"] if p["splitting"] is not None else saved.splitting if saved else None
+    if splitting is None:
+        raise ValueError("--substeps applies to --splitting (the sub-steps of the discrete blocks); give --splitting")
+    validate_choice("splitting", splitting, SPLITTINGS)
+    substeps = p["substeps"] if p["substeps"] is not None else saved.substeps if saved else "euler"
+    validate_choice("substeps", substeps, SUBSTEPS)
+    if substeps == "euler" and p["rtol"] is not None:
+        raise ValueError("--rtol applies to --substeps exact (the sub-flows' tolerance); euler sub-steps are the "
+                         "literal layer updates")
+    dt = p["dt"] if p["dt"] is not None else saved.dt if saved else None
+    if dt is None:
+        raise ValueError("--splitting needs --dt: the layer step h (the run has --t-max/--dt layers)")
+    rtol = p["rtol"]
+    if rtol is None and substeps == "exact" and saved is not None and saved.substeps == "exact":
+        rtol = saved.rtol
+    return SplitSolver(splitting=splitting, substeps=substeps, dt=dt, rtol=rtol)
+
+
+def _layer_saves(span: float, h: float, most: int) -> int:
+    """The number of equally spaced output times, at most ``most``, that fall on layer boundaries of a run of
+    span/h layers (``most`` itself when span/h is not a whole number: simulate then names --t-max)."""
+    layers = round(span / h)
+    if layers < 1 or abs(span / h - layers) > 1e-9 * max(1.0, span / h):
+        return most
+    return next(q for q in range(min(layers, most - 1), 0, -1) if layers % q == 0) + 1
+
+
 def _continued_solver(
-    p: dict[str, Any], given: set[str], saved: Model, model_kw: dict[str, Any]
+    p: dict[str, Any], given: set[str], saved: Model, model_kw: dict[str, Any], saved_solver: Any = None
 ) -> tuple[Any, dict[str, Any]]:
-    """Solver arguments for a continuation: only the explicitly given ones (None: keep the saved solver)."""
+    """Solver arguments for a continuation: only the explicitly given ones (None: keep the saved solver).
+    --splitting/--substeps build a SplitSolver from the saved one's fields and the given ones."""
+    split = saved_solver if isinstance(saved_solver, SplitSolver) else None
+    if "splitting" in given or "substeps" in given:
+        kw = {k: v for k, v in model_kw.items() if k in ("noise", "norm", "projection")}
+        return _split_solver(p, replace(saved, **kw) if kw else saved, split), {}
     if p["anchor"]:  # the anchor step depends on the model as continued (USA: on β)
         kw = dict(model_kw)
         if "QK" in kw:  # one form of the scores replaces the other (as simulate does)
@@ -574,18 +637,25 @@ def _print_summary(traj: Trajectory, path: Path, continued: tuple[str, float, li
     per_system = system_betas(traj.model, B)
     betas = ", ".join(f"{b:g}" for b in dict.fromkeys(per_system))
     s, meta, steps = traj.solver, traj.metadata, traj.steps.tolist()
-    if s.kind == "adaptive":
+    if s.kind == "split":
+        how = f"{s.substeps} sub-steps" + (f" at rtol {s.rtol:g}" if s.rtol is not None else "")
+    elif s.kind == "adaptive":
         how = f"rtol {s.rtol:g}, atol {s.atol:g}"
     else:
         how = f"dt {s.dt:g}" if isinstance(s.dt, (int, float)) else "dt per system"
     raw = "" if s.projected_field else " on the raw field"
     t_first, t_last = float(traj.times[0]), float(traj.times[-1])
     threads = f", {meta['threads']} thread(s)" if "threads" in meta else ""
+    if s.kind == "split":  # discrete layers: one block of (2.8) per step
+        solved = (f"solver {s.method} splitting of (2.8) ({how}, {traj.model.norm}-norm blocks): {max(steps)} "
+                  f"layers of step h = {s.dt:g}; t ∈ [{t_first:g}, {t_last:g}], {T} saved times")
+    else:
+        solved = (f"solver {s.method}{raw} ({how}): {min(steps)}–{max(steps)} steps per system, "
+                  f"{int(traj.rejected.sum())} rejected; t ∈ [{t_first:g}, {t_last:g}], {T} saved times")
     lines = [
         f"{B} systems (β ∈ {{{betas}}}), n = {n}, d = {d}, {describe_model(traj.model)}, "
         f"{meta.get('dtype')} on {meta.get('device')}",
-        f"solver {s.method}{raw} ({how}): {min(steps)}–{max(steps)} steps per system, "
-        f"{int(traj.rejected.sum())} rejected; t ∈ [{t_first:g}, {t_last:g}], {T} saved times",
+        solved,
         f"wall time {meta.get('wall_seconds', float('nan')):.2f} s (integration{threads})",
     ]
     if continued is not None:

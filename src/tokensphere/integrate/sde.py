@@ -43,6 +43,7 @@ from ..validate import validate_choice, validate_int, validate_real
 from .driver import IntegrationError, IntegrationResult, stop_grid
 from .saveat import SaveAt
 from .solver import Solver
+from .split import SplitSolver
 from .steps import retract, rotate
 
 __all__ = [
@@ -241,8 +242,11 @@ def continued_sde_solver(saved: Any, solver: Any, *, dt: Any, rtol: float | None
 
 
 def solver_from_spec(spec: Mapping[str, Any]) -> Any:
-    """The solver of a stored ``describe()`` dict: an :class:`SDESolver` for kind "stochastic", else a
+    """The solver of a stored ``describe()`` dict: an :class:`SDESolver` for kind "stochastic", a
+    :class:`~tokensphere.integrate.split.SplitSolver` for kind "split" (discrete layers by splitting), else a
     :class:`~tokensphere.integrate.Solver`."""
     if spec.get("kind") == "stochastic":
         return SDESolver.from_spec(spec)
+    if spec.get("kind") == "split":
+        return SplitSolver.from_spec(spec)
     return Solver.from_spec(spec)
