@@ -21,7 +21,8 @@ FORBIDDEN = {
     "probe": ("report", "cli", "sweep"),
     "sweep": ("experiments", "plot", "report", "cli"),
     "optimal": ("experiments", "plot", "report", "cli", "sweep", "simulate"),
-    "integrate": ("simulate", "experiments", "plot", "report", "cli", "sweep", "analysis", "circle", "meanfield"),
+    "integrate": ("simulate", "experiments", "plot", "report", "cli", "sweep", "analysis", "circle", "meanfield",
+                  "blocks", "layers"),
     "control": ("experiments", "plot", "report", "cli", "sweep"),
 }
 # files of other owners that still import the package root; each is to be fixed where it lives
