@@ -105,9 +105,23 @@ MUTANTS = {
 
 def _inject(monkeypatch, patches):
     for name, fn in patches.items():
-        monkeypatch.setattr(field, name, fn)
+        monkeypatch.setattr(field, name, _signature(name, fn))
     # streaming goes through the (mutated) dense path, so every back end sees the mutant
     monkeypatch.setattr(field, "_streaming", lambda x, w, c: field._general_dense(x, w))
+
+
+def _signature(name, fn):
+    """A mutant written as f(x, w) (unprojected) or P(x, y) with the real function's full signature: the fused
+    path asks ``_toy_dense`` for the projected field and projects in place with ``tangent_project(x, y, out)``,
+    both through the (mutated) module functions."""
+    if name == "_toy_dense":
+        def toy(x, w, block=None, project=False):
+            f = fn(x, w)
+            return field.tangent_project(x, f) if project else f
+        return toy
+    if name == "tangent_project":
+        return lambda x, y, out=None: fn(x, y) if out is None else out.copy_(fn(x, y))
+    return fn
 
 
 def test_mutants_change_the_field(monkeypatch):

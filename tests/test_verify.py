@@ -46,7 +46,7 @@ def test_a_check_that_would_hang_fails_within_its_time_limit(monkeypatch):
     import tokensphere.field as field
 
     real = field._toy_dense
-    monkeypatch.setattr(field, "_toy_dense", lambda x, w: 1e6 * real(x, w))
+    monkeypatch.setattr(field, "_toy_dense", lambda x, w, *a, **k: 1e6 * real(x, w, *a, **k))
     start = time.perf_counter()
     (r,) = run_checks(["two_particles"], time_limit=2.0)
     assert not r.passed and time.perf_counter() - start < 10
@@ -101,7 +101,7 @@ def test_check_command_prints_writes_figures_and_fails_on_a_broken_field(tmp_pat
         data = json.loads((tmp_path / "ok" / f"{key}.json").read_text())
         assert data["passed"] is True and data["data"]["series"]
     real = field._toy_dense
-    monkeypatch.setattr(field, "_toy_dense", lambda x, w: 0.5 * real(x, w))
+    monkeypatch.setattr(field, "_toy_dense", lambda x, w, *a, **k: 0.5 * real(x, w, *a, **k))
     res = runner.invoke(app, ["check", "gradient_flows", "--out", str(tmp_path / "bad")])
     assert res.exit_code == 1 and "0 passed, 1 failed" in res.stdout
     res = runner.invoke(app, ["check", "nope", "--out", str(tmp_path / "x")])
