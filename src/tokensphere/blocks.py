@@ -19,6 +19,7 @@ from .feedforward import feedforward_term
 from .field import tangent_project, velocity, weights_at
 from .integrate import SaveAt, Solver, integrate
 from .integrate.driver import IntegrationError, IntegrationResult
+from .integrate.sde import record_all
 from .integrate.split import DEFAULT_SPLIT_RTOL, SPLITTINGS, SUBSTEPS, SplitSolver
 from .model import Model
 from .norms import check_gain, ellipsoid_project, ellipsoid_retract, sphere
@@ -252,11 +253,7 @@ def integrate_split(
                 progress(k / total)
         if not bool(torch.isfinite(x).all()):
             raise IntegrationError(f"the state stopped being finite before layer {target} (t = {t0 + target * h:g})")
-        if positions is not None:
-            positions[s] = x
-        if save_at.on_save is not None:
-            every = torch.arange(B, device=x.device)
-            save_at.on_save(torch.full((B,), s, dtype=torch.long, device=x.device), every, x)
+        record_all(positions, save_at, s, x)
     if progress is not None:
         progress(1.0)
     return IntegrationResult(positions=positions, steps=torch.full((B,), k, dtype=torch.long),

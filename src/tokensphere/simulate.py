@@ -132,7 +132,7 @@ def simulate(
     if model.noise > 0 and events:
         raise ValueError("events are not supported with noise > 0 (the stochastic methods take fixed steps)")
     if isinstance(solver, SplitSolver):
-        _check_split(solver, model, events, chunk_size)
+        _check_split(events, chunk_size)
     if solver.kind == "lie" and not model.projection:
         raise ValueError(f"solver {solver.method!r} moves tokens on the sphere; projection=False (R^d) needs an RK "
                          "method")
@@ -230,11 +230,9 @@ def _as_save_at(save_at: Any, t_max: float | None, t0: float, store: bool | None
     return SaveAt(save_times(t_max, save_at, t0=t0), store=True if store is None else store, on_save=on_save)
 
 
-def _check_split(solver: SplitSolver, model: Model, events: Sequence[Callable], chunk_size: int | None) -> None:
-    """Refuse what a stack of discrete blocks cannot do, naming the parameter."""
-    if model.noise > 0:
-        raise ValueError("solver: a SplitSolver steps the deterministic blocks of (2.8); a model with noise > 0 "
-                         "needs a stochastic method")
+def _check_split(events: Sequence[Callable], chunk_size: int | None) -> None:
+    """Refuse what a stack of discrete blocks cannot do, naming the parameter (the model's side:
+    :func:`tokensphere.blocks.split_block`)."""
     if events:
         raise ValueError("events are not supported with a SplitSolver (the layers are fixed steps)")
     if chunk_size is not None:

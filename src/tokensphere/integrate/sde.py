@@ -48,7 +48,7 @@ from .steps import retract, rotate
 
 __all__ = [
     "SDE_METHODS", "DEFAULT_SDE_METHOD", "SDESolver", "as_sde_solver", "continuation_seed", "continued_sde_solver",
-    "integrate_sde", "sde_step", "solver_from_spec",
+    "integrate_sde", "record_all", "sde_step", "solver_from_spec",
 ]
 
 SDE_METHODS = ("euler-maruyama", "heun", "geodesic")
@@ -168,13 +168,8 @@ def integrate_sde(
 
     def record(s: int, x: torch.Tensor) -> None:
         k = int(slot[s])
-        if k < 0:
-            return
-        if positions is not None:
-            positions[k] = x
-        if save_at.on_save is not None:
-            every = torch.arange(B, device=x.device)
-            save_at.on_save(torch.full((B,), k, dtype=torch.long, device=x.device), every, x)
+        if k >= 0:
+            record_all(positions, save_at, k, x)
 
     x, t_now, steps = x0, float(t0), 0
     span = max(float(stops[-1]) - t0, 1e-300)
@@ -199,6 +194,18 @@ def integrate_sde(
     counts = torch.full((B,), steps, dtype=torch.long)
     return IntegrationResult(positions=positions, steps=counts, rejected=torch.zeros(B, dtype=torch.long),
                              evaluations=evaluations, event_time=torch.full((B,), float("nan"), dtype=torch.float64))
+
+
+def record_all(positions: torch.Tensor | None, save_at: SaveAt, k: int, x: torch.Tensor) -> None:
+    """Output k of a fixed-step loop in which every system reaches it together (the stochastic steps here, the
+    discrete layers of :func:`tokensphere.blocks.integrate_split`): x (B, n, d) into ``positions[k]`` (T, B, n, d)
+    when stored, and to ``save_at.on_save`` (k, systems, x) when set."""
+    if positions is not None:
+        positions[k] = x
+    if save_at.on_save is not None:
+        B = x.shape[0]
+        every = torch.arange(B, device=x.device)
+        save_at.on_save(torch.full((B,), k, dtype=torch.long, device=x.device), every, x)
 
 
 def as_sde_solver(solver: Any, *, dt: Any = None, rtol: float | None = None, atol: float | None = None,
