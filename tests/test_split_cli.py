@@ -183,7 +183,7 @@ def test_cli_continuation_overrides_the_layer_step(tmp_path, ff_file):
     (["--splitting", "strang", "--dt", "0.1", "--noise", "0.1"], "--noise"),
     (["--splitting", "strang", "--dt", "0.1", "--anchor"], "--anchor"),
     (["--splitting", "strang", "--dt", "0.1", "--solver", "rk4"], "--solver"),
-    (["--splitting", "strang", "--dt", "0.1", "--rtol", "1e-9"], "--rtol"),
+    (["--splitting", "strang", "--dt", "0.1", "--rtol", "1e-9"], "rtol"),
     (["--splitting", "strang", "--dt", "0.1", "--chunk-size", "2"], "--chunk-size"),
     (["--splitting", "strang"], "--dt"),
     (["--substeps", "exact"], "--splitting"),

@@ -38,7 +38,7 @@ from ..experiments.layout import beta_batch, counts_by_beta, group_by_beta, syst
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, SDE_METHODS, anchor_solver
 from ..integrate.sde import DEFAULT_SDE_METHOD
-from ..integrate.split import SPLITTINGS, SUBSTEPS, SplitSolver
+from ..integrate.split import SplitSolver
 from ..model import Model
 from ..simulate import simulate
 from ..io import validate_output_path
@@ -539,10 +539,8 @@ def _read_mask(spec: str, *, heads: int, n: int, systems: int) -> tuple[torch.Te
 
 
 def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]:
-    if p["splitting"] is not None:
-        return _split_solver(p, model, None), {}
-    if p["substeps"] is not None:
-        raise ValueError("--substeps applies to --splitting (the sub-steps of the discrete blocks); give --splitting")
+    if p["splitting"] is not None or p["substeps"] is not None:
+        return _split_solver(p, None), {}
     if p["anchor"]:
         if p["solver"] is not None or p["rtol"] is not None or p["atol"] is not None:
             raise ValueError(
@@ -553,25 +551,17 @@ def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]
     return p["solver"] or default, {"dt": p["dt"], "rtol": p["rtol"], "atol": p["atol"]}
 
 
-def _split_solver(p: dict[str, Any], model: Model, saved: SplitSolver | None) -> SplitSolver:
+def _split_solver(p: dict[str, Any], saved: SplitSolver | None) -> SplitSolver:
     """The SplitSolver of --splitting/--substeps/--dt/--rtol (a continuation: the saved one's fields unless
-    given), refusing the options that do not apply to discrete blocks."""
-    for name in ("anchor", "solver", "atol", "chunk_size"):
-        if p[name]:
-            raise ValueError(f"--splitting conflicts with {_flag(name)}: the discrete blocks are their own solver "
-                             "(the layer step is --dt; exact sub-steps take --rtol)")
-    if model.noise > 0:
-        raise ValueError("--splitting conflicts with --noise: the discrete blocks of (2.8) are deterministic "
-                         f"(noise needs a stochastic method: {', '.join(SDE_METHODS)})")
+    given), refusing the options that do not apply to discrete blocks (SplitSolver validates the values)."""
     splitting = p["splitting"] if p["splitting"] is not None else saved.splitting if saved else None
     if splitting is None:
         raise ValueError("--substeps applies to --splitting (the sub-steps of the discrete blocks); give --splitting")
-    validate_choice("splitting", splitting, SPLITTINGS)
+    for name in ("anchor", "solver", "atol", "chunk_size", "noise"):
+        if p[name]:
+            raise ValueError(f"--splitting conflicts with {_flag(name)}: the discrete blocks of (2.8) are a "
+                             "deterministic solver of their own (layer step --dt; exact sub-steps take --rtol)")
     substeps = p["substeps"] if p["substeps"] is not None else saved.substeps if saved else "euler"
-    validate_choice("substeps", substeps, SUBSTEPS)
-    if substeps == "euler" and p["rtol"] is not None:
-        raise ValueError("--rtol applies to --substeps exact (the sub-flows' tolerance); euler sub-steps are the "
-                         "literal layer updates")
     dt = p["dt"] if p["dt"] is not None else saved.dt if saved else None
     if dt is None:
         raise ValueError("--splitting needs --dt: the layer step h (the run has --t-max/--dt layers)")
@@ -597,8 +587,7 @@ def _continued_solver(
     --splitting/--substeps build a SplitSolver from the saved one's fields and the given ones."""
     split = saved_solver if isinstance(saved_solver, SplitSolver) else None
     if "splitting" in given or "substeps" in given:
-        kw = {k: v for k, v in model_kw.items() if k in ("noise", "norm", "projection")}
-        return _split_solver(p, replace(saved, **kw) if kw else saved, split), {}
+        return _split_solver(p, split), {}
     if p["anchor"]:  # the anchor step depends on the model as continued (USA: on β)
         kw = dict(model_kw)
         if "QK" in kw:  # one form of the scores replaces the other (as simulate does)
