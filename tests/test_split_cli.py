@@ -21,6 +21,7 @@ from tokensphere.feedforward import FeedForward
 from tokensphere.integrate.sde import solver_from_spec
 from tokensphere.io.runs import load_run, save_run
 from tokensphere.layers import Block, SplitSolver, block_stack
+from tokensphere.schedule import Layerwise
 
 from helpers import assert_one_line_error, gauss, invoke, sphere  # noqa: E402
 
@@ -80,6 +81,24 @@ def test_simulate_with_a_split_solver_is_block_stack(norm, tmp_path):
     assert run.metadata["layers"] == 8 and run.metadata["sub_steps"] == 24
     back = load_run(save_run(run, tmp_path / "r.zarr"))
     assert back.solver == run.solver and back.model.norm == norm and torch.equal(back.positions, run.positions)
+
+
+def test_layerwise_weights_lie_trotter_is_the_normalised_resnet_by_hand():
+    """Attention only, layer k with its own V_k (a Layerwise schedule of layer length h): each block is
+    x ← N(x + h Σ_j softmax_j(β⟨x_i, x_j⟩) V_k x_j), written here in NumPy."""
+    L, beta, n, d = 5, 1.5, 7, 4
+    h = 2.0 / L
+    values = np.random.default_rng(3).standard_normal((L, d, d)) / np.sqrt(d)
+    x0 = sphere(1, n, d, seed=11)
+    model = Model(beta=beta, schedule=Layerwise(h, V=torch.tensor(values)))
+    run = simulate(x0, model=model, t_max=2.0, solver=SplitSolver(dt=h), save_at=[0.0, 2.0])
+    x = x0[0].numpy()
+    for V in values:
+        s = beta * (x @ x.T)
+        a = np.exp(s - s.max(axis=1, keepdims=True))
+        y = x + h * ((a / a.sum(axis=1, keepdims=True)) @ (x @ V.T))
+        x = y / np.linalg.norm(y, axis=1, keepdims=True)
+    np.testing.assert_allclose(run.final()[0].numpy(), x, rtol=0, atol=1e-12)
 
 
 def test_exact_substeps_block_stack_and_spec_round_trip():

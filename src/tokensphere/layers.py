@@ -32,6 +32,13 @@ sub-steps every variant is first order whatever the splitting (the sub-step erro
 for ``norm="post"`` it is exactly :func:`tokensphere.simulate` on (2.8). The same continuous forms are
 ``Model(norm=...)`` options of the one field (:func:`tokensphere.field.velocity`), equal to :func:`block_field`
 with ``part="both"``; the per-term forms here are what the splittings need. Shapes: positions (B, n, d).
+
+The sub-steps and the block (:class:`Block`, :func:`block_field`, :func:`block_update`, :func:`sub_flow`,
+:func:`block_step`) live in :mod:`tokensphere.blocks`, below :mod:`tokensphere.simulate`, and are re-exported
+here: a stack of blocks is also a solver, :class:`SplitSolver` (splitting, substeps, layer step ``dt``, rtol), that
+``simulate(x0, model=..., t_max=..., solver=SplitSolver(...))`` runs, stores with the run and continues, with the
+block's normalisation taken from ``model.norm`` (:func:`terms_model`); ``tokensphere simulate --splitting``
+reaches it from the command line (docs/blocks.md).
 """
 
 from __future__ import annotations

@@ -219,7 +219,10 @@ def simulate_command(
         str | None, Option(help=f"Method: {', '.join(METHODS)}; with --noise: {', '.join(SDE_METHODS)}.",
                            show_default=f"dopri5; {DEFAULT_SDE_METHOD} with --noise")
     ] = None,
-    dt: Annotated[float | None, Option(help="Step (fixed-step methods) or first step (adaptive).")] = None,
+    dt: Annotated[
+        float | None, Option(help="Step (fixed-step methods), first step (adaptive), or the layer step h "
+                             "(--splitting).")
+    ] = None,
     rtol: Annotated[float | None, Option(help="Relative tolerance (adaptive).", show_default="1e-7")] = None,
     atol: Annotated[float | None, Option(help="Absolute tolerance (adaptive).", show_default="1e-9")] = None,
     anchor: Annotated[
