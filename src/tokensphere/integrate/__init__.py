@@ -10,6 +10,7 @@ from .events import Clustered, Stationary
 from .saveat import SaveAt
 from .sde import SDE_METHODS, SDESolver
 from .solver import METHODS, Solver, anchor_solver, anchor_usa_step
+from .split import SplitSolver
 
 __all__ = [
     "Clustered",
@@ -21,6 +22,7 @@ __all__ = [
     "SDE_METHODS",
     "SDESolver",
     "Solver",
+    "SplitSolver",
     "StepController",
     "anchor_solver",
     "anchor_usa_step",
