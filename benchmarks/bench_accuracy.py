@@ -64,6 +64,16 @@ def main(argv=None):
     p.add_argument("--starts", type=int, default=1024, help="starts per β of the panel (the paper: 1024)")
     p.add_argument("--figure", default=None, help="write the error-vs-time figure of the panel here (PNG)")
     p.add_argument("--ref-rtol", type=float, default=1e-10, help="rtol of the reference (atol = rtol / 100)")
+    p.add_argument("--ours-rtols", default=OURS_RTOLS,
+                   help="rtols of our dopri5 runs (atol = rtol / 100), comma-separated; 1e-6 is the default's")
+    p.add_argument("--etas", default=None,
+                   help="run the authors' loop at exactly these η (comma-separated) instead of halving from 0.1 "
+                        "within --budget; the matched-error cost is then extrapolated from the last two")
+    p.add_argument("--parts-dir", default=None,
+                   help="save each run of the panel here as it finishes and reuse saved ones (resume; split the "
+                        "panel over processes with --only, then table it with a last call)")
+    p.add_argument("--only", default=None,
+                   help="with --parts-dir: compute only these parts (reference, ours, baseline; comma-separated)")
     p.add_argument("--budget", type=float, default=1800.0,
                    help="CPU seconds the baseline loop may spend in all before the rest is extrapolated")
     args = p.parse_args(argv)
@@ -100,6 +110,7 @@ def main(argv=None):
 
 PANEL = {"n": 32, "d": 32, "betas": 90, "T": 30.0, "every": 0.3, "delta": 1e-3}
 PANEL_QUICK = {"n": 8, "d": 4, "betas": 3, "T": 3.0, "every": 0.3, "delta": 1e-2}
+OURS_RTOLS = "1e-6,1e-5,1e-4"
 
 
 def panel_statistic_ours(x0: torch.Tensor, betas: torch.Tensor, S: int, setting: dict, solver) -> tuple[torch.Tensor, dict]:
@@ -159,6 +170,36 @@ def _errors(stat: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     return float(diff.max()), float(diff.mean())
 
 
+class _Parts:
+    """The panel's runs, each one saved as it finishes (``--parts-dir``): a run already saved there for the
+    same starts and setting is loaded instead of recomputed, so the panel can be computed in several processes
+    (``--only``) at once, or resumed, and then tabled by a last call."""
+
+    def __init__(self, directory: str | None, S: int, setting: dict, only: set[str]) -> None:
+        self.dir = Path(directory) if directory else None
+        self.key = {"S": S, **setting}
+        self.only = only
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def get(self, kind: str, name: str, compute):
+        """(stat, cost) of the run ``name``: loaded, computed (when ``kind`` is among --only) or None."""
+        path = None if self.dir is None else self.dir / f"{name}.pt"
+        if path is not None and path.exists():
+            saved = torch.load(path)
+            if saved["key"] != self.key:
+                raise SystemExit(f"{path} was computed for {saved['key']}, not {self.key}: use another --parts-dir")
+            return saved["stat"], saved["cost"]
+        if kind not in self.only:
+            return None
+        stat, cost = compute()
+        if path is not None and stat is not None:
+            tmp = path.with_suffix(".tmp")
+            torch.save({"key": self.key, "stat": stat, "cost": cost}, tmp)
+            tmp.replace(path)  # atomic: a killed run leaves no half-written part
+        return stat, cost
+
+
 def panel(args) -> list[dict]:
     setting = PANEL_QUICK if args.quick else PANEL
     S = 4 if args.quick else args.starts
@@ -170,37 +211,72 @@ def panel(args) -> list[dict]:
     outs = round(setting["T"] / setting["every"]) + 1
     # one ordered pair flipped in one system at one (β, t) cell moves the mean error over the grid by this much
     quantum = 1.0 / (S * n * (n - 1) * K * outs)
+    only = set(args.only.split(",")) if args.only else {"reference", "ours", "baseline"}
+    if only - {"reference", "ours", "baseline"}:
+        raise SystemExit(f"--only takes reference, ours, baseline (comma-separated), got {args.only!r}")
+    parts = _Parts(args.parts_dir, S, setting, only)
     rows: list[dict] = []
     ref_solver = ts.Solver("dopri5", rtol=args.ref_rtol, atol=args.ref_rtol / 100)
-    ref, cost = panel_statistic_ours(x0, betas, S, setting, ref_solver)
-    rows.append({"method": f"reference: dopri5 rtol {args.ref_rtol:g} (batched)", "max": 0.0, "mean": 0.0,
-                 **cost, "kind": "reference"})
-    ours = [("dopri5 rtol 1e-6 atol 1e-8 (default, phase preset; batched)", 1e-6, 1e-8),
-            ("dopri5 rtol 1e-5 atol 1e-7 (batched)", 1e-5, 1e-7),
-            ("dopri5 rtol 1e-4 atol 1e-6 (batched)", 1e-4, 1e-6)]
-    for name, rtol, atol in ours:
-        stat, cost = panel_statistic_ours(x0, betas, S, setting, ts.Solver("dopri5", rtol=rtol, atol=atol))
+    got = parts.get("reference", f"reference-rtol{args.ref_rtol:g}",
+                    lambda: panel_statistic_ours(x0, betas, S, setting, ref_solver))
+    ref = None if got is None else got[0]
+    if got is not None:
+        rows.append({"method": f"reference: dopri5 rtol {args.ref_rtol:g} (batched)", "max": 0.0, "mean": 0.0,
+                     **got[1], "kind": "reference"})
+    rtols = [float(r) for r in args.ours_rtols.split(",")]
+    results = {}
+    for rtol in rtols:
+        solver = ts.Solver("dopri5", rtol=rtol, atol=rtol / 100)
+        got = parts.get("ours", f"ours-rtol{rtol:g}",
+                        lambda solver=solver: panel_statistic_ours(x0, betas, S, setting, solver))
+        if got is not None:
+            results[rtol] = got
+    etas = [float(e) for e in args.etas.split(",")] if args.etas else None
+    fixed = {}
+    for eta in etas or []:
+        got = parts.get("baseline", f"baseline-eta{eta:g}",
+                        lambda eta=eta: panel_statistic_baseline(x0, betas, S, setting, eta))
+        if got is not None:
+            fixed[eta] = got
+    if ref is None or 1e-6 not in results:
+        have = sorted(p.stem for p in parts.dir.glob("*.pt")) if parts.dir is not None else []
+        print(f"saved parts: {', '.join(have) or 'none'}; the table needs the reference and rtol 1e-6 (default)",
+              file=sys.stderr)
+        return rows
+    for rtol, (stat, cost) in results.items():
+        name = ("dopri5 rtol 1e-6 atol 1e-8 (default, phase preset; batched)" if rtol == 1e-6
+                else f"dopri5 rtol {rtol:g} atol {rtol / 100:g} (batched)")
         mx, mean = _errors(stat, ref)
-        rows.append({"method": name, "max": mx, "mean": mean, **cost, "kind": "ours"})
-    default = rows[1]
+        rows.append({"method": name, "max": mx, "mean": mean, **cost, "kind": "ours", "rtol": rtol})
+    rows.sort(key=lambda r: (r["kind"] != "reference", r.get("rtol", 0) != 1e-6, r.get("rtol", 0)))
+    default = next(r for r in rows if r.get("rtol") == 1e-6)
     # the error to match: the default's; when it is below the panel's resolution (zero), the smallest nonzero
     # error of our runs, matched at that run's cost (an upper bound of the default's error at a lower cost)
     candidates = [r for r in rows if r["kind"] == "ours" and r["mean"] > 0]
     target = default if default["mean"] > 0 or not candidates else min(candidates, key=lambda r: r["mean"])
-    eta, measured, spent = 0.1, [], 0.0
-    while True:
-        left = None if args.quick else max(args.budget - spent, 0.0)
-        stat, cost = panel_statistic_baseline(x0, betas, S, setting, eta, max_cpu=left)
-        spent += cost["cpu"]
-        if stat is None:
-            break
-        mx, mean = _errors(stat, ref)
-        measured.append((eta, mean, cost))
-        rows.append({"method": f"baseline: authors' loop, η = {eta:g} (one β at a time)", "max": mx, "mean": mean,
-                     **cost, "kind": "baseline"})
-        if mean <= target["mean"] or eta < 1e-4 or (args.quick and len(measured) >= 3):
-            break
-        eta /= 2
+    measured = []
+    if etas is not None:  # the given step sizes, each run whole (they may come from other processes)
+        for eta in sorted(fixed, reverse=True):
+            stat, cost = fixed[eta]
+            mx, mean = _errors(stat, ref)
+            measured.append((eta, mean, cost))
+            rows.append({"method": f"baseline: authors' loop, η = {eta:g} (one β at a time)", "max": mx,
+                         "mean": mean, **cost, "kind": "baseline"})
+    else:  # halve η from 0.1 until the error is matched or the CPU budget is spent
+        eta, spent = 0.1, 0.0
+        while True:
+            left = None if args.quick else max(args.budget - spent, 0.0)
+            stat, cost = panel_statistic_baseline(x0, betas, S, setting, eta, max_cpu=left)
+            spent += cost["cpu"]
+            if stat is None:
+                break
+            mx, mean = _errors(stat, ref)
+            measured.append((eta, mean, cost))
+            rows.append({"method": f"baseline: authors' loop, η = {eta:g} (one β at a time)", "max": mx,
+                         "mean": mean, **cost, "kind": "baseline"})
+            if mean <= target["mean"] or eta < 1e-4 or (args.quick and len(measured) >= 3):
+                break
+            eta /= 2
     if len(measured) >= 2 and measured[-1][1] > target["mean"] > 0:
         # first order: error ∝ η (the measured order is printed); cost ∝ number of steps at the measured CPU per step
         (e1, m1, _), (e2, m2, c2) = measured[-2], measured[-1]
@@ -244,8 +320,11 @@ def panel(args) -> list[dict]:
     if args.figure:
         _panel_figure(rows, args.figure, head)
     if args.record:
-        cmd = (f"python benchmarks/bench_accuracy.py --panel --starts {S} --ref-rtol {args.ref_rtol:g} --budget "
-               f"{args.budget:g} --record" + (" --quick" if args.quick else ""))
+        cmd = (f"python benchmarks/bench_accuracy.py --panel --starts {S} --ref-rtol {args.ref_rtol:g} "
+               + (f"--etas {args.etas} " if args.etas else f"--budget {args.budget:g} ")
+               + (f"--ours-rtols {args.ours_rtols} " if args.ours_rtols != OURS_RTOLS else "")
+               + (f"--parts-dir {args.parts_dir} " if args.parts_dir else "") + "--record"
+               + (" --quick" if args.quick else ""))
         record("Accuracy per cost on a Figure 3 panel", cmd, "one run, one thread", head + "\n\n" + text)
     return rows
 

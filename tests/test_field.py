@@ -248,20 +248,40 @@ def test_streaming_equals_dense_at_large_beta(beta, chunk):
     close(dense, ref_field(x, {"beta": beta}), rtol=1e-10)  # exponents of size β·1e-4 ≈ 1: error ~ β·u·|F|
 
 
+_STREAMING_CHILD = r"""
+import json, math, resource, sys, torch
+from tokensphere import Model, velocity
+n, chunk, d, beta, normalization = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+g = torch.Generator().manual_seed(105)
+x = torch.randn(1, n, d, generator=g, dtype=torch.float64)
+x = x / x.norm(dim=-1, keepdim=True)
+peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+v = velocity(x, Model(beta=beta, normalization=normalization), chunk_size=chunk)
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak0
+err = 0.0
+for i in (0, 1, n // 2, n - 1):
+    w = torch.exp(beta * (x[0] @ x[0, i]) - beta)  # e^{β(s_ij − 1)}, independent of the kernel
+    f = math.exp(beta) * (w @ x[0]) / n if normalization == "uniform" else (w @ x[0]) / w.sum()
+    f = f - (f @ x[0, i]) * x[0, i]
+    err = max(err, float(((v[0, i] - f).abs() / f.abs().max()).max()))
+print(json.dumps({"growth": growth, "err": err, "finite": bool(torch.isfinite(v).all()), "shape": list(v.shape)}))
+"""
+
+
 def _streaming_rows_match_direct(n, chunk, normalization, beta=3.0, d=4):
-    """Run the streaming kernel at size n and compare a few rows with a direct per-row evaluation
-    (sums of n terms: tolerance 1e-12). Returns the growth of the process's peak memory in bytes."""
-    x = sphere(1, n, d, seed=105)
-    peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    v = velocity(x, Model(beta=beta, normalization=normalization), chunk_size=chunk)
-    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak0
-    assert v.shape == (1, n, d) and torch.isfinite(v).all()
-    for i in (0, 1, n // 2, n - 1):
-        w = torch.exp(beta * (x[0] @ x[0, i]) - beta)  # e^{β(s_ij − 1)}, independent of the kernel
-        f = math.exp(beta) * (w @ x[0]) / n if normalization == "uniform" else (w @ x[0]) / w.sum()
-        f = f - (f @ x[0, i]) * x[0, i]
-        close(v[0, i], f, rtol=1e-12)
-    return growth
+    """Run the streaming kernel at size n in a fresh process and compare a few rows with a direct per-row
+    evaluation (sums of n terms: tolerance 1e-12). Returns the growth of that process's peak memory in bytes
+    during the call — a fresh process, so the heap state left by earlier tests cannot blur it."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _STREAMING_CHILD, str(n), str(chunk), str(d), str(beta),
+                          normalization], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["shape"] == [1, n, d] and r["finite"]
+    assert r["err"] <= 1e-12, r
+    return r["growth"]
 
 
 def test_streaming_at_large_n():
