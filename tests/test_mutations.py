@@ -112,7 +112,7 @@ def _inject(monkeypatch, patches):
 
 def _signature(name, fn):
     """A mutant written as f(x, w) (unprojected) or P(x, y) with the real function's full signature: the fused
-    path asks ``_toy_dense`` for the projected field and projects in place with ``tangent_project(x, y, out)``,
+    path asks ``_toy_dense`` for the projected field and projects in place with ``tangent_project(x, y, out, work)``,
     both through the (mutated) module functions."""
     if name == "_toy_dense":
         def toy(x, w, block=None, project=False):
@@ -120,7 +120,7 @@ def _signature(name, fn):
             return field.tangent_project(x, f) if project else f
         return toy
     if name == "tangent_project":
-        return lambda x, y, out=None: fn(x, y) if out is None else out.copy_(fn(x, y))
+        return lambda x, y, out=None, work=None: fn(x, y) if out is None else out.copy_(fn(x, y))
     return fn
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -45,20 +46,48 @@ from .weights import Weights
 __all__ = ["velocity", "attention", "scores", "tangent_project", "log_normalizer", "weights_at", "plan", "KernelPlan"]
 
 
-def tangent_project(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def tangent_project(
+    x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None, work: torch.Tensor | None = None
+) -> torch.Tensor:
     """P⊥_x y = y − ⟨x, y⟩ x, row by row (the projection of (2.3)). x, y: (..., d). Returns (..., d), written
-    into ``out`` when given (``out`` may be ``y`` itself)."""
-    return torch.addcmul(y, _rowdot(x, y), x, value=-1.0, out=out)
+    into ``out`` when given (``out`` may be ``y`` itself); ``work``, a scratch tensor of y's shape, saves the
+    temporary of the row products."""
+    return torch.addcmul(y, _rowdot(x, y, work), x, value=-1.0, out=out)
 
 
-def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _rowdot(a: torch.Tensor, b: torch.Tensor, work: torch.Tensor | None = None) -> torch.Tensor:
     """⟨a_i, b_i⟩ over the last axis, keepdim. The product followed by a product with a column of ones is
     several times faster than torch's reduction over a short last axis when d is small or the operands fit in
     the core's cache (a block of the fused path); for large arrays einsum avoids the (…, d) temporary."""
     d = a.shape[-1]
-    if a.numel() >= 4096 and (d <= 16 or a.numel() * a.element_size() <= _CACHE_BYTES):
-        return torch.matmul(a * b, _ones(d, a.dtype, a.device))
+    if work is not None or (a.numel() >= 4096 and (d <= 16 or a.numel() * a.element_size() <= _CACHE_BYTES)):
+        prod = a * b if work is None else torch.mul(a, b, out=work)
+        return torch.matmul(prod, _ones(d, a.dtype, a.device))
     return torch.einsum("...i,...i->...", a, b).unsqueeze(-1)
+
+
+_WORKSPACES = threading.local()  # per thread: the fused path's block buffers, reused across calls
+
+
+def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Block buffers of the fused path for blocks of ``step`` systems of (n, d): scores (step, n, n), products
+    (flat, room for (step, n, d + 1)), row sums (step, n, 1), scaled queries and [x | 1] values, and a scratch (step, n, d).
+    Kept per thread (concurrent calls from other threads get their own) for the last few shapes, so repeated
+    calls reuse them instead of asking the allocator for fresh, cold memory each time (each block is at most
+    a few hundred KiB: the cache-sized blocks)."""
+    cache = getattr(_WORKSPACES, "buffers", None)
+    if cache is None:
+        cache = _WORKSPACES.buffers = {}
+    key = (step, n, d, dtype, device)
+    bufs = cache.pop(key, None)
+    if bufs is None:
+        with torch.inference_mode(False):
+            bufs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape in
+                         ((step, n, n), (step * n * (d + 1),), (step, n, 1), (step, n, d), (step, n, d + 1), (step, n, d)))
+        while len(cache) >= 4:  # the oldest shape goes
+            cache.pop(next(iter(cache)))
+    cache[key] = bufs  # most recent last
+    return bufs
 
 
 @functools.lru_cache(maxsize=64)
@@ -344,13 +373,9 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
         cached = max(1, _CACHE_BYTES // (n * n * x.element_size()))
         step = min(B, cached if block is None else min(block, cached))
     if not grad:  # preallocated per-block buffers: the scores, the products with [x | 1], the queries
-        g_buf = torch.empty((step, n, n), dtype=dt, device=dev)
-        y_buf = torch.empty((step, n, d + 1 if ones_column else d), dtype=dt, device=dev)
-        z_buf = None if ones_column or not softmax else torch.empty((step, n, 1), dtype=dt, device=dev)
-        q_buf = None if unit_beta else torch.empty((step, n, d), dtype=dt, device=dev)
-        v_buf = None
+        g_buf, y_buf, z_buf, q_buf, v_buf, w_buf = _workspace(step, n, d, dt, dev)
         if ones_column:
-            v_buf = torch.ones((step, n, d + 1), dtype=dt, device=dev)
+            v_buf[..., d:] = 1.0
         out = torch.empty_like(x)
     xt = x.transpose(1, 2)
     outs = []
@@ -379,10 +404,10 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
             else:
                 vals = v_buf[:k]
                 vals[..., :d].copy_(xb)
-            y = torch.bmm(e, vals) if grad else torch.bmm(e, vals, out=y_buf[:k])
+            y = torch.bmm(e, vals) if grad else torch.bmm(e, vals, out=y_buf[:k * n * (d + 1)].view(k, n, d + 1))
             num, den = y[..., :d], y[..., d:]
         else:
-            num = torch.bmm(e, xb) if grad else torch.bmm(e, xb, out=y_buf[:k])
+            num = torch.bmm(e, xb) if grad else torch.bmm(e, xb, out=y_buf[:k * n * d].view(k, n, d))
             if not softmax:
                 den = n * torch.exp(beta).view(-1, 1, 1) if plain and exp_beta else n
             elif grad:
@@ -394,7 +419,7 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
             outs.append(tangent_project(xb, f) if project else f)
             continue
         if project:  # P⊥ is linear: project Σ_j e_ij x_j in the cache, then scale by 1/Z_i in the one write
-            tangent_project(xb, num, out=num)
+            tangent_project(xb, num, out=num, work=w_buf[:k])
         torch.mul(num, den.reciprocal_() if isinstance(den, torch.Tensor) else 1.0 / den, out=out[rows])  # den: ours
     if grad:
         return outs[0] if len(outs) == 1 else torch.cat(outs)
