@@ -340,8 +340,8 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
     No row maximum in the common case: |β⟨x_i, x_j⟩| ≤ β max_j|x_j|², read off the diagonal of G, so while
     that bound is below the dtype's margin the exponentials neither overflow nor underflow (and keep their
     relative accuracy), and softmax is invariant under the shift. Beyond it (β in the hundreds) the row
-    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). Without gradients the
-    batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums and projection
+    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). On the CPU without gradients
+    the batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums and projection
     computed in preallocated buffers while they stay in the core's cache (2–3× fewer passes over memory than
     whole-batch operations at (2048, 32, 32))."""
     B, n, d = x.shape
@@ -366,8 +366,10 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
     if d <= 16:
         sq = torch.matmul(x.detach() * x.detach(), torch.ones((d, 1), dtype=dt, device=dev)).amax()
         bound = float(sq) * float(w.beta.detach().max())
-    grad = torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)
-    if grad:  # one block, out of place (autograd)
+    # one block, out of place: for autograd, and off the CPU (the cache-sized blocks are a CPU idea; on a GPU
+    # they would only add kernel launches and a host read per block)
+    grad = (torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)) or x.device.type != "cpu"
+    if grad:
         step = B
     else:
         cached = max(1, _CACHE_BYTES // (n * n * x.element_size()))
