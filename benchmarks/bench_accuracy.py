@@ -325,7 +325,9 @@ def panel(args) -> list[dict]:
                + (f"--ours-rtols {args.ours_rtols} " if args.ours_rtols != OURS_RTOLS else "")
                + (f"--parts-dir {args.parts_dir} " if args.parts_dir else "") + "--record"
                + (" --quick" if args.quick else ""))
-        record("Accuracy per cost on a Figure 3 panel", cmd, "one run, one thread", head + "\n\n" + text)
+        how = ("the runs computed by separate processes (--only), one thread each, saved in --parts-dir and tabled "
+               "by this command; each cost is its own process's CPU time" if args.parts_dir else "one run, one thread")
+        record("Accuracy per cost on a Figure 3 panel", cmd, how, head + "\n\n" + text)
     return rows
 
 
