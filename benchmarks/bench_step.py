@@ -13,7 +13,12 @@ tree whose ``integrate/{driver,steps,controller}.py`` come from the git revision
 working tree (the "after"), and on the working tree with the allocator setting of the driver switched off
 (``TOKENSPHERE_SYSTEM_MALLOC=1``), and prints the ratios.
 
-    python benchmarks/bench_step.py [--quick] [--compare-to REV] [--repeats R] [--record]
+``--sync`` compares the loop's host-read schedules (``integrate(..., sync=...)``): "step" and "outputs" (the
+device schedule, with the field's device branch), at B = 1024 over t ∈ [0, 6], with outputs every 0.15 and
+with outputs only at the start and the end; it reports the reads, the iterations and the extra field
+evaluations of the parked systems.
+
+    python benchmarks/bench_step.py [--quick] [--compare-to REV | --sync] [--repeats R] [--record]
 """
 
 from __future__ import annotations
@@ -36,27 +41,31 @@ from bench_kernel import machine, record  # noqa: E402
 
 FULL = {"B": 4096, "n": 32, "d": 32, "T": 1.5}
 QUICK = {"B": 64, "n": 8, "d": 4, "T": 0.6}
+SYNC = {"B": 1024, "n": 32, "d": 32, "T": 6.0}  # --sync: long enough for run-ahead between output times
 _SYNC_METHODS = ("__bool__", "item", "tolist", "__int__", "__float__", "__index__")
 
 
 class SyncCounter:
-    """Counts host reads of tensors made from one source file (by default the driver): ``bool(t)``,
+    """Counts host reads of tensors made from some source files (by default the driver's): ``bool(t)``,
     ``t.item()``, ``t.tolist()``, ``int(t)``, ``float(t)`` and ``torch.nonzero``. A context manager; on CUDA
-    each of these waits for the device, on the CPU it is free but shows the loop's structure."""
+    each of these waits for the device, on the CPU it is free but shows the loop's structure.
 
-    def __init__(self, filename: str | None = None) -> None:
+    filename: one path or several (e.g. :data:`LOOP_FILES`, every module an integration step runs through)."""
+
+    def __init__(self, filename: str | list[str] | None = None) -> None:
         if filename is None:
             import tokensphere.integrate.driver as drv
 
             filename = drv.__file__
-        self.filename, self.count, self._saved = os.path.realpath(filename), 0, {}
+        names = [filename] if isinstance(filename, str) else list(filename)
+        self.files, self.count, self._saved = {os.path.realpath(f) for f in names}, 0, {}
 
     def _wrap(self, fn):
         counter = self
 
         def wrapped(*args, **kwargs):
             frame = sys._getframe(1)
-            if os.path.realpath(frame.f_code.co_filename) == counter.filename:
+            if os.path.realpath(frame.f_code.co_filename) in counter.files:
                 counter.count += 1
             return fn(*args, **kwargs)
 
@@ -77,9 +86,28 @@ class SyncCounter:
         self._saved.clear()
 
 
-def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False) -> dict:
-    """One integration of the setting above; returns its timings and counts."""
+def loop_files() -> list[str]:
+    """The modules one integration step runs through: driver, steps, controller, field, model, weights."""
+    import tokensphere.field
+    import tokensphere.integrate.controller
+    import tokensphere.integrate.driver
+    import tokensphere.integrate.steps
+    import tokensphere.model
+    import tokensphere.weights
+
+    mods = (tokensphere.integrate.driver, tokensphere.integrate.steps, tokensphere.integrate.controller,
+            tokensphere.field, tokensphere.model, tokensphere.weights)
+    return [m.__file__ for m in mods]
+
+
+def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False, sync: str = "step",
+            every: float = 0.15) -> dict:
+    """One integration of the setting above; returns its timings and counts. sync="outputs" runs the loop's
+    device schedule (and the field's device branch, which reads no values), counting the reads of every
+    module of the step (:func:`loop_files`); sync="step" counts the driver's, as before. every: the spacing
+    of the output times."""
     import tokensphere as ts
+    import tokensphere.field as field_mod
     from tokensphere.integrate.driver import integrate
     from tokensphere.integrate.saveat import SaveAt
     from tokensphere.runtime import choose_threads, torch_threads
@@ -96,16 +124,22 @@ def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False) -> dict
         return v
 
     solver = ts.Solver("dopri5", rtol=1e-6, atol=1e-8)
-    save = SaveAt(torch.arange(0.0, T + 1e-9, 0.15, dtype=torch.float64), store=False)
+    save = SaveAt(torch.arange(0.0, T + 1e-9, every, dtype=torch.float64), store=False)
     with torch_threads(choose_threads(n)) as threads:
         r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        if count_syncs:
-            with SyncCounter() as sc:
-                res = integrate(f, x0, save, solver)
-            syncs = sc.count
-        else:
-            res = integrate(f, x0, save, solver)
-            syncs = None
+        host_branch = field_mod._reads_are_free
+        if sync == "outputs":  # the field as it runs on a device where reads synchronise
+            field_mod._reads_are_free = lambda x: False
+        try:
+            if count_syncs:
+                with SyncCounter(None if sync == "step" else loop_files()) as sc:
+                    res = integrate(f, x0, save, solver, sync=sync)
+                syncs = sc.count
+            else:
+                res = integrate(f, x0, save, solver, sync=sync)
+                syncs = None
+        finally:
+            field_mod._reads_are_free = host_branch
         wall, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_SELF)
         interop = torch.get_num_interop_threads()
     iterations = int((res.steps + res.rejected).max())
@@ -114,7 +148,7 @@ def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False) -> dict
         "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime,
         "minflt": r1.ru_minflt - r0.ru_minflt, "iterations": iterations,
         "accepted": int(res.steps.sum()), "rejected": int(res.rejected.sum()), "evaluations": res.evaluations,
-        "threads": threads, "interop_threads": interop, "syncs": syncs,
+        "threads": threads, "interop_threads": interop, "syncs": syncs, "outputs": save.t.tolist(),
     }
 
 
@@ -156,13 +190,31 @@ def main(argv=None):
     p.add_argument("--compare-to", default=None, metavar="REV", help="git revision of the 'before' driver")
     p.add_argument("--repeats", type=int, default=1, help="interleaved repeats (the minimum wall time is kept)")
     p.add_argument("--record", action="store_true")
+    p.add_argument("--sync", action="store_true",
+                   help="compare the loop's host-read schedules sync='step' and sync='outputs' (the device schedule)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
         print(json.dumps(measure(**json.loads(args.child), count_syncs=True)))
         return None
-    setting = QUICK if args.quick else FULL
-    if args.compare_to is None:
+    setting = QUICK if args.quick else SYNC if args.sync else FULL
+    if args.sync:  # outputs every 0.15 (as the phase preset), then only at the start and the end
+        rows, notes = {}, []
+        for every in (0.15, setting["T"]):
+            pair = {m: measure(**setting, count_syncs=True, sync=m, every=every) for m in ("step", "outputs")}
+            a, b = pair["step"], pair["outputs"]
+            for m, r in pair.items():
+                rows[f"sync={m}, {len(r['outputs'])} output times"] = r
+            notes.append(f"{len(b['outputs'])} output times: sync=outputs made {b['syncs']} host reads in "
+                         f"{b['iterations']} iterations, field evaluations {b['evaluations']} against "
+                         f"{a['evaluations']} with sync=step ({b['evaluations'] / a['evaluations']:.3f}×: the parked "
+                         f"systems' idle attempts); same steps: "
+                         f"{a['accepted'] == b['accepted'] and a['rejected'] == b['rejected']}")
+        text = HEADER + "\n" + "\n".join(_row(k, v) for k, v in rows.items())
+        text += ("\n\nHost reads: sync=step counts the driver's; sync=outputs counts every module of the step "
+                 "(driver, steps, controller, field, model, weights) with the field's device branch.\n"
+                 + "\n".join(f"- {t}" for t in notes))
+    elif args.compare_to is None:
         r = measure(**setting, count_syncs=True)
         text = HEADER + "\n" + _row("working tree", r)
         rows = {"working tree": r}
@@ -190,6 +242,7 @@ def main(argv=None):
     print(text)
     if args.record:
         cmd = "python benchmarks/bench_step.py --record" + (" --quick" if args.quick else "") + (
+            " --sync" if args.sync else "") + (
             f" --compare-to {args.compare_to}" if args.compare_to else "") + f" --repeats {args.repeats}"
         record("Whole steps: one dopri5 step of the batched driver", cmd,
                f"minimum wall over {args.repeats} interleaved repeat(s), child processes", head + "\n\n" + text)

@@ -332,6 +332,12 @@ def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
 # back ends
 
 
+def _reads_are_free(x: torch.Tensor) -> bool:
+    """Whether reading a value of x's device to the host costs nothing (the CPU). Elsewhere (CUDA) each read
+    waits for the device, so the back ends decide from shapes alone and keep every value on the device."""
+    return x.device.type == "cpu"
+
+
 def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: bool = False) -> torch.Tensor:
     """Q = K = V = I, one head, no mask: G = β⟨x_i, x_j⟩ by one product, the exponentials in place, then one
     product with [x | 1] (small d; else with x and a row sum) for Σ_j e_ij x_j and Z_i together; with
@@ -355,15 +361,16 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
         return tangent_project(x, f) if project else f
     dt, dev = x.dtype, x.device
     ones_column = softmax and d < 16
-    unit_beta = w.beta.numel() == 1 and not w.beta.requires_grad and float(w.beta) == 1.0
+    host = _reads_are_free(x)  # else every value read below would wait for the device: always stabilise
+    unit_beta = host and w.beta.numel() == 1 and not w.beta.requires_grad and float(w.beta) == 1.0
     margin = _EXP_MARGIN.get(dt, 70.0)
     exp_beta = not softmax and w.time_scale == "exp_beta"
-    big_beta = exp_beta and float(w.beta.detach().max()) > margin
+    big_beta = exp_beta and (not host or float(w.beta.detach().max()) > margin)
     shift = None if softmax else _usa_shift(w, x).reshape(-1, 1, 1)  # (1 or B, 1, 1)
     # the bound max_b β_b max_j |x_j|² (= the largest diagonal score): from x for small d (one pass over
     # B·n·d), else from the diagonal of each block of scores
     bound = None
-    if d <= 16:
+    if host and d <= 16:
         sq = torch.matmul(x.detach() * x.detach(), torch.ones((d, 1), dtype=dt, device=dev)).amax()
         bound = float(sq) * float(w.beta.detach().max())
     # one block, out of place: for autograd, and off the CPU (the cache-sized blocks are a CPU idea; on a GPU
@@ -392,8 +399,11 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
         else:
             q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf[:k])  # β scales the queries
             g = torch.bmm(q, xt[rows], out=g_buf[:k])  # β⟨x_i, x_j⟩
-        blk_bound = bound if bound is not None else float(g.detach().diagonal(0, 1, 2).amax())  # β ≥ 0 (validated)
-        plain = blk_bound <= margin and not big_beta
+        if host:
+            blk_bound = bound if bound is not None else float(g.detach().diagonal(0, 1, 2).amax())  # β ≥ 0 (validated)
+            plain = blk_bound <= margin and not big_beta
+        else:
+            plain = False
         if plain:
             e = g.exp_()
         elif softmax:

@@ -20,7 +20,7 @@ from .blocks import integrate_split
 from .field import plan as kernel_plan
 from .field import velocity
 from .init import FromArray, normalize
-from .integrate.driver import IntegrationResult, integrate
+from .integrate.driver import SYNC_MODES, IntegrationResult, integrate
 from .integrate.saveat import SaveAt, SaveHook
 from .integrate.sde import SDESolver, as_sde_solver, continued_sde_solver, integrate_sde
 from .integrate.solver import METHODS, Solver
@@ -71,6 +71,7 @@ def simulate(
     store: bool | None = None,
     on_save: SaveHook | None = None,
     seed: int | None = None,
+    sync: str = "auto",
     **model_options: Any,
 ) -> Trajectory:
     """Integrate the attention dynamics (2.3) from ``x0`` and return the saved :class:`Trajectory`.
@@ -91,6 +92,9 @@ def simulate(
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
     threads: torch threads for the integration (default: :func:`tokensphere.runtime.choose_threads` by n).
     store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
+    sync: when the step loop reads the device — "step" (every iteration), "outputs" (only at settle points;
+        bitwise the same run), "auto" ("step" on the CPU, "outputs" elsewhere); see
+        :func:`tokensphere.integrate.integrate`.
     When x0 has one system and the model several (e.g. β of shape (B,)), x0 is shared by all of them.
     Noise (``model.noise`` = σ > 0, Problem 7): integrated by :mod:`tokensphere.integrate.sde` with a stochastic
     method (``solver`` one of ``SDE_METHODS`` or an :class:`~tokensphere.integrate.sde.SDESolver`; ``dt``
@@ -106,6 +110,7 @@ def simulate(
     Raises ValueError naming the parameter for every invalid input.
     """
     device = _check_device(device)
+    validate_choice("sync", sync, SYNC_MODES)
     if model is not None and (beta is not None or model_options):
         raise ValueError("give either model=Model(...) or beta and model options, not both")
     run, source = _as_run(x0)
@@ -144,7 +149,8 @@ def simulate(
     # the driver reuses its buffers in place and is not differentiable: gradients through an integration are
     # tokensphere.control's (backpropagation through a fixed-step rollout, or the adjoint)
     with torch_threads(choose_threads(x.shape[1], threads)) as used, torch.no_grad():
-        res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress)
+        res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress,
+                   sync=sync)
     meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, chunk_size=chunk_size)
     meta["kernel"] = kernel_plan(x, model, t0, chunk_size=chunk_size).describe()  # the back end velocity ran
     meta.update({"init": init_meta, "wall_seconds": _time.perf_counter() - start})
@@ -169,7 +175,7 @@ def simulate(
 
 
 def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: float, events: Sequence[Callable],
-         chunk_size: int | None, progress: Callable[[float], None] | None) -> IntegrationResult:
+         chunk_size: int | None, progress: Callable[[float], None] | None, sync: str = "auto") -> IntegrationResult:
     """The integration proper: x (B, n, d) from t0 under ``model`` with ``solver``, recorded at ``save_at``."""
     m = model.to(x.dtype, x.device)
     velocity(x[:1], m.take(torch.zeros(1, dtype=torch.long)), t0)  # shape checks before any work
@@ -190,7 +196,7 @@ def _run(x: torch.Tensor, model: Model, solver: Solver, save_at: SaveAt, *, t0: 
     if isinstance(solver, SDESolver):
         return integrate_sde(f, x, save_at, solver, model.noise, t0=t0, breakpoints=breakpoints, progress=progress)
     return integrate(f, x, save_at, solver, t0=t0, events=events, progress=progress, breakpoints=breakpoints,
-                     autonomous=not timed, on_sphere=model.projection)
+                     autonomous=not timed, on_sphere=model.projection, sync=sync)
 
 
 # ------------------------------------------------------------------------------------------------------------

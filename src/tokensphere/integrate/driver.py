@@ -14,6 +14,13 @@ outputs reached, did a step fail or underflow, are systems near the step cap, wa
 ``nonzero`` gathers only when outputs are reached, when systems leave and — with events — to read whether an
 event fired (one more read per iteration when events are given); the progress callback reads the slowest
 time every 16 iterations. See docs/numerics.md, "Step loop".
+
+``sync="outputs"`` (the default off the CPU) removes that read: each iteration is decided on the device — a
+system that lands on a stop, fails or reaches the step cap is *parked* (it keeps its state while the others
+step; its attempts are discarded) — and the host reads only at settle points, chosen so that the parked
+systems' idle attempts stay near a tenth of the work: there it records the parked systems' outputs, raises the
+errors, drops the systems that finished and unparks the rest. The steps, states and counts are bitwise those
+of ``sync="step"``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from ..field import tangent_project
-from ..validate import as_tensor
+from ..validate import as_tensor, validate_choice
 from .saveat import SaveAt
 from .solver import Solver
 from .steps import StageBuffers, cg_step, erk_step, retract
@@ -45,6 +52,11 @@ _LAND_SLACK = 1e-9
 # a rejected step below this fraction of max(|t|, 1) means the step size underflowed
 _UNDERFLOW = 1e-13
 _PROGRESS_EVERY = 16  # iterations between progress reports
+SYNC_MODES = ("auto", "step", "outputs")
+# sync="outputs": the host settles when the parked systems' predicted idle attempts would exceed this share of
+# the attempts made, and at least every _MAX_AHEAD iterations (the prediction assumes steady steps)
+_IDLE_SHARE = 0.1
+_MAX_AHEAD = 256
 # glibc returns every freed block above its mmap threshold (at most 32 MiB by default) to the system and
 # page-faults it in again, zero-filled, at the next allocation: for a batch whose (B, n, d) tensors are tens of
 # MiB that costs more system time than the arithmetic (measured: BENCHMARKS.md, "Whole steps"). The driver
@@ -169,6 +181,11 @@ class _Working:
         self.steps = torch.zeros_like(next_stop)
         self.rejected = torch.zeros_like(next_stop)
         self.work = StageBuffers()
+        # sync="outputs": parked rows and why (0 landed on its stop, _FAIL_* failed), the failed step's size
+        self.parked = torch.zeros_like(next_stop, dtype=torch.bool)
+        self.why = torch.zeros_like(next_stop)
+        self.fail_h = torch.zeros_like(t)
+        self.idle = torch.zeros((), dtype=torch.long, device=t.device)  # parked rows' attempts since the settle
 
     @property
     def size(self) -> int:
@@ -182,6 +199,7 @@ class _Working:
         self.steps, self.rejected = self.steps[rows], self.rejected[rows]
         self.h = None if self.h is None else self.h[rows]
         self.k1 = None if self.k1 is None else self.k1[rows]
+        self.parked, self.why, self.fail_h = self.parked[rows], self.why[rows], self.fail_h[rows]
 
 
 @dataclass
@@ -211,6 +229,7 @@ def integrate(
     breakpoints: torch.Tensor | None = None,
     autonomous: bool = True,
     on_sphere: bool = True,
+    sync: str = "auto",
 ) -> IntegrationResult:
     """Integrate from time t0 and record the state at every output time of ``save_at`` (all ≥ t0).
 
@@ -221,11 +240,15 @@ def integrate(
     boundaries). autonomous: False when the field depends on t; then the first-same-as-last stage is
     re-evaluated after a stop (the weights may jump there). on_sphere: renormalise after every step (False
     for pure self-attention on R^d, (9.1)). progress: called with the fraction of [t0, t_end] covered by the
-    slowest system.
+    slowest system. sync: when the host reads the loop's state — "step" (one small read per
+    iteration), "outputs" (only at settle points: systems that land or fail are parked on the device until
+    then; the same steps and states, bitwise), "auto" ("step" on the CPU, where a read costs nothing and a
+    parked system's attempts would; "outputs" on other devices, unless events are given).
     Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
     """
     save_at = save_at if isinstance(save_at, SaveAt) else SaveAt(save_at)
     dev = x0.device
+    deferred = _deferred(sync, dev, events)
     t_out = save_at.t.to(device=dev)
     if float(t_out[0]) < t0:
         raise ValueError(f"save_at times must be >= t0 = {t0:g}, got {float(t_out[0]):g}")
@@ -238,7 +261,22 @@ def integrate(
             event.start(torch.full((x0.shape[0],), float(t0), dtype=torch.float64, device=dev), x0)
     iteration = 0
     span = float(t_out[-1]) - t0
+    limit, attempts, ahead = 4, 0, 0  # sync="outputs": the longest run-ahead, adapted to the idle share measured
     while ws.size:
+        if deferred:
+            if ahead <= 0:  # the host's read: settle the parked systems, plan the next run-ahead
+                idle, predicted, t_min = _settle(field, ws, totals, stops, solver, record, autonomous)
+                if attempts:
+                    limit = min(2 * limit, _MAX_AHEAD) if idle <= _IDLE_SHARE * attempts else max(1, limit // 2)
+                attempts, ahead = 0, min(limit, predicted)
+                if progress is not None:
+                    progress((t_min - t0) / span)
+                if not ws.size:
+                    break
+            attempts += ws.size
+            _advance_parked(field, ws, stops, solver, on_sphere)
+            ahead -= 1
+            continue
         _advance(field, ws, totals, stops, solver, record, events, autonomous, on_sphere)
         iteration += 1
         if progress is not None and iteration % _PROGRESS_EVERY == 0 and ws.size:
@@ -354,7 +392,8 @@ def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: 
              k_last: torch.Tensor, hs: torch.Tensor, land: torch.Tensor, new_t: torch.Tensor, autonomous: bool,
              on_sphere: bool, n_stops: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Accept or reject each adaptive step and propose the next step size. Returns (accept (B_a,) bool, tiny
-    (B_a,) bool: rejected steps that underflowed, the last stage to carry over (FSAL))."""
+    (B_a,) bool: rejected steps that underflowed, the last stage to carry over (FSAL)). autonomous=True skips
+    the FSAL refresh at stops (``_settle`` does it for parked systems)."""
     ctrl, tab = solver.controller, TABLEAUX[solver.method]
     e = ctrl.error_ratio(err, ws.x, y, scratch=(ws.work.get("stage", y), ws.work.get("combine", y)))
     accept = e <= 1.0
@@ -376,6 +415,124 @@ def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: 
     return accept, tiny, k_last
 
 
+_FAIL_TINY, _FAIL_NONFINITE, _FAIL_CAP = 1, 2, 3  # why a system was parked (0: it landed on its stop)
+
+
+def _deferred(sync: str, dev: torch.device, events: Sequence[Event]) -> bool:
+    """Whether the loop runs ahead with parked systems (sync="outputs") or reads every iteration ("step")."""
+    validate_choice("sync", sync, SYNC_MODES)
+    if sync == "outputs" and events:
+        raise ValueError('sync="outputs" cannot run with events (an event is read every iteration); use sync="step"')
+    return sync == "outputs" or (sync == "auto" and dev.type != "cpu" and not events)
+
+
+def _advance_parked(field: _Field, ws: _Working, stops: torch.Tensor, solver: Solver, on_sphere: bool) -> None:
+    """One step attempt of every active system with no host read (sync="outputs"). Parked systems are
+    stepped with the others (one batched call) but their attempt is discarded: state, time, step size, FSAL
+    stage and counts stay. A system that lands on its stop, fails (non-finite state, step underflow) or
+    reaches the step cap is parked, with the reason, until :func:`_settle`."""
+    free = ~ws.parked
+    ws.idle += ws.parked.sum()
+    target = stops[ws.next_stop]
+    remaining = target - ws.t
+    land = ws.h * (1 + _LAND_SLACK) >= remaining
+    hs = torch.where(land, remaining, ws.h)
+    new_t = torch.where(land, target, ws.t + hs)
+    fa = field.on(ws.idx)
+    accept = tiny = k_last = None
+    h_before = ws.h
+    if solver.kind == "lie":
+        y = cg_step(fa, ws.t, ws.x, hs, CROUCH_GROSSMAN[solver.method])
+    else:
+        y, err, k_last = erk_step(fa, ws.t, ws.x, hs, TABLEAUX[solver.method], k1=ws.k1, t_end=new_t,
+                                  work=ws.work)
+        if solver.kind == "adaptive":
+            accept, tiny, k_last = _control(field, ws, solver, y, err, k_last, hs, land, new_t, True, on_sphere,
+                                            stops.numel())
+            ws.h = torch.where(free, ws.h, h_before)
+    if on_sphere:
+        y = retract(y, out=y if ws.work.holds(y) else None)
+    acc = free if accept is None else accept & free
+    bad = acc & ~torch.isfinite(y).flatten(1).all(1)
+    acc = acc & ~bad
+    why = torch.where(bad, _FAIL_NONFINITE, 0)
+    if tiny is not None:
+        tiny = tiny & free
+        why = torch.where(tiny, _FAIL_TINY, why)
+        bad = bad | tiny
+    if ws.k1 is not None:
+        ws.k1 = torch.where(acc.view(-1, 1, 1), k_last, ws.k1)
+    _commit(ws, y, new_t, acc, all_accepted=False, attempted=free)
+    finished = acc & land & (ws.next_stop + 1 >= stops.numel())  # leaves at the settle: not over the cap
+    capped = free & ~bad & ~finished & (ws.steps + ws.rejected >= solver.max_steps)
+    why = torch.where(capped, _FAIL_CAP, why)
+    failed = bad | capped
+    ws.why = torch.where(failed, why, ws.why)
+    ws.fail_h = torch.where(failed, hs, ws.fail_h)
+    ws.parked |= (acc & land) | failed
+
+
+def _settle(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, solver: Solver, record: _Recorder,
+            autonomous: bool) -> tuple[int, int, float]:
+    """The host's read of sync="outputs" (one small vector; ``nonzero`` gathers only when some systems, not
+    all, are parked, when systems leave, and for the FSAL refresh of time-dependent weights): raise the first
+    failure, record the outputs of the systems parked on their stop, refresh their FSAL stage, drop those that
+    reached their last stop and unpark the others.
+
+    Returns (the parked rows' idle attempts since the last settle, the iterations to run before the next
+    settle by :func:`_ahead`, the slowest system's time)."""
+    n_stops = stops.numel()
+    nxt = ws.next_stop + ws.parked  # each system's stop after this settle
+    leaving = nxt >= n_stops
+    read = torch.stack([v.to(torch.float64) for v in (ws.idle, ws.parked.sum(), (ws.why > 0).any(), leaving.any(),
+                                                      _ahead(ws, stops, nxt, ~leaving), ws.t.min())]).tolist()
+    idle, n_parked, ahead, t_min = int(read[0]), int(read[1]), int(read[4]), read[5]
+    failed, n_leaving = read[2] > 0, read[3] > 0
+    ws.idle.zero_()
+    if failed:
+        row = int(torch.nonzero(ws.why)[0])
+        code = int(ws.why[row])
+        if code == _FAIL_CAP:
+            raise IntegrationError(f"max_steps = {solver.max_steps} reached before t = {float(stops[-1]):g}; raise "
+                                   "max_steps or the step size")
+        mask = torch.zeros_like(ws.parked)
+        mask[row] = True
+        (_underflow if code == _FAIL_TINY else _nonfinite)(ws, mask, ws.fail_h)
+    if n_parked == 0:
+        return idle, ahead, t_min
+    if n_parked == ws.size:
+        record(ws.next_stop, ws.systems, ws.x if record.hook is None else ws.x.clone())
+    else:
+        rows = torch.nonzero(ws.parked).reshape(-1)
+        record(ws.next_stop[rows], ws.systems[rows], ws.x[rows])
+    ws.next_stop = nxt
+    if ws.k1 is not None and not autonomous:  # the weights may jump at a stop: f at the new time (as _control)
+        refresh = torch.nonzero(ws.parked & ~leaving).reshape(-1)
+        if refresh.numel():
+            ws.k1[refresh] = field.on(ws.systems[refresh])(ws.t[refresh], ws.x[refresh])
+    ws.parked.zero_()
+    if n_leaving:
+        _drop(ws, totals, leaving)
+    return idle, ahead, t_min
+
+
+def _ahead(ws: _Working, stops: torch.Tensor, nxt: torch.Tensor, going: torch.Tensor) -> torch.Tensor:
+    """The run-ahead of sync="outputs", on the device: with m_b the iterations system b (of the rows
+    ``going`` on after the settle) needs to reach its next stop ``nxt`` at its present step, the largest m among
+    the m_b at which the systems landed before it would idle for at most ``_IDLE_SHARE`` of the attempts,
+    Σ_{m_b ≤ m} (m − m_b) ≤ share · m · B; at least 1, at most ``_MAX_AHEAD``. A 0-dim float64 tensor."""
+    target = stops[nxt.clamp(max=stops.numel() - 1)]
+    m = torch.ceil((target - ws.t) / ws.h).clamp(min=1, max=_MAX_AHEAD)
+    m = torch.where(going, m, torch.full_like(m, float("inf")))
+    m, _ = torch.sort(m)
+    count = torch.arange(1, m.numel() + 1, dtype=m.dtype, device=m.device)
+    idle = m * count - torch.cumsum(torch.nan_to_num(m, posinf=0.0), 0)
+    ok = torch.isfinite(m) & (idle <= _IDLE_SHARE * m * going.sum())
+    if m.numel() == 0:
+        return torch.ones((), dtype=m.dtype, device=m.device)
+    return torch.where(ok, m, torch.ones_like(m)).amax()
+
+
 def _underflow(ws: _Working, tiny: torch.Tensor, hs: torch.Tensor) -> None:
     row = int(torch.nonzero(tiny)[0])
     raise IntegrationError(
@@ -393,9 +550,11 @@ def _nonfinite(ws: _Working, bad: torch.Tensor, hs: torch.Tensor) -> None:
     )
 
 
-def _commit(ws: _Working, y: torch.Tensor, new_t: torch.Tensor, acc: torch.Tensor, all_accepted: bool) -> None:
-    """Move the accepted systems to (new_t, y) and count steps and rejections. When every step is accepted
-    the new state's buffer becomes the state and the old state's buffer the next step's output."""
+def _commit(ws: _Working, y: torch.Tensor, new_t: torch.Tensor, acc: torch.Tensor, all_accepted: bool,
+            attempted: torch.Tensor | None = None) -> None:
+    """Move the accepted systems to (new_t, y) and count steps and rejections (of the ``attempted`` rows, default
+    all). When every step is accepted the new state's buffer becomes the state and the old state's buffer the
+    next step's output."""
     if all_accepted:
         old = ws.x
         ws.x, ws.t = y, new_t
@@ -406,7 +565,7 @@ def _commit(ws: _Working, y: torch.Tensor, new_t: torch.Tensor, acc: torch.Tenso
     torch.where(acc.view(-1, 1, 1), y, ws.x, out=ws.x)
     ws.t = torch.where(acc, new_t, ws.t)
     ws.steps += acc
-    ws.rejected += ~acc
+    ws.rejected += ~acc if attempted is None else attempted & ~acc
 
 
 def _fire_events(events: Sequence[Event], ws: _Working, totals: _Totals, new_t: torch.Tensor, acc: torch.Tensor,
