@@ -26,7 +26,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_kernel.py --record
+	$(BIN)/python benchmarks/bench_kernel.py --record --runs 5
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -21,6 +21,19 @@ def test_kernel_benchmark_quick_runs():
     assert all(r["ns_ours"] > 0 and r["ns_base"] > 0 for r in rows)
 
 
+def test_kernel_benchmark_spread_over_fresh_processes_runs():
+    rows = _load("bench_kernel").main(["--quick", "--repeats", "1", "--runs", "2"])
+    assert len(rows) == 6 and all(len(r["speedups"]) == 2 and min(r["speedups"]) > 0 for r in rows)
+
+
+def test_step_benchmark_sync_comparison_quick_runs():
+    rows = _load("bench_step").main(["--quick", "--sync"])
+    assert len(rows) == 4
+    for every in (5, 2):  # output times: the two schedules take the same steps
+        a, b = rows[f"sync=step, {every} output times"], rows[f"sync=outputs, {every} output times"]
+        assert (a["accepted"], a["rejected"]) == (b["accepted"], b["rejected"]) and b["syncs"] > 0
+
+
 def test_baseline_step_is_the_authors_scheme():
     """The benchmark's baseline is one anchor Euler step of the library (independent code, same numbers)."""
     import tokensphere as ts
