@@ -1,4 +1,8 @@
-"""Helpers shared by several test modules (random inputs that do not use the library, CLI assertions)."""
+"""Helpers shared by several test modules (random inputs that do not use the library, CLI assertions, the
+benchmark scripts as modules)."""
+
+import importlib.util
+from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
@@ -32,3 +36,12 @@ def assert_one_line_error(result, code: int, word: str) -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and word in lines[0], lines[0]
     assert "Traceback" not in result.output
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` imported as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,18 +1,8 @@
 """The benchmark harness runs (timings are not asserted: they are recorded in BENCHMARKS.md)."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import load_benchmark as _load
 
 
 def test_kernel_benchmark_quick_runs():

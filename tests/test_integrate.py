@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import problems as P
+from helpers import load_benchmark
 import tokensphere as ts
 from tokensphere import METHODS, Clustered, IntegrationError, Solver, simulate
 from tokensphere.integrate import SaveAt, StepController, integrate
@@ -451,14 +452,7 @@ def test_api_runs_small_systems_on_one_thread_whatever_the_global_setting():
 
 
 def _bench_step():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_step.py"
-    spec = importlib.util.spec_from_file_location("bench_step", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_step")
 
 
 @pytest.mark.parametrize("method", sorted(ts.integrate.tableaux.TABLEAUX))

@@ -16,18 +16,13 @@ from tokensphere.integrate import SaveAt
 from tokensphere.integrate.driver import integrate
 from tokensphere.schedule import Layerwise
 
+from helpers import load_benchmark  # noqa: E402
+
 f64 = torch.float64
 
 
 def _bench_step():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_step.py"
-    spec = importlib.util.spec_from_file_location("bench_step", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_step")
 
 
 def _layers() -> torch.Tensor:

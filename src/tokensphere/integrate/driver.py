@@ -329,24 +329,7 @@ def _advance(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, 
              record: _Recorder, events: Sequence[Event], autonomous: bool, on_sphere: bool) -> None:
     """One step attempt of every active system: step, control, flags, commit, record, events, leavers."""
     n_stops = stops.numel()
-    target = stops[ws.next_stop]
-    remaining = target - ws.t
-    # land when a full step would reach the stop or leave only a round-off sliver behind
-    land = ws.h * (1 + _LAND_SLACK) >= remaining
-    hs = torch.where(land, remaining, ws.h)
-    new_t = torch.where(land, target, ws.t + hs)
-    fa = field.on(ws.idx)
-    accept = tiny = k_last = None
-    if solver.kind == "lie":
-        y = cg_step(fa, ws.t, ws.x, hs, CROUCH_GROSSMAN[solver.method])
-    else:  # fixed or adaptive RK; the authors' raw-field Euler is the same step on the unprojected field
-        y, err, k_last = erk_step(fa, ws.t, ws.x, hs, TABLEAUX[solver.method], k1=ws.k1, t_end=new_t,
-                                  work=ws.work)
-        if solver.kind == "adaptive":
-            accept, tiny, k_last = _control(field, ws, solver, y, err, k_last, hs, land, new_t, autonomous,
-                                            on_sphere, n_stops)
-    if on_sphere:
-        y = retract(y, out=y if ws.work.holds(y) else None)
+    land, hs, new_t, y, accept, tiny, k_last = _attempt(field, ws, stops, solver, autonomous, on_sphere)
     bad = ~torch.isfinite(y).flatten(1).all(1)
     acc = accept if accept is not None else torch.ones_like(land)
     hit = acc & land
@@ -386,6 +369,34 @@ def _advance(field: _Field, ws: _Working, totals: _Totals, stops: torch.Tensor, 
         raise IntegrationError(
             f"max_steps = {solver.max_steps} reached before t = {float(stops[-1]):g}; raise max_steps or the step size"
         )
+
+
+def _attempt(field: _Field, ws: _Working, stops: torch.Tensor, solver: Solver, autonomous: bool,
+             on_sphere: bool) -> tuple[torch.Tensor, ...]:
+    """Attempt one step of every working-set row towards its next stop, with the method's step (and, for
+    adaptive methods, the controller's verdict and next step size in ``ws.h``); the new state retracted onto
+    the sphere when ``on_sphere``. Returns (land, hs, new_t, y, accept, tiny, k_last): whether the step lands
+    on the stop, the step taken and the time reached (B_a,), the new state (B_a, n, d), the verdict and
+    underflow flags (None for fixed steps) and the last stage (FSAL, or None)."""
+    target = stops[ws.next_stop]
+    remaining = target - ws.t
+    # land when a full step would reach the stop or leave only a round-off sliver behind
+    land = ws.h * (1 + _LAND_SLACK) >= remaining
+    hs = torch.where(land, remaining, ws.h)
+    new_t = torch.where(land, target, ws.t + hs)
+    fa = field.on(ws.idx)
+    accept = tiny = k_last = None
+    if solver.kind == "lie":
+        y = cg_step(fa, ws.t, ws.x, hs, CROUCH_GROSSMAN[solver.method])
+    else:  # fixed or adaptive RK; the authors' raw-field Euler is the same step on the unprojected field
+        y, err, k_last = erk_step(fa, ws.t, ws.x, hs, TABLEAUX[solver.method], k1=ws.k1, t_end=new_t,
+                                  work=ws.work)
+        if solver.kind == "adaptive":
+            accept, tiny, k_last = _control(field, ws, solver, y, err, k_last, hs, land, new_t, autonomous,
+                                            on_sphere, stops.numel())
+    if on_sphere:
+        y = retract(y, out=y if ws.work.holds(y) else None)
+    return land, hs, new_t, y, accept, tiny, k_last
 
 
 def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: torch.Tensor,
@@ -433,25 +444,10 @@ def _advance_parked(field: _Field, ws: _Working, stops: torch.Tensor, solver: So
     reaches the step cap is parked, with the reason, until :func:`_settle`."""
     free = ~ws.parked
     ws.idle += ws.parked.sum()
-    target = stops[ws.next_stop]
-    remaining = target - ws.t
-    land = ws.h * (1 + _LAND_SLACK) >= remaining
-    hs = torch.where(land, remaining, ws.h)
-    new_t = torch.where(land, target, ws.t + hs)
-    fa = field.on(ws.idx)
-    accept = tiny = k_last = None
     h_before = ws.h
-    if solver.kind == "lie":
-        y = cg_step(fa, ws.t, ws.x, hs, CROUCH_GROSSMAN[solver.method])
-    else:
-        y, err, k_last = erk_step(fa, ws.t, ws.x, hs, TABLEAUX[solver.method], k1=ws.k1, t_end=new_t,
-                                  work=ws.work)
-        if solver.kind == "adaptive":
-            accept, tiny, k_last = _control(field, ws, solver, y, err, k_last, hs, land, new_t, True, on_sphere,
-                                            stops.numel())
-            ws.h = torch.where(free, ws.h, h_before)
-    if on_sphere:
-        y = retract(y, out=y if ws.work.holds(y) else None)
+    # autonomous=True: no FSAL refresh (and no read) here; _settle refreshes the parked systems
+    land, hs, new_t, y, accept, tiny, k_last = _attempt(field, ws, stops, solver, True, on_sphere)
+    ws.h = torch.where(free, ws.h, h_before)  # a parked system's discarded attempt proposes nothing
     acc = free if accept is None else accept & free
     bad = acc & ~torch.isfinite(y).flatten(1).all(1)
     acc = acc & ~bad
