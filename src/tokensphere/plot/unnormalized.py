@@ -34,12 +34,17 @@ _MEASURES = {
 }
 
 
+def _two_rows(columns: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    """A figure of 2 × ``columns`` axes (positions above, measurements below), ``width`` inches per column."""
+    fig = Figure(figsize=(width * columns, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, np.atleast_2d(fig.subplots(2, columns, squeeze=False))
+
+
 def table1_figure(runs: dict[str, dict[str, Any]], title: str | None = None) -> Figure:
     """Positions and measurements of the runs {case: table1_run(case)} (any subset of the four cases)."""
     cases = list(runs)
-    fig = Figure(figsize=(3.6 * len(cases), 7.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = np.atleast_2d(fig.subplots(2, len(cases), squeeze=False))
+    fig, axes = _two_rows(len(cases), 3.6, 7.0)
     for k, case in enumerate(cases):
         run = runs[case]
         pos = _plane(run)
@@ -125,9 +130,7 @@ def three_level_figure(runs: dict[str, dict[str, Any]], title: str | None = None
     middle hyperplane) with the occupied hyperplanes {⟨ψ₁, z⟩ = c} dashed; bottom, a_i(t) = ⟨ψ₁, z_i(t)⟩ with the
     measured levels and, for the perturbed run, the time the middle tokens left a = 0."""
     variants = list(runs)
-    fig = Figure(figsize=(4.2 * len(variants), 7.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = np.atleast_2d(fig.subplots(2, len(variants), squeeze=False))
+    fig, axes = _two_rows(len(variants), 4.2, 7.4)
     for k, variant in enumerate(variants):
         run = runs[variant]
         pos = np.asarray(run["z"], dtype=float)[..., :2]
