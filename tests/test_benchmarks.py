@@ -24,6 +24,12 @@ def test_step_benchmark_sync_comparison_quick_runs():
         assert (a["accepted"], a["rejected"]) == (b["accepted"], b["rejected"]) and b["syncs"] > 0
 
 
+def test_device_benchmark_smoke_runs_on_the_cpu():
+    out = _load("bench_device").main(["--device", "cpu", "--quick"])
+    assert len(out["kernel"]) == 4 and all(r["err_vs_cpu"] == 0.0 for r in out["kernel"])
+    assert out["loop"]["same"]
+
+
 def test_baseline_step_is_the_authors_scheme():
     """The benchmark's baseline is one anchor Euler step of the library (independent code, same numbers)."""
     import tokensphere as ts
