@@ -205,3 +205,24 @@ def test_outputs_sync_equals_step_sync_on_random_batches(method, betas, cuts, se
             for s in ("step", "outputs")]
     assert torch.equal(runs[0].positions, runs[1].positions)
     assert torch.equal(runs[0].steps, runs[1].steps) and torch.equal(runs[0].rejected, runs[1].rejected)
+
+
+@pytest.mark.parametrize("options", [
+    dict(beta=torch.linspace(1.0, 3.0, 16, dtype=f64)),
+    dict(beta=700.0),
+    dict(beta=2.0, normalization="uniform"),
+    dict(beta=2.0, normalization="uniform", time_scale="exp_beta"),
+    dict(beta=900.0, normalization="uniform", time_scale="exp_beta"),
+], ids=["SA", "SA beta 700", "USA", "USA exp_beta", "USA exp_beta beta 900"])
+def test_field_device_branch_is_the_host_field(monkeypatch, options):
+    """The fused path's device branch (always the shifted exponentials: the row maximum for SA, c for USA,
+    1/n kept) gives the host branch's field to round-off, for SA and USA in both time scales."""
+    import tokensphere.field as field_mod
+
+    x = ts.sample_sphere(16, 24, 20, seed=6)  # d > 16 and B·n² above the tiny-batch cut: the blocked path
+    model = Model(**options)
+    host = ts.velocity(x, model)
+    monkeypatch.setattr(field_mod, "_reads_are_free", lambda x: False)
+    device = ts.velocity(x, model)
+    assert torch.isfinite(host).all()
+    torch.testing.assert_close(device, host, rtol=1e-12, atol=1e-14 * float(host.abs().max()))

@@ -346,10 +346,11 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
     No row maximum in the common case: |β⟨x_i, x_j⟩| ≤ β max_j|x_j|², read off the diagonal of G, so while
     that bound is below the dtype's margin the exponentials neither overflow nor underflow (and keep their
     relative accuracy), and softmax is invariant under the shift. Beyond it (β in the hundreds) the row
-    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). On the CPU without gradients
-    the batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums and projection
-    computed in preallocated buffers while they stay in the core's cache (2–3× fewer passes over memory than
-    whole-batch operations at (2048, 32, 32))."""
+    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). Off the CPU no value is
+    read to decide this (each read would wait for the device): the shifted form is always used. On the CPU
+    without gradients the batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums
+    and projection computed in preallocated buffers while they stay in the core's cache (2–3× fewer passes
+    over memory than whole-batch operations at (2048, 32, 32))."""
     B, n, d = x.shape
     softmax = w.normalization == "softmax"
     if B * n * n <= _TINY:  # a few thousand scores: the fewest torch calls win (torch's softmax subtracts the max)
