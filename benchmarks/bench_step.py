@@ -18,7 +18,10 @@ device schedule, with the field's device branch), at B = 1024 over t ∈ [0, 6],
 with outputs only at the start and the end; it reports the reads, the iterations and the extra field
 evaluations of the parked systems.
 
-    python benchmarks/bench_step.py [--quick] [--compare-to REV | --sync] [--repeats R] [--record]
+Without either, the working tree is measured with the fused kernel's blocks on one lane and on every core
+(``tokensphere.runtime.run_lanes``; ``simulate``'s default), interleaved; ``--lanes K`` measures K only.
+
+    python benchmarks/bench_step.py [--quick] [--compare-to REV | --sync] [--repeats R] [--lanes K] [--record]
 """
 
 from __future__ import annotations
@@ -101,16 +104,17 @@ def loop_files() -> list[str]:
 
 
 def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False, sync: str = "step",
-            every: float = 0.15) -> dict:
+            every: float = 0.15, lanes: int | None = None) -> dict:
     """One integration of the setting above; returns its timings and counts. sync="outputs" runs the loop's
     device schedule (and the field's device branch, which reads no values), counting the reads of every
     module of the step (:func:`loop_files`); sync="step" counts the driver's, as before. every: the spacing
-    of the output times."""
+    of the output times. lanes: the fused kernel's lanes (default: as ``simulate`` picks them, all cores)."""
     import tokensphere as ts
     import tokensphere.field as field_mod
     from tokensphere.integrate.driver import integrate
     from tokensphere.integrate.saveat import SaveAt
-    from tokensphere.runtime import choose_threads, torch_threads
+    from tokensphere.runtime import choose_lanes, choose_threads, torch_threads
+    from tokensphere.runtime import lanes as kernel_lanes
 
     beta = torch.linspace(0.1, 9.0, B, dtype=torch.float64)
     model = ts.Model(beta=beta)
@@ -125,7 +129,7 @@ def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False, sync: s
 
     solver = ts.Solver("dopri5", rtol=1e-6, atol=1e-8)
     save = SaveAt(torch.arange(0.0, T + 1e-9, every, dtype=torch.float64), store=False)
-    with torch_threads(choose_threads(n)) as threads:
+    with torch_threads(choose_threads(n)) as threads, kernel_lanes(choose_lanes(lanes)) as used_lanes:
         r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         host_branch = field_mod._reads_are_free
         if sync == "outputs":  # the field as it runs on a device where reads synchronise
@@ -148,7 +152,7 @@ def measure(B: int, n: int, d: int, T: float, count_syncs: bool = False, sync: s
         "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime,
         "minflt": r1.ru_minflt - r0.ru_minflt, "iterations": iterations,
         "accepted": int(res.steps.sum()), "rejected": int(res.rejected.sum()), "evaluations": res.evaluations,
-        "threads": threads, "interop_threads": interop, "syncs": syncs, "outputs": save.t.tolist(),
+        "threads": threads, "lanes": used_lanes, "interop_threads": interop, "syncs": syncs, "outputs": save.t.tolist(),
     }
 
 
@@ -192,12 +196,14 @@ def main(argv=None):
     p.add_argument("--record", action="store_true")
     p.add_argument("--sync", action="store_true",
                    help="compare the loop's host-read schedules sync='step' and sync='outputs' (the device schedule)")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="the fused kernel's lanes (default: all cores, as simulate picks them)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
         print(json.dumps(measure(**json.loads(args.child), count_syncs=True)))
         return None
-    setting = QUICK if args.quick else SYNC if args.sync else FULL
+    setting = {**(QUICK if args.quick else SYNC if args.sync else FULL), "lanes": args.lanes}
     if args.sync:  # outputs every 0.15 (as the phase preset), then only at the start and the end
         rows, notes = {}, []
         for every in (0.15, setting["T"]):
@@ -214,10 +220,23 @@ def main(argv=None):
         text += ("\n\nHost reads: sync=step counts the driver's; sync=outputs counts every module of the step "
                  "(driver, steps, controller, field, model, weights) with the field's device branch.\n"
                  + "\n".join(f"- {t}" for t in notes))
-    elif args.compare_to is None:
-        r = measure(**setting, count_syncs=True)
-        text = HEADER + "\n" + _row("working tree", r)
-        rows = {"working tree": r}
+    elif args.compare_to is None:  # the kernel's lanes: one, and all cores (unless --lanes fixes them), interleaved
+        from tokensphere.runtime import all_cores
+
+        counts = [args.lanes] if args.lanes else sorted({1, all_cores()})
+        rows = {}
+        for _ in range(max(args.repeats, 1)):
+            for k in counts:
+                r = measure(**{**setting, "lanes": k}, count_syncs=True)
+                name = f"working tree, kernel lanes {k}"
+                if name not in rows or r["wall"] < rows[name]["wall"]:
+                    rows[name] = r
+        text = HEADER + "\n" + "\n".join(_row(k, v) for k, v in rows.items())
+        if len(rows) == 2:
+            one, many = rows.values()
+            text += (f"\n\nlanes 1 / lanes {many['lanes']}, wall per iteration: "
+                     f"{(one['wall'] / one['iterations']) / (many['wall'] / many['iterations']):.2f}× "
+                     f"(same steps: {one['accepted'] == many['accepted'] and one['rejected'] == many['rejected']})")
     else:
         with tempfile.TemporaryDirectory() as tmp:
             old = _old_tree(args.compare_to, Path(tmp))
@@ -236,14 +255,15 @@ def main(argv=None):
                  f"{(before['wall'] / before['iterations']) / (after['wall'] / after['iterations']):.2f}×")
     head = (f"B = {setting['B']}, n = {setting['n']}, d = {setting['d']}, t ∈ [0, {setting['T']:g}], dopri5 rtol 1e-6 "
             f"atol 1e-8; torch threads {rows[next(iter(rows))]['threads']} (interop "
-            f"{rows[next(iter(rows))]['interop_threads']})")
+            f"{rows[next(iter(rows))]['interop_threads']}), kernel lanes {rows[next(iter(rows))]['lanes']}")
     print(machine())
     print(head)
     print(text)
     if args.record:
         cmd = "python benchmarks/bench_step.py --record" + (" --quick" if args.quick else "") + (
             " --sync" if args.sync else "") + (
-            f" --compare-to {args.compare_to}" if args.compare_to else "") + f" --repeats {args.repeats}"
+            f" --compare-to {args.compare_to}" if args.compare_to else "") + f" --repeats {args.repeats}" + (
+            f" --lanes {args.lanes}" if args.lanes else "")
         record("Whole steps: one dopri5 step of the batched driver", cmd,
                f"minimum wall over {args.repeats} interleaved repeat(s), child processes", head + "\n\n" + text)
     return rows

@@ -839,6 +839,75 @@ def test_all_variants_listed_are_distinct_models():
         assert not torch.allclose(fields[a], fields[b]), (a, b)
 
 
+@pytest.mark.parametrize("kw", [
+    dict(beta=2.5),
+    dict(beta="per-system"),
+    dict(beta=1.5, normalization="uniform", time_scale="exp_beta"),
+    dict(beta=900.0),  # above the margin: the row maximum, decided per block
+])
+def test_fused_lanes_give_the_bits_of_one_thread(kw, monkeypatch):
+    """The fused path spreads its blocks of systems over lanes (one torch thread each): with 2, 3 or 5 lanes
+    every field equals, bit for bit, the one computed on one thread and the one computed with two intra-op
+    threads; each lane is started once, and torch's thread setting is restored."""
+    import tokensphere.field as field
+    from tokensphere.runtime import lanes, torch_threads
+
+    started = []
+    inner = field.run_lanes
+
+    def spy(k, fn):
+        def counted():
+            started.append(k)
+            fn()
+        inner(k, counted)
+
+    monkeypatch.setattr(field, "run_lanes", spy)
+    for shape in [(300, 16, 3), (70, 32, 32), (130, 32, 3)]:
+        x = sphere(*shape, seed=310)
+        model = Model(**{**kw, "beta": gauss(shape[0], seed=311).abs() * 3}) if kw["beta"] == "per-system" \
+            else Model(**kw)
+        for project in (True, False):
+            with torch_threads(1), lanes(1):
+                one = velocity(x, model, project=project)
+            with torch_threads(2), lanes(1):
+                assert torch.equal(velocity(x, model, project=project), one)
+            before = torch.get_num_threads()
+            for k in (2, 3, 5):
+                started.clear()
+                with lanes(k):
+                    assert torch.equal(velocity(x, model, project=project), one), (shape, k)
+                blocks = -(-shape[0] // (field._CACHE_BYTES // (shape[1] ** 2 * 8)))
+                assert started == [min(k, blocks)] * min(k, blocks)
+                assert torch.get_num_threads() == before
+
+
+def test_run_lanes_carries_modes_and_raises_worker_errors():
+    """run_lanes: the caller's inference and grad modes hold in every lane; an exception in a worker reaches
+    the caller after every lane has ended; the thread setting is restored either way."""
+    import threading
+
+    from tokensphere.runtime import run_lanes
+
+    main = threading.get_ident()
+    seen = []
+    with torch.inference_mode():
+        run_lanes(3, lambda: seen.append((torch.is_inference_mode_enabled(), torch.get_num_threads())))
+    assert seen == [(True, 1)] * 3
+    with torch.no_grad():
+        run_lanes(2, lambda: seen.append(torch.is_grad_enabled()))
+    assert seen[3:] == [False, False]
+    before, ended = torch.get_num_threads(), []
+
+    def fail_in_workers():
+        if threading.get_ident() != main:
+            raise ValueError("worker failed")
+        ended.append(True)
+
+    with pytest.raises(ValueError, match="worker failed"):
+        run_lanes(3, fail_in_workers)
+    assert ended == [True] and torch.get_num_threads() == before
+
+
 def test_fused_workspace_is_per_thread_and_reused_safely():
     """The fused path keeps its block buffers per thread: calls from two threads at once, and calls that
     alternate between shapes (last blocks of different sizes), give exactly the single-threaded fields."""

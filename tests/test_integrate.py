@@ -417,14 +417,17 @@ def test_step_cap_is_per_system():
 
 
 def test_threads_policy_is_applied_and_recorded():
+    from tokensphere.runtime import all_cores
+
     seen = []
     before = torch.get_num_threads()
     tr = simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, solver=Solver("rk4", dt=0.1), t_max=0.2, save_at=2,
                   threads=2, chunk_size=2, on_save=lambda k, s, x: seen.append(torch.get_num_threads()))
     assert set(seen) == {2} and torch.get_num_threads() == before
-    assert tr.metadata["threads"] == 2 and tr.metadata["chunk_size"] == 2
+    assert tr.metadata["threads"] == 2 and tr.metadata["lanes"] == 2 and tr.metadata["chunk_size"] == 2
     small = simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, solver=Solver("rk4", dt=0.1), t_max=0.2, save_at=2)
     assert small.metadata["threads"] == 1 and small.metadata["chunk_size"] is None  # n < LARGE_N: one thread
+    assert small.metadata["lanes"] == all_cores()  # and the fused kernel's blocks on every core
     with pytest.raises(ValueError, match="threads"):
         simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, threads=0, t_max=0.2)
 
@@ -519,8 +522,12 @@ def test_step_loop_reads_the_host_once_per_step_between_saves():
 
 def test_step_benchmark_quick_runs():
     rows = _bench_step().main(["--quick"])
-    r = rows["working tree"]
-    assert r["iterations"] > 0 and 0 < r["field"] <= r["wall"] and r["syncs"] > 0
+    from tokensphere.runtime import all_cores
+
+    assert {r["lanes"] for r in rows.values()} == {1, all_cores()}  # one lane and every core, interleaved
+    for r in rows.values():
+        assert r["iterations"] > 0 and 0 < r["field"] <= r["wall"] and r["syncs"] > 0
+    assert len({(r["accepted"], r["rejected"]) for r in rows.values()}) == 1  # the same steps
 
 
 def test_accuracy_per_cost_panel_quick_runs():

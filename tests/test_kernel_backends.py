@@ -293,3 +293,32 @@ def test_fused_path_in_cache_sized_blocks(kw):
     x = sphere(130, 32, 3, seed=21)
     assert field._CACHE_BYTES // (32 * 32 * 8) < 130
     close(run_backend("fused", x, Model(**kw)), ref_field(x, kw))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_softmax_overflow_is_caught_and_evaluated_again_with_the_row_maximum(dtype, monkeypatch):
+    """SA with β below the margin takes its exponentials unshifted and checks all row sums once at the end.
+    One system with norms up to 30 (β|x|² = 900, beyond e^{±709}) in a batch of 130 (three blocks): the sums
+    overflow, the check sees it and the batch is evaluated again with the row maximum subtracted — finite and
+    equal to the reference. Inputs on the sphere pass the check at once, with the bits of the shifted path."""
+    x = sphere(130, 32, 3, seed=22)
+    x[77] *= torch.linspace(1.0, 30.0, 32, dtype=torch.float64).view(32, 1)
+    calls = []
+    inner = field._toy_dense
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("stable", False))
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(field, "_toy_dense", spy)
+    kw = dict(beta=1.0)
+    got = run_backend("fused", x.to(dtype), Model(**kw), project=False)
+    assert calls == [False, True]  # the optimistic sweep, then the shifted one
+    assert torch.isfinite(got).all()
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    close(got.double(), ref_field(x, kw, project=False), rtol=tol)
+    calls.clear()
+    y = sphere(130, 32, 3, seed=23).to(dtype)
+    w = weights_at(Model(beta=2.0), y)
+    assert torch.equal(inner(y, w, project=True), inner(y, w, project=True, stable=True))
+    assert calls == []

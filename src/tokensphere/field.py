@@ -18,7 +18,8 @@ the user never has to):
   and the row sum Z_i together. By Cauchy–Schwarz |β⟨x_i, x_j⟩| ≤ β max_j |x_j|² (the largest diagonal
   score), so while that is below the dtype's margin (600 in float64, 70 in float32: β ≤ 600 for unit
   vectors) no shift is needed at all; above it the row maximum (SA) or the model's shift (USA) is
-  subtracted.
+  subtracted. On the CPU the batch runs in cache-sized blocks of systems, drawn by the lanes of
+  :func:`tokensphere.runtime.run_lanes` (one thread each; the result does not depend on their number).
 - ``sdpa``: torch's fused CPU attention (flash attention with an online softmax, memory O(n·d)); it also
   returns log Z_i, from which the uniform (USA) field is recovered. Q, K, V, heads, masks, causal.
 - ``dense``: materialises the (B, H, n, n) scores (the general reference path).
@@ -39,7 +40,7 @@ from .feedforward import add_feedforward, feedforward_term
 from .hardmax import hardmax
 from .model import Model
 from .norms import ellipsoid_project, sphere
-from .runtime import memory_budget
+from .runtime import kernel_lanes, memory_budget, run_lanes
 from .sinkhorn import sinkhorn
 from .weights import Weights
 
@@ -338,7 +339,9 @@ def _reads_are_free(x: torch.Tensor) -> bool:
     return x.device.type == "cpu"
 
 
-def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: bool = False) -> torch.Tensor:
+def _toy_dense(
+    x: torch.Tensor, w: Weights, block: int | None = None, project: bool = False, stable: bool = False
+) -> torch.Tensor:
     """Q = K = V = I, one head, no mask: G = β⟨x_i, x_j⟩ by one product, the exponentials in place, then one
     product with [x | 1] (small d; else with x and a row sum) for Σ_j e_ij x_j and Z_i together; with
     ``project`` the tangent projection too, so the field of (2.3) comes out in one sweep over the batch.
@@ -346,7 +349,10 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
     No row maximum in the common case: |β⟨x_i, x_j⟩| ≤ β max_j|x_j|², read off the diagonal of G, so while
     that bound is below the dtype's margin the exponentials neither overflow nor underflow (and keep their
     relative accuracy), and softmax is invariant under the shift. Beyond it (β in the hundreds) the row
-    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). Off the CPU no value is
+    maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). SA on the CPU with β below
+    the margin skips the bound: every row holds its diagonal term e^{β|x_i|²} ≥ 1, so no row sum can vanish,
+    and one check of all row sums after the sweep (all finite, i.e. no exponential overflowed) decides; if it
+    fails (|x_j|² ≫ 1), the batch is evaluated again with the row maximum subtracted. Off the CPU no value is
     read to decide this (each read would wait for the device): the shifted form is always used. On the CPU
     without gradients the batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums
     and projection computed in preallocated buffers while they stay in the core's cache (2–3× fewer passes
@@ -368,39 +374,41 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
     exp_beta = not softmax and w.time_scale == "exp_beta"
     big_beta = exp_beta and (not host or float(w.beta.detach().max()) > margin)
     shift = None if softmax else _usa_shift(w, x).reshape(-1, 1, 1)  # (1 or B, 1, 1)
-    # the bound max_b β_b max_j |x_j|² (= the largest diagonal score): from x for small d (one pass over
-    # B·n·d), else from the diagonal of each block of scores
-    bound = None
-    if host and d <= 16:
-        sq = torch.matmul(x.detach() * x.detach(), torch.ones((d, 1), dtype=dt, device=dev)).amax()
-        bound = float(sq) * float(w.beta.detach().max())
     # one block, out of place: for autograd, and off the CPU (the cache-sized blocks are a CPU idea; on a GPU
     # they would only add kernel launches and a host read per block)
     grad = (torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)) or x.device.type != "cpu"
+    # SA, β below the margin, no autograd: exponentials taken as they are, all row sums checked once at the end
+    optimistic = softmax and host and not grad and not stable and float(w.beta.max()) <= margin
+    # otherwise the bound max_b β_b max_j |x_j|² (= the largest diagonal score): from x for small d (one pass
+    # over B·n·d), else from the diagonal of each block of scores
+    bound = None
+    if host and d <= 16 and not optimistic:
+        sq = torch.matmul(x.detach() * x.detach(), torch.ones((d, 1), dtype=dt, device=dev)).amax()
+        bound = float(sq) * float(w.beta.detach().max())
     if grad:
         step = B
     else:
         cached = max(1, _CACHE_BYTES // (n * n * x.element_size()))
         step = min(B, cached if block is None else min(block, cached))
-    if not grad:  # preallocated per-block buffers: the scores, the products with [x | 1], the queries
-        g_buf, y_buf, z_buf, q_buf, v_buf, w_buf = _workspace(step, n, d, dt, dev)
-        if ones_column:
-            v_buf[..., d:] = 1.0
-        out = torch.empty_like(x)
     xt = x.transpose(1, 2)
-    outs = []
-    for b0 in range(0, B, step):
+
+    def sweep(b0: int, bufs: tuple[torch.Tensor, ...] | None) -> torch.Tensor | None:
+        """The field of systems b0 … b0 + step − 1: returned (autograd, out of place), or written into
+        ``out`` through the block buffers ``bufs``."""
         b1 = min(B, b0 + step)
         k, rows = b1 - b0, slice(b0, b1)
         xb = x[rows]
         beta = w.beta if w.beta.numel() == 1 else w.beta[rows]
-        if grad:
+        if bufs is None:
             q = xb if unit_beta else xb * beta.view(-1, 1, 1)
             g = torch.bmm(q, xt[rows])
         else:
+            g_buf, y_buf, z_buf, q_buf, v_buf, w_buf = bufs
             q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf[:k])  # β scales the queries
             g = torch.bmm(q, xt[rows], out=g_buf[:k])  # β⟨x_i, x_j⟩
-        if host:
+        if optimistic:
+            plain = True
+        elif host:
             blk_bound = bound if bound is not None else float(g.detach().diagonal(0, 1, 2).amax())  # β ≥ 0 (validated)
             plain = blk_bound <= margin and not big_beta
         else:
@@ -412,30 +420,50 @@ def _toy_dense(x: torch.Tensor, w: Weights, block: int | None = None, project: b
         else:
             e = g.sub_(shift if shift.shape[0] == 1 else shift[rows]).exp_()
         if ones_column:
-            if grad:
+            if bufs is None:
                 vals = torch.cat([xb, torch.ones((k, n, 1), dtype=dt, device=dev)], -1)
             else:
                 vals = v_buf[:k]
                 vals[..., :d].copy_(xb)
-            y = torch.bmm(e, vals) if grad else torch.bmm(e, vals, out=y_buf[:k * n * (d + 1)].view(k, n, d + 1))
+            y = torch.bmm(e, vals) if bufs is None else torch.bmm(e, vals, out=y_buf[:k * n * (d + 1)].view(k, n, d + 1))
             num, den = y[..., :d], y[..., d:]
         else:
-            num = torch.bmm(e, xb) if grad else torch.bmm(e, xb, out=y_buf[:k * n * d].view(k, n, d))
+            num = torch.bmm(e, xb) if bufs is None else torch.bmm(e, xb, out=y_buf[:k * n * d].view(k, n, d))
             if not softmax:
                 den = n * torch.exp(beta).view(-1, 1, 1) if plain and exp_beta else n
-            elif grad:
+            elif bufs is None:
                 den = e.sum(-1, keepdim=True)
             else:
                 den = torch.sum(e, -1, keepdim=True, out=z_buf[:k])
-        if grad:
+        if bufs is None:
             f = num / den
-            outs.append(tangent_project(xb, f) if project else f)
-            continue
+            return tangent_project(xb, f) if project else f
         if project:  # P⊥ is linear: project Σ_j e_ij x_j in the cache, then scale by 1/Z_i in the one write
             tangent_project(xb, num, out=num, work=w_buf[:k])
-        torch.mul(num, den.reciprocal_() if isinstance(den, torch.Tensor) else 1.0 / den, out=out[rows])  # den: ours
-    if grad:
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        if inv_den is not None:
+            den = torch.reciprocal(den, out=inv_den[rows])
+        else:
+            den = den.reciprocal_() if isinstance(den, torch.Tensor) else 1.0 / den  # den: our buffer
+        torch.mul(num, den, out=out[rows])
+        return None
+
+    if grad:  # one block (step = B), out of place
+        return sweep(0, None)
+    out = torch.empty_like(x)
+    inv_den = torch.empty((B, n, 1), dtype=dt, device=dev) if optimistic else None
+    starts = range(0, B, step)
+    pending = iter(starts)  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
+
+    def lane() -> None:
+        bufs = _workspace(step, n, d, dt, dev)  # per thread: each lane has its own block buffers
+        if ones_column:
+            bufs[4][..., d:] = 1.0
+        for b0 in pending:
+            sweep(b0, bufs)
+
+    run_lanes(min(kernel_lanes(), len(starts)), lane)
+    if inv_den is not None and not float(inv_den.amin()) > 0.0:  # a row sum overflowed (1/Z = 0) or is NaN
+        return _toy_dense(x, w, block, project, stable=True)
     return out
 
 

@@ -28,7 +28,7 @@ from .integrate.split import SplitSolver
 from .io import run_metadata
 from .model import Model
 from .norms import ellipsoid_retract
-from .runtime import choose_threads, torch_threads
+from .runtime import choose_lanes, choose_threads, lanes, torch_threads
 from .trajectory import Trajectory
 from .validate import as_tensor, validate_choice, validate_int, validate_real, validate_unit_norm
 
@@ -90,7 +90,11 @@ def simulate(
     events: callables ``(t, x) -> (B,) bool`` that stop a system (see :mod:`tokensphere.integrate.events`).
     dtype: float64 (default) or float32. device: "cpu", "cuda", ... (the same code runs on both).
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
-    threads: torch threads for the integration (default: :func:`tokensphere.runtime.choose_threads` by n).
+    threads: the cores the integration may use. Default: torch's intra-op threads by n
+        (:func:`tokensphere.runtime.choose_threads`: one below 512 tokens, all cores above) and the fused
+        kernel's blocks of small systems spread over all cores, one thread each (``lanes``,
+        :func:`tokensphere.runtime.run_lanes`); ``threads=k`` caps both at k. The lanes do not change the
+        result (each block is computed by one thread with the same kernels).
     store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
     sync: when the step loop reads the device — "step" (every iteration), "outputs" (only at settle points;
         bitwise the same run), "auto" ("step" on the CPU, "outputs" elsewhere); see
@@ -148,10 +152,11 @@ def simulate(
     start = _time.perf_counter()
     # the driver reuses its buffers in place and is not differentiable: gradients through an integration are
     # tokensphere.control's (backpropagation through a fixed-step rollout, or the adjoint)
-    with torch_threads(choose_threads(x.shape[1], threads)) as used, torch.no_grad():
+    with torch_threads(choose_threads(x.shape[1], threads)) as used, lanes(choose_lanes(threads)) as k, \
+            torch.no_grad():
         res = _run(x, model, solver, plan, t0=t0, events=events, chunk_size=chunk_size, progress=progress,
                    sync=sync)
-    meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, chunk_size=chunk_size)
+    meta = run_metadata(dtype=x.dtype, device=x.device, threads=used, lanes=k, chunk_size=chunk_size)
     meta["kernel"] = kernel_plan(x, model, t0, chunk_size=chunk_size).describe()  # the back end velocity ran
     meta.update({"init": init_meta, "wall_seconds": _time.perf_counter() - start})
     if isinstance(solver, SplitSolver):  # a layer is a block of sub-steps (term updates or exact sub-flows)

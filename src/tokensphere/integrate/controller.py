@@ -68,15 +68,11 @@ class StepController:
 
         scratch: two contiguous (B, n, d) buffers to compute in (no allocation; same arithmetic, same result).
         """
-        if scratch is None:
-            scale = self.atol + self.rtol * torch.maximum(x.abs(), y.abs())
-            q = (err / scale).pow(2)
-        else:
-            a, b = scratch
-            scale = torch.maximum(torch.abs(x, out=a), torch.abs(y, out=b), out=a).mul_(self.rtol).add_(self.atol)
-            q = torch.div(err, scale, out=a).pow_(2)
-        e = q.flatten(1).mean(1).sqrt().to(torch.float64)
-        return torch.nan_to_num(e, nan=float("inf"))
+        a, b = (None, None) if scratch is None else scratch  # the same calls either way (out=None allocates)
+        tol = torch.tensor([self.atol, self.rtol], dtype=x.dtype, device=x.device)
+        m = torch.maximum(torch.abs(x, out=a), torch.abs(y, out=b), out=a)
+        scale = torch.addcmul(tol[0], m, tol[1], out=a)  # atol + rtol·max(|x|, |y|) in one pass
+        return torch.nan_to_num(_rms(torch.div(err, scale, out=a)), nan=float("inf"))
 
     def next_step(self, h: torch.Tensor, err_ratio: torch.Tensor, error_order: int) -> torch.Tensor:
         """h_new of (4.13) for steps h (B,) with error ratios err_b (B,) and embedded order q."""
@@ -96,9 +92,7 @@ class StepController:
         t: (B,), x: (B, n, d), p = ``order``. Returns (h (B,) float64, f(t, x) (B, n, d)).
         """
 
-        def rms(z: torch.Tensor) -> torch.Tensor:
-            return z.pow(2).flatten(1).mean(1).sqrt().to(torch.float64)
-
+        rms = _rms
         f0 = f(t, x)
         scale = self.atol + self.rtol * x.abs()
         d0, d1 = rms(x / scale), rms(f0 / scale)
@@ -109,3 +103,9 @@ class StepController:
         h1 = torch.where(dm <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6),
                          (0.01 / dm.clamp(min=1e-300)) ** (1.0 / (order + 1)))
         return torch.minimum(100 * h0, h1), f0
+
+
+def _rms(z: torch.Tensor) -> torch.Tensor:
+    """√(mean of z²) over all but the first axis, as float64 (B,): one pass (the 2-norm's reduction), no z²."""
+    flat = z.flatten(1)
+    return (torch.linalg.vector_norm(flat, dim=1) / flat.shape[1] ** 0.5).to(torch.float64)

@@ -104,25 +104,23 @@ def _advanced(x: torch.Tensor, hb: torch.Tensor, coeffs: tuple[float, ...], ks: 
     incr = _combine(coeffs, ks, work, name)
     if incr is None:
         return x
-    if work is None:
-        return x + hb * incr
-    return incr.mul_(hb).add_(x)  # (h·incr) + x: the same roundings as x + h·incr
+    # one pass (x + h·incr by addcmul: the same kernel, hence the same roundings, with or without the buffer)
+    return torch.addcmul(x, incr, hb) if work is None else torch.addcmul(x, incr, hb, out=incr)
 
 
 def _combine(coeffs: tuple[float, ...], ks: list[torch.Tensor], work: StageBuffers | None = None,
              name: str = "stage") -> torch.Tensor | None:
-    """Σ_j coeffs_j k_j, zero coefficients skipped, summed left to right; None when all are zero."""
-    out = tmp = None
+    """Σ_j coeffs_j k_j, zero coefficients skipped, summed left to right; None when all are zero. Each term
+    after the first is one pass, out + c·k (``add`` with ``alpha``: the same kernel in place or not, so the
+    buffered and the unbuffered sums agree bit for bit), with no temporary for c·k."""
+    out = None
     for c, k in zip(coeffs, ks):
         if c == 0.0:
             continue
-        if work is None:
-            out = c * k if out is None else out + c * k
-        elif out is None:
-            out = torch.mul(k, c, out=work.get(name, k))
+        if out is None:
+            out = c * k if work is None else torch.mul(k, c, out=work.get(name, k))
         else:
-            tmp = work.get("combine", k) if tmp is None else tmp
-            out.add_(torch.mul(k, c, out=tmp))
+            out = torch.add(out, k, alpha=c) if work is None else out.add_(k, alpha=c)
     return out
 
 
