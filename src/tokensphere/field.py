@@ -215,6 +215,7 @@ SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memor
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
 _CACHE_BYTES = 512 * 1024  # scores per block of systems in the fused toy path (fits a core's L2 cache)
+_LANES_MIN_SCORES = 1 << 20  # B·n² from which the fused path spreads its blocks over lanes (≥ 2 blocks per lane)
 _TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
 
 
@@ -461,7 +462,9 @@ def _toy_dense(
         for b0 in pending:
             sweep(b0, bufs)
 
-    run_lanes(min(kernel_lanes(), len(starts)), lane)
+    # lanes only for batches worth it: waking a worker costs ~35 µs and the lanes share one interpreter lock
+    k = min(kernel_lanes(), len(starts) // 2) if B * n * n >= _LANES_MIN_SCORES else 1
+    run_lanes(k, lane)
     if inv_den is not None and not float(inv_den.amin()) > 0.0:  # a row sum overflowed (1/Z = 0) or is NaN
         return _toy_dense(x, w, block, project, stable=True)
     return out
