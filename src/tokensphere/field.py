@@ -393,20 +393,27 @@ def _toy_dense(
         step = min(B, cached if block is None else min(block, cached))
     xt = x.transpose(1, 2)
 
-    def sweep(b0: int, bufs: tuple[torch.Tensor, ...] | None) -> torch.Tensor | None:
-        """The field of systems b0 … b0 + step − 1: returned (autograd, out of place), or written into
-        ``out`` through the block buffers ``bufs``."""
-        b1 = min(B, b0 + step)
-        k, rows = b1 - b0, slice(b0, b1)
-        xb = x[rows]
-        beta = w.beta if w.beta.numel() == 1 else w.beta[rows]
+    # the blocks' views, made by one call each (cheaper than slicing every block in Python)
+    cuts = list(range(step, B, step))
+    xs, xts = x.tensor_split(cuts), xt.tensor_split(cuts)
+    betas = None if w.beta.numel() == 1 else w.beta.tensor_split(cuts)
+    shifts = None if shift is None or shift.shape[0] == 1 else shift.tensor_split(cuts)
+
+    def sweep(i: int, bufs: tuple[torch.Tensor, ...] | None) -> torch.Tensor | None:
+        """The field of block i (systems i·step …): returned (autograd, out of place), or written into ``out``
+        through the block buffers ``bufs`` (sized for a whole block; the last block may be shorter)."""
+        xb = xs[i]
+        k = xb.shape[0]
+        beta = w.beta if betas is None else betas[i]
         if bufs is None:
             q = xb if unit_beta else xb * beta.view(-1, 1, 1)
-            g = torch.bmm(q, xt[rows])
+            g = torch.bmm(q, xts[i])
         else:
-            g_buf, y_buf, z_buf, q_buf, v_buf, w_buf = bufs
-            q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf[:k])  # β scales the queries
-            g = torch.bmm(q, xt[rows], out=g_buf[:k])  # β⟨x_i, x_j⟩
+            if k < step:
+                bufs = tuple(b[:k] for b in bufs)
+            g_buf, yd_buf, yd1_buf, z_buf, q_buf, v_buf, w_buf = bufs
+            q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf)  # β scales the queries
+            g = torch.bmm(q, xts[i], out=g_buf)  # β⟨x_i, x_j⟩
         if optimistic:
             plain = True
         elif host:
@@ -419,51 +426,54 @@ def _toy_dense(
         elif softmax:
             e = g.sub_(g.amax(-1, keepdim=True).detach()).exp_()
         else:
-            e = g.sub_(shift if shift.shape[0] == 1 else shift[rows]).exp_()
+            e = g.sub_(shift if shifts is None else shifts[i]).exp_()
         if ones_column:
             if bufs is None:
                 vals = torch.cat([xb, torch.ones((k, n, 1), dtype=dt, device=dev)], -1)
             else:
-                vals = v_buf[:k]
+                vals = v_buf
                 vals[..., :d].copy_(xb)
-            y = torch.bmm(e, vals) if bufs is None else torch.bmm(e, vals, out=y_buf[:k * n * (d + 1)].view(k, n, d + 1))
+            y = torch.bmm(e, vals) if bufs is None else torch.bmm(e, vals, out=yd1_buf)
             num, den = y[..., :d], y[..., d:]
         else:
-            num = torch.bmm(e, xb) if bufs is None else torch.bmm(e, xb, out=y_buf[:k * n * d].view(k, n, d))
+            num = torch.bmm(e, xb) if bufs is None else torch.bmm(e, xb, out=yd_buf)
             if not softmax:
                 den = n * torch.exp(beta).view(-1, 1, 1) if plain and exp_beta else n
             elif bufs is None:
                 den = e.sum(-1, keepdim=True)
             else:
-                den = torch.sum(e, -1, keepdim=True, out=z_buf[:k])
+                den = torch.sum(e, -1, keepdim=True, out=z_buf)
         if bufs is None:
             f = num / den
             return tangent_project(xb, f) if project else f
         if project:  # P⊥ is linear: project Σ_j e_ij x_j in the cache, then scale by 1/Z_i in the one write
-            tangent_project(xb, num, out=num, work=w_buf[:k])
-        if inv_den is not None:
-            den = torch.reciprocal(den, out=inv_den[rows])
+            tangent_project(xb, num, out=num, work=w_buf)
+        if inv_dens is not None:
+            den = torch.reciprocal(den, out=inv_dens[i])
         else:
             den = den.reciprocal_() if isinstance(den, torch.Tensor) else 1.0 / den  # den: our buffer
-        torch.mul(num, den, out=out[rows])
+        torch.mul(num, den, out=outs[i])
         return None
 
     if grad:  # one block (step = B), out of place
         return sweep(0, None)
     out = torch.empty_like(x)
     inv_den = torch.empty((B, n, 1), dtype=dt, device=dev) if optimistic else None
-    starts = range(0, B, step)
-    pending = iter(starts)  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
+    outs = out.tensor_split(cuts)
+    inv_dens = None if inv_den is None else inv_den.tensor_split(cuts)
+    pending = iter(range(len(xs)))  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
 
     def lane() -> None:
-        bufs = _workspace(step, n, d, dt, dev)  # per thread: each lane has its own block buffers
+        g_buf, y_buf, z_buf, q_buf, v_buf, w_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
         if ones_column:
-            bufs[4][..., d:] = 1.0
-        for b0 in pending:
-            sweep(b0, bufs)
+            v_buf[..., d:] = 1.0
+        bufs = (g_buf, y_buf[:step * n * d].view(step, n, d), y_buf[:step * n * (d + 1)].view(step, n, d + 1),
+                z_buf, q_buf, v_buf, w_buf)
+        for i in pending:
+            sweep(i, bufs)
 
     # lanes only for batches worth it: waking a worker costs ~35 µs and the lanes share one interpreter lock
-    k = min(kernel_lanes(), len(starts) // 2) if B * n * n >= _LANES_MIN_SCORES else 1
+    k = min(kernel_lanes(), len(xs) // 2) if B * n * n >= _LANES_MIN_SCORES else 1
     run_lanes(k, lane)
     if inv_den is not None and not float(inv_den.amin()) > 0.0:  # a row sum overflowed (1/Z = 0) or is NaN
         return _toy_dense(x, w, block, project, stable=True)
