@@ -458,6 +458,44 @@ def _bench_step():
     return load_benchmark("bench_step")
 
 
+@pytest.mark.parametrize("solver, on_sphere", [
+    (Solver("dopri5", rtol=1e-7), True),
+    (Solver("bosh3", rtol=1e-5), True),
+    (Solver("rk4", dt=0.05), True),
+    (Solver("dopri5", rtol=1e-6), False),
+], ids=["dopri5", "bosh3", "rk4", "dopri5-Rd"])
+def test_step_loop_on_lanes_is_bitwise_one_lane(solver, on_sphere, monkeypatch):
+    """The step loop's passes over (B, n, d) arrays (stage sums, error norm, retraction) and the fused field
+    spread the batch's rows over the lanes; with the size thresholds lowered so that a small batch takes that
+    road, 3 lanes give exactly the run of one: states, steps and rejections."""
+    import tokensphere.field as field
+    import tokensphere.runtime as runtime
+    from tokensphere.integrate.driver import integrate
+    from tokensphere.runtime import lanes, torch_threads
+
+    monkeypatch.setattr(runtime, "LANES_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(field, "_LANES_MIN_SCORES", 0)
+    calls = []
+    inner = runtime.run_lanes
+    monkeypatch.setattr(runtime, "run_lanes", lambda k, fn: (calls.append(k), inner(k, fn)))
+    B = 150
+    model = ts.Model(beta=torch.linspace(0.5, 6.0, B, dtype=torch.float64), projection=on_sphere)
+    x0 = ts.sample_sphere(B, 16, 3, seed=9)
+
+    def f(t, x, idx):
+        return ts.velocity(x, model if idx is None else model.take(idx))
+
+    runs = []
+    for k in (1, 3):
+        with torch_threads(1), lanes(k):
+            runs.append(integrate(f, x0, torch.tensor([0.0, 0.4, 1.0], dtype=torch.float64), solver,
+                                  on_sphere=on_sphere))
+    one, three = runs
+    assert calls and set(calls) == {3}  # the second run went through the lanes, the first did not
+    assert torch.equal(one.positions, three.positions)
+    assert torch.equal(one.steps, three.steps) and torch.equal(one.rejected, three.rejected)
+
+
 @pytest.mark.parametrize("method", sorted(ts.integrate.tableaux.TABLEAUX))
 @pytest.mark.parametrize("aliasing", [False, True])
 def test_erk_step_in_reused_buffers_is_bitwise_the_allocating_step(method, aliasing):

@@ -25,8 +25,8 @@ import torch
 from .validate import validate_int
 
 __all__ = [
-    "LARGE_N", "all_cores", "available_memory", "choose_lanes", "choose_threads", "kernel_lanes", "lanes",
-    "memory_budget", "run_lanes", "torch_threads",
+    "LANES_MIN_ELEMENTS", "LARGE_N", "all_cores", "available_memory", "choose_lanes", "choose_threads",
+    "kernel_lanes", "lanes", "memory_budget", "run_lanes", "run_lanes_by_rows", "torch_threads",
 ]
 
 LARGE_N = 512  # from this many tokens per system on, the (n × n) products are large enough to thread
@@ -147,6 +147,30 @@ def run_lanes(k: int, fn: Callable[[], None]) -> None:
                 raise err
     finally:
         torch.set_num_threads(old)
+
+
+LANES_MIN_ELEMENTS = 1 << 20  # (B, n, d) arrays from this size on are worth spreading over the lanes
+
+
+def run_lanes_by_rows(B: int, elements: int, fn: Callable[[slice], None]) -> None:
+    """Call ``fn(rows)`` on contiguous slices of range(B) that together cover it once: on the lanes in force
+    (:func:`kernel_lanes`, two slices per lane) when the arrays are large (``elements`` ≥
+    :data:`LANES_MIN_ELEMENTS`) and there are at least two rows per slice, else once on the whole batch. For
+    the step loop's elementwise passes over (B, n, d) arrays (each row computed by one thread: the same bits
+    as one call)."""
+    k = kernel_lanes()
+    parts = 2 * k
+    if k <= 1 or elements < LANES_MIN_ELEMENTS or B < 2 * parts:
+        fn(slice(0, B))
+        return
+    bounds = [B * i // parts for i in range(parts + 1)]
+    pending = iter([slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])  # next() is atomic under the GIL
+
+    def lane() -> None:
+        for rows in pending:
+            fn(rows)
+
+    run_lanes(k, lane)
 
 
 # -----------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..runtime import run_lanes_by_rows
 from ..validate import validate_real
 
 __all__ = ["StepController"]
@@ -68,11 +69,21 @@ class StepController:
 
         scratch: two contiguous (B, n, d) buffers to compute in (no allocation; same arithmetic, same result).
         """
-        a, b = (None, None) if scratch is None else scratch  # the same calls either way (out=None allocates)
         tol = torch.tensor([self.atol, self.rtol], dtype=x.dtype, device=x.device)
-        m = torch.maximum(torch.abs(x, out=a), torch.abs(y, out=b), out=a)
-        scale = torch.addcmul(tol[0], m, tol[1], out=a)  # atol + rtol·max(|x|, |y|) in one pass
-        return torch.nan_to_num(_rms(torch.div(err, scale, out=a)), nan=float("inf"))
+
+        def ratio(rows: slice, a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+            # the same calls with or without scratch (out=None allocates)
+            m = torch.maximum(torch.abs(x[rows], out=a), torch.abs(y[rows], out=b), out=a)
+            scale = torch.addcmul(tol[0], m, tol[1], out=a)  # atol + rtol·max(|x|, |y|) in one pass
+            return _rms(torch.div(err[rows], scale, out=a))
+
+        if scratch is None:
+            e = ratio(slice(None), None, None)
+        else:  # large batches: the rows spread over the lanes (each row by one thread, the same bits)
+            a, b = scratch
+            e = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+            run_lanes_by_rows(x.shape[0], x.numel(), lambda r: e[r].copy_(ratio(r, a[r], b[r])))
+        return torch.nan_to_num(e, nan=float("inf"))
 
     def next_step(self, h: torch.Tensor, err_ratio: torch.Tensor, error_order: int) -> torch.Tensor:
         """h_new of (4.13) for steps h (B,) with error ratios err_b (B,) and embedded order q."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from ..field import tangent_project
+from ..runtime import run_lanes_by_rows
 from ..validate import as_tensor, validate_choice
 from .saveat import SaveAt
 from .solver import Solver
@@ -395,7 +396,10 @@ def _attempt(field: _Field, ws: _Working, stops: torch.Tensor, solver: Solver, a
             accept, tiny, k_last = _control(field, ws, solver, y, err, k_last, hs, land, new_t, autonomous,
                                             on_sphere, stops.numel())
     if on_sphere:
-        y = retract(y, out=y if ws.work.holds(y) else None)
+        if ws.work.holds(y):  # in place, the rows spread over the lanes when the batch is large
+            run_lanes_by_rows(y.shape[0], y.numel(), lambda r: retract(y[r], out=y[r]))
+        else:
+            y = retract(y)
     return land, hs, new_t, y, accept, tiny, k_last
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from ..norms import sphere
+from ..runtime import run_lanes_by_rows
 from .tableaux import CrouchGrossman, Tableau
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -85,17 +86,43 @@ def erk_step(
     for i in range(1, tab.stages):
         ti = just_inside if tab.c[i] == 1.0 else t + tab.c[i] * h
         name = "y" if last_is_y and i == tab.stages - 1 else "stage"
-        xi = _advanced(x, hb, tab.a[i], ks, work, name)
+        xi = _advanced_by_rows(x, hb, tab.a[i], ks, work, name)
         k = f(ti, xi)
         if work is not None and work.holds(k):
             k = k.clone()  # the field returned (a view of) its input buffer, which the next stage overwrites
         ks.append(k)
-    y = xi if last_is_y else _advanced(x, hb, tab.b, ks, work, "y")
+    y = xi if last_is_y else _advanced_by_rows(x, hb, tab.b, ks, work, "y")
     err = None
     if tab.e is not None:
-        err = _combine(tab.e, ks, work, "err")
-        err = hb * err if work is None else err.mul_(hb)
+        if work is None:
+            err = hb * _combine(tab.e, ks)
+        else:
+            err = work.get("err", x)
+            run_lanes_by_rows(x.shape[0], x.numel(), lambda r: _combine(
+                tab.e, [k[r] for k in ks], _Into(err[r]), "err").mul_(hb[r]))
     return y, err, ks[-1]
+
+
+class _Into:
+    """A workspace that hands out one given buffer (the rows of a :class:`StageBuffers` buffer one lane fills)."""
+
+    def __init__(self, buffer: torch.Tensor) -> None:
+        self.buffer = buffer
+
+    def get(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        return self.buffer
+
+
+def _advanced_by_rows(x: torch.Tensor, hb: torch.Tensor, coeffs: tuple[float, ...], ks: list[torch.Tensor],
+                      work: StageBuffers | None, name: str) -> torch.Tensor:
+    """:func:`_advanced`, in the buffer ``name`` of work, with the batch's rows spread over the lanes when the
+    arrays are large (:func:`tokensphere.runtime.run_lanes_by_rows`; each row by one thread, the same bits)."""
+    if work is None or all(c == 0.0 for c in coeffs):
+        return _advanced(x, hb, coeffs, ks, work, name)
+    out = work.get(name, x)
+    run_lanes_by_rows(x.shape[0], x.numel(), lambda r: _advanced(x[r], hb[r], coeffs, [k[r] for k in ks],
+                                                                 _Into(out[r]), name))
+    return out
 
 
 def _advanced(x: torch.Tensor, hb: torch.Tensor, coeffs: tuple[float, ...], ks: list[torch.Tensor],
