@@ -120,8 +120,9 @@ def run_lanes(k: int, fn: Callable[[], None]) -> None:
     The batches of small systems use the cores this way rather than by torch's threads inside each small
     product: the lanes meet only at the end of a call (no OpenMP team spinning between the many small
     operations, which made one-thread-per-core runs 12–75× slower on a busy machine), at about the speed of
-    the intra-op threads on a quiet one (on 2 cores, 0.8–1.4× of it over shapes and runs; 1.3–1.4× faster
-    whole dopri5 steps than one thread at B = 4096, n = d = 32: ``benchmarks/bench_step.py``). Every block is
+    the intra-op threads on a quiet one (on 2 cores, 0.8–1.4× of it over shapes and runs; whole dopri5 steps
+    1.5× faster than one thread at B = 4096, n = d = 32 with the step's passes on the lanes too:
+    ``benchmarks/bench_step.py``). Every block is
     computed by one thread with the same kernels whatever k is, so the result does not depend on k. The grad
     and inference modes of the caller are carried over to the workers."""
     if k <= 1:
