@@ -914,6 +914,28 @@ def test_run_lanes_carries_modes_and_raises_worker_errors():
     assert ended == [True] and torch.get_num_threads() == before
 
 
+def test_run_lanes_by_rows_covers_the_batch_once(monkeypatch):
+    """run_lanes_by_rows: with k lanes the rows come in 2k contiguous slices that cover range(B) exactly once;
+    one call on the whole batch below the size threshold, with one lane, or off the CPU."""
+    import tokensphere.runtime as runtime
+    from tokensphere.runtime import lanes, run_lanes_by_rows
+
+    def seen(like, k):
+        got = []
+        with lanes(k):
+            run_lanes_by_rows(like, lambda r: got.append((r.start, r.stop)))
+        return sorted(got)
+
+    x = torch.zeros(50, 4, 3)
+    assert seen(x, 3) == [(0, 50)]  # 600 elements: below the threshold
+    monkeypatch.setattr(runtime, "LANES_MIN_ELEMENTS", 0)
+    got = seen(x, 3)
+    assert len(got) == 6 and got[0][0] == 0 and got[-1][1] == 50
+    assert all(a[1] == b[0] for a, b in zip(got, got[1:]))  # contiguous, no gap, no overlap
+    assert seen(x, 1) == [(0, 50)] and seen(x[:11], 3) == [(0, 11)]  # one lane; fewer than 2 rows a slice
+    assert seen(torch.empty(50, 4, 3, device="meta"), 3) == [(0, 50)]  # off the CPU: the device's own threads
+
+
 def test_fused_workspace_is_per_thread_and_reused_safely():
     """The fused path keeps its block buffers per thread: calls from two threads at once, and calls that
     alternate between shapes (last blocks of different sizes), give exactly the single-threaded fields."""

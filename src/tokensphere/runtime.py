@@ -4,9 +4,10 @@ Batches of small systems (n below :data:`LARGE_N` tokens) run fastest on **one**
 many tiny matrix products whose threading costs more than it saves, and on a busy machine extra threads
 oversubscribe the cores (measured 12–75× slower on a loaded 2-core machine). Systems with n in the thousands
 have large products that do gain from **all cores**. The cores are not left idle for small systems, though: the
-fused kernel hands its cache-sized blocks of systems to **lanes**, one thread each (:func:`run_lanes`), all
-cores by default (:func:`choose_lanes`) — separate small products side by side, where threads inside each
-product would mostly wait for one another. The same policy serves the Python API
+fused kernel hands its cache-sized blocks of systems, and the step loop the rows of its large (B, n, d)
+arrays (:func:`run_lanes_by_rows`), to **lanes**, one thread each (:func:`run_lanes`), all cores by default
+(:func:`choose_lanes`) — separate small products side by side, where threads inside each product would
+mostly wait for one another. The same policy serves the Python API
 (:func:`tokensphere.simulate`, the sweeps, the theorem checks) and the CLI; pass ``threads=`` (``--threads``)
 to override it (it caps the lanes too). Both numbers are recorded in every run's metadata.
 """
@@ -66,7 +67,7 @@ def torch_threads(n: int | None) -> Iterator[int]:
 
 
 # -----------------------------------------------------------------------------------------------------------
-# lanes: the fused kernel's blocks of systems spread over cores, one torch thread each
+# lanes: the fused kernel's blocks of systems and the step loop's rows spread over cores, one torch thread each
 
 _LANES: contextvars.ContextVar[int | None] = contextvars.ContextVar("tokensphere_lanes", default=None)
 _POOL: list[ThreadPoolExecutor] = []  # the worker threads, made on first use and grown when more are asked for
@@ -153,15 +154,16 @@ def run_lanes(k: int, fn: Callable[[], None]) -> None:
 LANES_MIN_ELEMENTS = 1 << 20  # (B, n, d) arrays from this size on are worth spreading over the lanes
 
 
-def run_lanes_by_rows(B: int, elements: int, fn: Callable[[slice], None]) -> None:
-    """Call ``fn(rows)`` on contiguous slices of range(B) that together cover it once: on the lanes in force
-    (:func:`kernel_lanes`, two slices per lane) when the arrays are large (``elements`` ≥
-    :data:`LANES_MIN_ELEMENTS`) and there are at least two rows per slice, else once on the whole batch. For
-    the step loop's elementwise passes over (B, n, d) arrays (each row computed by one thread: the same bits
-    as one call)."""
+def run_lanes_by_rows(like: torch.Tensor, fn: Callable[[slice], None]) -> None:
+    """Call ``fn(rows)`` on contiguous slices of range(B), B = ``like.shape[0]``, that together cover it once:
+    on the lanes in force (:func:`kernel_lanes`, two slices per lane) when ``like`` is a large CPU array (at
+    least :data:`LANES_MIN_ELEMENTS` elements) and there are at least two rows per slice, else once on the
+    whole batch (always off the CPU, where the device runs each operation in parallel itself). For the step
+    loop's elementwise passes over (B, n, d) arrays: each row is computed by one thread, the same bits as one
+    call."""
     k = kernel_lanes()
-    parts = 2 * k
-    if k <= 1 or elements < LANES_MIN_ELEMENTS or B < 2 * parts:
+    parts, B = 2 * k, like.shape[0]
+    if k <= 1 or like.device.type != "cpu" or like.numel() < LANES_MIN_ELEMENTS or B < 2 * parts:
         fn(slice(0, B))
         return
     bounds = [B * i // parts for i in range(parts + 1)]

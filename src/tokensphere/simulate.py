@@ -91,10 +91,11 @@ def simulate(
     dtype: float64 (default) or float32. device: "cpu", "cuda", ... (the same code runs on both).
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
     threads: the cores the integration may use. Default: torch's intra-op threads by n
-        (:func:`tokensphere.runtime.choose_threads`: one below 512 tokens, all cores above) and the fused
-        kernel's blocks of small systems spread over all cores, one thread each (``lanes``,
-        :func:`tokensphere.runtime.run_lanes`); ``threads=k`` caps both at k. The lanes do not change the
-        result (each block is computed by one thread with the same kernels).
+        (:func:`tokensphere.runtime.choose_threads`: one below 512 tokens, all cores above), and lanes on
+        all cores, one thread each, for the fused kernel's blocks of small systems and the step loop's
+        passes over large (B, n, d) arrays (:func:`tokensphere.runtime.run_lanes`); ``threads=k`` caps both
+        at k. The lanes do not change the result (each block and row is computed by one thread with the
+        same kernels).
     store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
     sync: when the step loop reads the device — "step" (every iteration), "outputs" (only at settle points;
         bitwise the same run), "auto" ("step" on the CPU, "outputs" elsewhere); see

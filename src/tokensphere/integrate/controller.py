@@ -82,7 +82,7 @@ class StepController:
         else:  # large batches: the rows spread over the lanes (each row by one thread, the same bits)
             a, b = scratch
             e = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-            run_lanes_by_rows(x.shape[0], x.numel(), lambda r: e[r].copy_(ratio(r, a[r], b[r])))
+            run_lanes_by_rows(x, lambda r: e[r].copy_(ratio(r, a[r], b[r])))
         return torch.nan_to_num(e, nan=float("inf"))
 
     def next_step(self, h: torch.Tensor, err_ratio: torch.Tensor, error_order: int) -> torch.Tensor:

@@ -397,7 +397,7 @@ def _attempt(field: _Field, ws: _Working, stops: torch.Tensor, solver: Solver, a
                                             on_sphere, stops.numel())
     if on_sphere:
         if ws.work.holds(y):  # in place, the rows spread over the lanes when the batch is large
-            run_lanes_by_rows(y.shape[0], y.numel(), lambda r: retract(y[r], out=y[r]))
+            run_lanes_by_rows(y, lambda r: retract(y[r], out=y[r]))
         else:
             y = retract(y)
     return land, hs, new_t, y, accept, tiny, k_last

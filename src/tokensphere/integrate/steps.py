@@ -98,7 +98,7 @@ def erk_step(
             err = hb * _combine(tab.e, ks)
         else:
             err = work.get("err", x)
-            run_lanes_by_rows(x.shape[0], x.numel(), lambda r: _combine(
+            run_lanes_by_rows(x, lambda r: _combine(
                 tab.e, [k[r] for k in ks], _Into(err[r]), "err").mul_(hb[r]))
     return y, err, ks[-1]
 
@@ -120,7 +120,7 @@ def _advanced_by_rows(x: torch.Tensor, hb: torch.Tensor, coeffs: tuple[float, ..
     if work is None or all(c == 0.0 for c in coeffs):
         return _advanced(x, hb, coeffs, ks, work, name)
     out = work.get(name, x)
-    run_lanes_by_rows(x.shape[0], x.numel(), lambda r: _advanced(x[r], hb[r], coeffs, [k[r] for k in ks],
+    run_lanes_by_rows(x, lambda r: _advanced(x[r], hb[r], coeffs, [k[r] for k in ks],
                                                                  _Into(out[r]), name))
     return out
 
