@@ -914,6 +914,30 @@ def test_run_lanes_carries_modes_and_raises_worker_errors():
     assert ended == [True] and torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("kw", [dict(beta=1.5), dict(beta=2.0, normalization="uniform", time_scale="exp_beta")])
+def test_sdpa_runs_on_every_lane_core_with_the_same_bits(kw, monkeypatch):
+    """Under the small-systems policy (one torch thread) the fused attention back end takes torch's threads
+    over the lanes' cores for its large products: with 2 lanes it runs on 2 threads, gives the bits of one
+    thread, and the caller's setting is restored."""
+    import tokensphere.field as field
+    from tokensphere.field import plan
+    from tokensphere.runtime import lanes, torch_threads
+
+    x = sphere(6, 256, 32, seed=330)
+    model = Model(**kw)
+    assert plan(x, model).backend == "sdpa"
+    threads = []
+    inner = field._sdpa
+    monkeypatch.setattr(field, "_sdpa", lambda *a: (threads.append(torch.get_num_threads()), inner(*a))[1])
+    with torch_threads(1):
+        with lanes(1):
+            one = velocity(x, model)
+        with lanes(2):
+            two = velocity(x, model)
+        assert torch.get_num_threads() == 1
+    assert threads == [1, 2] and torch.equal(one, two)
+
+
 def test_run_lanes_by_rows_covers_the_batch_once(monkeypatch):
     """run_lanes_by_rows: with k lanes the rows come in 2k contiguous slices that cover range(B) exactly once;
     one call on the whole batch below the size threshold, with one lane, or off the CPU."""

@@ -40,7 +40,7 @@ from .feedforward import add_feedforward, feedforward_term
 from .hardmax import hardmax
 from .model import Model
 from .norms import ellipsoid_project, sphere
-from .runtime import kernel_lanes, memory_budget, run_lanes
+from .runtime import kernel_lanes, memory_budget, run_lanes, torch_threads
 from .sinkhorn import sinkhorn
 from .weights import Weights
 
@@ -125,7 +125,11 @@ def velocity(
     if project and p.backend == "fused" and w.norm == "post" and not w.centered and w.ff_w is None:
         f = _toy_dense(x, w, p.block, project=True)  # projected block by block, in the core's cache
         return f if w.sign == 1.0 else (f * w.sign if f.requires_grad else f.mul_(w.sign))
-    f = _run(p, x, w)
+    if p.backend == "sdpa" and x.device.type == "cpu":  # large products: torch's threads over every lane's core
+        with torch_threads(max(kernel_lanes(), torch.get_num_threads())):
+            f = _run(p, x, w)
+    else:
+        f = _run(p, x, w)
     if w.centered:  # Σ_j A_ij V (x_j − x_i) = Σ_j A_ij V x_j − V x_i (rows sum to 1), (9.4)
         f = f - _reduce_heads(_values(x, w), w)
     if w.sign != 1.0:

@@ -93,8 +93,8 @@ def simulate(
     threads: the cores the integration may use. Default: torch's intra-op threads by n
         (:func:`tokensphere.runtime.choose_threads`: one below 512 tokens, all cores above), and lanes on
         all cores, one thread each, for the fused kernel's blocks of small systems and the step loop's
-        passes over large (B, n, d) arrays (:func:`tokensphere.runtime.run_lanes`); ``threads=k`` caps both
-        at k. The lanes do not change the result (each block and row is computed by one thread with the
+        passes over large (B, n, d) arrays (:func:`tokensphere.runtime.run_lanes`; the fused attention back
+        end takes that many torch threads for its call); ``threads=k`` caps both at k. The lanes do not change the result (each block and row is computed by one thread with the
         same kernels).
     store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
     sync: when the step loop reads the device — "step" (every iteration), "outputs" (only at settle points;
