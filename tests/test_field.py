@@ -938,6 +938,31 @@ def test_sdpa_runs_on_every_lane_core_with_the_same_bits(kw, monkeypatch):
     assert threads == [1, 2] and torch.equal(one, two)
 
 
+def test_run_lanes_works_in_a_forked_child():
+    """A process forked after the lanes' workers started has none of their threads: it makes its own pool
+    (else its first run_lanes would wait forever)."""
+    import multiprocessing as mp
+
+    from tokensphere.runtime import run_lanes
+
+    run_lanes(2, lambda: None)  # the parent's pool exists now
+    child = mp.get_context("fork").Process(target=_lanes_in_child)
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+
+
+def _lanes_in_child() -> None:
+    from tokensphere.runtime import run_lanes
+
+    seen = []
+    run_lanes(2, lambda: seen.append(1))
+    raise SystemExit(0 if seen == [1, 1] else 3)
+
+
 def test_run_lanes_by_rows_covers_the_batch_once(monkeypatch):
     """run_lanes_by_rows: with k lanes the rows come in 2k contiguous slices that cover range(B) exactly once;
     one call on the whole batch below the size threshold, with one lane, or off the CPU."""

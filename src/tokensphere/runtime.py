@@ -103,6 +103,17 @@ def lanes(k: int | None) -> Iterator[int]:
         _LANES.reset(token)
 
 
+def _forget_workers_in_child() -> None:
+    """After fork: the child has the pool object but none of its threads; let it make its own."""
+    global _POOL_LOCK
+    _POOL.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers_in_child)
+
+
 def _workers(count: int) -> ThreadPoolExecutor:
     with _POOL_LOCK:
         if not _POOL or _POOL[0]._max_workers < count:
