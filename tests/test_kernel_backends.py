@@ -296,13 +296,17 @@ def test_fused_path_in_cache_sized_blocks(kw):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fused_softmax_overflow_is_caught_and_evaluated_again_with_the_row_maximum(dtype, monkeypatch):
+@pytest.mark.parametrize("top", ["beyond", "window"])
+def test_fused_softmax_overflow_is_caught_and_evaluated_again_with_the_row_maximum(dtype, top, monkeypatch):
     """SA with β below the margin takes its exponentials unshifted and checks all row sums once at the end.
-    One system with norms up to 30 (β|x|² = 900, beyond e^{±709}) in a batch of 130 (three blocks): the sums
-    overflow, the check sees it and the batch is evaluated again with the row maximum subtracted — finite and
-    equal to the reference. Inputs on the sphere pass the check at once, with the bits of the shifted path."""
+    One system with large norms in a batch of 130 (three blocks): up to 30 (β|x|² = 900, beyond e^{±709}: the
+    sums overflow), or just below the overflow of the largest term (β|x|² = 709.5 in float64, 88.5 in float32:
+    the sums stay finite but Σ_j e_ij x_j overflows). The check — every row sum at most e^margin — sees both,
+    and the batch is evaluated again with the row maximum subtracted: finite and equal to the reference.
+    Inputs on the sphere pass the check at once, with the bits of the shifted path."""
     x = sphere(130, 32, 3, seed=22)
-    x[77] *= torch.linspace(1.0, 30.0, 32, dtype=torch.float64).view(32, 1)
+    big = 30.0 if top == "beyond" else math.sqrt(709.5 if dtype == torch.float64 else 88.5)
+    x[77] *= torch.linspace(1.0, big, 32, dtype=torch.float64).view(32, 1)
     calls = []
     inner = field._toy_dense
 

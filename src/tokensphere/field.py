@@ -355,9 +355,11 @@ def _toy_dense(
     that bound is below the dtype's margin the exponentials neither overflow nor underflow (and keep their
     relative accuracy), and softmax is invariant under the shift. Beyond it (β in the hundreds) the row
     maximum is subtracted (SA) or the model's shift c (USA, time_scale "exp_beta"). SA on the CPU with β below
-    the margin skips the bound: every row holds its diagonal term e^{β|x_i|²} ≥ 1, so no row sum can vanish,
-    and one check of all row sums after the sweep (all finite, i.e. no exponential overflowed) decides; if it
-    fails (|x_j|² ≫ 1), the batch is evaluated again with the row maximum subtracted. Off the CPU no value is
+    the margin less log n + 1 skips the bound: every row holds its diagonal term e^{β|x_i|²} ≥ 1, so no row
+    sum can vanish, and one check of all row sums after the sweep decides — each at most e^margin, hence every
+    term too, as the bound guaranteed (a finite sum is not enough: with |x_j| > 1, Σ_j e_ij x_j can overflow
+    below it); if it fails (|x_j|² ≫ 1), the batch is evaluated again with the row maximum subtracted. Off the
+    CPU no value is
     read to decide this (each read would wait for the device): the shifted form is always used. On the CPU
     without gradients the batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums
     and projection computed in preallocated buffers while they stay in the core's cache (2–3× fewer passes
@@ -382,8 +384,10 @@ def _toy_dense(
     # one block, out of place: for autograd, and off the CPU (the cache-sized blocks are a CPU idea; on a GPU
     # they would only add kernel launches and a host read per block)
     grad = (torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)) or x.device.type != "cpu"
-    # SA, β below the margin, no autograd: exponentials taken as they are, all row sums checked once at the end
-    optimistic = softmax and host and not grad and not stable and float(w.beta.max()) <= margin
+    # SA, β below the margin (less log n: unit inputs then pass the check), no autograd: exponentials taken as
+    # they are, all row sums checked once at the end
+    optimistic = softmax and host and not grad and not stable and float(w.beta.max()) <= margin - math.log(n) - 1
+    floor = math.exp(-margin)  # every row sum at most e^margin, hence every term, as the bound guaranteed
     # otherwise the bound max_b β_b max_j |x_j|² (= the largest diagonal score): from x for small d (one pass
     # over B·n·d), else from the diagonal of each block of scores
     bound = None
@@ -479,7 +483,8 @@ def _toy_dense(
     # lanes only for batches worth it: waking a worker costs ~35 µs and the lanes share one interpreter lock
     k = min(kernel_lanes(), len(xs) // 2) if B * n * n >= _LANES_MIN_SCORES else 1
     run_lanes(k, lane)
-    if inv_den is not None and not float(inv_den.amin()) > 0.0:  # a row sum overflowed (1/Z = 0) or is NaN
+    # a row sum beyond e^margin: a term may have overflowed, or Σ_j e_ij x_j may (|x_j| > 1); NaN fails too
+    if inv_den is not None and not float(inv_den.amin()) >= floor:
         return _toy_dense(x, w, block, project, stable=True)
     return out
 
