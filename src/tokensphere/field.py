@@ -19,7 +19,9 @@ the user never has to):
   score), so while that is below the dtype's margin (600 in float64, 70 in float32: β ≤ 600 for unit
   vectors) no shift is needed at all; above it the row maximum (SA) or the model's shift (USA) is
   subtracted. On the CPU the batch runs in cache-sized blocks of systems, drawn by the lanes of
-  :func:`tokensphere.runtime.run_lanes` (one thread each; the result does not depend on their number).
+  :func:`tokensphere.runtime.run_lanes` (one thread each; the result does not depend on their number); each
+  block ends with one compiled pass per row (:mod:`tokensphere.rowpass`: Z_i, the projection, 1/Z_i and the
+  write).
 - ``sdpa``: torch's fused CPU attention (flash attention with an online softmax, memory O(n·d)); it also
   returns log Z_i, from which the uniform (USA) field is recovered. Q, K, V, heads, masks, causal.
 - ``dense``: materialises the (B, H, n, n) scores (the general reference path).
@@ -34,12 +36,14 @@ import math
 import threading
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .feedforward import add_feedforward, feedforward_term
 from .hardmax import hardmax
 from .model import Model
 from .norms import ellipsoid_project, sphere
+from .rowpass import as_array, finish_rows
 from .runtime import kernel_lanes, memory_budget, run_lanes, torch_threads
 from .sinkhorn import sinkhorn
 from .weights import Weights
@@ -72,7 +76,7 @@ _WORKSPACES = threading.local()  # per thread: the fused path's block buffers, r
 
 def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Block buffers of the fused path for blocks of ``step`` systems of (n, d): scores (step, n, n), products
-    (flat, room for (step, n, d + 1)), row sums (step, n, 1), scaled queries and [x | 1] values, and a scratch (step, n, d).
+    (flat, room for (step, n, d + 1)), scaled queries and [x | 1] values.
     Kept per thread (concurrent calls from other threads get their own) for the last few shapes, so repeated
     calls reuse them instead of asking the allocator for fresh, cold memory each time (each block is at most
     a few hundred KiB: the cache-sized blocks)."""
@@ -84,7 +88,7 @@ def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.devi
     if bufs is None:
         with torch.inference_mode(False):
             bufs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape in
-                         ((step, n, n), (step * n * (d + 1),), (step, n, 1), (step, n, d), (step, n, d + 1), (step, n, d)))
+                         ((step, n, n), (step * n * (d + 1),), (step, n, d), (step, n, d + 1)))
         while len(cache) >= 4:  # the oldest shape goes
             cache.pop(next(iter(cache)))
     cache[key] = bufs  # most recent last
@@ -381,9 +385,11 @@ def _toy_dense(
     exp_beta = not softmax and w.time_scale == "exp_beta"
     big_beta = exp_beta and (not host or float(w.beta.detach().max()) > margin)
     shift = None if softmax else _usa_shift(w, x).reshape(-1, 1, 1)  # (1 or B, 1, 1)
-    # one block, out of place: for autograd, and off the CPU (the cache-sized blocks are a CPU idea; on a GPU
-    # they would only add kernel launches and a host read per block)
-    grad = (torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)) or x.device.type != "cpu"
+    # one block, out of place: for autograd, off the CPU (the cache-sized blocks are a CPU idea; on a GPU they
+    # would only add kernel launches and a host read per block), and in half precision (the compiled last pass
+    # is for float32 and float64)
+    grad = ((torch.is_grad_enabled() and (x.requires_grad or w.beta.requires_grad)) or x.device.type != "cpu"
+            or dt not in (torch.float32, torch.float64))
     # SA, β below the margin (less log n: unit inputs then pass the check), no autograd: exponentials taken as
     # they are, all row sums checked once at the end
     optimistic = softmax and host and not grad and not stable and float(w.beta.max()) <= margin - math.log(n) - 1
@@ -407,9 +413,10 @@ def _toy_dense(
     betas = None if w.beta.numel() == 1 else w.beta.tensor_split(cuts)
     shifts = None if shift is None or shift.shape[0] == 1 else shift.tensor_split(cuts)
 
-    def sweep(i: int, bufs: tuple[torch.Tensor, ...] | None) -> torch.Tensor | None:
+    def sweep(i: int, bufs: tuple | None) -> torch.Tensor | None:
         """The field of block i (systems i·step …): returned (autograd, out of place), or written into ``out``
-        through the block buffers ``bufs`` (sized for a whole block; the last block may be shorter)."""
+        through the block buffers ``bufs`` (sized for a whole block, the last block may be shorter: tensors,
+        then NumPy views of the scores and products for the compiled pass)."""
         xb = xs[i]
         k = xb.shape[0]
         beta = w.beta if betas is None else betas[i]
@@ -419,7 +426,7 @@ def _toy_dense(
         else:
             if k < step:
                 bufs = tuple(b[:k] for b in bufs)
-            g_buf, yd_buf, yd1_buf, z_buf, q_buf, v_buf, w_buf = bufs
+            g_buf, yd_buf, yd1_buf, q_buf, v_buf, g_np, yd_np, yd1_np = bufs
             q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf)  # β scales the queries
             g = torch.bmm(q, xts[i], out=g_buf)  # β⟨x_i, x_j⟩
         if optimistic:
@@ -450,33 +457,40 @@ def _toy_dense(
             elif bufs is None:
                 den = e.sum(-1, keepdim=True)
             else:
-                den = torch.sum(e, -1, keepdim=True, out=z_buf)
+                den = None  # the row sums of e, taken in the compiled pass below
         if bufs is None:
             f = num / den
             return tangent_project(xb, f) if project else f
-        if project:  # P⊥ is linear: project Σ_j e_ij x_j in the cache, then scale by 1/Z_i in the one write
-            tangent_project(xb, num, out=num, work=w_buf)
-        if inv_dens is not None:
-            den = torch.reciprocal(den, out=inv_dens[i])
+        # Z_i, P⊥ (linear: applied to Σ_j e_ij x_j before the scaling) and 1/Z_i in one compiled pass per row,
+        # written straight into the output (e, num: in g_buf and the product buffer, seen by the NumPy views)
+        if ones_column:
+            num_np, den_np = yd1_np[..., :d], yd1_np[..., d]
         else:
-            den = den.reciprocal_() if isinstance(den, torch.Tensor) else 1.0 / den  # den: our buffer
-        torch.mul(num, den, out=outs[i])
+            num_np = yd_np
+            if den is None:
+                den_np = None
+            elif isinstance(den, torch.Tensor):
+                den_np = as_array(den.view(-1, 1).expand(k, n))
+            else:
+                den_np = np.broadcast_to(np.asarray(den, dtype=x_np.dtype), (k, n))
+        finish_rows(num_np, x_np, out_np, e=g_np if den_np is None else None, den=den_np, project=project,
+                    inv=inv_np, start=i * step)
         return None
 
     if grad:  # one block (step = B), out of place
         return sweep(0, None)
     out = torch.empty_like(x)
-    inv_den = torch.empty((B, n, 1), dtype=dt, device=dev) if optimistic else None
-    outs = out.tensor_split(cuts)
-    inv_dens = None if inv_den is None else inv_den.tensor_split(cuts)
+    inv_den = torch.empty((B, n), dtype=dt, device=dev) if optimistic else None
+    x_np, out_np = as_array(x), as_array(out)  # for the compiled pass (CPU here)
+    inv_np = None if inv_den is None else as_array(inv_den)
     pending = iter(range(len(xs)))  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
 
     def lane() -> None:
-        g_buf, y_buf, z_buf, q_buf, v_buf, w_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
+        g_buf, y_buf, q_buf, v_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
         if ones_column:
             v_buf[..., d:] = 1.0
-        bufs = (g_buf, y_buf[:step * n * d].view(step, n, d), y_buf[:step * n * (d + 1)].view(step, n, d + 1),
-                z_buf, q_buf, v_buf, w_buf)
+        yd, yd1 = y_buf[:step * n * d].view(step, n, d), y_buf[:step * n * (d + 1)].view(step, n, d + 1)
+        bufs = (g_buf, yd, yd1, q_buf, v_buf, as_array(g_buf), as_array(yd), as_array(yd1))
         for i in pending:
             sweep(i, bufs)
 
