@@ -23,7 +23,7 @@ from tokensphere.runtime import available_memory, memory_budget
 from helpers import gauss, sphere
 from test_field import B, D, N, VARIANTS, close, random_mask, ref_field, variant_kwargs
 
-# "fused": the fused toy path proper (products, in-place exponentials, [x | 1]); "fused_tiny": its branch for
+# "fused": the fused toy path proper (products, in-place exponentials, the compiled row pass); "fused_tiny": its branch for
 # a few thousand scores (three plain torch calls), which these small test inputs take by default
 BACKENDS = ["fused", "fused_tiny", "sdpa", "dense", "streaming"]
 

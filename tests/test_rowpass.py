@@ -41,8 +41,8 @@ def test_row_sums_projection_and_offset(project, start):
 
 
 def test_given_normaliser_broadcast_and_strided_views():
-    """``den`` as a broadcast (stride-0) view and as a column of a wider array; the sums as a strided view
-    (the [x | 1] product of small d), all through torch tensors."""
+    """``den`` as a broadcast (stride-0) view (the uniform normaliser) and as a column of a wider array; the
+    sums as a strided view; all through torch tensors."""
     x, _, s = _block(1, d=4)
     k, n, d = s.shape
     wide = torch.from_numpy(np.concatenate([s, np.arange(1.0, k * n + 1).reshape(k, n, 1)], -1))

@@ -14,8 +14,7 @@ the exponents by a bound on the row's scores, so no β overflows them. Four back
 the user never has to):
 
 - ``fused``: the toy model (Q = K = V = I, one head, no mask), batches of small systems. One matrix product
-  for the scores β⟨x_i, x_j⟩, the exponentials in place, one product with [x | 1] that gives the weighted sum
-  and the row sum Z_i together. By Cauchy–Schwarz |β⟨x_i, x_j⟩| ≤ β max_j |x_j|² (the largest diagonal
+  for the scores β⟨x_i, x_j⟩, the exponentials in place, one product for the weighted sums Σ_j e_ij x_j. By Cauchy–Schwarz |β⟨x_i, x_j⟩| ≤ β max_j |x_j|² (the largest diagonal
   score), so while that is below the dtype's margin (600 in float64, 70 in float32: β ≤ 600 for unit
   vectors) no shift is needed at all; above it the row maximum (SA) or the model's shift (USA) is
   subtracted. On the CPU the batch runs in cache-sized blocks of systems, drawn by the lanes of
@@ -75,8 +74,8 @@ _WORKSPACES = threading.local()  # per thread: the fused path's block buffers, r
 
 
 def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Block buffers of the fused path for blocks of ``step`` systems of (n, d): scores (step, n, n), products
-    (flat, room for (step, n, d + 1)), scaled queries and [x | 1] values.
+    """Block buffers of the fused path for blocks of ``step`` systems of (n, d): scores (step, n, n), weighted
+    sums (step, n, d) and scaled queries (step, n, d).
     Kept per thread (concurrent calls from other threads get their own) for the last few shapes, so repeated
     calls reuse them instead of asking the allocator for fresh, cold memory each time (each block is at most
     a few hundred KiB: the cache-sized blocks)."""
@@ -88,7 +87,7 @@ def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.devi
     if bufs is None:
         with torch.inference_mode(False):
             bufs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape in
-                         ((step, n, n), (step * n * (d + 1),), (step, n, d), (step, n, d + 1)))
+                         ((step, n, n), (step, n, d), (step, n, d)))
         while len(cache) >= 4:  # the oldest shape goes
             cache.pop(next(iter(cache)))
     cache[key] = bufs  # most recent last
@@ -351,9 +350,10 @@ def _reads_are_free(x: torch.Tensor) -> bool:
 def _toy_dense(
     x: torch.Tensor, w: Weights, block: int | None = None, project: bool = False, stable: bool = False
 ) -> torch.Tensor:
-    """Q = K = V = I, one head, no mask: G = β⟨x_i, x_j⟩ by one product, the exponentials in place, then one
-    product with [x | 1] (small d; else with x and a row sum) for Σ_j e_ij x_j and Z_i together; with
-    ``project`` the tangent projection too, so the field of (2.3) comes out in one sweep over the batch.
+    """Q = K = V = I, one head, no mask: G = β⟨x_i, x_j⟩ by one product, the exponentials in place, one
+    product for Σ_j e_ij x_j, then one compiled pass per row (:func:`tokensphere.rowpass.finish_rows`) for
+    the row sums Z_i and, with ``project``, the tangent projection, so the field of (2.3) comes out in one
+    sweep over the batch.
 
     No row maximum in the common case: |β⟨x_i, x_j⟩| ≤ β max_j|x_j|², read off the diagonal of G, so while
     that bound is below the dtype's margin the exponentials neither overflow nor underflow (and keep their
@@ -363,11 +363,10 @@ def _toy_dense(
     sum can vanish, and one check of all row sums after the sweep decides — each at most e^margin, hence every
     term too, as the bound guaranteed (a finite sum is not enough: with |x_j| > 1, Σ_j e_ij x_j can overflow
     below it); if it fails (|x_j|² ≫ 1), the batch is evaluated again with the row maximum subtracted. Off the
-    CPU no value is
-    read to decide this (each read would wait for the device): the shifted form is always used. On the CPU
-    without gradients the batch runs in blocks of systems whose scores take 512 KiB, each block's scores, sums
-    and projection computed in preallocated buffers while they stay in the core's cache (2–3× fewer passes
-    over memory than whole-batch operations at (2048, 32, 32))."""
+    CPU no value is read to decide this (each read would wait for the device): the shifted form is always
+    used. On the CPU without gradients (float32, float64) the batch runs in blocks of systems whose scores
+    take 512 KiB, each block's scores, sums and projection computed in preallocated buffers while they stay
+    in the core's cache (2–3× fewer passes over memory than whole-batch operations at (2048, 32, 32))."""
     B, n, d = x.shape
     softmax = w.normalization == "softmax"
     if B * n * n <= _TINY:  # a few thousand scores: the fewest torch calls win (torch's softmax subtracts the max)
@@ -378,7 +377,6 @@ def _toy_dense(
             f = torch.bmm(torch.exp(g - _usa_shift(w, x).view(-1, 1, 1)), x) / n
         return tangent_project(x, f) if project else f
     dt, dev = x.dtype, x.device
-    ones_column = softmax and d < 16
     host = _reads_are_free(x)  # else every value read below would wait for the device: always stabilise
     unit_beta = host and w.beta.numel() == 1 and not w.beta.requires_grad and float(w.beta) == 1.0
     margin = _EXP_MARGIN.get(dt, 70.0)
@@ -426,7 +424,7 @@ def _toy_dense(
         else:
             if k < step:
                 bufs = tuple(b[:k] for b in bufs)
-            g_buf, yd_buf, yd1_buf, q_buf, v_buf, g_np, yd_np, yd1_np = bufs
+            g_buf, y_buf, q_buf, g_np, y_np = bufs
             q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf)  # β scales the queries
             g = torch.bmm(q, xts[i], out=g_buf)  # β⟨x_i, x_j⟩
         if optimistic:
@@ -442,38 +440,25 @@ def _toy_dense(
             e = g.sub_(g.amax(-1, keepdim=True).detach()).exp_()
         else:
             e = g.sub_(shift if shifts is None else shifts[i]).exp_()
-        if ones_column:
-            if bufs is None:
-                vals = torch.cat([xb, torch.ones((k, n, 1), dtype=dt, device=dev)], -1)
-            else:
-                vals = v_buf
-                vals[..., :d].copy_(xb)
-            y = torch.bmm(e, vals) if bufs is None else torch.bmm(e, vals, out=yd1_buf)
-            num, den = y[..., :d], y[..., d:]
+        num = torch.bmm(e, xb) if bufs is None else torch.bmm(e, xb, out=y_buf)  # Σ_j e_ij x_j
+        if not softmax:
+            den = n * torch.exp(beta).view(-1, 1, 1) if plain and exp_beta else n
+        elif bufs is None:
+            den = e.sum(-1, keepdim=True)
         else:
-            num = torch.bmm(e, xb) if bufs is None else torch.bmm(e, xb, out=yd_buf)
-            if not softmax:
-                den = n * torch.exp(beta).view(-1, 1, 1) if plain and exp_beta else n
-            elif bufs is None:
-                den = e.sum(-1, keepdim=True)
-            else:
-                den = None  # the row sums of e, taken in the compiled pass below
+            den = None  # the row sums of e, taken in the compiled pass below
         if bufs is None:
             f = num / den
             return tangent_project(xb, f) if project else f
         # Z_i, P⊥ (linear: applied to Σ_j e_ij x_j before the scaling) and 1/Z_i in one compiled pass per row,
         # written straight into the output (e, num: in g_buf and the product buffer, seen by the NumPy views)
-        if ones_column:
-            num_np, den_np = yd1_np[..., :d], yd1_np[..., d]
+        if den is None:
+            den_np = None
+        elif isinstance(den, torch.Tensor):
+            den_np = as_array(den.view(-1, 1).expand(k, n))
         else:
-            num_np = yd_np
-            if den is None:
-                den_np = None
-            elif isinstance(den, torch.Tensor):
-                den_np = as_array(den.view(-1, 1).expand(k, n))
-            else:
-                den_np = np.broadcast_to(np.asarray(den, dtype=x_np.dtype), (k, n))
-        finish_rows(num_np, x_np, out_np, e=g_np if den_np is None else None, den=den_np, project=project,
+            den_np = np.broadcast_to(np.asarray(den, dtype=x_np.dtype), (k, n))
+        finish_rows(y_np, x_np, out_np, e=g_np if den_np is None else None, den=den_np, project=project,
                     inv=inv_np, start=i * step)
         return None
 
@@ -486,11 +471,8 @@ def _toy_dense(
     pending = iter(range(len(xs)))  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
 
     def lane() -> None:
-        g_buf, y_buf, q_buf, v_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
-        if ones_column:
-            v_buf[..., d:] = 1.0
-        yd, yd1 = y_buf[:step * n * d].view(step, n, d), y_buf[:step * n * (d + 1)].view(step, n, d + 1)
-        bufs = (g_buf, yd, yd1, q_buf, v_buf, as_array(g_buf), as_array(yd), as_array(yd1))
+        g_buf, y_buf, q_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
+        bufs = (g_buf, y_buf, q_buf, as_array(g_buf), as_array(y_buf))
         for i in pending:
             sweep(i, bufs)
 
