@@ -250,8 +250,9 @@ def test_streaming_equals_dense_at_large_beta(beta, chunk):
 
 _STREAMING_CHILD = r"""
 import json, math, resource, sys, torch
-from tokensphere import Model, velocity
+from tokensphere import Model, plan, velocity
 n, chunk, d, beta, normalization = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+chunk = chunk or None  # 0: the plan's choice
 g = torch.Generator().manual_seed(105)
 x = torch.randn(1, n, d, generator=g, dtype=torch.float64)
 x = x / x.norm(dim=-1, keepdim=True)
@@ -264,14 +265,17 @@ for i in (0, 1, n // 2, n - 1):
     f = math.exp(beta) * (w @ x[0]) / n if normalization == "uniform" else (w @ x[0]) / w.sum()
     f = f - (f @ x[0, i]) * x[0, i]
     err = max(err, float(((v[0, i] - f).abs() / f.abs().max()).max()))
-print(json.dumps({"growth": growth, "err": err, "finite": bool(torch.isfinite(v).all()), "shape": list(v.shape)}))
+backend = plan(x, Model(beta=beta, normalization=normalization), chunk_size=chunk).backend
+print(json.dumps({"growth": growth, "err": err, "finite": bool(torch.isfinite(v).all()), "shape": list(v.shape),
+                  "backend": backend}))
 """
 
 
-def _streaming_rows_match_direct(n, chunk, normalization, beta=3.0, d=4):
-    """Run the streaming kernel at size n in a fresh process and compare a few rows with a direct per-row
-    evaluation (sums of n terms: tolerance 1e-12). Returns the growth of that process's peak memory in bytes
-    during the call — a fresh process, so the heap state left by earlier tests cannot blur it."""
+def _streaming_rows_match_direct(n, chunk, normalization, beta=3.0, d=4, backend="streaming"):
+    """Run the streaming kernel (chunk 0: the back end the plan picks, expected ``backend``) at size n in a
+    fresh process and compare a few rows with a direct per-row evaluation (sums of n terms: tolerance
+    1e-12). Returns the growth of that process's peak memory in bytes during the call — a fresh process, so
+    the heap state left by earlier tests cannot blur it."""
     import json
     import subprocess
     import sys
@@ -279,7 +283,7 @@ def _streaming_rows_match_direct(n, chunk, normalization, beta=3.0, d=4):
     out = subprocess.run([sys.executable, "-c", _STREAMING_CHILD, str(n), str(chunk), str(d), str(beta),
                           normalization], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["shape"] == [1, n, d] and r["finite"]
+    assert r["shape"] == [1, n, d] and r["finite"] and r["backend"] == backend
     assert r["err"] <= 1e-12, r
     return r["growth"]
 
@@ -291,6 +295,15 @@ def test_streaming_at_large_n():
     n = 12000
     growth = _streaming_rows_match_direct(n, chunk=2048, normalization="softmax")
     assert growth < 0.9 * n * n * 8
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+def test_symmetric_back_end_at_large_n(normalization):
+    """n = 12000, the plan's choice for the toy model: the symmetric back end, O(n·d + block²) memory (a dense
+    score matrix alone would take 1.15 GB), the same rows as the direct evaluation."""
+    n = 12000
+    growth = _streaming_rows_match_direct(n, chunk=0, normalization=normalization, backend="symmetric")
+    assert growth < 0.05 * n * n * 8
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from test_field import B, D, N, VARIANTS, close, random_mask, ref_field, variant
 
 # "fused": the fused toy path proper (products, in-place exponentials, the compiled row pass); "fused_tiny": its branch for
 # a few thousand scores (three plain torch calls), which these small test inputs take by default
-BACKENDS = ["fused", "fused_tiny", "sdpa", "dense", "streaming"]
+BACKENDS = ["fused", "fused_tiny", "symmetric", "sdpa", "dense", "streaming"]
 
 
 def run_backend(backend, x, model, t=0.0, project=True):
@@ -34,6 +34,7 @@ def run_backend(backend, x, model, t=0.0, project=True):
     p = {
         "fused": KernelPlan("fused"),
         "fused_tiny": KernelPlan("fused"),
+        "symmetric": KernelPlan("symmetric", chunk_size=3),  # blocks of 3 tokens: several, a partial last one
         "sdpa": KernelPlan("sdpa"),
         "dense": KernelPlan("dense"),
         "streaming": KernelPlan("streaming", chunk_size=3),
@@ -48,9 +49,12 @@ def run_backend(backend, x, model, t=0.0, project=True):
 
 
 def runs_on(backend, model, x=None, t=0.0):
-    """Whether a back end handles the model at time t: the fused path only the toy model (Q = K = V = ±I,
-    one head, no mask)."""
-    return not backend.startswith("fused") or weights_at(model, sphere(B, N, D, seed=0) if x is None else x, t).toy
+    """Whether a back end handles the model at time t: the fused and the symmetric paths only the toy model
+    (Q = K = V = ±I, one head, no mask), the symmetric one in SA and USA without gradients."""
+    w = weights_at(model, sphere(B, N, D, seed=0) if x is None else x, t)
+    if backend == "symmetric":
+        return w.toy and w.normalization in ("softmax", "uniform") and not any(p.requires_grad for p in w._tensors())
+    return not backend.startswith("fused") or w.toy
 
 
 CASES = [(v, b) for v in VARIANTS for b in BACKENDS if runs_on(b, Model(**variant_kwargs(v)))]
@@ -210,9 +214,16 @@ def test_plan_picks_by_model_and_size():
     assert plan(small, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "dense"
     assert plan(mid, Model(beta=1.0)).backend == "fused"  # small d: the toy path up to SDPA_MIN_N_SMALL_D
     assert plan(sphere(1, field.SDPA_MIN_N, 32, seed=12), Model(beta=1.0)).backend == "sdpa"
-    assert plan(sphere(1, field.SDPA_MIN_N_SMALL_D, 3, seed=12), Model(beta=1.0)).backend == "sdpa"
+    assert plan(sphere(1, field.SDPA_MIN_N_SMALL_D - 1, 3, seed=12), Model(beta=1.0, QK=torch.eye(3))).backend == "sdpa"
     assert plan(mid, Model(beta=1.0, causal=True, V="repulsive")).backend == "sdpa"
     assert plan(mid, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "sdpa"
+    large = sphere(1, field.SYMMETRIC_MIN_N, 3, seed=12)
+    p = plan(large, Model(beta=1.0))
+    assert (p.backend, p.describe()) == ("symmetric", f"symmetric (blocks of {field.SYMMETRIC_BLOCK})")
+    assert plan(large, Model(beta=1.0, normalization="uniform")).backend == "symmetric"
+    assert plan(large, Model(beta=1.0, V="repulsive")).backend == "symmetric"
+    assert plan(large, Model(beta=1.0, causal=True)).backend == "sdpa"  # not the toy model
+    assert plan(large.clone().requires_grad_(), Model(beta=1.0)).backend == "sdpa"  # gradients
     p = plan(small, Model(beta=1.0), chunk_size=5)
     assert (p.backend, p.chunk_size, p.describe()) == ("streaming", 5, "streaming (chunk 5)")
     with pytest.raises(ValueError, match="chunk_size"):
@@ -257,8 +268,9 @@ def test_plan_never_materialises_scores_that_do_not_fit():
     """n = 2**16 tokens: the dense scores would need 3 · n² · 8 bytes = 96 GiB; the plan must pick an O(n·d)
     path (whatever this machine's free memory) and say so."""
     x = torch.zeros(1, 2**16, 3, dtype=torch.float64)  # plan only: nothing is evaluated
-    for kw in (dict(beta=1.0), dict(beta=1.0, normalization="uniform"), dict(beta=1.0, QK=torch.eye(3))):
-        assert plan(x, Model(**kw)).backend == "sdpa"
+    for kw in (dict(beta=1.0), dict(beta=1.0, normalization="uniform")):
+        assert plan(x, Model(**kw)).backend == "symmetric"  # O(n·d + block²)
+    assert plan(x, Model(beta=1.0, QK=torch.eye(3))).backend == "sdpa"
     p = plan(x.requires_grad_(), Model(beta=1.0, normalization="uniform", QK=torch.eye(3)))
     assert p.backend == "streaming" and 3 * 2**16 * p.chunk_size * 8 <= memory_budget("cpu")
     assert not math.isnan(p.chunk_size)
@@ -326,3 +338,20 @@ def test_fused_softmax_overflow_is_caught_and_evaluated_again_with_the_row_maxim
     w = weights_at(Model(beta=2.0), y)
     assert torch.equal(inner(y, w, project=True), inner(y, w, project=True, stable=True))
     assert calls == []
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+def test_symmetric_back_end_hands_over_beyond_the_margin(normalization):
+    """The symmetric back end takes no row maximum (it would break e_ij = e_ji): with β max|x_j|² beyond the
+    dtype's margin (norms up to 26, β = 1: 676 > 600, while e^676 and the USA field stay finite) it declines and
+    the plan's call runs the fused attention, which shifts; the field still equals the reference. Within the
+    margin it runs itself."""
+    kw = dict(beta=1.0, normalization=normalization)
+    x = sphere(2, 7, 3, seed=40) * torch.linspace(1.0, 26.0, 7, dtype=torch.float64).view(1, 7, 1)
+    w = weights_at(Model(**kw), x)
+    assert field._symmetric(x, w, 3) is None
+    got = field._run(KernelPlan("symmetric", chunk_size=3), x, w)
+    assert torch.isfinite(got).all()
+    close(got, ref_field(x, kw, project=False))
+    small = x / 26.0
+    close(field._symmetric(small, w, 3), ref_field(small, kw, project=False))

@@ -128,7 +128,7 @@ def velocity(
     if project and p.backend == "fused" and w.norm == "post" and not w.centered and w.ff_w is None:
         f = _toy_dense(x, w, p.block, project=True)  # projected block by block, in the core's cache
         return f if w.sign == 1.0 else (f * w.sign if f.requires_grad else f.mul_(w.sign))
-    if p.backend == "sdpa" and x.device.type == "cpu":  # large products: torch's threads over every lane's core
+    if p.backend in ("sdpa", "symmetric") and x.device.type == "cpu":  # large products: torch's threads on every lane's core
         with torch_threads(max(kernel_lanes(), torch.get_num_threads())):
             f = _run(p, x, w)
     else:
@@ -217,6 +217,8 @@ def _require_nn_fits(x: torch.Tensor, w: Weights, what: str) -> None:
 # from this many tokens on, torch's fused attention beats the fused toy path (measured, 1 and 2 threads):
 # 256 when d ≥ 32, 1024 for smaller d (the toy path's products are then cheap and its n² block in cache)
 SDPA_MIN_N = 256
+SYMMETRIC_MIN_N = 1024  # the toy model from this many tokens: the symmetric back end (faster than sdpa from here)
+SYMMETRIC_BLOCK = 512  # its blocks of tokens: products of 512 × 512 × d, a 2 MiB score block per system
 SDPA_MIN_N_SMALL_D = 1024
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
@@ -230,9 +232,9 @@ _TINY = 8192  # B·n² up to which the fused path runs as three plain torch call
 class KernelPlan:
     """The back end :func:`velocity` uses for a given input, and why.
 
-    backend: "fused", "sdpa", "dense" or "streaming" (see the module docstring). block: systems per block of
-    the fused path (< B when the whole batch's scores would not fit). chunk_size: the key-block size of the
-    streaming path. reason: one line.
+    backend: "fused", "symmetric", "sdpa", "dense" or "streaming" (see the module docstring). block: systems
+    per block of the fused path (< B when the whole batch's scores would not fit). chunk_size: the key-block
+    size of the streaming path, the token blocks of the symmetric one. reason: one line.
     """
 
     backend: str
@@ -244,6 +246,8 @@ class KernelPlan:
         """A short label: "fused", "sdpa", "dense", "streaming (chunk 512)", "fused (blocks of 64)"."""
         if self.backend == "streaming":
             return f"streaming (chunk {self.chunk_size})"
+        if self.backend == "symmetric":
+            return f"symmetric (blocks of {self.chunk_size})"
         if self.backend == "fused" and self.block is not None:
             return f"fused (blocks of {self.block})"
         return self.backend
@@ -313,6 +317,8 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
         and not (grad and w.mask is not None and w.mask.requires_grad)
     )
     dense_bytes = 3 * B * H * n * n * size
+    if sdpa_ok and not grad and w.toy and n >= SYMMETRIC_MIN_N and w.normalization in ("softmax", "uniform"):
+        return KernelPlan("symmetric", chunk_size=SYMMETRIC_BLOCK, reason="toy model, large n: half the scores")
     if sdpa_ok and (n >= SDPA_MIN_N or not fits(dense_bytes)):
         return _SDPA
     if fits(dense_bytes):
@@ -332,6 +338,9 @@ def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
         return _toy_dense(x, w) if p.block is None else _toy_dense(x, w, p.block)
     if p.backend == "sdpa":
         return _sdpa(x, w)
+    if p.backend == "symmetric":
+        f = _symmetric(x, w, p.chunk_size)
+        return _sdpa(x, w) if f is None else f
     if p.backend == "dense":
         return _general_dense(x, w)
     return _streaming(x, w, p.chunk_size)
@@ -483,6 +492,44 @@ def _toy_dense(
     if inv_den is not None and not float(inv_den.amin()) >= floor:
         return _toy_dense(x, w, block, project, stable=True)
     return out
+
+
+def _symmetric(x: torch.Tensor, w: Weights, c: int) -> torch.Tensor | None:
+    """The toy model's field for large n from half of the score matrix: with Q = K = I, one head and a β (and
+    USA shift) per system, e_ij = exp(β⟨x_i, x_j⟩ − c) = e_ji. The tokens are cut into blocks of c; for each
+    pair of blocks I ≤ J one product gives the scores, one exponential pass the e_ij, and two products
+    Σ_{j∈J} e_ij [x_j | 1] (rows of I) and Σ_{i∈I} e_ij [x_i | 1] (rows of J, from the transpose): 3/4 of the
+    products and 1/2 of the exponentials of the whole matrix, memory O(B·(n·d + c²)). The column of ones
+    gives the row sums Z_i (SA). No shift by the row maximum (it would break the symmetry): this runs only
+    while β max_j |x_j|² − c stays below the dtype's margin (read from x: CPU only), else returns None and
+    the caller takes the fused attention instead. Returns the unprojected (B, n, d) field."""
+    B, n, d = x.shape
+    dt = x.dtype
+    softmax = w.normalization == "softmax"
+    margin = _EXP_MARGIN.get(dt, 70.0)
+    beta = w.beta.detach().view(-1, 1, 1)
+    sq = float(torch.matmul(x * x, _ones(d, dt, x.device)).amax())
+    shift = None if softmax else _usa_shift(w, x).view(-1, 1, 1)
+    top = float((beta * sq - (0.0 if shift is None else shift)).amax())
+    if top > margin:
+        return None
+    vals = torch.cat([x, torch.ones((B, n, 1), dtype=dt, device=x.device)], -1) if softmax else x
+    q = x if (w.beta.numel() == 1 and float(beta) == 1.0) else x * beta
+    acc = torch.zeros((B, n, vals.shape[-1]), dtype=dt, device=x.device)
+    for i0 in range(0, n, c):
+        rows = slice(i0, min(i0 + c, n))
+        for j0 in range(i0, n, c):
+            cols = slice(j0, min(j0 + c, n))
+            e = torch.bmm(q[:, rows], x[:, cols].transpose(1, 2))  # β⟨x_i, x_j⟩, i ∈ I, j ∈ J
+            if shift is not None:
+                e.sub_(shift)
+            e.exp_()
+            acc[:, rows].baddbmm_(e, vals[:, cols])
+            if j0 != i0:
+                acc[:, cols].baddbmm_(e.transpose(1, 2), vals[:, rows])
+    if softmax:
+        return acc[..., :d] / acc[..., d:]
+    return acc / n
 
 
 def _sdpa(x: torch.Tensor, w: Weights) -> torch.Tensor:
