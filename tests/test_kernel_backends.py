@@ -224,6 +224,7 @@ def test_plan_picks_by_model_and_size():
     assert plan(large, Model(beta=1.0, V="repulsive")).backend == "symmetric"
     assert plan(large, Model(beta=1.0, causal=True)).backend == "sdpa"  # not the toy model
     assert plan(large.clone().requires_grad_(), Model(beta=1.0)).backend == "sdpa"  # gradients
+    assert plan(large.float(), Model(beta=1.0).to(torch.float32)).backend == "sdpa"  # float32: sdpa is faster
     p = plan(small, Model(beta=1.0), chunk_size=5)
     assert (p.backend, p.chunk_size, p.describe()) == ("streaming", 5, "streaming (chunk 5)")
     with pytest.raises(ValueError, match="chunk_size"):

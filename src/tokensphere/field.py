@@ -9,7 +9,7 @@
     norm="pre" | "rms" | "ngpt": the continuous forms of other block normalisations (docs/blocks.md)
 
 Shapes: positions ``x`` are ``(B, n, d)``; attention and scores are ``(B, H, n, n)``. Every back end shifts
-the exponents by a bound on the row's scores, so no β overflows them. Four back ends give the same numbers
+the exponents by a bound on the row's scores, so no β overflows them. Five back ends give the same numbers
 (to round-off); :func:`plan` picks one from the model, the shapes and the free memory (``velocity`` calls it,
 the user never has to):
 
@@ -21,6 +21,10 @@ the user never has to):
   :func:`tokensphere.runtime.run_lanes` (one thread each; the result does not depend on their number); each
   block ends with one compiled pass per row (:mod:`tokensphere.rowpass`: Z_i, the projection, 1/Z_i and the
   write).
+- ``symmetric``: the toy model at large n in float64, without gradients. e_ij = e_ji, so only the blocks of
+  tokens I ≤ J are computed, each serving the rows of I and (transposed) of J: 3/4 of the products and half
+  the exponentials, memory O(B·(n·d + block²)). No shift is possible here; beyond the margin it hands the
+  call to ``sdpa``.
 - ``sdpa``: torch's fused CPU attention (flash attention with an online softmax, memory O(n·d)); it also
   returns log Z_i, from which the uniform (USA) field is recovered. Q, K, V, heads, masks, causal.
 - ``dense``: materialises the (B, H, n, n) scores (the general reference path).
@@ -217,7 +221,8 @@ def _require_nn_fits(x: torch.Tensor, w: Weights, what: str) -> None:
 # from this many tokens on, torch's fused attention beats the fused toy path (measured, 1 and 2 threads):
 # 256 when d ≥ 32, 1024 for smaller d (the toy path's products are then cheap and its n² block in cache)
 SDPA_MIN_N = 256
-SYMMETRIC_MIN_N = 1024  # the toy model from this many tokens: the symmetric back end (faster than sdpa from here)
+SYMMETRIC_MIN_N = 1024  # the toy model in float64 from this many tokens: the symmetric back end (sdpa's speed at
+#                        d = 64 here, 1.1–1.3× faster from n = 2048 and at small d; benchmarks/bench_kernel.py)
 SYMMETRIC_BLOCK = 512  # its blocks of tokens: products of 512 × 512 × d, a 2 MiB score block per system
 SDPA_MIN_N_SMALL_D = 1024
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
@@ -317,7 +322,8 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
         and not (grad and w.mask is not None and w.mask.requires_grad)
     )
     dense_bytes = 3 * B * H * n * n * size
-    if sdpa_ok and not grad and w.toy and n >= SYMMETRIC_MIN_N and w.normalization in ("softmax", "uniform"):
+    if (sdpa_ok and not grad and w.toy and n >= SYMMETRIC_MIN_N and w.normalization in ("softmax", "uniform")
+            and x.dtype == torch.float64):  # in float32 torch's fused attention is the faster (0.9×)
         return KernelPlan("symmetric", chunk_size=SYMMETRIC_BLOCK, reason="toy model, large n: half the scores")
     if sdpa_ok and (n >= SDPA_MIN_N or not fits(dense_bytes)):
         return _SDPA
