@@ -1,7 +1,8 @@
 """Large n: 10^5 tokens on S^2 and S^63, integrated for a short time, clusters counted — no n × n matrix anywhere.
 
-The velocity kernel chooses its back end from the shapes and the free memory: at this size the fused attention
-with an online softmax (memory O(n·d)). The cluster statistics above ``CHUNKED_MIN_N`` tokens sort the tokens
+The velocity kernel chooses its back end from the shapes and the free memory: at this size, for the toy model
+in float64, the symmetric back end (half of the score matrix, in blocks of 512 tokens: memory O(n·d)); the fused
+attention with an online softmax (memory O(n·d)) for other models and float32. The cluster statistics above ``CHUNKED_MIN_N`` tokens sort the tokens
 along their principal axis and compare each block only with the tokens within reach of it (memory
 O(n·block)). Printed per dimension: the kernel's back end, the time per step and per field evaluation, the
 peak resident memory of the run (what a dense n × n float64 matrix would need, for scale), the pair fraction

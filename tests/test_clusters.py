@@ -358,6 +358,6 @@ def test_large_n_example_quick_runs():
     spec.loader.exec_module(mod)
     rows = mod.main(["--quick", "--dims", "3"])
     (r,) = rows
-    assert r["n"] > C.CHUNKED_MIN_N and r["chunked"] and r["backend"] in ("sdpa", "streaming")
+    assert r["n"] > C.CHUNKED_MIN_N and r["chunked"] and r["backend"] in ("symmetric", "sdpa", "streaming")
     assert r["unit_norm_error"] < 1e-12 and r["per_step"] > 0
     assert 1 <= r["clusters"][1] <= r["n"] and 0 <= r["fraction"][1] <= 1
