@@ -63,3 +63,10 @@ def test_model_benchmark_quick_runs_and_counts_draws():
 def test_circle_and_meanfield_benchmarks_quick_run():
     assert _load("bench_circle").main(["--quick"])
     assert _load("bench_meanfield").main(["--quick"]) is not None
+
+
+def test_field_ab_benchmark_quick_runs_against_head():
+    """The A/B of the field against a git revision: against HEAD (the same module) the fields agree exactly."""
+    text = _load("bench_field_ab").main(["--rev", "HEAD", "--quick"])
+    row = text.splitlines()[-1]
+    assert row.startswith("| (64, 8, 4) |") and row.endswith("| 0.0e+00 |")
