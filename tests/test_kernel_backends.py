@@ -258,6 +258,18 @@ def test_plan_sizes_blocks_and_chunks_to_the_memory(monkeypatch):
     assert plan(x, Model(**kw)).backend == "sdpa"  # without gradients: the O(n·d) fused attention
 
 
+def test_plan_sizes_the_symmetric_blocks_to_the_memory(monkeypatch):
+    """Many large systems at once: the symmetric back end's (B, c, c) score block is halved until it fits, and
+    when not even blocks of 64 tokens fit the plan leaves the call to the fused attention (O(B·n·d))."""
+    x = torch.zeros(4, 2048, 3, dtype=torch.float64)  # plan only
+    assert plan(x, Model(beta=1.0)).chunk_size == field.SYMMETRIC_BLOCK
+    _tight_memory(monkeypatch, 2 * 4 * 128 * 128 * 8)
+    p = plan(x, Model(beta=1.0))
+    assert (p.backend, p.chunk_size) == ("symmetric", 128)
+    _tight_memory(monkeypatch, 2 * 4 * 64 * 64 * 8 - 1)
+    assert plan(x, Model(beta=1.0)).backend == "sdpa"
+
+
 def test_plan_refuses_what_fits_nowhere(monkeypatch):
     x = sphere(2, 16, 3, seed=15).requires_grad_()
     _tight_memory(monkeypatch, 100)

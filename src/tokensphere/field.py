@@ -324,7 +324,11 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     dense_bytes = 3 * B * H * n * n * size
     if (sdpa_ok and not grad and w.toy and n >= SYMMETRIC_MIN_N and w.normalization in ("softmax", "uniform")
             and x.dtype == torch.float64):  # in float32 torch's fused attention is the faster (0.9×)
-        return KernelPlan("symmetric", chunk_size=SYMMETRIC_BLOCK, reason="toy model, large n: half the scores")
+        c = SYMMETRIC_BLOCK  # its (B, c, c) score block, halved while it does not fit (many systems at once)
+        while c > 64 and not fits(2 * B * c * c * size):
+            c //= 2
+        if fits(2 * B * c * c * size):
+            return KernelPlan("symmetric", chunk_size=c, reason="toy model, large n: half the scores")
     if sdpa_ok and (n >= SDPA_MIN_N or not fits(dense_bytes)):
         return _SDPA
     if fits(dense_bytes):
