@@ -14,13 +14,13 @@ the exponents by a bound on the row's scores, so no β overflows them. Five back
 the user never has to):
 
 - ``fused``: the toy model (Q = K = V = I, one head, no mask), batches of small systems. One matrix product
-  for the scores β⟨x_i, x_j⟩, the exponentials in place, one product for the weighted sums Σ_j e_ij x_j. By Cauchy–Schwarz |β⟨x_i, x_j⟩| ≤ β max_j |x_j|² (the largest diagonal
-  score), so while that is below the dtype's margin (600 in float64, 70 in float32: β ≤ 600 for unit
-  vectors) no shift is needed at all; above it the row maximum (SA) or the model's shift (USA) is
-  subtracted. On the CPU the batch runs in cache-sized blocks of systems, drawn by the lanes of
-  :func:`tokensphere.runtime.run_lanes` (one thread each; the result does not depend on their number); each
-  block ends with one compiled pass per row (:mod:`tokensphere.rowpass`: Z_i, the projection, 1/Z_i and the
-  write).
+  for the scores β⟨x_i, x_j⟩, the exponentials in place, one product for the weighted sums Σ_j e_ij x_j. By
+  Cauchy–Schwarz |β⟨x_i, x_j⟩| ≤ β max_j |x_j|² (the largest diagonal score), so while that is below the
+  dtype's margin (600 in float64, 70 in float32: β ≤ 600 for unit vectors) no shift is needed at all; above
+  it the row maximum (SA) or the model's shift (USA) is subtracted. On the CPU the batch runs in cache-sized
+  blocks of systems, drawn by the lanes of :func:`tokensphere.runtime.run_lanes` (one thread each; the result
+  does not depend on their number); each block ends with one compiled pass per row
+  (:mod:`tokensphere.rowpass`: Z_i, the projection, 1/Z_i and the write).
 - ``symmetric``: the toy model at large n in float64, without gradients. e_ij = e_ji, so only the blocks of
   tokens I ≤ J are computed, each serving the rows of I and (transposed) of J: 3/4 of the products and half
   the exponentials, memory O(B·(n·d + block²)). No shift is possible here; beyond the margin it hands the
@@ -132,7 +132,7 @@ def velocity(
     if project and p.backend == "fused" and w.norm == "post" and not w.centered and w.ff_w is None:
         f = _toy_dense(x, w, p.block, project=True)  # projected block by block, in the core's cache
         return f if w.sign == 1.0 else (f * w.sign if f.requires_grad else f.mul_(w.sign))
-    if p.backend in ("sdpa", "symmetric") and x.device.type == "cpu":  # large products: torch's threads on every lane's core
+    if p.backend in ("sdpa", "symmetric") and x.device.type == "cpu":  # large products: torch's threads
         with torch_threads(max(kernel_lanes(), torch.get_num_threads())):
             f = _run(p, x, w)
     else:
@@ -449,7 +449,8 @@ def _toy_dense(
         if optimistic:
             plain = True
         elif host:
-            blk_bound = bound if bound is not None else float(g.detach().diagonal(0, 1, 2).amax())  # β ≥ 0 (validated)
+            # β ≥ 0 (validated)
+            blk_bound = bound if bound is not None else float(g.detach().diagonal(0, 1, 2).amax())
             plain = blk_bound <= margin and not big_beta
         else:
             plain = False
