@@ -519,7 +519,7 @@ def _symmetric(x: torch.Tensor, w: Weights, c: int) -> torch.Tensor | None:
     softmax = w.normalization == "softmax"
     margin = _EXP_MARGIN.get(dt, 70.0)
     beta = w.beta.detach().view(-1, 1, 1)
-    sq = float(torch.matmul(x * x, _ones(d, dt, x.device)).amax())
+    sq = float(_rowdot(x, x).amax())  # max_j |x_j|²
     shift = None if softmax else _usa_shift(w, x).view(-1, 1, 1)
     top = float((beta * sq - (0.0 if shift is None else shift)).amax())
     if top > margin:
