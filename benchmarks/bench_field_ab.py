@@ -9,7 +9,9 @@ change on a machine whose speed drifts by ±30 % from minute to minute. The fiel
     python benchmarks/bench_field_ab.py --rev d0d73f0 --record    # also append the table to BENCHMARKS.md
 
 Default shapes: the step benchmark's field (B = 4096, n = d = 32, per-system β from 0.1 to 9, as in
-``bench_step.py``) and the kernel benchmark's small shapes at β = 1.
+``bench_step.py``) and the kernel benchmark's small shapes at β = 1. ``--large``: systems of 2048 to 8192
+tokens (the symmetric and fused-attention back ends) at the thread count of the library's policy
+(``runtime.choose_threads``).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import torch
 import tokensphere as ts
 from tokensphere import field as current
 from tokensphere.integrate.driver import reuse_freed_memory
-from tokensphere.runtime import lanes, torch_threads
+from tokensphere.runtime import choose_threads, lanes, torch_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_kernel import machine, record  # noqa: E402
 
 CASES = [((4096, 32, 32), "0.1..9"), ((2048, 32, 32), 1.0), ((2048, 32, 2), 1.0), ((16, 128, 64), 1.0)]
+LARGE_CASES = [((1, 2048, 64), 1.0), ((4, 2048, 32), 1.0), ((1, 4096, 16), 1.0), ((1, 8192, 64), 1.0),
+               ((1, 8192, 3), 1.0)]
 
 
 def load_field(rev: str):
@@ -58,10 +62,11 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--repeats", type=int, default=5, help="calls per version per round")
     p.add_argument("--quick", action="store_true", help="one tiny shape, 2 rounds (smoke test)")
     p.add_argument("--record", action="store_true", help="append the table to BENCHMARKS.md")
+    p.add_argument("--large", action="store_true", help="large systems, at the policy's thread count")
     args = p.parse_args(argv)
     reuse_freed_memory()  # the step loop's allocator setting, for both
     old = load_field(args.rev)
-    cases = [((64, 8, 4), 1.0)] if args.quick else CASES
+    cases = [((64, 8, 4), 1.0)] if args.quick else LARGE_CASES if args.large else CASES
     rounds = 2 if args.quick else args.rounds
     rows = ["| shape (B, n, d) | β | before (ms) | after (ms) | speed-up | max difference |", "|---|---|---|---|---|---|"]
     for shape, beta in cases:
@@ -70,7 +75,8 @@ def main(argv: list[str] | None = None) -> str:
         model = ts.Model(beta=b)
         diff = float((old.velocity(x, model) - current.velocity(x, model)).abs().max())
         times: dict[str, list[float]] = {"before": [], "after": []}
-        with lanes(1), torch_threads(1):
+        threads = choose_threads(shape[1]) if args.large else 1
+        with lanes(1), torch_threads(threads):
             for _ in range(rounds):
                 for key, mod in (("before", old), ("after", current)):
                     best = float("inf")
@@ -84,12 +90,14 @@ def main(argv: list[str] | None = None) -> str:
                     f"{med['before'] / med['after']:.2f}× | {diff:.1e} |")
     text = "\n".join(rows)
     print(machine())
-    print(f"field at {args.rev} (before) against this tree (after); one thread, one lane; median over {rounds} "
+    how = "the policy's thread count" if args.large else "one thread, one lane"
+    print(f"field at {args.rev} (before) against this tree (after); {how}; median over {rounds} "
           "alternating rounds of the minimum of each round's calls")
     print(text)
     if args.record:
         record(f"Kernel: the field against revision {args.rev}, one process", f"python benchmarks/bench_field_ab.py "
-               f"--rev {args.rev} --record", f"median over {rounds} alternating rounds, one thread, one lane", text)
+               f"--rev {args.rev} --record" + (" --large" if args.large else ""),
+               f"median over {rounds} alternating rounds, {how}", text)
     return text
 
 

@@ -34,7 +34,8 @@ def run_backend(backend, x, model, t=0.0, project=True):
     p = {
         "fused": KernelPlan("fused"),
         "fused_tiny": KernelPlan("fused"),
-        "symmetric": KernelPlan("symmetric", chunk_size=3),  # blocks of 3 tokens: several, a partial last one
+        # blocks of 2 tokens in strips of 2·SYMMETRIC_STRIP columns: several of each, partial last ones
+        "symmetric": KernelPlan("symmetric", chunk_size=2),
         "sdpa": KernelPlan("sdpa"),
         "dense": KernelPlan("dense"),
         "streaming": KernelPlan("streaming", chunk_size=3),
@@ -259,14 +260,16 @@ def test_plan_sizes_blocks_and_chunks_to_the_memory(monkeypatch):
 
 
 def test_plan_sizes_the_symmetric_blocks_to_the_memory(monkeypatch):
-    """Many large systems at once: the symmetric back end's (B, c, c) score block is halved until it fits, and
-    when not even blocks of 64 tokens fit the plan leaves the call to the fused attention (O(B·n·d))."""
+    """Many large systems at once: the symmetric back end's (B, c, SYMMETRIC_STRIP·c) score strip is halved
+    until it fits, and when not even blocks of 64 tokens fit the plan leaves the call to the fused attention
+    (O(B·n·d))."""
     x = torch.zeros(4, 2048, 3, dtype=torch.float64)  # plan only
     assert plan(x, Model(beta=1.0)).chunk_size == field.SYMMETRIC_BLOCK
-    _tight_memory(monkeypatch, 2 * 4 * 128 * 128 * 8)
+    strip = field.SYMMETRIC_STRIP
+    _tight_memory(monkeypatch, strip * 4 * 128 * 128 * 8)
     p = plan(x, Model(beta=1.0))
     assert (p.backend, p.chunk_size) == ("symmetric", 128)
-    _tight_memory(monkeypatch, 2 * 4 * 64 * 64 * 8 - 1)
+    _tight_memory(monkeypatch, strip * 4 * 64 * 64 * 8 - 1)
     assert plan(x, Model(beta=1.0)).backend == "sdpa"
 
 
@@ -368,3 +371,15 @@ def test_symmetric_back_end_hands_over_beyond_the_margin(normalization):
     close(got, ref_field(x, kw, project=False))
     small = x / 26.0
     close(field._symmetric(small, w, 3), ref_field(small, kw, project=False))
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 5])
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+def test_symmetric_strips_cover_every_pair_once(c, normalization):
+    """The symmetric back end's block rows against strips of SYMMETRIC_STRIP·c columns: with n = 23 and these
+    block sizes, rows have one to several strips and partial last blocks and strips; every pair of tokens must
+    be counted once (a pair missed or doubled moves the field by ~1/n of its scale). Per-system β, SA and USA."""
+    kw = dict(beta=torch.tensor([0.5, 3.0], dtype=torch.float64), normalization=normalization)
+    x = sphere(2, 23, 4, seed=41)
+    w = weights_at(Model(**kw), x)
+    close(field._symmetric(x, w, c), ref_field(x, kw, project=False))
