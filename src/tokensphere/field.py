@@ -22,9 +22,9 @@ the user never has to):
   does not depend on their number); each block ends with one compiled pass per row
   (:mod:`tokensphere.rowpass`: Z_i, the projection, 1/Z_i and the write).
 - ``symmetric``: the toy model at large n in float64, without gradients. e_ij = e_ji, so only the blocks of
-  tokens I ≤ J are computed, each serving the rows of I and (transposed) of J: 3/4 of the products and half
-  the exponentials, memory O(B·(n·d + block²)). No shift is possible here; beyond the margin it hands the
-  call to ``sdpa``.
+  tokens I ≤ J are computed (block rows against strips of columns), each serving the rows of I and
+  (transposed) of J: 3/4 of the products and half the exponentials, memory O(B·(n·d + block²)). No shift is
+  possible here; beyond the margin it hands the call to ``sdpa``.
 - ``sdpa``: torch's fused CPU attention (flash attention with an online softmax, memory O(n·d)); it also
   returns log Z_i, from which the uniform (USA) field is recovered. Q, K, V, heads, masks, causal.
 - ``dense``: materialises the (B, H, n, n) scores (the general reference path).
