@@ -7,6 +7,7 @@ change on a machine whose speed drifts by ±30 % from minute to minute. The fiel
 
     python benchmarks/bench_field_ab.py --rev d0d73f0             # the default shapes, one thread, one lane
     python benchmarks/bench_field_ab.py --rev d0d73f0 --record    # also append the table to BENCHMARKS.md
+    python benchmarks/bench_field_ab.py --rev 97c8f31 --large     # n = 2048 … 8192, the policy's threads
 
 Default shapes: the step benchmark's field (B = 4096, n = d = 32, per-system β from 0.1 to 9, as in
 ``bench_step.py``) and the kernel benchmark's small shapes at β = 1. ``--large``: systems of 2048 to 8192
