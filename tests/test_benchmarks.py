@@ -70,3 +70,9 @@ def test_field_ab_benchmark_quick_runs_against_head():
     text = _load("bench_field_ab").main(["--rev", "HEAD", "--quick"])
     row = text.splitlines()[-1]
     assert row.startswith("| (64, 8, 4) |") and row.endswith("| 0.0e+00 |")
+
+
+def test_product_rates_benchmark_quick_runs():
+    rows = _load("bench_products").main(["--quick"])
+    assert rows[0]["product"].startswith("square") and rows[0]["fraction"] == 1.0
+    assert len(rows) >= 7 and all(r["gflops"] > 0 for r in rows)
