@@ -224,7 +224,8 @@ SDPA_MIN_N = 256
 SYMMETRIC_MIN_N = 1024  # the toy model in float64 from this many tokens: the symmetric back end (sdpa's speed at
 #                        d = 64 here, 1.1–1.3× faster from n = 2048 and at small d; benchmarks/bench_kernel.py)
 SYMMETRIC_BLOCK = 512  # its blocks of tokens (rows), taken against strips of SYMMETRIC_STRIP blocks of columns:
-SYMMETRIC_STRIP = 4  # products of 512 × 2048 × d, an 8 MiB score strip per system (5–14 % faster than one block)
+SYMMETRIC_STRIP = 4  # products of 512 × 2048 × d, an 8 MiB score strip per system (with the padded values:
+#                      4–14 % faster than one product per pair of blocks at n = 2048–8192, BENCHMARKS.md)
 SDPA_MIN_N_SMALL_D = 1024
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
@@ -325,7 +326,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     dense_bytes = 3 * B * H * n * n * size
     if (sdpa_ok and not grad and w.toy and n >= SYMMETRIC_MIN_N and w.normalization in ("softmax", "uniform")
             and x.dtype == torch.float64):  # in float32 torch's fused attention is the faster (0.9×)
-        c = SYMMETRIC_BLOCK  # its (B, c, 4c) score strip, halved while it does not fit (many systems at once)
+        c = SYMMETRIC_BLOCK  # its (B, c, SYMMETRIC_STRIP·c) score strip, halved while it does not fit (many systems at once)
         while c > 64 and not fits(SYMMETRIC_STRIP * B * c * c * size):
             c //= 2
         if fits(SYMMETRIC_STRIP * B * c * c * size):
