@@ -326,7 +326,8 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     dense_bytes = 3 * B * H * n * n * size
     if (sdpa_ok and not grad and w.toy and n >= SYMMETRIC_MIN_N and w.normalization in ("softmax", "uniform")
             and x.dtype == torch.float64):  # in float32 torch's fused attention is the faster (0.9×)
-        c = SYMMETRIC_BLOCK  # its (B, c, SYMMETRIC_STRIP·c) score strip, halved while it does not fit (many systems at once)
+        # its (B, c, SYMMETRIC_STRIP·c) score strip, halved while it does not fit (many systems at once)
+        c = SYMMETRIC_BLOCK
         while c > 64 and not fits(SYMMETRIC_STRIP * B * c * c * size):
             c //= 2
         if fits(SYMMETRIC_STRIP * B * c * c * size):
