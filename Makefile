@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= runs/demo
+# pytest worker processes (pytest-xdist) for `make test` and `make test-slow`: the suite on both cores
+WORKERS ?= 2
 
 .PHONY: demo test test-slow bench install clean
 
@@ -20,10 +22,10 @@ demo: $(STAMP)
 	$(BIN)/tokensphere demo --out $(OUT) --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m slow
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_kernel.py --record --runs 5
