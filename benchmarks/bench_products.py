@@ -6,7 +6,8 @@ per call, the symmetric back end strips of 512 rows by 2048 columns against 64 o
 times each of those products interleaved with the square one (each called twice in a row and the second call
 timed, with its operands in the cache; the minimum over rounds, so drift in the machine's speed hits all
 alike) and reports GFLOP/s and the fraction of the square product's rate: how far a kernel made of these
-products can get towards the limit, at best.
+products can get towards the limit, at best. The symmetric strip's three products are also timed with the strip
+stored transposed, (2048, 512) instead of (512, 2048): the orientation the back end could have taken instead.
 
     python benchmarks/bench_products.py            # print the table
     python benchmarks/bench_products.py --record   # also append it to BENCHMARKS.md
@@ -46,6 +47,7 @@ def cases(quick: bool) -> list[tuple[str, int, object, int]]:
     c, w, dd, m = (16, 64, 8, 16) if quick else (512, 2048, 64, 72)  # one strip of the symmetric back end
     q, keys, strip = rand(c, dd), rand(w, dd), torch.empty(c, w, dtype=f64)
     es, v, vi = rand(c, w), rand(w, m), rand(c, m)
+    strip_t, es_t = torch.empty(w, c, dtype=f64), rand(w, c)  # the other orientation: the strip as (w, c)
     acc, acc_t = torch.zeros(c, m, dtype=f64), torch.zeros(w, m, dtype=f64)
     both = min(2, torch.get_num_threads()) if not quick else 1
     out = []
@@ -62,6 +64,13 @@ def cases(quick: bool) -> list[tuple[str, int, object, int]]:
          lambda: torch.mm(q, keys.t(), out=strip), 2 * c * w * dd),
         (f"symmetric: rows of the block, ({c} × {w}) · ({w} × {m})", both, lambda: acc.addmm_(es, v), 2 * c * w * m),
         (f"symmetric: rows of the strip, ({w} × {c}) · ({c} × {m})", both, lambda: acc_t.addmm_(es.t(), vi),
+         2 * c * w * m),
+        # the strip stored transposed, (w, c): the same three products with the operands' roles swapped
+        (f"symmetric, strip stored transposed: scores, ({w} × {dd}) · ({dd} × {c})", both,
+         lambda: torch.mm(keys, q.t(), out=strip_t), 2 * c * w * dd),
+        ("symmetric, strip stored transposed: rows of the block", both, lambda: acc.addmm_(es_t.t(), v),
+         2 * c * w * m),
+        ("symmetric, strip stored transposed: rows of the strip", both, lambda: acc_t.addmm_(es_t, vi),
          2 * c * w * m),
     ]
     return out
