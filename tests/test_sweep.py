@@ -1,5 +1,5 @@
 """`tokensphere sweep`: configs and their errors, the store's numbers against separate single-system runs,
-Dask (2 workers = 1 process, a worker killed mid-run), SIGKILL of the sweep and resume (only the missing units,
+Dask (2 workers = 1 process, a worker killed mid-run, a cluster started with the dask CLI), SIGKILL of the sweep and resume (only the missing units,
 bit-identical), refusal of a store of another sweep, an unreachable scheduler, and the shipped example."""
 
 from __future__ import annotations
@@ -233,6 +233,46 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.mark.slow  # a scheduler and two worker processes that import torch: 20-60 s on a 2-core machine
+def test_existing_cluster_started_with_the_dask_cli_as_documented(tiny, tmp_path):
+    """The docs' recipe, as a user runs it: `dask scheduler`, two `dask worker ADDRESS --nthreads 1`, then
+    `tokensphere sweep CONFIG --scheduler ADDRESS` in another process. The store equals the single-process one
+    and the cluster is left running, unchanged (its two workers still there)."""
+    from dask.distributed import Client
+
+    path, _, ref = tiny
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask_cli = [sys.executable, "-m", "dask"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True,
+             "cwd": tmp_path}  # the workers' scratch space in the test's folder
+    procs = [subprocess.Popen([*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               "--no-dashboard"], **quiet)]
+    try:
+        procs += [subprocess.Popen([*dask_cli, "worker", address, "--nthreads", "1", "--no-dashboard"], **quiet)
+                  for _ in range(2)]
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            out = tmp_path / "external.zarr"
+            res = subprocess.run([sys.executable, "-c", "from tokensphere.cli import main; main()", "sweep", str(path),
+                                  "--out", str(out), "--scheduler", address], capture_output=True, text=True,
+                                 timeout=300)
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert "existing Dask cluster: 2 workers" in res.stdout, res.stdout
+            assert len(client.scheduler_info()["workers"]) == 2  # the cluster is not closed or resized by the sweep
+        with xr.open_zarr(out) as ds:
+            assert_same(ref, ds.load())
+    finally:
+        for p in procs[::-1]:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
 
 
 def test_unreachable_scheduler_fails_fast_with_one_line(tiny, tmp_path):
