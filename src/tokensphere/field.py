@@ -46,7 +46,7 @@ from .feedforward import add_feedforward, feedforward_term
 from .hardmax import hardmax
 from .model import Model
 from .norms import ellipsoid_project, sphere
-from .rowpass import as_array, finish_rows
+from .rowpass import as_array, row_finisher
 from .runtime import kernel_lanes, memory_budget, run_lanes, torch_threads
 from .sinkhorn import sinkhorn
 from .weights import Weights
@@ -481,8 +481,7 @@ def _toy_dense(
             den_np = as_array(den.view(-1, 1).expand(k, n))
         else:
             den_np = np.broadcast_to(np.asarray(den, dtype=x_np.dtype), (k, n))
-        finish_rows(y_np, x_np, out_np, e=g_np if den_np is None else None, den=den_np, project=project,
-                    inv=inv_np, start=i * step)
+        finish(y_np, x_np, out_np, g_np if den_np is None else None, den_np, project, inv_np, i * step)
         return None
 
     if grad:  # one block (step = B), out of place
@@ -491,6 +490,7 @@ def _toy_dense(
     inv_den = torch.empty((B, n), dtype=dt, device=dev) if optimistic else None
     x_np, out_np = as_array(x), as_array(out)  # for the compiled pass (CPU here)
     inv_np = None if inv_den is None else as_array(inv_den)
+    finish = row_finisher(dt)  # the compiled pass, called with the arrays above and the blocks' NumPy views
     pending = iter(range(len(xs)))  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
 
     def lane() -> None:

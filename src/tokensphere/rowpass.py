@@ -29,7 +29,7 @@ import functools
 import numpy as np
 import torch
 
-__all__ = ["as_array", "finish_rows"]
+__all__ = ["as_array", "finish_rows", "row_finisher"]
 
 Array = torch.Tensor | np.ndarray
 
@@ -100,9 +100,27 @@ def finish_rows(
     if (e is None) == (den is None):
         raise ValueError("finish_rows: give exactly one of e (row sums) and den (normalisers)")
     s = as_array(s)
-    none3, none2 = _empty(s.dtype)
-    _kernel()(s, as_array(x), none3 if e is None else as_array(e), none2 if den is None else as_array(den),
-              project, as_array(out), none2 if inv is None else as_array(inv), start)
+    row_finisher(s.dtype)(s, as_array(x), as_array(out), None if e is None else as_array(e),
+                          None if den is None else as_array(den), project, None if inv is None else as_array(inv),
+                          start)
+
+
+def row_finisher(dtype: np.dtype | torch.dtype):
+    """The compiled pass of :func:`finish_rows` without its argument handling, for a loop that calls it once
+    per block with arrays it has already converted (the fused back end: ~10 µs saved per block).
+
+    Returns ``run(s, x, out, e, den, project, inv, start)``: NumPy arrays of ``dtype`` shaped as for
+    :func:`finish_rows`, exactly one of ``e`` and ``den`` given (the other None), ``inv`` None or an array.
+    Unchecked: a wrong shape reads or writes out of bounds."""
+    dt = torch.empty(0, dtype=dtype).numpy().dtype if isinstance(dtype, torch.dtype) else np.dtype(dtype)
+    kernel, (none3, none2) = _kernel(), _empty(dt)
+
+    def run(s: np.ndarray, x: np.ndarray, out: np.ndarray, e: np.ndarray | None, den: np.ndarray | None,
+            project: bool, inv: np.ndarray | None, start: int) -> None:
+        kernel(s, x, none3 if e is None else e, none2 if den is None else den, project, out,
+               none2 if inv is None else inv, start)
+
+    return run
 
 
 def as_array(t: Array) -> np.ndarray:
