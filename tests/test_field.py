@@ -686,6 +686,24 @@ def test_usa_original_time_at_beta_700_finite():
     assert torch.isfinite(v).all() and v.abs().max() > 1e250
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_usa_original_time_in_float32_finite_at_its_limit_refused_above(dtype):
+    """e^β overflows float32 (and bfloat16) above β ≈ 88.7: USA in original time takes β up to
+    ⌊ln(max)⌋ − 9 = 79 there, with a finite field that matches float64 (the clustered tokens make every term
+    near e^β), and refuses a larger β with an error naming beta, the limit and the dtype, not inf/NaN."""
+    x64 = _cluster_near(1, 5, D, spread=0.05, seed=133)
+    x = x64.to(dtype)
+    v = velocity(x, Model(beta=79.0, normalization="uniform"))
+    assert torch.isfinite(v).all() and v.float().abs().max() > 1e30
+    ref = velocity(x.double(), Model(beta=79.0, normalization="uniform"))
+    tol = 64 * torch.finfo(dtype).eps * 79  # the relative error of e^{β⟨x_i, x_j⟩} grows like β times the scores'
+    assert ((v.double() - ref).abs().max() / ref.abs().max()) < tol
+    with pytest.raises(ValueError, match=r"beta must be <= 79 .*" + str(dtype).replace("torch.", "")):
+        velocity(x, Model(beta=80.0, normalization="uniform"))
+    slow = Model(beta=80.0, normalization="uniform", time_scale="exp_beta")  # the rescaled time: any β
+    assert torch.isfinite(velocity(x, slow)).all()
+
+
 # ---------------------------------------------------------------------------------------------------
 # circle: the angle forms (7.1) of the paper
 

@@ -157,6 +157,24 @@ def test_usa_original_time_limit_is_inclusive_at_700():
     Model(normalization="softmax", beta=1e6)  # SA has no such limit
 
 
+def test_usa_limit_per_dtype_from_the_largest_finite_value():
+    """⌊ln(max)⌋ − 9 for each floating dtype: 700 for float64 (the constructor's check), 79 for float32; a
+    float32 β above it is refused already by the constructor, a float64 one when float32 weights are asked for."""
+    from tokensphere.model import USA_ORIGINAL_TIME_MAX_BETA, usa_max_beta
+
+    assert usa_max_beta(torch.float64) == USA_ORIGINAL_TIME_MAX_BETA == 700.0
+    for dt in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        lim = usa_max_beta(dt)
+        assert lim + 9 <= math.log(torch.finfo(dt).max) < lim + 10
+    with pytest.raises(ValueError, match="beta must be <= 79 .* float32"):
+        Model(normalization="uniform", beta=torch.tensor([1.0, 90.0], dtype=torch.float32))
+    m = Model(normalization="uniform", beta=90.0)  # float64: fine
+    with pytest.raises(ValueError, match="beta must be <= 79 .* float32"):
+        m.to(torch.float32)
+    Model(normalization="uniform", beta=90.0, time_scale="exp_beta").to(torch.float32)  # no limit there
+    Model(normalization="softmax", beta=1e4).to(torch.float32)  # nor for SA
+
+
 @pytest.mark.parametrize(
     "kwargs, batch",
     [

@@ -26,11 +26,20 @@ from .schedule import Layerwise, Schedule, as_schedule, schedule_from_spec
 from .validate import as_tensor, validate_choice, validate_int, validate_real
 from .weights import Weights, canonical_matrix
 
-__all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule", "validate_beta"]
+__all__ = ["Model", "Layerwise", "NORMALIZATIONS", "UnrestoredSchedule", "usa_max_beta", "validate_beta"]
 
 NORMALIZATIONS = ("softmax", "uniform", "sinkhorn", "hardmax")
-# e^{β} overflows float64 beyond ln(max double) ≈ 709.78 ; USA in original time is refused above.
+# e^{β} overflows float64 beyond ln(max double) ≈ 709.78 ; USA in original time is refused above (about 10 below
+# the overflow: room for sums of up to ~e^9 terms). Other dtypes: usa_max_beta.
 USA_ORIGINAL_TIME_MAX_BETA = 700.0
+
+
+def usa_max_beta(dtype: torch.dtype) -> float:
+    """The largest β USA in original time accepts in ``dtype``: ⌊ln(largest finite value)⌋ − 9, so 700 in
+    float64 (:data:`USA_ORIGINAL_TIME_MAX_BETA`), 79 in float32 and bfloat16, 2 in float16; the field
+    (1/n) Σ_j e^{β⟨x_i, x_j⟩} x_j of unit tokens then stays finite for n up to about e^9 ≈ 8000 tokens at
+    the limit (more below it)."""
+    return float(math.floor(math.log(torch.finfo(dtype).max)) - 9)
 
 Tensorish = Any  # torch.Tensor, numpy array, nested lists, or a Python number
 
@@ -172,6 +181,7 @@ class Model:
         dtype = beta.dtype
         for t in weights._tensors():
             dtype = torch.promote_types(dtype, t.dtype)
+        _check_usa_dtype(weights, dtype)
         weights = weights.to(dtype, beta.device)  # one dtype for all (a float32 matrix with a Python β: float64)
         sizes = {t.shape[0] for t in weights._tensors()} - {1}
         if len(sizes) > 1:
@@ -188,6 +198,7 @@ class Model:
         key = (dtype or base.beta.dtype, torch.device(device) if device is not None else base.beta.device)
         w = cache.get(key)
         if w is None:
+            _check_usa_dtype(base, key[0])
             w = cache[key] = base.to(*key)
         return w
 
@@ -396,6 +407,20 @@ def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Mod
     state["_weights"] = {(w.beta.dtype, w.beta.device): w}
     state["_last_take"] = None
     return out
+
+
+def _check_usa_dtype(w: Weights, dtype: torch.dtype) -> None:
+    """USA in original time in a dtype narrower than float64: refuse a β whose e^β overflows it (validate_beta
+    checked float64 only; the dtype is known once weights in it are asked for: one host read, then cached)."""
+    if w.normalization != "uniform" or w.time_scale != "original" or not dtype.is_floating_point:
+        return
+    limit = usa_max_beta(dtype)
+    if limit < USA_ORIGINAL_TIME_MAX_BETA and float(w.beta.max()) > limit:
+        name = str(dtype).replace("torch.", "")
+        raise ValueError(
+            f"beta must be <= {limit:g} for normalization='uniform' in original time in {name} (e^beta overflows "
+            f"{name}), got {float(w.beta.max()):g}; use time_scale='exp_beta' or float64"
+        )
 
 
 def validate_beta(value: Tensorish, normalization: str = "softmax", time_scale: str = "original", *,
