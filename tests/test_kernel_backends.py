@@ -261,16 +261,24 @@ def test_plan_sizes_blocks_and_chunks_to_the_memory(monkeypatch):
 
 def test_plan_sizes_the_symmetric_blocks_to_the_memory(monkeypatch):
     """Many large systems at once: the symmetric back end's (B, c, SYMMETRIC_STRIP·c) score strip is halved
-    until it fits, and when not even blocks of 64 tokens fit the plan leaves the call to the fused attention
-    (O(B·n·d))."""
+    until it fits; when not even the back ends' few (B, n, d) arrays fit, the plan refuses at once with a
+    MemoryError that names them, before allocating anything."""
     x = torch.zeros(4, 2048, 3, dtype=torch.float64)  # plan only
     assert plan(x, Model(beta=1.0)).chunk_size == field.SYMMETRIC_BLOCK
     strip = field.SYMMETRIC_STRIP
-    _tight_memory(monkeypatch, strip * 4 * 128 * 128 * 8)
+    _tight_memory(monkeypatch, strip * 4 * 256 * 256 * 8)
+    assert (plan(x, Model(beta=1.0)).backend, plan(x, Model(beta=1.0)).chunk_size) == ("symmetric", 256)
+    _tight_memory(monkeypatch, strip * 4 * 256 * 256 * 8 - 1)
     p = plan(x, Model(beta=1.0))
     assert (p.backend, p.chunk_size) == ("symmetric", 128)
-    _tight_memory(monkeypatch, strip * 4 * 64 * 64 * 8 - 1)
-    assert plan(x, Model(beta=1.0)).backend == "sdpa"
+    linear = field.LINEAR_ARRAYS * 4 * 2048 * 3 * 8
+    _tight_memory(monkeypatch, linear)
+    assert plan(x, Model(beta=1.0)).backend in ("symmetric", "sdpa")
+    _tight_memory(monkeypatch, linear - 1)
+    for kw in (dict(beta=1.0), dict(beta=1.0, QK=torch.eye(3))):
+        with pytest.raises(MemoryError, match=r"O\(B·H·n·d\) arrays .* \(4, 1, 2048, 3\)"):
+            plan(x, Model(**kw))
+    assert plan(x[:, :100], Model(beta=1.0)).backend == "fused"  # its blocks need no more than the output
 
 
 def test_plan_refuses_what_fits_nowhere(monkeypatch):

@@ -228,6 +228,7 @@ SYMMETRIC_STRIP = 4  # products of 512 × 2048 × d, an 8 MiB score strip per sy
 #                      4–14 % faster than one product per pair of blocks at n = 2048–8192, BENCHMARKS.md)
 SDPA_MIN_N_SMALL_D = 1024
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
+LINEAR_ARRAYS = 4  # about the (B, H, n, d) arrays the back ends beside the fused one hold at once (padding aside)
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
 _CACHE_BYTES = 512 * 1024  # scores per block of systems in the fused toy path (fits a core's L2 cache)
@@ -316,6 +317,15 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
         if fits(per_system):
             block = max(1, (budget[0] if budget else SMALL_BYTES) // per_system)
             return KernelPlan("fused", block=int(block), reason="toy model, batch in blocks that fit")
+    # every other back end holds a few (B, H, n, ·) arrays (queries, padded values, accumulators, the output):
+    # refuse at once when even those do not fit, before any of them is allocated
+    linear = LINEAR_ARRAYS * B * H * n * d * size
+    if not fits(linear):
+        raise MemoryError(
+            f"velocity: its O(B·H·n·d) arrays alone need about {linear / 2**30:.2f} GiB for (B, H, n, d) = "
+            f"({B}, {H}, {n}, {d}) but only {budget[0] / 2**30:.2f} GiB may be used; evaluate fewer systems or "
+            "tokens at a time"
+        )
     grad = _needs_grad(x, w)
     sdpa_ok = (
         x.device.type == "cpu"
