@@ -76,3 +76,10 @@ def test_product_rates_benchmark_quick_runs():
     rows = _load("bench_products").main(["--quick"])
     assert rows[0]["product"].startswith("square") and rows[0]["fraction"] == 1.0
     assert len(rows) >= 7 and all(r["gflops"] > 0 for r in rows)
+
+
+def test_backends_benchmark_quick_runs():
+    """Every toy back end on the same input (the script checks that their fields agree), and the plan's pick."""
+    rows = _load("bench_backends").main(["--quick"])
+    assert len(rows) == 2 and rows[0]["picked"] == "fused"
+    assert all(set(r["ms"]) == {"fused", "symmetric", "sdpa"} and r["ratio"] >= 1.0 for r in rows)

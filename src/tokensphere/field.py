@@ -509,7 +509,7 @@ def _toy_dense(
         for i in pending:
             sweep(i, bufs)
 
-    # lanes only for batches worth it: waking a worker costs ~35 µs and the lanes share one interpreter lock
+    # lanes only for batches worth it: waking a worker is not free and the lanes share one interpreter lock
     k = min(kernel_lanes(), len(xs) // 2) if B * n * n >= _LANES_MIN_SCORES else 1
     run_lanes(k, lane)
     # a row sum beyond e^margin: a term may have overflowed, or Σ_j e_ij x_j may (|x_j| > 1); NaN fails too

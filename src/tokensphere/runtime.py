@@ -2,7 +2,7 @@
 
 Batches of small systems (n below :data:`LARGE_N` tokens) run fastest on **one** thread: their kernels are
 many tiny matrix products whose threading costs more than it saves, and on a busy machine extra threads
-oversubscribe the cores (measured 12–75× slower on a loaded 2-core machine). Systems with n in the thousands
+oversubscribe the cores (many times slower on a loaded machine). Systems with n in the thousands
 have large products that do gain from **all cores**. The cores are not left idle for small systems, though: the
 fused kernel hands its cache-sized blocks of systems, and the step loop the rows of its large (B, n, d)
 arrays (:func:`run_lanes_by_rows`), to **lanes**, one thread each (:func:`run_lanes`), all cores by default
@@ -131,10 +131,9 @@ def run_lanes(k: int, fn: Callable[[], None]) -> None:
 
     The batches of small systems use the cores this way rather than by torch's threads inside each small
     product: the lanes meet only at the end of a call (no OpenMP team spinning between the many small
-    operations, which made one-thread-per-core runs 12–75× slower on a busy machine), at about the speed of
-    the intra-op threads on a quiet one (on 2 cores, 0.8–1.4× of it over shapes and runs; whole dopri5 steps
-    1.5× faster than one thread at B = 4096, n = d = 32 with the step's passes on the lanes too:
-    ``benchmarks/bench_step.py``). Every block is
+    operations, which makes one-thread-per-core runs many times slower on a busy machine; whole dopri5
+    steps 1.49× faster than one thread on 2 cores at B = 4096, n = d = 32 with the step's passes on the lanes
+    too: ``benchmarks/bench_step.py``, BENCHMARKS.md). Every block is
     computed by one thread with the same kernels whatever k is, so the result does not depend on k. The grad
     and inference modes of the caller are carried over to the workers."""
     if k <= 1:
