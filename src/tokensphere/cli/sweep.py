@@ -49,7 +49,8 @@ def executor_line(info: dict[str, Any]) -> str:
         return "running in this process (no Dask)"
     where = "existing Dask cluster" if info["executor"] == "scheduler" else "local Dask cluster"
     dash = info["dashboard"] or "not served"
-    return f"{where}: {info['workers']} workers; dashboard {dash}"
+    count = f"{info['workers']} worker" + ("" if info["workers"] == 1 else "s")
+    return f"{where}: {count}; dashboard {dash}"
 
 
 def interrupted(out: Path, config: SweepConfig) -> typer.Exit:

@@ -69,7 +69,7 @@ PARAMS: dict[str, Param] = {
     "kind": Param("init", str, "uniform", tuple(INITIALS), "initial positions (tokensphere.init)"),
     "angle": Param("init", float, None, help="cap half-angle (kind = cap)"),
     "gamma0": Param("init", float, None, help="pairwise inner product (kind = equiangular)"),
-    "method": Param("solver", str, "dopri5", METHODS + SDE_METHODS, "integration method"),
+    "method": Param("solver", str, "dopri5", tuple(dict.fromkeys(METHODS + SDE_METHODS)), "integration method"),
     "rtol": Param("solver", float, 1e-6, help="relative tolerance (adaptive methods)"),
     "atol": Param("solver", float, 1e-8, help="absolute tolerance (adaptive methods)"),
     "dt": Param("solver", float, None, help="step (fixed-step methods; initial step of adaptive ones)"),
@@ -270,7 +270,7 @@ def load_config(path: str, overrides: list[str] | None = None) -> SweepConfig:
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"config must be a TOML file, got {path} (no such file)")
+        raise ValueError(f"config must be a TOML file, got {path} ({'a directory' if p.is_dir() else 'no such file'})")
     return parse_config(p.read_text(encoding="utf-8"), overrides)
 
 
@@ -314,6 +314,7 @@ def config_from_dict(data: Mapping[str, Any], *, text: str = "") -> SweepConfig:
                 raise _unknown(key, section, allowed)
             fixed[key] = _typed(f"{section}.{key}", PARAMS[key].kind, value, PARAMS[key].choices)
     axes = _grid_table(data.get("grid"), fixed)
+    _check_combinations(fixed, dict(axes))
     for key, p in PARAMS.items():
         if key not in fixed and p.default is not None and key not in dict(axes):
             fixed[key] = p.default
@@ -322,6 +323,40 @@ def config_from_dict(data: Mapping[str, Any], *, text: str = "") -> SweepConfig:
                       text=text, names=(), **sweep)
     names = _names_table(data.get("names", {}), cfg)
     return SweepConfig(**{**cfg.__dict__, "names": names})
+
+
+# lower bounds the layers below would check only once a unit runs (or not at all for a sweep)
+_MINIMUM = {"n": 2, "weights_seed": 0}
+
+
+def _check_combinations(fixed: Mapping[str, Any], grid: Mapping[str, tuple[Any, ...]]) -> None:
+    """Refuse, naming the keys, what would only fail (or be silently ignored) inside a work unit."""
+    def values(key: str) -> tuple[Any, ...]:
+        if key in grid:
+            return grid[key]
+        return (fixed.get(key, PARAMS[key].default),)
+
+    for key, low in _MINIMUM.items():
+        for v in values(key):
+            if v is not None and v < low:
+                where = f"grid.{key}" if key in grid else f"{PARAMS[key].section}.{key}"
+                why = " (the statistics compare pairs of tokens)" if key == "n" else ""
+                raise ValueError(f"{where} must be >= {low}{why}, got {v}")
+    if "repulsive" in values("V") and any(v != "identity" for v in values("value")):
+        raise ValueError("model.V = 'repulsive' and a random weights.value both set the value matrix: give one "
+                         "(weights.value = 'identity' keeps V by name)")
+    noises, methods = values("noise"), values("method")
+    sde_only = [m for m in methods if m in SDE_METHODS and m not in METHODS]
+    if sde_only and any(v == 0 for v in noises):
+        raise ValueError(f"solver.method {sde_only[0]!r} is a stochastic method and needs model.noise > 0, but the "
+                         "noise is 0 (at some grid point); use a method that serves both, such as 'heun', or "
+                         "sweep only noise > 0")
+    plain = [m for m in methods if m not in SDE_METHODS]
+    if any(v > 0 for v in noises) and plain:
+        raise ValueError(f"model.noise > 0 needs a stochastic solver.method ({', '.join(SDE_METHODS)}), got "
+                         f"{plain[0]!r}")
+    if any(v > 0 for v in noises) and "dt" not in fixed and "dt" not in grid:
+        raise ValueError("model.noise > 0 needs solver.dt (> 0): the stochastic methods take fixed steps")
 
 
 def _sweep_table(table: Mapping[str, Any]) -> dict[str, Any]:

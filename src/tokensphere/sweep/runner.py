@@ -46,7 +46,7 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT) -> Any:
         return Client(scheduler, timeout=f"{timeout}s")
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, a malformed address: one message
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ValueError(f"scheduler {scheduler} did not answer within {timeout:g} s ({reason}); start it with "
+        raise ValueError(f"could not connect to the scheduler {scheduler} within {timeout:g} s ({reason}); start it with "
                          "`dask scheduler` and `dask worker ADDRESS`, or leave --scheduler out to run locally"
                          ) from None
 
@@ -56,7 +56,9 @@ def _local_client(workers: int, stack: ExitStack) -> Any:
 
     # the dashboard on any free port (":8787" may be taken by another cluster on this machine)
     cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.ERROR))
+                                               dashboard_address=":0", silence_logs=logging.CRITICAL))
+    # (a unit's error reaches this process as the exception itself: the CLI prints it as one line, so the
+    # workers' own "Compute Failed" tracebacks are not logged)
     client = stack.enter_context(Client(cluster))
     client.run(_ignore_sigint)  # Ctrl-C stops this process; the workers end with the cluster
     return client
@@ -75,7 +77,7 @@ def dashboard_of(client: Any) -> str | None:
     try:
         import bokeh  # noqa: F401 - only to say whether the pages can be drawn
     except ImportError:
-        return f"{client.dashboard_link} (its pages need bokeh, which is not installed)"
+        return f"{client.dashboard_link} (its pages need bokeh where the scheduler runs; it is not installed here)"
     return client.dashboard_link
 
 
@@ -105,6 +107,7 @@ def run_sweep(
     """
     if workers is not None:
         validate_int("workers", workers, minimum=1)
+    validate_real("connect_timeout", connect_timeout, minimum=0.0, strict_minimum=True)
     path = Path(out)
     check_units(config)
     with ExitStack() as stack:

@@ -18,6 +18,7 @@ import torch
 
 from ..ensembles import Ensemble, RedrawSchedule
 from ..init import make_initial
+from ..integrate.driver import IntegrationError
 from ..integrate.sde import SDE_METHODS, SDESolver
 from ..integrate.solver import Solver, anchor_solver
 from ..model import Model
@@ -90,7 +91,7 @@ def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver | SDESo
                              f"{params['method']!r}")
         first = int(config.unit_points(unit)[0]) * config.seeds
         seed = int(np.random.SeedSequence([config.seed, NOISE_TAG, first]).generate_state(1)[0])
-        return SDESolver(params["method"], dt=params.get("dt", 0.0), seed=seed)
+        return SDESolver(params["method"], dt=params["dt"], seed=seed)  # dt: required with noise (config)
     return Solver(params["method"], dt=params.get("dt"), rtol=params["rtol"], atol=params["atol"])
 
 
@@ -114,6 +115,15 @@ def _make_initial_checked(config: SweepConfig, unit: Unit) -> None:
     except TypeError:
         raise ValueError(f"init.angle applies to kind = 'cap' or 'hemisphere' and init.gamma0 to kind = "
                          f"'equiangular', got kind = {params['kind']!r}") from None
+
+
+def describe_unit(config: SweepConfig, unit: Unit) -> str:
+    """The unit's swept values, e.g. "n = 32, beta = [1.0, 2.0]", for messages."""
+    parts = []
+    for (name, values), (a, b) in zip(config.axes, unit):
+        vals = list(values[a:b])
+        parts.append(f"{name} = {vals[0]!r}" if len(vals) == 1 and name != "beta" else f"{name} = {vals!r}")
+    return ", ".join(parts) or "of the only grid point"
 
 
 def check_units(config: SweepConfig) -> None:
@@ -166,8 +176,12 @@ def compute_unit(config: SweepConfig, unit: Unit, progress: Callable[[float], No
         for name in config.statistics:
             raw[name][kk, ss] = STATISTICS[name].compute(x, sub, config.delta).double().cpu().numpy()
 
-    simulate(x0, model=model, solver=solver, t_max=config.t_max, save_at=config.n_times, store=False,
-             on_save=on_save, progress=progress, threads=1)
+    try:
+        simulate(x0, model=model, solver=solver, t_max=config.t_max, save_at=config.n_times, store=False,
+                 on_save=on_save, progress=progress, threads=1)
+    except IntegrationError as exc:  # say which grid points: the driver numbers the systems within the unit
+        raise IntegrationError(f"{exc} (in the unit {describe_unit(config, unit)}; its systems are numbered "
+                               f"β-major, system b = β index b // {S}, seed b % {S})") from exc
     rename = dict(config.names)
     summaries = dict(config.summaries)
     out: dict[str, np.ndarray] = {}
