@@ -228,3 +228,5 @@ def test_check_command_runs_selected_checks(tmp_path):
     assert res.exit_code == 0, res.output
     assert "2 passed, 0 failed" in res.stdout
     assert_one_line_error(invoke("check", "--only", "nope"), 2, "unknown check")
+    (tmp_path / "a_file").write_text("x")  # refused before any check runs, not after
+    assert_one_line_error(invoke("check", "tau_star", "--out", tmp_path / "a_file"), 2, "out must be a folder")

@@ -79,6 +79,9 @@ def test_describe_model_names_what_differs_from_the_toy_model():
     assert text == "USA (1/n), V = −I (repulsive), causal mask, no projection (pure SA on R^d)"
     assert "general QᵀK" in describe_model(ts.Model(QK=torch.eye(3)))
     assert "time s = e^β t" in describe_model(ts.Model(normalization="uniform", time_scale="exp_beta"))
+    assert describe_model(ts.Model(norm="ngpt")) == "SA (softmax), V = I, nGPT blocks"
+    text = describe_model(ts.Model(norm="pre", projection=False))  # block dynamics, not pure self-attention
+    assert "pre-norm blocks" in text and "pure SA" not in text
 
 
 def test_demo_run_measures_the_run():

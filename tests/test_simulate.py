@@ -405,3 +405,38 @@ def test_output_path_existing_needs_overwrite(tmp_path):
         validate_output_path(p, overwrite=False)
     assert validate_output_path(p, overwrite=True) == p
     assert validate_output_path(tmp_path / "new" / "run.zarr", overwrite=False) == tmp_path / "new" / "run.zarr"
+
+
+def test_fixed_step_outputs_lie_on_the_step_grid():
+    """A count of output times with a fixed-step solver gives times on t0 + k·dt, so every step is dt (the
+    authors' η = 0.1 is kept: 30 steps to t = 3, not 100 steps of 0.03 to land on linspace(0, 3, 101)); t_max
+    off the grid is appended; explicit off-grid times are kept with a warning and shorten the steps."""
+    x0 = ts.sample_sphere(2, 8, 3, seed=41)
+    model = Model(beta=1.0)
+    tr = simulate(x0, model=model, solver=anchor_solver(model), t_max=3.0)
+    assert tr.steps.tolist() == [30, 30]
+    torch.testing.assert_close(tr.times, 0.1 * torch.arange(31, dtype=torch.float64), rtol=0, atol=1e-12)
+    loop = x0.clone()  # the authors' loop, 30 steps of 0.1
+    for _ in range(30):
+        loop = torch.from_numpy(P.authors_step(loop.numpy(), [1.0, 1.0], [0.1, 0.1], "softmax"))
+    torch.testing.assert_close(tr.final(), loop, rtol=0, atol=1e-13)
+    tr = simulate(x0, model=model, solver="rk4", dt=0.7, t_max=3.0)
+    assert tr.steps.tolist() == [5, 5]
+    torch.testing.assert_close(tr.times, torch.tensor([0.0, 0.7, 1.4, 2.1, 2.8, 3.0], dtype=torch.float64),
+                               rtol=0, atol=1e-12)
+    tr = simulate(x0, model=model, solver="rk4", dt=0.01, t_max=10.0, save_at=11)  # every 100th step
+    assert tr.steps.tolist() == [1000, 1000] and len(tr.times) == 11
+    with pytest.warns(UserWarning, match="not on the step grid"):
+        tr = simulate(x0, model=model, solver="rk4", dt=0.1, t_max=3.0, save_at=[0.0, 0.15, 3.0])
+    assert tr.steps.tolist() == [31, 31]
+    adaptive = simulate(x0, model=model, t_max=3.0, save_at=7)  # adaptive methods keep the equally spaced count
+    torch.testing.assert_close(adaptive.times, torch.linspace(0, 3, 7, dtype=torch.float64))
+
+
+def test_overwrite_replaces_a_file_by_a_store(saved_run, tmp_path):
+    tr = saved_run[0]
+    target = tmp_path / "was_a_file.npy"
+    target.write_bytes(b"not a store")
+    tr.save(target, overwrite=True)
+    assert target.is_dir() and torch.equal(Trajectory.load(target).positions, tr.positions)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["was_a_file.npy"]  # nothing left aside

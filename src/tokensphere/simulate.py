@@ -8,7 +8,9 @@ or the path of its store), ``simulate`` continues it: same model, same solver, t
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 import time as _time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -86,7 +88,11 @@ def simulate(
         (:func:`tokensphere.blocks.integrate_split`; output times must be layer boundaries t0 + k h, and the
         steps per system are the layers).
     t_max, save_at: final time (default 10) and output times: a count of equally spaced times in [t0, t_max],
-        explicit times, or a :class:`SaveAt`; in time_scale "exp_beta" times are in s = e^β t.
+        explicit times, or a :class:`SaveAt`; in time_scale "exp_beta" times are in s = e^β t. With a
+        fixed-step or Lie solver a count gives times on its step grid t0 + k·dt instead (at most that many,
+        plus t_max when it is off the grid: :func:`step_grid_times`), so every step is exactly dt (the
+        authors' scheme keeps η = 0.1); explicit times off that grid are kept, with a warning, and the steps
+        that reach them are shortened.
     events: callables ``(t, x) -> (B,) bool`` that stop a system (see :mod:`tokensphere.integrate.events`).
     dtype: float64 (default) or float32. device: "cpu", "cuda", ... (the same code runs on both).
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
@@ -94,7 +100,7 @@ def simulate(
         (:func:`tokensphere.runtime.choose_threads`: one below 512 tokens, all cores above), and lanes on
         all cores, one thread each, for the fused kernel's blocks of small systems and the step loop's
         passes over large (B, n, d) arrays (:func:`tokensphere.runtime.run_lanes`; the fused attention back
-        end takes that many torch threads for its call); ``threads=k`` caps both at k. The lanes do not change the result (each block and row is computed by one thread with the
+        end takes that many torch threads for its call); ``threads=k`` sets both to k. The lanes do not change the result (each block and row is computed by one thread with the
         same kernels).
     store, on_save: the fields of :class:`SaveAt` (keep the positions; hook(k, systems, x) at output times).
     sync: when the step loop reads the device — "step" (every iteration), "outputs" (only at settle points;
@@ -137,6 +143,10 @@ def simulate(
         x, init_meta = _final_state(run, source, model, dtype, device)
         continuation = {"from": source, "t0": t0, "overrides": overrides}
     plan = _as_save_at(save_at, t_max, t0, store, on_save, continuing=run is not None)
+    if isinstance(solver, Solver) and solver.kind != "adaptive":
+        steps = torch.as_tensor(solver.dt, dtype=torch.float64).reshape(-1)
+        if bool((steps == steps[0]).all()):  # one step for all (per-system steps: each lands on the outputs)
+            plan = _on_the_step_grid(plan, save_at, t0, float(steps[0]))
     if seed is not None and model.noise == 0:
         raise ValueError("seed draws the Brownian increments of a model with noise > 0; this model has noise = 0")
     if model.noise > 0 and events:
@@ -240,6 +250,38 @@ def _as_save_at(save_at: Any, t_max: float | None, t0: float, store: bool | None
             raise ValueError(f"t_max must be given to continue a run: the absolute final time, > t0 = {t0:g}")
         t_max = DEFAULT_T_MAX
     return SaveAt(save_times(t_max, save_at, t0=t0), store=True if store is None else store, on_save=on_save)
+
+
+def step_grid_times(t0: float, t_end: float, dt: float, most: int) -> torch.Tensor:
+    """Output times on the grid t0 + k·dt of a fixed-step method: every q-th step, q the fewest steps that keep
+    the count at most ``most`` (≥ 2), then t_end itself when it is not on the grid (the last step is shortened
+    to land there). (T,) float64."""
+    span = (t_end - t0) / dt
+    steps = math.floor(span * (1 + 1e-12))
+    q = max(1, math.ceil(steps / (most - 1)))
+    k = torch.arange(0, steps + 1, q, dtype=torch.float64)
+    times = t0 + dt * k
+    if times.numel() == 0 or abs(float(times[-1]) - t_end) > 1e-9 * max(1.0, abs(t_end)):
+        times = torch.cat([times, torch.tensor([t_end], dtype=torch.float64)])
+    return times
+
+
+def _on_the_step_grid(plan: SaveAt, save_at: Any, t0: float, dt: float) -> SaveAt:
+    """A fixed-step solver takes steps of exactly dt: a count of output times becomes times on its step grid
+    (:func:`step_grid_times`; equally spaced times off the grid would shorten every step to land on them and
+    so change the scheme, e.g. the authors' η = 0.1). Explicit times off the grid are kept (the driver lands on
+    them) with a warning that the steps around them are shortened."""
+    ts = plan.t
+    if isinstance(save_at, int) and not isinstance(save_at, bool):
+        return replace(plan, t=step_grid_times(t0, float(ts[-1]), dt, int(save_at)))
+    k = (ts - t0) / dt
+    off = (k - k.round()).abs() > 1e-9 * torch.clamp(k.abs(), min=1.0)
+    off[-1] = False  # the final time may end a run with a shortened step
+    if bool(off.any()):
+        warnings.warn(f"save_at: {int(off.sum())} output time(s) (the first {float(ts[off][0]):g}) are not on the "
+                      f"step grid t0 + k·dt (dt = {dt:g}); the steps that reach them are shortened, so the "
+                      "fixed-step scheme differs there", stacklevel=3)
+    return plan
 
 
 def _check_split(events: Sequence[Callable], chunk_size: int | None) -> None:

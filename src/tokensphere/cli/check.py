@@ -13,6 +13,7 @@ from rich.table import Table
 from typer import Argument, Option
 
 from ..experiments.theorems import ALIASES, CHECKS, SIZES, TIME_LIMIT, run_checks
+from ..io import validate_output_folder
 from ..plot.checks import write_check_figures
 
 __all__ = ["check_command", "DEFAULT_OUT"]
@@ -35,6 +36,7 @@ def check_command(
     Prints the table, writes DIR/<check>.png and DIR/<check>.json, and exits with code 1 if any check fails."""
     chosen = list(names or []) + list(only or [])
     keys = [ALIASES.get(k, k) for k in chosen] or list(CHECKS)
+    out = validate_output_folder(out)  # before the work: a file there, or an unwritable parent, fails now
     results = run_checks(keys, size=size, time_limit=time_limit)
     table = Table(title="theorem checks (seeded experiments)")
     for col in ("check", "statement", "measured", "reference", "time", "result"):

@@ -22,6 +22,7 @@ from ..io import validate_output_path, write_json
 from ..model import Model
 from ..plot import demo_figures
 from ..runtime import choose_threads, torch_threads
+from ..validate import validate_int
 from .simulate import format_counts, progress_bar
 
 __all__ = ["demo_command", "FILES"]
@@ -53,6 +54,7 @@ def demo_command(
     in one HTML report (DIR/index.html)."""
     from .reproduce import reproduce
 
+    validate_int("seed", seed, minimum=0)  # before the folder is made
     folder = _run_folder(out, overwrite)
     with torch_threads(choose_threads(N)):  # the thread policy of tokensphere.runtime (one thread for n = 32)
         _demo(folder / "run", seed, n_seeds, t_max, save_at)

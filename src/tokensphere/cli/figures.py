@@ -49,7 +49,7 @@ from ..experiments.metastability import metastability_data, metastability_runs
 from ..experiments.timescales import time_scales
 from ..experiments.movie import MOVIE, movie_run
 from ..experiments.reproduction import single_cluster_points
-from ..io import validate_output_path, run_metadata, write_json
+from ..io import run_metadata, validate_output_folder, write_json
 from ..plot import animate, circle_figure, cluster_count_distribution_figure, metastability_figure, save_figure
 from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
 from ..plot.regimes import regimes_data, regimes_figure
@@ -99,9 +99,7 @@ def figures_command(
     validate_int("fig4_start", fig4_start, minimum=0)
     if fig4_start >= starts:
         raise ValueError(f"fig4_start must be < starts = {starts}, got {fig4_start}")
-    folder = validate_output_path(out, overwrite=True)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"out must be a directory, got the file {folder}")
+    folder = validate_output_folder(out)
     measured_points = single_cluster_points(measured) if measured is not None else None
     targets = _targets(folder)
     existing = [p for p in targets if p.exists()]

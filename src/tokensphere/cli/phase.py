@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from rich.markup import escape
 from typer import Option
 
 from ..ensembles import SCORES, SHARING, VALUES, Ensemble
-from ..io import write_json
+from ..io import validate_output_path, write_json
 from ..io.atomic import open_zarr_store
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
 from .options import split_values
@@ -197,9 +196,7 @@ def phase_diagram_command(
 def _check_figure_path(figure: Path) -> None:
     if figure.suffix.lower() not in FIGURE_SUFFIXES:
         raise ValueError(f"figure must end in {', '.join(FIGURE_SUFFIXES)}, got {figure.name!r}")
-    parent = figure.parent if str(figure.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ValueError(f"figure path is not writable: {parent} is not a writable directory")
+    validate_output_path(figure, overwrite=True)  # its folder, created when missing, must be writable
 
 
 def _check_store_path(out: Path, overwrite: bool) -> None:

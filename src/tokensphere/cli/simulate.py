@@ -43,7 +43,7 @@ from ..model import Model
 from ..simulate import simulate
 from ..io import validate_output_path
 from ..trajectory import Trajectory
-from ..validate import validate_choice, validate_int
+from ..validate import validate_choice, validate_int, validate_real
 from .options import split_values
 from .progress import stderr_progress
 
@@ -549,6 +549,8 @@ def _fresh_solver(p: dict[str, Any], model: Model) -> tuple[Any, dict[str, Any]]
             raise ValueError(
                 "anchor sets the solver (Euler + renormalisation); do not combine --anchor with --solver/--rtol/--atol"
             )
+        if p["dt"] is not None:
+            validate_real("dt", p["dt"], minimum=0.0, strict_minimum=True)  # named as the user gave it
         return anchor_solver(model, step=ANCHOR_STEP if p["dt"] is None else p["dt"]), {}
     default = DEFAULT_SDE_METHOD if model.noise > 0 else "dopri5"
     return p["solver"] or default, {"dt": p["dt"], "rtol": p["rtol"], "atol": p["atol"]}

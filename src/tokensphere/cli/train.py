@@ -19,6 +19,7 @@ from ..experiments.control import DEFAULT_STEPS, TASKS, run_demo
 from ..io import atomic_path, run_metadata, validate_output_path, write_json
 from ..plot.control import control_figures
 from ..runtime import choose_threads, torch_threads
+from ..validate import validate_int
 from .progress import stderr_progress
 
 __all__ = ["train_app", "FILES"]
@@ -79,6 +80,7 @@ def _command(task: str):
         time_form: Annotated[str, Option(help="Time dependence of the weights: 'piecewise' (L layers, a discrete "
                                          "Transformer) or 'smooth' (Legendre basis in t).")] = "piecewise",
     ) -> None:
+        validate_int("seed", seed, minimum=0)
         _train(task, seed, steps, out, overwrite, time_form)
 
     command.__doc__ = {

@@ -12,7 +12,8 @@ def describe_model(model: Model) -> str:
 
     Names, in this order, the normalisation (SA (2.6), USA, Sinkhorn, hardmax), the value matrix, then only what
     differs from the toy model: general QᵀK, a score mask, the causal mask, several heads, time-dependent
-    weights, no projection (pure self-attention (9.1) on R^d), centred values (9.4), the time s = e^β t, a
+    weights, a block normalisation other than post-norm (pre, RMSNorm, nGPT), no projection (pure self-attention
+    (9.1) on R^d; with the plain post-norm only), centred values (9.4), the time s = e^β t, a
     feed-forward term (2.8), noise.
     """
     parts = [_NORMALIZATION_WORDS.get(model.normalization, model.normalization)]
@@ -29,7 +30,11 @@ def describe_model(model: Model) -> str:
         parts.append(f"{model.heads} heads" + (" (averaged)" if model.head_reduction == "mean" else ""))
     if model.schedule is not None:
         parts.append("time-dependent weights")
-    if not model.projection:
+    norm = getattr(model, "norm", "post")
+    if norm != "post":
+        parts.append({"pre": "pre-norm blocks", "rms": "RMSNorm blocks (gain ellipsoid)",
+                      "ngpt": "nGPT blocks"}.get(norm, f"{norm}-norm blocks"))
+    if not model.projection and norm == "post":
         parts.append("no projection (pure SA on R^d)")
     if model.centered:
         parts.append("centred values V(x_j − x_i) (9.4)")

@@ -7,6 +7,7 @@ interrupted write never leaves a half-written result at the target path.
 from .atomic import (
     atomic_path,
     atomic_zarr_write,
+    validate_output_folder,
     validate_output_path,
     has_consolidated_metadata,
     open_zarr_store,
@@ -17,6 +18,7 @@ from .metadata import git_commit, package_version, run_metadata
 __all__ = [
     "atomic_path",
     "atomic_zarr_write",
+    "validate_output_folder",
     "validate_output_path",
     "has_consolidated_metadata",
     "open_zarr_store",

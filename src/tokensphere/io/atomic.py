@@ -21,7 +21,7 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = ["atomic_path", "atomic_zarr_write", "validate_output_path", "has_consolidated_metadata", "open_zarr_store",
+__all__ = ["atomic_path", "atomic_zarr_write", "validate_output_folder", "validate_output_path", "has_consolidated_metadata", "open_zarr_store",
            "write_json"]
 
 
@@ -42,6 +42,16 @@ def validate_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
     return p
 
 
+def validate_output_folder(path: str | os.PathLike) -> Path:
+    """Validate a folder that results are written into (files in it replaced) before any work: its parent as
+    :func:`validate_output_path` checks it, and the path, if it exists, a directory. Returns the path; raises
+    ValueError naming the problem."""
+    p = validate_output_path(path, overwrite=True)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"out must be a folder, got {p}, an existing file")
+    return p
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (a file or a directory); on success rename it to ``path``.
@@ -53,11 +63,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
     try:
         yield tmp
-        if p.is_dir() and tmp.is_dir():
+        if p.is_dir() or (p.exists() and tmp.is_dir()):  # a directory, or a file replaced by a directory
             old = p.with_name(f".{p.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(p, old)
             os.replace(tmp, p)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
         else:
             os.replace(tmp, p)
     finally:

@@ -9,6 +9,7 @@ so serial, resumed and distributed runs of the same configuration give the same 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -177,8 +178,11 @@ def compute_unit(config: SweepConfig, unit: Unit, progress: Callable[[float], No
             raw[name][kk, ss] = STATISTICS[name].compute(x, sub, config.delta).double().cpu().numpy()
 
     try:
-        simulate(x0, model=model, solver=solver, t_max=config.t_max, save_at=config.n_times, store=False,
-                 on_save=on_save, progress=progress, threads=1)
+        with warnings.catch_warnings():  # the stored times are the config's linspace, on a step grid or not
+            warnings.filterwarnings("ignore", message="save_at: .* not on the step grid")
+            simulate(x0, model=model, solver=solver, t_max=config.t_max,
+                     save_at=torch.linspace(0.0, config.t_max, config.n_times, dtype=torch.float64), store=False,
+                     on_save=on_save, progress=progress, threads=1)
     except IntegrationError as exc:  # say which grid points: the driver numbers the systems within the unit
         raise IntegrationError(f"{exc} (in the unit {describe_unit(config, unit)}; its systems are numbered "
                                f"β-major, system b = β index b // {S}, seed b % {S})") from exc
