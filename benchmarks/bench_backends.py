@@ -5,9 +5,9 @@ small-system path, the symmetric one (half the scores), torch's fused attention 
 one process, at the thread count of the library's policy (``runtime.choose_threads``), and each is reported
 by the median over rounds of its time (ms per unprojected field, the projection being the same for all).
 The fields are checked to agree. The last columns name the plan's choice and its time relative to the
-fastest back end of the row (1.00: the plan picked the fastest). The shapes straddle the plan's thresholds:
-n = 256 (sdpa from there when d ≥ 32), n = 1024 (sdpa from there when d < 32; the symmetric back end from
-there in float64).
+fastest back end of the row (1.00: the plan picked the fastest). The shapes straddle the plan's threshold
+``field.FUSED_MAX_N`` = 512 (the fused path below it; from it on the symmetric back end in float64 and the fused
+attention in float32).
 
     python benchmarks/bench_backends.py              # print the table
     python benchmarks/bench_backends.py --record     # also append it to BENCHMARKS.md
@@ -33,10 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_kernel import record  # noqa: E402
 
 SHAPES = [
-    ((16, 128, 64), torch.float64), ((4, 256, 64), torch.float64), ((1, 512, 64), torch.float64),
-    ((1, 1024, 64), torch.float64), ((1, 2048, 64), torch.float64), ((1, 4096, 64), torch.float64),
-    ((4, 512, 3), torch.float64), ((1, 1024, 3), torch.float64), ((1, 2048, 3), torch.float64),
-    ((1, 4096, 3), torch.float64), ((1, 2048, 64), torch.float32), ((1, 4096, 64), torch.float32),
+    ((16, 128, 64), torch.float64), ((4, 256, 64), torch.float64), ((2, 384, 64), torch.float64),
+    ((1, 512, 64), torch.float64), ((1, 768, 64), torch.float64), ((1, 1024, 64), torch.float64),
+    ((1, 2048, 64), torch.float64), ((1, 4096, 64), torch.float64),
+    ((4, 256, 32), torch.float64), ((2, 384, 32), torch.float64), ((1, 768, 32), torch.float64),
+    ((4, 256, 3), torch.float64), ((4, 512, 3), torch.float64), ((1, 768, 3), torch.float64),
+    ((1, 1024, 3), torch.float64), ((1, 2048, 3), torch.float64), ((1, 4096, 3), torch.float64),
+    ((4, 256, 64), torch.float32), ((1, 768, 64), torch.float32), ((1, 2048, 64), torch.float32),
+    ((1, 4096, 64), torch.float32),
 ]
 QUICK_SHAPES = [((2, 64, 8), torch.float64), ((1, 128, 3), torch.float32)]
 FUSED_MAX_BYTES = 512 * 1024**2  # the fused path holds the whole B·n² scores when run by hand: skip it above

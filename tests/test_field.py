@@ -959,7 +959,7 @@ def test_sdpa_runs_on_every_lane_core_with_the_same_bits(kw, monkeypatch):
     from tokensphere.runtime import lanes, torch_threads
 
     x = sphere(6, 256, 32, seed=330)
-    model = Model(**kw)
+    model = Model(**kw, QK=torch.eye(32, dtype=torch.float64))  # a general model: the toy one is fused at n = 256
     assert plan(x, model).backend == "sdpa"
     threads = []
     inner = field._sdpa

@@ -197,7 +197,7 @@ def test_gradcheck_general_weights(backend, normalization):
 
 def test_usa_with_gradients_is_not_planned_on_the_fused_attention():
     x = sphere(1, 300, 32, seed=11)
-    usa = Model(beta=1.0, normalization="uniform")
+    usa = Model(beta=1.0, normalization="uniform", causal=True)  # not the toy model (fused below FUSED_MAX_N)
     assert plan(x, usa).backend == "sdpa"
     assert plan(x.clone().requires_grad_(), usa).backend != "sdpa"
     with torch.no_grad():
@@ -213,9 +213,15 @@ def test_plan_picks_by_model_and_size():
     assert plan(small, Model(beta=1.0)).backend == "fused"
     assert plan(small, Model(beta=1.0, normalization="uniform")).backend == "fused"
     assert plan(small, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "dense"
-    assert plan(mid, Model(beta=1.0)).backend == "fused"  # small d: the toy path up to SDPA_MIN_N_SMALL_D
-    assert plan(sphere(1, field.SDPA_MIN_N, 32, seed=12), Model(beta=1.0)).backend == "sdpa"
-    assert plan(sphere(1, field.SDPA_MIN_N_SMALL_D - 1, 3, seed=12), Model(beta=1.0, QK=torch.eye(3))).backend == "sdpa"
+    assert plan(mid, Model(beta=1.0)).backend == "fused"  # the toy model: the fused path below FUSED_MAX_N
+    top = sphere(1, field.FUSED_MAX_N - 1, 32, seed=12)
+    assert plan(top, Model(beta=1.0)).backend == "fused"
+    assert plan(top.float(), Model(beta=1.0).to(torch.float32)).backend == "fused"
+    edge = sphere(1, field.FUSED_MAX_N, 32, seed=12)
+    assert plan(edge, Model(beta=1.0)).backend == "symmetric"  # float64 from FUSED_MAX_N on
+    assert plan(edge.float(), Model(beta=1.0).to(torch.float32)).backend == "sdpa"
+    assert plan(sphere(1, field.SDPA_MIN_N, 3, seed=12), Model(beta=1.0, QK=torch.eye(3))).backend == "sdpa"
+    assert plan(sphere(1, field.SDPA_MIN_N - 1, 3, seed=12), Model(beta=1.0, QK=torch.eye(3))).backend == "dense"
     assert plan(mid, Model(beta=1.0, causal=True, V="repulsive")).backend == "sdpa"
     assert plan(mid, Model(beta=1.0, QK=torch.eye(3, dtype=torch.float64))).backend == "sdpa"
     large = sphere(1, field.SYMMETRIC_MIN_N, 3, seed=12)

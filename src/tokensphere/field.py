@@ -218,15 +218,17 @@ def _require_nn_fits(x: torch.Tensor, w: Weights, what: str) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # the plan: which back end runs, chosen from the model, the shapes and the free memory
 
-# from this many tokens on, torch's fused attention beats the fused toy path (measured, 1 and 2 threads):
-# 256 when d ≥ 32, 1024 for smaller d (the toy path's products are then cheap and its n² block in cache)
+# general models: from this many tokens on torch's fused attention (O(n·d) memory) rather than dense scores
 SDPA_MIN_N = 256
-SYMMETRIC_MIN_N = 1024  # the toy model in float64 from this many tokens: the symmetric back end (sdpa's speed at
-#                        d = 64 here, 1.1–1.3× faster from n = 2048 and at small d; benchmarks/bench_kernel.py)
+# the toy model: the fused path below this many tokens (the fastest there at every d measured, 1.2–1.4× ahead
+# of the fused attention at n = 256–384, d ≥ 32); from it on the symmetric back end in float64 (1.06–1.2×
+# ahead of both at n = 768, 1.16–1.42× ahead of the fused attention at n = 2048–4096) and the fused attention
+# in float32 (the three about equal at n = 512; benchmarks/bench_backends.py, BENCHMARKS.md)
+FUSED_MAX_N = 512
+SYMMETRIC_MIN_N = FUSED_MAX_N
 SYMMETRIC_BLOCK = 512  # its blocks of tokens (rows), taken against strips of SYMMETRIC_STRIP blocks of columns:
 SYMMETRIC_STRIP = 4  # products of 512 × 2048 × d, an 8 MiB score strip per system (with the padded values:
 #                      4–14 % faster than one product per pair of blocks at n = 2048–8192, BENCHMARKS.md)
-SDPA_MIN_N_SMALL_D = 1024
 SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memory probe
 LINEAR_ARRAYS = 4  # about the (B, H, n, d) arrays the back ends beside the fused one hold at once (padding aside)
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
@@ -310,7 +312,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
             f"attention ({need / 2**30:.2f} GiB) but only {budget[0] / 2**30:.2f} GiB may be used; evaluate "
             "fewer systems or tokens at a time"
         )
-    if w.toy and n < (SDPA_MIN_N if d >= 32 else SDPA_MIN_N_SMALL_D):
+    if w.toy and n < FUSED_MAX_N:
         per_system = 2 * n * n * size
         if fits(B * per_system):
             return _FUSED
