@@ -412,3 +412,10 @@ def test_bad_feedforward_one_line(tmp_path, arrays, extra, word):
         np.savez(tmp_path / "ff.npz", **arrays)
         args += ["--feedforward", str(tmp_path / "ff.npz")]
     assert_one_line_error(invoke("simulate", *args), 2, word)
+
+
+@pytest.mark.parametrize("extra", [["--ties", "lowest"], ["--tie-tol", "1e-9"], ["--tie-seed", "3"]])
+def test_hardmax_tie_options_are_refused_for_other_normalizations(tmp_path, extra):
+    args = ["--out", str(tmp_path / "r.zarr"), "--n", "4", "--d", "3", *SHORT, *extra]
+    assert_one_line_error(invoke("simulate", *args), 2, extra[0])
+    assert not (tmp_path / "r.zarr").exists()

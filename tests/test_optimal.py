@@ -256,6 +256,7 @@ def test_cli_optimal_writes_the_configuration_and_picture(tmp_path):
 @pytest.mark.parametrize("args,word", [
     (["--n", "1"], "n"), (["--d", "1"], "d"), (["--beta", "0"], "beta"), (["--restarts", "0"], "restarts"),
     (["--symmetry", "mirror"], "symmetry"), (["--d", "4", "--figure", "x.png"], "figure"), (["--seed", "-2"], "seed"),
+    (["--out", "best.txt"], ".npy"),
 ])
 def test_cli_optimal_bad_input(args, word, tmp_path):
     r = CliRunner().invoke(app, ["optimal", *args])

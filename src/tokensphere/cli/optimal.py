@@ -53,6 +53,8 @@ def optimal_command(
     validate_int("restarts", restarts, minimum=1)
     validate_choice("symmetry", symmetry, SYMMETRIES)
     if out is not None:
+        if out.suffix != ".npy":
+            raise ValueError(f"out must be a .npy file (the configuration is written as a NumPy array), got {out}")
         out = validate_output_path(out, overwrite=overwrite)
     if figure is None and out is not None and d == 3:
         figure = out.with_suffix(".png")

@@ -454,6 +454,11 @@ def _model_options(
         kw["feedforward"], meta["feedforward"] = _read_feedforward(p["feedforward"], p["activation"])
     elif "activation" in given:
         raise ValueError("--activation applies to --feedforward; give the feed-forward weights too")
+    normalization = p["normalization"] if fresh or "normalization" in given else saved.normalization
+    for name in ("ties", "tie_tol", "tie_seed"):
+        if name in given and normalization != "hardmax":
+            raise ValueError(f"--{name.replace('_', '-')} applies to --normalization hardmax, got --normalization "
+                             f"{normalization}")
     if p["score"] is not None or p["value"] is not None:
         ensemble = Ensemble(score=p["score"] or "identity", value=p["value"] or "identity", share=p["share"])
         validate_int("weights_seed", p["weights_seed"], minimum=0)
