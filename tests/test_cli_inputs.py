@@ -419,3 +419,13 @@ def test_hardmax_tie_options_are_refused_for_other_normalizations(tmp_path, extr
     args = ["--out", str(tmp_path / "r.zarr"), "--n", "4", "--d", "3", *SHORT, *extra]
     assert_one_line_error(invoke("simulate", *args), 2, extra[0])
     assert not (tmp_path / "r.zarr").exists()
+
+
+def test_refused_input_leaves_no_empty_output_folder(tmp_path):
+    """The early check of --out does not create its folder: a later refusal leaves nothing behind, and a good
+    run creates it when it saves."""
+    assert_one_line_error(invoke("simulate", "--n", "-5", "--out", str(tmp_path / "new" / "r.zarr")), 2, "n must be")
+    assert not (tmp_path / "new").exists()
+    res = invoke("simulate", "--n", "4", "--d", "3", *SHORT, "--out", str(tmp_path / "new" / "deeper" / "r.zarr"))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "new" / "deeper" / "r.zarr").is_dir()

@@ -261,7 +261,7 @@ def simulate_command(
     overwrite: Annotated[bool, Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Integrate the attention dynamics for every β × --batch starts and write a zarr store."""
-    out_path = validate_output_path(out, overwrite=overwrite)
+    out_path = validate_output_path(out, overwrite=overwrite, create=False)  # the folder is made when saving
     _check_device(device)
     p = dict(ctx.params)
     given = {name for name in p if _given(ctx, name)}

@@ -25,13 +25,23 @@ __all__ = ["atomic_path", "atomic_zarr_write", "validate_output_folder", "valida
            "write_json"]
 
 
-def validate_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Validate an output path before any work: its parent must be a writable directory (created if missing)
-    and the path must not exist unless ``overwrite``. Returns the path; raises ValueError naming the problem."""
+def validate_output_path(path: str | os.PathLike, *, overwrite: bool, create: bool = True) -> Path:
+    """Validate an output path before any work: its parent must be a writable directory (created if missing;
+    with ``create=False`` only checked: its nearest existing ancestor must be a writable directory, so that a
+    later failure leaves no empty folder behind) and the path must not exist unless ``overwrite``. Returns the
+    path; raises ValueError naming the problem."""
     p = Path(path).expanduser()
     parent = p.parent if str(p.parent) else Path(".")
     if p.exists() and not overwrite:
         raise ValueError(f"out path already exists: {p} (pass overwrite=True / --overwrite to replace it)")
+    if not create and not parent.exists():
+        ancestor = parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+            raise ValueError(f"out path is not writable: cannot create {parent} ({ancestor} is not a writable "
+                             "directory)")
+        return p
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
