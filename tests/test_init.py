@@ -447,3 +447,9 @@ def test_bad_spec_raises_naming_the_parameter(cls, kwargs, word):
 def test_make_initial_unknown_name():
     with pytest.raises(ValueError, match="init"):
         make_initial("gaussian", n=3, d=2)
+
+
+def test_hemisphere_is_the_cap_of_half_angle_pi_over_2_only():
+    assert Hemisphere(n=4, d=3).angle == math.pi / 2
+    with pytest.raises(ValueError, match="angle of a hemisphere is π/2, got 0.2; use kind 'cap'"):
+        Hemisphere(n=4, d=3, angle=0.2)

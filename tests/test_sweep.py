@@ -397,6 +397,7 @@ BASE = "[model]\nn = 4\n[grid]\nbeta = [1.0]\n"
         ("[grid]\nbeta = [1.0, -1.0]\n", ["beta must be a finite number >= 0"]),  # refused by Model
         ("[model]\nheads = 2\n[sweep]\nstatistics = [\"energy\"]\n[grid]\nbeta = [1.0]\n", ["one head"]),
         ("[init]\nangle = 0.5\n[grid]\nbeta = [1.0]\n", ["init.angle applies to kind"]),
+        ("[init]\nkind = \"hemisphere\"\nangle = 0.2\n[grid]\nbeta = [1.0]\n", ["angle of a hemisphere is π/2"]),
         ("[model\nn = 4\n", ["not valid TOML"]),
         ("[model]\nnoise = 0.1\n[grid]\nbeta = [1.0]\n", ["model.noise > 0 needs a stochastic solver.method",
                                                             "geodesic", "'dopri5'"]),

@@ -147,6 +147,12 @@ class Hemisphere(Cap):
 
     angle: float = math.pi / 2
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.angle != math.pi / 2:
+            raise ValueError(f"angle of a hemisphere is π/2, got {self.angle:g}; use kind 'cap' (Cap) for another "
+                             "half-angle")
+
 
 @dataclass(frozen=True)
 class Equiangular(_Spec):

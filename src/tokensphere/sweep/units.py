@@ -114,7 +114,7 @@ def _make_initial_checked(config: SweepConfig, unit: Unit) -> None:
         make_initial(params["kind"], batch=1, n=params["n"], d=params["d"], seed=config.seed,
                      **{k: params[k] for k in ("angle", "gamma0") if k in params})
     except TypeError:
-        raise ValueError(f"init.angle applies to kind = 'cap' or 'hemisphere' and init.gamma0 to kind = "
+        raise ValueError(f"init.angle applies to kind = 'cap' and init.gamma0 to kind = "
                          f"'equiangular', got kind = {params['kind']!r}") from None
 
 
