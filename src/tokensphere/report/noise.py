@@ -1,5 +1,5 @@
 """The report section on noise (Problem 7): the heat-kernel check of the stochastic integrator and the (β, σ)
-phase diagram of the long-time order parameter, with the mean-field threshold σ_c(β). About 12 s on two cores."""
+phase diagram of the long-time order parameter, with the mean-field threshold σ_c(β). Seconds on two cores."""
 
 from __future__ import annotations
 
