@@ -1,7 +1,8 @@
 """A small Figure 3: the clustered-pair fraction over (t, β) on the circle and in d = 8, with the curve Γ.
 
-Run: python examples/phase_diagram.py [--out pd.png] [--store pd.zarr]
-The store is resumable: interrupt it and run the same command again.
+Run: python examples/phase_diagram.py [--out pd.png] [--store pd.zarr] [--overwrite]
+The store is resumable: interrupt it and run the same command again (it computes only the missing units);
+--overwrite starts it afresh (also needed after changing --batch, --n-beta or --t-max).
 """
 
 import argparse
@@ -20,6 +21,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--n-beta", type=int, default=12)
     p.add_argument("--t-max", type=float, default=30.0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store instead of resuming it")
     args = p.parse_args(argv)
 
     spec = PhaseDiagram(
@@ -29,7 +31,7 @@ def main(argv=None):
         batch=args.batch,
         betas_per_unit=4,
     )
-    ds = run_phase_diagram(spec, args.store, overwrite=True, progress=lambda done, total: print(f"unit {done}/{total}"))
+    ds = run_phase_diagram(spec, args.store, overwrite=args.overwrite, progress=lambda done, total: print(f"unit {done}/{total}"))
     save_figure(phase_figure(ds), args.out)
     last = ds["clustered_fraction"].isel(t=-1)
     for d in spec.dims:

@@ -171,6 +171,8 @@ def test_piecewise_and_smooth_parametrisations():
         ControlSchedule({"Q": Constant((2, 2))})
     with pytest.raises(ValueError, match="w, a and b"):
         ControlSchedule({"w": Constant((2, 2))})
+    with pytest.raises(ValueError, match="activation must be one of"):  # at construction, not at .model()
+        Controls({"V": Constant((2, 2))}, activation="foo")
 
 
 def test_losses_against_closed_forms():
@@ -219,3 +221,9 @@ def test_same_seed_same_training():
     assert a.losses == b.losses and torch.equal(a.after, b.after)
     c = run_demo("interpolate", seed=5, steps=3)
     assert c.losses[0] != a.losses[0]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, 2**64])
+def test_run_demo_refuses_a_bad_seed_naming_it(seed):
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        run_demo("interpolate", seed=seed, steps=1)

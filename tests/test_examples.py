@@ -28,6 +28,9 @@ def test_phase_diagram_example(tmp_path):
                                 "--n-beta", "4", "--t-max", "6"])
     assert matplotlib.image.imread(out).shape[0] > 100
     assert ds["clustered_fraction"].shape == (2, 4, 61)
+    again = _run("phase_diagram", ["--out", str(out), "--store", str(tmp_path / "pd.zarr"), "--batch", "4",
+                                   "--n-beta", "4", "--t-max", "6"])  # resumes: nothing left to compute
+    assert again["clustered_fraction"].equals(ds["clustered_fraction"])
 
 
 def test_kuramoto_example(tmp_path):

@@ -256,7 +256,7 @@ def test_cli_optimal_writes_the_configuration_and_picture(tmp_path):
 @pytest.mark.parametrize("args,word", [
     (["--n", "1"], "n"), (["--d", "1"], "d"), (["--beta", "0"], "beta"), (["--restarts", "0"], "restarts"),
     (["--symmetry", "mirror"], "symmetry"), (["--d", "4", "--figure", "x.png"], "figure"), (["--seed", "-2"], "seed"),
-    (["--out", "best.txt"], ".npy"),
+    (["--out", "best.txt"], ".npy"), (["--seed", "99999999999999999999"], "seed"), (["--figure", "x.txt"], "figure"),
 ])
 def test_cli_optimal_bad_input(args, word, tmp_path):
     r = CliRunner().invoke(app, ["optimal", *args])
@@ -316,3 +316,9 @@ def test_benchmark_quick_runs():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert "Found in 1/1 seeds" in mod.main(["--quick"])
+
+
+def test_describe_refuses_non_finite_points():
+    """NaN passes no "<= tol" test but fails every "> tol" one: without the check it was reported a 20-design."""
+    with pytest.raises(ValueError, match="finite"):
+        describe(torch.full((12, 3), float("nan")), 5.0)

@@ -17,6 +17,7 @@ from ..io import atomic_path, validate_output_path
 from ..optimal import SYMMETRIES, describe, search
 from ..plot.optimal import configuration_figure
 from ..plot.save import save_figure
+from .options import check_figure_path
 from ..validate import validate_choice, validate_int, validate_real
 from .progress import stderr_progress
 
@@ -49,7 +50,7 @@ def optimal_command(
     n = validate_int("n", n, minimum=2)
     d = validate_int("d", d, minimum=2)
     beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
-    validate_int("seed", seed, minimum=0)
+    validate_int("seed", seed, minimum=0, maximum=2**63 - 1)
     validate_int("restarts", restarts, minimum=1)
     validate_choice("symmetry", symmetry, SYMMETRIES)
     if out is not None:
@@ -61,7 +62,7 @@ def optimal_command(
     if figure is not None:
         if d != 3:
             raise ValueError(f"figure is drawn for d = 3 only, got d = {d}")
-        figure = validate_output_path(figure, overwrite=overwrite)
+        figure = check_figure_path(figure, overwrite=overwrite)
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[best]}"),
                TimeElapsedColumn())
     with stderr_progress(*columns) as update:

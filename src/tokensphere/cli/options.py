@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
+
+from ..io import validate_output_path
 
 T = TypeVar("T")
 
-__all__ = ["split_values"]
+__all__ = ["FIGURE_SUFFIXES", "check_figure_path", "split_values"]
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_figure_path(figure: Path, *, overwrite: bool = True) -> Path:
+    """A figure path, checked before any work: a suffix matplotlib writes (FIGURE_SUFFIXES) and a writable
+    folder (created when missing); an existing file only with ``overwrite``. Raises ValueError naming it."""
+    if figure.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ValueError(f"figure must end in {', '.join(FIGURE_SUFFIXES)}, got {figure.name!r}")
+    return validate_output_path(figure, overwrite=overwrite)
 
 
 def split_values(values: Sequence[str], convert: Callable[[str], T], error: str) -> list[T]:

@@ -25,17 +25,16 @@ from rich.markup import escape
 from typer import Option
 
 from ..ensembles import SCORES, SHARING, VALUES, Ensemble
-from ..io import validate_output_path, write_json
+from ..io import write_json
 from ..io.atomic import open_zarr_store
 from ..sweep.phase import FIGURE3_FULL, PRESETS, PhaseDiagram, run_phase_diagram
-from .options import split_values
+from .options import check_figure_path, split_values
 from .sweep import executor_line, interrupted, units_bar
 
 __all__ = ["phase_diagram_command", "parse_dims", "build_spec", "units_bar", "write_phase_figures"]
 
 DEFAULT = PhaseDiagram()  # the reduced Figure 3 (minutes on 2 cores)
 GRID_OPTIONS = ("d", "beta_min", "beta_max", "n_beta", "t_max", "n_times", "n", "batch", "delta", "normalization")
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def parse_dims(values: Sequence[str] | None) -> tuple[int, ...] | None:
@@ -194,9 +193,7 @@ def phase_diagram_command(
 
 
 def _check_figure_path(figure: Path) -> None:
-    if figure.suffix.lower() not in FIGURE_SUFFIXES:
-        raise ValueError(f"figure must end in {', '.join(FIGURE_SUFFIXES)}, got {figure.name!r}")
-    validate_output_path(figure, overwrite=True)  # its folder, created when missing, must be writable
+    check_figure_path(figure)
 
 
 def _check_store_path(out: Path, overwrite: bool) -> None:

@@ -80,7 +80,7 @@ def _command(task: str):
         time_form: Annotated[str, Option(help="Time dependence of the weights: 'piecewise' (L layers, a discrete "
                                          "Transformer) or 'smooth' (Legendre basis in t).")] = "piecewise",
     ) -> None:
-        validate_int("seed", seed, minimum=0)
+        validate_int("seed", seed, minimum=0, maximum=2**63 - 1)
         _train(task, seed, steps, out, overwrite, time_form)
 
     command.__doc__ = {

@@ -1,7 +1,8 @@
 """Gradients by the adjoint method: the adjoint ODE integrated backward with vector–Jacobian products.
 
 For ẋ = F(t, x; θ) on [0, T] and a loss L(x(T)) (F the projected field of :func:`tokensphere.field.velocity`;
-the exact flow stays on the sphere, so the ambient adjoint is exact):
+the exact flow stays on the sphere, so the ambient adjoint gives exact parameter gradients; of dL/dx(0) only
+the part tangent to the sphere at x(0) is meaningful):
 
     λ(T) = ∂L/∂x(T),   λ̇ = −(∂F/∂x)ᵀ λ,   dL/dθ = ∫_0^T (∂F/∂θ)ᵀ λ dt,   dL/dx(0) = λ(0).
 

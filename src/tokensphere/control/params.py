@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..feedforward import FeedForward
+from ..feedforward import ACTIVATIONS, FeedForward
 from ..model import Model
 from ..schedule import Schedule, layer_breakpoints, layer_index
 from ..validate import validate_choice, validate_int, validate_real
@@ -194,7 +194,7 @@ class Controls(nn.Module):
         super().__init__()
         self.schedule = ControlSchedule(parts)
         self.parts = nn.ModuleDict(dict(parts))
-        self.activation = activation
+        self.activation = validate_choice("activation", activation, ACTIVATIONS)
         self.normalization = validate_choice("normalization", normalization, ("softmax", "uniform"))
         b = torch.tensor(validate_real("beta", beta, minimum=0.0), dtype=torch.float64)
         if train_beta:

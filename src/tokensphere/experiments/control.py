@@ -224,6 +224,7 @@ def run_demo(task: str, seed: int = 0, steps: int | None = None, *, time_form: s
     "smooth". Raises ValueError on an unknown task, form or a negative step count."""
     validate_choice("task", task, TASKS)
     validate_choice("time_form", time_form, ("piecewise", "smooth"))
+    seed = validate_int("seed", seed, minimum=0, maximum=2**63 - 1)  # torch's generator takes a 64-bit seed
     if steps is not None:
         steps = validate_int("steps", steps, minimum=0)
     return DEMOS[task](seed, steps, time_form=time_form, progress=progress)

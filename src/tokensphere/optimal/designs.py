@@ -151,4 +151,6 @@ def _as_points(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"x must have shape (n, d) with d >= 2, got {tuple(x.shape)}")
     if not x.is_floating_point():
         x = x.to(torch.float64)
+    if not bool(torch.isfinite(x).all()):  # a NaN would pass every "≤ tol" test as a design of any strength
+        raise ValueError("x must hold finite coordinates, got NaN or inf")
     return x

@@ -38,7 +38,7 @@ __all__ = ["SYMMETRIES", "SearchResult", "search"]
 SYMMETRIES = ("none", "antipodal", "mixed")
 POLISH_KICK = 1e-4  # radians: the final unconstrained polish starts this far off the best (leaves a saddle)
 FOUND_RTOL = 1e-7  # |log E − log E_known| below this counts as the known configuration (the 600-cell's nearest
-#                    local minima sit ≈ 3.5e-5 above it, BENCHMARKS.md)
+#                    local minima sit ≈ 3.1e-5 above it, BENCHMARKS.md)
 
 
 @dataclass
@@ -108,7 +108,7 @@ def search(
         raise ValueError(f"symmetry 'antipodal' needs an even n (points come in pairs ±y), got n = {n}")
     if symmetry == "mixed" and n % 2:
         symmetry = "none"
-    seed = validate_int("seed", seed, minimum=0)
+    seed = validate_int("seed", seed, minimum=0, maximum=2**63 - 1)  # torch's generator takes a 64-bit seed
     gtol = validate_real("gtol", gtol, minimum=0.0, strict_minimum=True)
     polish_gtol = validate_real("polish_gtol", polish_gtol, minimum=0.0, strict_minimum=True)
     if time_limit is not None:

@@ -1,6 +1,6 @@
 """Report sections for control and training (the controls of §10 of the paper): the gradient check and the
 three trained demonstrations of :mod:`tokensphere.experiments.control`, each with its figures, settings,
-measured metrics and verdict rows. :func:`control_sections` runs everything (≈ 20–40 s on two cores)."""
+measured metrics and verdict rows. :func:`control_sections` runs everything (seconds to a minute on two cores)."""
 
 from __future__ import annotations
 

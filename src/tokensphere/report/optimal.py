@@ -74,6 +74,6 @@ def optimal_section(exp: OptimalExperiment) -> Section:
 
 
 def optimal_experiment_section(seed: int = 0, *, quick: bool = False) -> Section:
-    """Run :func:`tokensphere.experiments.optimal.run_optimal` (seeded) and build its section (≈ 10–20 s)."""
+    """Run :func:`tokensphere.experiments.optimal.run_optimal` (seeded) and build its section (seconds)."""
     with torch.no_grad():
         return optimal_section(run_optimal(seed, quick=quick))
