@@ -230,3 +230,22 @@ def test_check_command_runs_selected_checks(tmp_path):
     assert_one_line_error(invoke("check", "--only", "nope"), 2, "unknown check")
     (tmp_path / "a_file").write_text("x")  # refused before any check runs, not after
     assert_one_line_error(invoke("check", "tau_star", "--out", tmp_path / "a_file"), 2, "out must be a folder")
+
+
+@pytest.mark.parametrize("exc", [MemoryError("velocity: the dense scores need 96.00 GiB"),
+                                 RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8e10 bytes")])
+def test_out_of_memory_is_one_error_line(exc, capsys):
+    import typer
+
+    from tokensphere.cli import _guarded
+
+    def fail():
+        raise exc
+
+    with pytest.raises(typer.Exit) as info:
+        _guarded(fail)
+    assert info.value.exit_code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: out of memory:")
+    with pytest.raises(RuntimeError, match="something else"):  # other runtime errors are not swallowed
+        _guarded(lambda: (_ for _ in ()).throw(RuntimeError("something else")))

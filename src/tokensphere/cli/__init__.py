@@ -5,6 +5,8 @@ Commands parse options, call the library and print; they hold no mathematics. Er
 * invalid input (a ``ValueError`` from the library's checks, which name the parameter): one line
   ``error: <message>`` on stderr, exit code 2 (typer's own usage errors also exit with 2);
 * a failed integration (:class:`tokensphere.IntegrationError`): one line, exit code 1;
+* a problem too large for the memory (the kernel's ``MemoryError``, or torch's allocator failing): one line
+  ``error: out of memory: ...``, exit code 2;
 * Ctrl-C: one line, exit code 130. Outputs are written atomically, so an interrupted run leaves no store.
 """
 
@@ -53,6 +55,12 @@ def _guarded(call: Any) -> Any:
         _report(_one_line(exc), EXIT_BAD_INPUT)
     except IntegrationError as exc:
         _report(f"integration failed: {_one_line(exc)}", EXIT_FAILED)
+    except MemoryError as exc:  # the kernel's plan refuses what cannot fit, before allocating
+        _report(f"out of memory: {_one_line(exc)}", EXIT_BAD_INPUT)
+    except RuntimeError as exc:  # torch's allocator failing mid-way: still one line, naming the size
+        if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        _report(f"out of memory: {_one_line(exc)[:300]}; use smaller sizes", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         _report("interrupted (Ctrl-C); outputs are written atomically, so no partial file was left", EXIT_INTERRUPTED)
 
