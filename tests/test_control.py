@@ -227,3 +227,20 @@ def test_same_seed_same_training():
 def test_run_demo_refuses_a_bad_seed_naming_it(seed):
     with pytest.raises(ValueError, match="seed must be an integer"):
         run_demo("interpolate", seed=seed, steps=1)
+
+
+def test_bad_inputs_of_the_control_api_name_the_parameter():
+    with pytest.raises(ValueError, match=r"init must broadcast to shape \(2,\), got shape \(3,\)"):
+        Constant((2,), init=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="init must broadcast"):
+        Smooth(3, 1.0, (2,), init=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="shape must be a sequence of integers >= 1"):
+        Piecewise(2, 1.0, (-1,))
+    c = _controls("piecewise", seed=3)
+    x0, y = _problem(seed=9)
+    with pytest.raises(ValueError, match="x0 must hold finite coordinates"):
+        rollout(torch.full_like(x0, float("nan")), c.model(), T, 8)
+    with pytest.raises(ValueError, match="x0 must be a floating-point tensor of shape"):
+        rollout(x0[0], c.model(), T, 8)
+    with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
+        adjoint_gradients(x0, c.model, list(c.parameters()), lambda x: (x - y) ** 2, T, 8)

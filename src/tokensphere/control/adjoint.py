@@ -70,7 +70,10 @@ def adjoint_gradients(
     xT = xs[-1].clone().requires_grad_(True)
     with torch.enable_grad():
         loss = loss_fn(xT)
-        (lam,) = torch.autograd.grad(loss, xT)
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+            raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} "
+                             f"{tuple(getattr(loss, 'shape', ()))}")
+        (lam,) = torch.autograd.grad(loss.reshape(()), xT)
     params = list(params)
     grads = [torch.zeros_like(p) for p in params]
 

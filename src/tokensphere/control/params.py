@@ -33,10 +33,31 @@ __all__ = ["Constant", "Piecewise", "Smooth", "ControlSchedule", "Controls", "KE
 KEYS = {"Q": "q", "K": "k", "QK": "qk", "V": "v", "w": "ff_w", "a": "ff_a", "b": "ff_b"}
 
 
+def _shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """A parameter's shape: a sequence of integers ≥ 1 (raises ValueError naming ``shape``)."""
+    try:
+        out = tuple(int(k) for k in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be a sequence of integers >= 1, got {shape!r}") from None
+    if any(k < 1 for k in out):
+        raise ValueError(f"shape must be a sequence of integers >= 1, got {out}")
+    return out
+
+
+def _broadcast_init(init: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    """``init`` as float64, broadcast to ``shape`` (raises ValueError naming ``init``)."""
+    value = torch.as_tensor(init, dtype=torch.float64)
+    try:
+        return value.expand(*shape).clone()
+    except RuntimeError:
+        raise ValueError(f"init must broadcast to shape {shape}, got shape {tuple(value.shape)}") from None
+
+
 def _initial(shape: Sequence[int], init: Any, generator: torch.Generator | None, scale: float) -> torch.Tensor:
     """init given (broadcast to shape), or scale·N(0, 1) drawn from ``generator`` (float64)."""
+    shape = _shape(shape)
     if init is not None:
-        return torch.as_tensor(init, dtype=torch.float64).expand(*shape).clone()
+        return _broadcast_init(init, shape)
     if generator is None:
         return torch.zeros(*shape, dtype=torch.float64)
     return scale * torch.randn(*shape, generator=generator, dtype=torch.float64)
@@ -110,10 +131,10 @@ class Smooth(nn.Module):
         super().__init__()
         self.basis = validate_int("basis", basis, minimum=1)
         self.t_max = validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
-        shape = tuple(shape)
+        shape = _shape(shape)
         c = torch.zeros(self.basis, *shape, dtype=torch.float64)
         if init is not None:
-            c[0] = torch.as_tensor(init, dtype=torch.float64).expand(*shape)
+            c[0] = _broadcast_init(init, shape)
         elif generator is not None:
             decay = 1.0 / torch.arange(1, self.basis + 1, dtype=torch.float64)
             c = scale * torch.randn(self.basis, *shape, generator=generator, dtype=torch.float64)

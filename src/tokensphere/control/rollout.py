@@ -69,9 +69,14 @@ def rollout(
     Returns x(T), (B, n, d) — or the path (N + 1, B, n, d) when ``path``. Raises ValueError on bad input.
     """
     tab = explicit_tableau(method)
+    if not (isinstance(x0, torch.Tensor) and x0.is_floating_point() and x0.ndim == 3):
+        raise ValueError(f"x0 must be a floating-point tensor of shape (B, n, d), got "
+                         f"{type(x0).__name__} {tuple(getattr(x0, 'shape', ()))}")
+    if not bool(torch.isfinite(x0.detach()).all()):
+        raise ValueError("x0 must hold finite coordinates, got NaN or inf")
     breaks = [] if model.schedule is None else model.schedule.breakpoints(float(t_max))
     grid = step_grid(t_max, steps, breaks)
-    B = x0.shape[0] if x0.ndim == 3 else 1
+    B = x0.shape[0]
 
     def field(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return velocity(x, model, t, chunk_size=chunk_size)
