@@ -244,3 +244,14 @@ def test_bad_inputs_of_the_control_api_name_the_parameter():
         rollout(x0[0], c.model(), T, 8)
     with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
         adjoint_gradients(x0, c.model, list(c.parameters()), lambda x: (x - y) ** 2, T, 8)
+
+
+def test_gradient_check_and_matching_loss_refuse_bad_input():
+    from tokensphere.experiments.control import gradient_check
+
+    with pytest.raises(ValueError, match="at least two step counts"):
+        gradient_check(steps=(8,))
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        gradient_check(n=0)
+    with pytest.raises(ValueError, match="x and y must have the same shape"):
+        matching_loss(torch.zeros(2, 4, 3), torch.zeros(3, 4, 3))

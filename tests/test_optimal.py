@@ -322,3 +322,13 @@ def test_describe_refuses_non_finite_points():
     """NaN passes no "<= tol" test but fails every "> tol" one: without the check it was reported a 20-design."""
     with pytest.raises(ValueError, match="finite"):
         describe(torch.full((12, 3), float("nan")), 5.0)
+
+
+def test_api_bad_inputs_name_the_parameter():
+    from tokensphere.experiments.optimal import flow_arrival
+    from tokensphere.optimal import lbfgs
+
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        flow_arrival(n=1)
+    with pytest.raises(ValueError, match="x0 must be a floating-point tensor"):
+        lbfgs(torch.ones((1, 4, 3), dtype=torch.long), 1.0)

@@ -67,6 +67,7 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, *, bandwidth: float = 0.5) -> torch.T
 
 def matching_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(1/n) Σ_i |x_i − y_i|², averaged over the batch: x, y (B, n, d) or (n, d). Returns a 0-d tensor."""
-    if x.shape[-2:] != y.shape[-2:]:
-        raise ValueError(f"x and y must have the same shape (n, d), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[-2:] != y.shape[-2:] or (x.ndim == y.ndim == 3 and x.shape[0] != y.shape[0]):
+        raise ValueError(f"x and y must have the same shape (n, d), or (B, n, d) with one B (or y (n, d) for all), "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
     return (x - y).pow(2).sum(-1).mean()

@@ -241,6 +241,12 @@ def gradient_check(seed: int = 0, *, n: int = 5, steps: tuple[int, ...] = (8, 16
     """
     from ..control import Constant, adjoint_gradients
 
+    seed = validate_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    n = validate_int("n", n, minimum=2)
+    steps = tuple(validate_int("steps", k, minimum=1) for k in steps)
+    if len(steps) < 2 or any(k % 4 for k in steps):
+        raise ValueError(f"steps must be at least two step counts, each a multiple of the 4 layers (for a measured "
+                         f"order), got {steps}")
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed)
     t_max, layers, width = 2.0, 4, 4

@@ -85,6 +85,8 @@ def flow_arrival(n: int = 12, d: int = 3, beta: float = 1.0, *, starts: int = 4,
 
     Returns a :class:`FlowArrival`. Raises ValueError naming the parameter on bad input.
     """
+    n = validate_int("n", n, minimum=2)  # an arrival at a configuration needs pairs of points
+    d = validate_int("d", d, minimum=2)
     starts = validate_int("starts", starts, minimum=1)
     tol = validate_real("tol", tol, minimum=0.0, strict_minimum=True)
     model = Model(beta=beta, V="repulsive", normalization=normalization)

@@ -90,6 +90,8 @@ def lbfgs(
     max_iter = validate_int("max_iter", max_iter, minimum=1)
     if x0.ndim != 3:
         raise ValueError(f"x0 must have shape (B, n, d), got {tuple(x0.shape)}")
+    if not x0.is_floating_point():
+        raise ValueError(f"x0 must be a floating-point tensor (float64 or float32), got {x0.dtype}")
     model = Model(beta=beta)
     value, gradient = _objective(model, beta, antipodal)
     x_all = retract(x0.clone())
