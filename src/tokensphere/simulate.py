@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 import time as _time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
