@@ -2,8 +2,10 @@
 non-increasing with V = −I (the paper's (3.6) and Lemma 3.7, §3.3; particle forms of normalisation A).
 
 :func:`energy_series` evaluates the energy at every saved time; :func:`step_against_trend` measures the
-largest step between consecutive saved times against the expected direction, relative to the energy at the
-earlier time. Along a numerical solution that number is of the order of the integrator's tolerance.
+largest step between consecutive saved times against the expected direction, relative to the largest |energy|
+of that system along the run (a scale that does not vanish when the energy itself decays to 0, as the finite
+part of E_β does at β = 0 with V = −I). Along a numerical solution that number is of the order of the
+integrator's tolerance.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ def step_against_trend(series: torch.Tensor, *, decreasing: bool = False) -> tor
     """Largest relative step against a monotone trend, per column.
 
     series: (T, B), e.g. an energy per saved time and system. For a non-decreasing trend the value for system b
-    is max_k (e_k − e_{k+1}) / |e_k| over consecutive saved times (mirrored when ``decreasing``), clipped at 0
-    (0: no step against the trend); steps involving non-finite values are ignored (NaN when none is left).
-    Returns (B,) float64.
+    is max_k (e_k − e_{k+1}) / max_k' |e_k'| over consecutive saved times (mirrored when ``decreasing``),
+    clipped at 0 (0: no step against the trend). The scale is the system's largest finite |e|, not |e_k|: an
+    energy that decays to round-off level (the finite part of E_β at β = 0, V = −I) would otherwise turn
+    round-off into an arbitrarily large relative step. Steps involving non-finite values are ignored (NaN when
+    none is left). Returns (B,) float64.
     """
     e = series.to(torch.float64)
     if e.ndim != 2:
@@ -40,7 +44,8 @@ def step_against_trend(series: torch.Tensor, *, decreasing: bool = False) -> tor
     if e.shape[0] < 2:
         return torch.zeros(e.shape[1], dtype=torch.float64)
     step = e[1:] - e[:-1]
-    against = (step if decreasing else -step) / e[:-1].abs().clamp_min(torch.finfo(torch.float64).tiny)
+    size = torch.where(torch.isfinite(e), e.abs(), torch.zeros_like(e)).amax(0)  # (B,): the system's scale
+    against = (step if decreasing else -step) / size.clamp_min(torch.finfo(torch.float64).tiny)
     finite = torch.isfinite(against)
     worst = torch.where(finite, against, torch.full_like(against, -torch.inf)).amax(0).clamp_min(0.0)
     return torch.where(finite.any(0), worst, torch.full_like(worst, torch.nan))

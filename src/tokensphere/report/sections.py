@@ -205,7 +205,8 @@ def energy_verdicts(traj: Trajectory, rtol: float = ENERGY_RTOL) -> list[Verdict
     per β.
 
     Measured: :func:`tokensphere.analysis.energy_monotonicity`, the largest step between consecutive saved times
-    against the trend relative to the energy at the earlier time (Ē; the finite part of E_β at β = 0). Passes
+    against the trend relative to the system's largest |energy| along the run (Ē; the finite part of E_β at
+    β = 0). Passes
     when ≤ rtol. Models other than Q = K = I, V = ±I, one head, no mask, with the projection, get one "n/a"
     row: no monotone energy is claimed for them.
     """
