@@ -309,6 +309,43 @@ def test_interrupted_overwrite_keeps_the_old_store(saved_run, tmp_path, monkeypa
     assert torch.equal(Trajectory.load(target).positions, tr.positions)
 
 
+def test_atomic_path_restores_the_old_directory_when_the_replacing_rename_fails(tmp_path, monkeypatch):
+    """The old store is moved aside before the new one is renamed in; if that second rename fails (or is
+    interrupted), the old store must be back at its path and nothing else left behind."""
+    from tokensphere.io import atomic
+
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real, calls = os.replace, []
+
+    def flaky(a, b):
+        calls.append((a, b))
+        if len(calls) == 2:  # the rename of the new result into place
+            raise KeyboardInterrupt
+        return real(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", flaky)
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new.txt").write_text("new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    assert (target / "old.txt").read_text() == "old"
+
+
+def test_atomic_path_with_nothing_written_keeps_the_old_directory(tmp_path):
+    from tokensphere.io import atomic_path
+
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(FileNotFoundError, match="produced nothing"), atomic_path(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    assert (target / "old.txt").read_text() == "old"
+
+
 def test_simulate_from_saved_run_uses_final_state(tmp_path):
     first = simulate(ts.Uniform(batch=2, n=5, d=3, seed=2), f64([1.0, 2.0]), solver="rk4", dt=0.01,
                      t_max=1.0, save_at=3)

@@ -67,16 +67,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (a file or a directory); on success rename it to ``path``.
 
     The temporary keeps the suffix of ``path`` (writers that choose a format by suffix still work). On any
-    exception the temporary is removed and ``path`` is left as it was.
+    exception the temporary is removed and ``path`` is left as it was: an existing directory is moved aside only
+    once the new result exists, and moved back if the rename that replaces it fails (or is interrupted). A
+    writer that produced nothing raises FileNotFoundError, with ``path`` untouched.
     """
     p = Path(path)
     tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
     try:
         yield tmp
+        if not (tmp.exists() or tmp.is_symlink()):
+            raise FileNotFoundError(f"the writer produced nothing at {tmp}; {p} left as it was")
         if p.is_dir() or (p.exists() and tmp.is_dir()):  # a directory, or a file replaced by a directory
             old = p.with_name(f".{p.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(p, old)
-            os.replace(tmp, p)
+            try:
+                os.replace(tmp, p)
+            except BaseException:
+                os.replace(old, p)  # the old result back in place
+                raise
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:
