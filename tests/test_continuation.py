@@ -204,3 +204,22 @@ def test_a_float32_run_continues(dtype):
     assert float(more.times[0]) == 1.0 and more.positions.dtype == getattr(torch, dtype)
     norms = torch.linalg.vector_norm(more.positions, dim=-1)
     assert float((norms - 1).abs().max()) <= (1e-6 if dtype == "float32" else 1e-14)
+    # and the two parts join: the float64 continuation starts from the float32 final state re-normalised
+    joined = run.join(more)
+    assert joined.times.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_outputs_on_layer_boundaries_do_not_add_steps():
+    """An output time that is also a layer boundary is one stop, not two: the fixed-step run takes its 12 steps
+    of 0.25 (not 12 plus a zero-length step per boundary) and ends on the same bits as the run that saves only
+    its ends; so a continuation from a boundary equals the uninterrupted run."""
+    model = Model(beta=1.0, schedule=Layerwise(1.0, V=_layers()))
+    start, solver = ts.Uniform(batch=2, n=6, d=3, seed=3), Solver("rk4", dt=0.25)
+    boundaries = simulate(start, model=model, solver=solver, t_max=3.0, save_at=4)  # t = 0, 1, 2, 3
+    ends = simulate(start, model=model, solver=solver, t_max=3.0, save_at=[0.0, 3.0])
+    assert boundaries.steps.tolist() == ends.steps.tolist() == [12, 12]
+    assert boundaries.metadata["field_evaluations"] == ends.metadata["field_evaluations"]
+    assert torch.equal(boundaries.final(), ends.final())
+    first = simulate(start, model=model, solver=Solver("rk4", dt=2.0**-5), t_max=1.0, save_at=2)
+    whole = simulate(start, model=model, solver=Solver("rk4", dt=2.0**-5), t_max=2.0, save_at=3)
+    assert first.join(simulate(first, t_max=2.0, save_at=2)) == whole

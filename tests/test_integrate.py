@@ -587,3 +587,49 @@ def test_accuracy_per_cost_panel_quick_runs():
     assert base[0]["mean"] > base[1]["mean"] > base[2]["mean"] > 0
     assert 1.3 < base[0]["mean"] / base[1]["mean"] < 3.5
     assert max(r["mean"] for r in ours) < base[-1]["mean"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# inputs of the step loop
+
+
+def test_step_loop_refuses_malformed_inputs():
+    x = ts.Uniform(batch=3, n=4, d=3, seed=0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        SaveAt([0.0, 1.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="1-D"):
+        SaveAt([[0.0, 1.0], [2.0, 3.0]])
+    with pytest.raises(ValueError, match="dt must be"):
+        Solver("rk4", dt=[])
+    with pytest.raises(ValueError, match="events must be callables"):
+        simulate(x, 1.0, t_max=1.0, events=[1])
+    with pytest.raises(ValueError, match="progress must be a callable"):
+        simulate(x, 1.0, t_max=1.0, progress=1)
+    with pytest.raises(ValueError, match="dt = 1e-300 is too small"):
+        simulate(x, 1.0, t_max=1.0, solver="rk4", dt=1e-300)
+    f = lambda t, y, idx=None: ts.velocity(y, ts.Model(beta=1.0))  # noqa: E731
+    x0 = ts.Uniform(batch=2, n=4, d=3, seed=0).sample()
+    with pytest.raises(ValueError, match="t0 must be a finite number"):
+        integrate(f, x0, SaveAt([1.0, 2.0]), Solver("rk4", dt=0.1), t0=float("nan"))
+
+
+def test_an_event_of_the_wrong_shape_is_refused_not_broadcast():
+    """An event must flag each system: a 0-d result (an .any() left in) would otherwise stop every system."""
+    x = ts.Uniform(batch=3, n=6, d=3, seed=1)
+    with pytest.raises(ValueError, match=r"must return a \(B,\) bool tensor"):
+        simulate(x, 4.0, t_max=10.0, events=[lambda t, y: Clustered()(t, y).any()])
+    single = simulate(x, 1.0, t_max=40.0, events=Clustered())  # one event on its own is accepted
+    listed = simulate(x, 1.0, t_max=40.0, events=[Clustered()])
+    assert bool(torch.isfinite(single.event_time).all())
+    assert torch.equal(single.event_time, listed.event_time)
+
+
+def test_save_at_counts_of_any_integer_type():
+    x = ts.Uniform(batch=1, n=4, d=3, seed=0)
+    for count in (np.int64(5), torch.tensor(5), np.array(5)):
+        assert simulate(x, 1.0, t_max=2.0, save_at=count).times.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    with pytest.raises(ValueError, match="save_at must be a count"):
+        simulate(x, 1.0, t_max=2.0, save_at=True)
+    run = simulate(x, 1.0, t_max=2.0, save_at=3)
+    with pytest.raises(ValueError, match="t must be a finite number"):
+        run.at(float("nan"))

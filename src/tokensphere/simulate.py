@@ -9,6 +9,7 @@ or the path of its store), ``simulate`` continues it: same model, same solver, t
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time as _time
 import warnings
@@ -22,7 +23,7 @@ from .blocks import integrate_split
 from .field import plan as kernel_plan
 from .field import velocity
 from .init import FromArray, normalize
-from .integrate.driver import SYNC_MODES, IntegrationResult, integrate
+from .integrate.driver import SYNC_MODES, IntegrationResult, check_events, integrate
 from .integrate.saveat import SaveAt, SaveHook
 from .integrate.sde import SDESolver, as_sde_solver, continued_sde_solver, integrate_sde
 from .integrate.solver import METHODS, Solver
@@ -47,9 +48,25 @@ def save_times(t_max: float, save_at: int | Sequence[float] | torch.Tensor = 101
     Returns a (T,) float64 tensor. Raises ValueError for t_max ≤ t0 or unsorted / out-of-range times.
     """
     t_max = _check_t_max(t_max, t0)
-    if isinstance(save_at, int) and not isinstance(save_at, bool):
-        return SaveAt.linspace(t0, t_max, validate_int("save_at", save_at, minimum=2)).t
+    count = _save_count(save_at)
+    if count is not None:
+        return SaveAt.linspace(t0, t_max, validate_int("save_at", count, minimum=2)).t
     return _check_range(SaveAt(save_at), t0, t_max).t
+
+
+def _save_count(save_at: Any) -> int | None:
+    """``save_at`` as a count of output times when it is one: a Python, NumPy or 0-d torch integer (not a bool,
+    which would silently mean 0 or 1); None for explicit times."""
+    if isinstance(save_at, bool) or (isinstance(save_at, torch.Tensor) and save_at.dtype == torch.bool):
+        raise ValueError(f"save_at must be a count of output times (an integer >= 2) or a list of times, got "
+                         f"{save_at!r}")
+    if isinstance(save_at, numbers.Integral):
+        return int(save_at)
+    if isinstance(save_at, torch.Tensor) and save_at.ndim == 0 and not save_at.is_floating_point():
+        return int(save_at)
+    if getattr(save_at, "ndim", None) == 0 and getattr(getattr(save_at, "dtype", None), "kind", "") in "iu":
+        return int(save_at)  # a 0-d NumPy integer array
+    return None
 
 
 def simulate(
@@ -93,7 +110,7 @@ def simulate(
         plus t_max when it is off the grid: :func:`step_grid_times`), so every step is exactly dt (the
         authors' scheme keeps η = 0.1); explicit times off that grid are kept, with a warning, and the steps
         that reach them are shortened.
-    events: callables ``(t, x) -> (B,) bool`` that stop a system (see :mod:`tokensphere.integrate.events`).
+    events: a callable ``(t, x) -> (B,) bool`` that stops a system, or a list of them (see :mod:`tokensphere.integrate.events`).
     dtype: float64 (default) or float32. device: "cpu", "cuda", ... (the same code runs on both).
     chunk_size: stream the field over key blocks (O(n) memory) instead of materialising attention.
     threads: the cores the integration may use. Default: torch's intra-op threads by n
@@ -122,6 +139,9 @@ def simulate(
     """
     device = _check_device(device)
     validate_choice("sync", sync, SYNC_MODES)
+    events = check_events(events)
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a callable taking the fraction done, or None; got {type(progress).__name__}")
     if model is not None and (beta is not None or model_options):
         raise ValueError("give either model=Model(...) or beta and model options, not both")
     run, source = _as_run(x0)
@@ -257,6 +277,9 @@ def step_grid_times(t0: float, t_end: float, dt: float, most: int) -> torch.Tens
     the count at most ``most`` (≥ 2), then t_end itself when it is not on the grid (the last step is shortened
     to land there). (T,) float64."""
     span = (t_end - t0) / dt
+    if not span < 2.0**53:  # beyond any step count a run could take (and beyond exact float64 integers)
+        raise ValueError(f"dt = {dt:g} is too small for the interval [{t0:g}, {t_end:g}]: {span:.3g} steps; "
+                         "give a larger dt")
     steps = math.floor(span * (1 + 1e-12))
     q = max(1, math.ceil(steps / (most - 1)))
     k = torch.arange(0, steps + 1, q, dtype=torch.float64)
@@ -272,8 +295,9 @@ def _on_the_step_grid(plan: SaveAt, save_at: Any, t0: float, dt: float) -> SaveA
     so change the scheme, e.g. the authors' η = 0.1). Explicit times off the grid are kept (the driver lands on
     them) with a warning that the steps around them are shortened."""
     ts = plan.t
-    if isinstance(save_at, int) and not isinstance(save_at, bool):
-        return replace(plan, t=step_grid_times(t0, float(ts[-1]), dt, int(save_at)))
+    count = _save_count(save_at)
+    if count is not None:
+        return replace(plan, t=step_grid_times(t0, float(ts[-1]), dt, count))
     k = (ts - t0) / dt
     off = (k - k.round()).abs() > 1e-9 * torch.clamp(k.abs(), min=1.0)
     off[-1] = False  # the final time may end a run with a shortened step

@@ -13,6 +13,7 @@ import xarray as xr
 
 from .integrate.solver import Solver
 from .model import Model
+from .validate import validate_real
 
 __all__ = ["Trajectory"]
 
@@ -46,8 +47,9 @@ class Trajectory:
         return self._require_positions()[-1]
 
     def at(self, t: float) -> torch.Tensor:
-        """Positions at the saved time nearest to t: (B, n, d)."""
+        """Positions at the saved time nearest to t (a finite number): (B, n, d)."""
         positions = self._require_positions()
+        t = validate_real("t", t)
         return positions[int(torch.argmin((self.times - t).abs()))]
 
     def _require_positions(self) -> torch.Tensor:
@@ -93,7 +95,13 @@ class Trajectory:
         if float(other.times[0]) != float(self.times[-1]):
             raise ValueError(f"join: the continuation starts at t = {float(other.times[0]):g}, not at this run's "
                              f"final time {float(self.times[-1]):g}")
-        if not torch.equal(a[-1].nan_to_num(0.0), b[0].to(a.dtype).nan_to_num(0.0)):
+        if a.dtype == b.dtype:
+            starts_here = torch.equal(a[-1].nan_to_num(0.0), b[0].nan_to_num(0.0))
+        else:  # a continuation in another dtype starts from this final state re-normalised in its own dtype
+            coarse = a.dtype if torch.finfo(a.dtype).eps > torch.finfo(b.dtype).eps else b.dtype
+            gap = (a[-1].to(torch.float64) - b[0].to(torch.float64)).nan_to_num(0.0).abs().max()
+            starts_here = bool(gap <= 4 * torch.finfo(coarse).eps * max(1.0, float(a[-1].nan_to_num(0.0).abs().max())))
+        if not starts_here:
             raise ValueError("join: the continuation does not start from this run's final state")
         from .io.runs import same_model
 

@@ -29,14 +29,15 @@ import ctypes
 import ctypes.util
 import os
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..field import tangent_project
 from ..runtime import run_lanes_by_rows
-from ..validate import as_tensor, validate_choice
+from ..validate import as_tensor, validate_choice, validate_real
 from .saveat import SaveAt
 from .solver import Solver
 from .steps import StageBuffers, cg_step, erk_step, retract
@@ -81,6 +82,22 @@ class IntegrationResult:
     event_time: torch.Tensor
 
 
+def check_events(events: Any) -> tuple:
+    """The ``events`` argument as a tuple of callables ``(t, x) -> (B,) bool``; a single event is accepted
+    on its own. Raises ValueError naming what is not callable."""
+    if events is None:
+        return ()
+    if callable(events):
+        return (events,)
+    if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
+        raise ValueError(f"events must be a list of callables (t, x) -> (B,) bool, got {type(events).__name__}")
+    events = tuple(events)
+    for e in events:
+        if not callable(e):
+            raise ValueError(f"events must be callables (t, x) -> (B,) bool, got an item of type {type(e).__name__}")
+    return events
+
+
 def stop_grid(t_out: torch.Tensor, t0: float, breakpoints: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Where steps must land: output times t_out (T,) merged with the breakpoints inside (t0, t_out[−1]).
 
@@ -92,6 +109,7 @@ def stop_grid(t_out: torch.Tensor, t0: float, breakpoints: torch.Tensor | None) 
         return t_out, slot
     bp = breakpoints.to(device=t_out.device, dtype=torch.float64).reshape(-1)
     bp = bp[(bp > t0) & (bp < t_out[-1])]
+    bp = bp[~torch.isin(bp, t_out)]  # one stop per time: a breakpoint that is an output time is already a stop
     stops = torch.cat([t_out, bp])
     slot = torch.cat([slot, torch.full((bp.numel(),), -1, device=t_out.device)])
     order = torch.argsort(stops, stable=True)
@@ -248,6 +266,10 @@ def integrate(
     Returns an :class:`IntegrationResult`; raises :class:`IntegrationError` when the integration fails.
     """
     save_at = save_at if isinstance(save_at, SaveAt) else SaveAt(save_at)
+    t0 = validate_real("t0", t0)
+    events = check_events(events)
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a callable taking the fraction done, or None; got {type(progress).__name__}")
     dev = x0.device
     deferred = _deferred(sync, dev, events)
     t_out = save_at.t.to(device=dev)
@@ -609,6 +631,10 @@ def _fire_events(events: Sequence[Event], ws: _Working, totals: _Totals, new_t: 
             out = event(tn, xa, systems=systems)
         else:
             out = event(tn, xa)
+        if not isinstance(out, torch.Tensor) or out.shape != hit.shape:
+            raise ValueError(f"events: {getattr(event, '__name__', type(event).__name__)} must return a (B,) bool "
+                             f"tensor, one flag per system (B = {hit.shape[0]} here), got "
+                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
         hit |= out.to(torch.bool)
     if not bool(hit.any()):  # the events' host read
         return None

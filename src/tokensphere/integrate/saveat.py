@@ -27,7 +27,7 @@ class SaveAt:
     store: keep the positions (T, B, n, d) in the result (False: the positions only reach ``on_save``, e.g.
     a sweep that reduces them to statistics). on_save: hook(k, systems, x) called with the output indices
     (S,), the system indices (S,) and the positions (S, n, d) whenever systems reach an output time.
-    Raises ValueError for an empty, non-finite or unsorted t.
+    Raises ValueError for an empty, non-finite, not strictly increasing or multi-dimensional t.
     """
 
     t: Any
@@ -35,11 +35,16 @@ class SaveAt:
     on_save: SaveHook | None = None
 
     def __post_init__(self) -> None:
-        ts = as_tensor("save_at", self.t).to(torch.float64).reshape(-1)
+        if isinstance(self.t, bool) or (isinstance(self.t, torch.Tensor) and self.t.dtype == torch.bool):
+            raise ValueError(f"save_at must be a list of output times, got {self.t!r}")
+        ts = as_tensor("save_at", self.t).to(torch.float64)
+        if ts.ndim > 1:
+            raise ValueError(f"save_at must be a 1-D list of output times, got shape {tuple(ts.shape)}")
+        ts = ts.reshape(-1)
         if ts.numel() == 0 or not bool(torch.isfinite(ts).all()):
             raise ValueError("save_at must be a non-empty list of finite times")
-        if bool((ts[1:] < ts[:-1]).any()):
-            raise ValueError("save_at times must be sorted in increasing order")
+        if bool((ts[1:] <= ts[:-1]).any()):
+            raise ValueError("save_at times must be strictly increasing (sorted, no time repeated)")
         if not isinstance(self.store, bool):
             raise ValueError(f"store must be True or False, got {self.store!r}")
         if self.on_save is not None and not callable(self.on_save):

@@ -154,6 +154,9 @@ def integrate_sde(
     Raises IntegrationError when the state stops being finite.
     """
     sigma = validate_real("noise", sigma, minimum=0.0)
+    t0 = validate_real("t0", t0)
+    if float(save_at.t[0]) < t0:
+        raise ValueError(f"save_at times must be >= t0 = {t0:g}, got {float(save_at.t[0]):g}")
     B = x0.shape[0]
     stops, slot = stop_grid(save_at.t.to(x0.device), t0, breakpoints)
     T = save_at.t.numel()

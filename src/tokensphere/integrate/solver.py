@@ -93,7 +93,8 @@ class Solver:
             raise ValueError(f"dt must be given for the fixed-step method {method!r} (a number > 0)")
         if dt is not None:
             steps = as_tensor("dt", dt)
-            if steps.ndim > 1 or not bool(torch.isfinite(steps).all()) or not bool((steps > 0).all()):
+            if (steps.ndim > 1 or steps.numel() == 0 or not bool(torch.isfinite(steps).all())
+                    or not bool((steps > 0).all())):
                 raise ValueError(f"dt must be a finite number > 0 or a 1-D array of them, got {dt!r}")
         if not isinstance(projected_field, bool):
             raise ValueError(f"projected_field must be True or False, got {projected_field!r}")
