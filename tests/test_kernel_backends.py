@@ -397,3 +397,62 @@ def test_symmetric_strips_cover_every_pair_once(c, normalization):
     x = sphere(2, 23, 4, seed=41)
     w = weights_at(Model(**kw), x)
     close(field._symmetric(x, w, c), ref_field(x, kw, project=False))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# layouts, half precision, masks per head, autograd under a memory budget, chunk_size
+
+
+def test_fused_attention_does_not_depend_on_the_memory_layout():
+    """torch's fused CPU attention reads the feature axis as contiguous: x stored transposed, or a strided
+    slice of a wider tensor, must give the reference field (general model, n = 256: the `sdpa` back end)."""
+    kw = dict(beta=1.0, QK=gauss(3, 3, seed=21))
+    x = sphere(2, 256, 3, seed=22)
+    assert plan(x, Model(**kw)).backend == "sdpa"
+    ref = ref_field(x, kw)
+    transposed = x.transpose(1, 2).contiguous().transpose(1, 2)  # the same values, feature stride n
+    assert transposed.stride(-1) != 1
+    close(velocity(transposed, Model(**kw)), ref)
+    wide = torch.zeros(2, 256, 6, dtype=torch.float64)
+    wide[..., ::2] = x
+    close(velocity(wide[..., ::2], Model(**kw)), ref)
+
+
+@pytest.mark.parametrize("beta", [12.0, 60.0])
+def test_half_precision_fused_path_stays_finite(beta):
+    """e^11.1 overflows float16: the fused path must shift its exponentials there (SA is shift-invariant).
+    B·n² above the few thousand scores that go to torch's own softmax."""
+    x = sphere(64, 16, 3, seed=23)
+    assert 64 * 16 * 16 > field._TINY
+    m = Model(beta=beta)
+    assert plan(x.half(), m).backend == "fused"
+    f = velocity(x.half(), m).double()
+    assert bool(torch.isfinite(f).all())
+    close(f, ref_field(x, dict(beta=beta)), rtol=1e-2)
+
+
+def test_mask_heads_must_match_the_model():
+    n = 5
+    with pytest.raises(ValueError, match="H = heads = 1"):
+        Model(mask=torch.zeros(1, 2, n, n, dtype=torch.float64))
+    with pytest.raises(ValueError, match="H = heads = 3"):
+        Model(heads=3, QK=gauss(3, 3, 3, seed=24), mask=torch.zeros(1, 2, n, n, dtype=torch.float64))
+    Model(heads=3, QK=gauss(3, 3, 3, seed=24), mask=torch.zeros(1, 3, n, n, dtype=torch.float64))
+
+
+def test_plan_with_gradients_never_picks_blocks_the_fused_path_would_ignore(monkeypatch):
+    """With autograd the fused path takes the whole batch in one block: a plan that only fits in blocks must
+    not choose it (it would allocate all the scores), but another back end within the budget."""
+    x = sphere(40, 16, 3, seed=25)
+    _tight_memory(monkeypatch, 64 * 1024)
+    assert plan(x, Model(beta=2.0)).block is not None
+    xg = x.clone().requires_grad_()
+    p = plan(xg, Model(beta=2.0))
+    assert p.backend != "fused"
+    close(velocity(xg, Model(beta=2.0)).detach(), ref_field(x, dict(beta=2.0)))
+
+
+@pytest.mark.parametrize("bad", ["abc", float("inf"), [2], 2.5, 0])
+def test_chunk_size_is_validated(bad):
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        velocity(sphere(1, 8, 3, seed=26), Model(), chunk_size=bad)

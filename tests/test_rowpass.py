@@ -97,3 +97,22 @@ def test_as_array_is_a_view():
         t += 1.0
     assert (a == 1.0).all()
     assert as_array(a) is a
+
+
+def test_finish_rows_checks_its_arguments():
+    """The checked wrapper refuses what the compiled loop would read or write out of bounds."""
+    k, n, d, B = 2, 4, 3, 5
+    s, e = np.ones((k, n, d)), np.ones((k, n, n))
+    x, out = np.ones((B, n, d)), np.empty((B, n, d))
+    with pytest.raises(ValueError, match="start must be"):
+        finish_rows(s, x, out, e=e, start=B)
+    with pytest.raises(ValueError, match="x and out must be"):
+        finish_rows(s, np.ones((B, n, d + 1)), out, e=e)
+    with pytest.raises(ValueError, match="e must be"):
+        finish_rows(s, x, out, e=np.ones((k, n, n + 1)))
+    with pytest.raises(ValueError, match="den must broadcast"):
+        finish_rows(s, x, out, den=np.ones(n + 1))
+    with pytest.raises(ValueError, match="one dtype"):
+        finish_rows(s.astype(np.float32), x, out, e=e)
+    finish_rows(s, x, out, e=e, start=B - k)  # in range: runs
+    assert np.isfinite(out[B - k :]).all()

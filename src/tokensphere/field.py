@@ -49,6 +49,7 @@ from .norms import ellipsoid_project, sphere
 from .rowpass import as_array, row_finisher
 from .runtime import kernel_lanes, memory_budget, run_lanes, torch_threads
 from .sinkhorn import sinkhorn
+from .validate import validate_int
 from .weights import Weights
 
 __all__ = ["velocity", "attention", "scores", "tangent_project", "log_normalizer", "weights_at", "plan", "KernelPlan"]
@@ -233,6 +234,14 @@ SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memor
 LINEAR_ARRAYS = 4  # about the (B, H, n, d) arrays the back ends beside the fused one hold at once (padding aside)
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
+
+
+def _exp_margin(dt: torch.dtype) -> float:
+    """Largest exponent the unshifted exponentials may reach in dtype dt: 600 (float64), 70 (float32), else
+    ⌊ln max⌋ − 10 (78 for bfloat16, 1 for float16, whose e^11.1 already overflows)."""
+    if dt in _EXP_MARGIN:
+        return _EXP_MARGIN[dt]
+    return float(math.floor(math.log(torch.finfo(dt).max)) - 10)
 _CACHE_BYTES = 512 * 1024  # scores per block of systems in the fused toy path (fits a core's L2 cache)
 _LANES_MIN_SCORES = 1 << 20  # B·n² from which the fused path spreads its blocks over lanes (≥ 2 blocks per lane)
 _TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
@@ -287,8 +296,7 @@ def _needs_grad(x: torch.Tensor, w: Weights) -> bool:
 def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
     B, n, d = x.shape
     if chunk_size is not None:
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size}")
+        chunk_size = validate_int("chunk_size", chunk_size, minimum=1)
         if w.normalization in ("sinkhorn", "hardmax"):
             raise ValueError(f"chunk_size (streaming) cannot run normalization={w.normalization!r}, which needs "
                              "the whole n × n attention matrix; leave chunk_size=None")
@@ -316,7 +324,7 @@ def _plan(x: torch.Tensor, w: Weights, chunk_size: int | None) -> KernelPlan:
         per_system = 2 * n * n * size
         if fits(B * per_system):
             return _FUSED
-        if fits(per_system):
+        if fits(per_system) and not _needs_grad(x, w):  # with autograd the fused path takes one whole block
             block = max(1, (budget[0] if budget else SMALL_BYTES) // per_system)
             return KernelPlan("fused", block=int(block), reason="toy model, batch in blocks that fit")
     # every other back end holds a few (B, H, n, ·) arrays (queries, padded values, accumulators, the output):
@@ -413,7 +421,7 @@ def _toy_dense(
     dt, dev = x.dtype, x.device
     host = _reads_are_free(x)  # else every value read below would wait for the device: always stabilise
     unit_beta = host and w.beta.numel() == 1 and not w.beta.requires_grad and float(w.beta) == 1.0
-    margin = _EXP_MARGIN.get(dt, 70.0)
+    margin = _exp_margin(dt)
     exp_beta = not softmax and w.time_scale == "exp_beta"
     big_beta = exp_beta and (not host or float(w.beta.detach().max()) > margin)
     shift = None if softmax else _usa_shift(w, x).reshape(-1, 1, 1)  # (1 or B, 1, 1)
@@ -534,7 +542,7 @@ def _symmetric(x: torch.Tensor, w: Weights, c: int) -> torch.Tensor | None:
     B, n, d = x.shape
     dt = x.dtype
     softmax = w.normalization == "softmax"
-    margin = _EXP_MARGIN.get(dt, 70.0)
+    margin = _exp_margin(dt)
     beta = w.beta.detach().view(-1, 1, 1)
     sq = float(_rowdot(x, x).amax())  # max_j |x_j|²
     shift = None if softmax else _usa_shift(w, x).view(-1, 1, 1)
@@ -593,6 +601,7 @@ def _flash(x: torch.Tensor, w: Weights) -> tuple[torch.Tensor, torch.Tensor, tor
     Returns the (B, H, n, d) output, the (B, H, n) log-sum-exp of the scores and the additive bias used."""
     B, n, d = x.shape
     H = w.heads
+    x = x.contiguous()  # the fused kernel reads the feature axis as contiguous: any other layout reads garbage
     q, k = _queries_keys(x, w)
     q = (q * w.beta.view(-1, 1, 1, 1)).expand(B, H, n, -1)
     k = k.expand(B, H, n, -1)

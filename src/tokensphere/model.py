@@ -163,7 +163,7 @@ class Model:
                              "'hardmax'), got normalization='uniform'")
         q, k, qk = _check_scores(self.Q, self.K, self.QK, self.heads)
         v, sign = _check_values(self.V, self.heads)
-        mask = _check_mask(self.mask, self.causal)
+        mask = _check_mask(self.mask, self.causal, self.heads)
         ff = self.feedforward
         if ff is not None and not isinstance(ff, FeedForward):
             raise ValueError(f"feedforward must be a tokensphere.FeedForward or None, got {type(ff).__name__}")
@@ -498,7 +498,7 @@ def _check_norm(norm: str, gain, projection: bool) -> torch.Tensor | None:
     return g
 
 
-def _check_mask(mask, causal: bool) -> torch.Tensor | None:
+def _check_mask(mask, causal: bool, heads: int = 1) -> torch.Tensor | None:
     if mask is None:
         return None
     m = as_tensor("mask", mask)
@@ -512,6 +512,8 @@ def _check_mask(mask, causal: bool) -> torch.Tensor | None:
         raise ValueError(f"mask must have shape (n, n), (B, n, n) or (B, H, n, n), got {tuple(m.shape)}")
     if m.shape[-1] != m.shape[-2]:
         raise ValueError(f"mask must be square (n, n), got {tuple(m.shape[-2:])}")
+    if m.shape[1] not in (1, heads):
+        raise ValueError(f"mask must have shape (B, H, n, n) with H = heads = {heads} or 1, got {tuple(m.shape)}")
     masked = m == -math.inf
     if causal:  # causal masking removes j > i as well
         n = m.shape[-1]

@@ -95,14 +95,39 @@ def finish_rows(
     elsewhere, or the uniform one). inv: optional (B, n) array that receives 1/Z_i. Each argument is a CPU
     torch tensor or a NumPy array (callers convert the arrays they reuse once: :func:`as_array`), all of one
     dtype. Nothing is allocated; no gradient is recorded (the fused back end calls this only without
-    autograd).
+    autograd). Raises ValueError on any shape, range or dtype mismatch (the compiled loop itself reads and writes
+    unchecked).
     """
     if (e is None) == (den is None):
         raise ValueError("finish_rows: give exactly one of e (row sums) and den (normalisers)")
-    s = as_array(s)
-    row_finisher(s.dtype)(s, as_array(x), as_array(out), None if e is None else as_array(e),
-                          None if den is None else as_array(den), project, None if inv is None else as_array(inv),
-                          start)
+    s, x, out = as_array(s), as_array(x), as_array(out)
+    e = None if e is None else as_array(e)
+    inv = None if inv is None else as_array(inv)
+    if s.ndim != 3 or x.ndim != 3:
+        raise ValueError(f"finish_rows: s must be (k, n, d) and x (B, n, d), got {s.shape} and {x.shape}")
+    k, n, d = s.shape
+    B = x.shape[0]
+    if x.shape[1:] != (n, d) or out.shape != x.shape:
+        raise ValueError(f"finish_rows: x and out must be (B, n, d) = (B, {n}, {d}), got {x.shape} and {out.shape}")
+    if not isinstance(start, (int, np.integer)) or not 0 <= start <= B - k:
+        raise ValueError(f"finish_rows: start must be an integer in [0, B − k] = [0, {B - k}], got {start!r}")
+    if e is not None and e.shape != (k, n, n):
+        raise ValueError(f"finish_rows: e must be (k, n, n) = ({k}, {n}, {n}), got {e.shape}")
+    if den is not None:
+        try:
+            den = np.broadcast_to(as_array(den), (k, n))
+        except ValueError:
+            raise ValueError(f"finish_rows: den must broadcast to (k, n) = ({k}, {n}), got "
+                             f"{np.shape(as_array(den))}") from None
+    if inv is not None and inv.shape != (B, n):
+        raise ValueError(f"finish_rows: inv must be (B, n) = ({B}, {n}), got {inv.shape}")
+    arrays = [a for a in (s, x, out, e, den, inv) if a is not None]
+    if len({a.dtype for a in arrays}) != 1 or s.dtype not in (np.float32, np.float64):
+        raise ValueError(f"finish_rows: all arrays must share one dtype, float32 or float64, got "
+                         f"{sorted({str(a.dtype) for a in arrays})}")
+    if not out.flags.writeable:
+        raise ValueError("finish_rows: out must be writable")
+    row_finisher(s.dtype)(s, x, out, e, den, project, inv, int(start))
 
 
 def row_finisher(dtype: np.dtype | torch.dtype):

@@ -7,6 +7,8 @@ code 2. Checks live here once; numerical code downstream assumes validated input
 
 from __future__ import annotations
 
+import numbers
+
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +27,7 @@ __all__ = [
 
 def validate_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` naming ``name`` and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) and not (
         isinstance(value, float) and value.is_integer()
     ):
         raise ValueError(f"{name} must be an integer{_range(minimum, maximum)}, got {value!r}")
