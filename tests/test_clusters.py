@@ -361,3 +361,43 @@ def test_large_n_example_quick_runs():
     assert r["n"] > C.CHUNKED_MIN_N and r["chunked"] and r["backend"] in ("symmetric", "sdpa", "streaming")
     assert r["unit_norm_error"] < 1e-12 and r["per_step"] > 0
     assert 1 <= r["clusters"][1] <= r["n"] and 0 <= r["fraction"][1] <= 1
+
+
+def test_tokens_with_nan_are_their_own_clusters_on_both_paths():
+    """A stored run holds NaN for a system's tokens after its terminal event: such a token links to none (its
+    inner products are NaN) on the dense path; the chunked path must agree, not fail in its eigensolver."""
+    from tokensphere.analysis import clusters as C
+
+    for n in (C.CHUNKED_MIN_N, C.CHUNKED_MIN_N + 1):  # the dense path, then the chunked one
+        x = _clustered(3, 1, n, 3, k=5, spread=0.01)
+        x[0, :3] = float("nan")
+        labels = cluster_labels(x, 1e-3)
+        assert labels[0, :3].tolist() == [0, 1, 2]
+        rest = cluster_labels(x[:, 3:], 1e-3) + 3  # the finite tokens alone, relabelled
+        assert torch.equal(labels[0, 3:], rest[0])
+        assert int(cluster_count(x, 1e-3)[0]) == 3 + int(cluster_count(x[:, 3:], 1e-3)[0])
+
+
+def test_pair_fraction_in_half_precision_stays_in_range():
+    """float16 holds counts only up to 65504: the fraction is formed in float64 and rounded once."""
+    from tokensphere.analysis import clusters as C
+
+    x = torch.zeros(1, C.CHUNKED_MIN_N, 3, dtype=torch.float16)
+    x[..., 0] = 1  # one cluster: every pair linked
+    assert float(pair_fraction(x, 1e-2)[0]) == 1.0
+
+
+def test_scale_aware_delta_refuses_a_link_angle_beyond_pi():
+    """δ = 1 − cos(factor·τ*) wraps around past π: a larger factor must never give a smaller δ silently."""
+    assert float(scale_aware_delta(1e-3, 2.0)) > float(scale_aware_delta(1e-3, 1.0))
+    with pytest.raises(ValueError, match="exceed π"):
+        scale_aware_delta(1e-3, 4.0)
+
+
+def test_cluster_functions_refuse_malformed_input():
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., n, d\)"):
+        cluster_count(torch.ones(3, dtype=torch.float64), 0.1)
+    with pytest.raises(ValueError, match=r"n >= 1"):
+        cluster_count(torch.ones(2, 0, 3, dtype=torch.float64), 0.1)
+    with pytest.raises(ValueError, match="at least one threshold"):
+        threshold_stability(circle(0.0, 1.0)[None], [])

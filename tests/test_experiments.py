@@ -117,3 +117,8 @@ def test_stores_open_without_the_consolidation_warning(tmp_path):
         for name in ("c.zarr", "n.zarr"):
             with open_zarr_store(tmp_path / name) as opened:
                 assert opened["a"].values.tolist() == [1.0, 2.0]
+
+
+def test_energy_series_names_the_shape_it_needs():
+    with pytest.raises(ValueError, match=r"positions must have shape \(T, B, n, d\)"):
+        energy_series(torch.ones(2, 4, 3, dtype=torch.float64), ts.Model())

@@ -53,3 +53,28 @@ def test_metastability_summary_counts_the_merges():
     assert stats["merge_events"] == len(ev) > 0
     assert sum(stats["clusters_merged_at_once"].values()) == len(ev)
     assert stats["pairwise_fraction"] > 0.5
+
+
+def test_times_must_match_the_saved_series():
+    import pytest
+
+    labels = torch.zeros(3, 1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="times must have shape"):
+        merge_events(torch.tensor([0.0, 1.0]), labels)
+    with pytest.raises(ValueError, match="times must have shape"):
+        merge_events(torch.tensor([0.0, 1.0, 2.0, 3.0]), labels)
+    with pytest.raises(ValueError, match="times must have shape"):
+        plateaus(torch.tensor([0.0, 1.0]), torch.ones(3, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        merge_events(torch.tensor([0.0, 1.0, 2.0]), labels[:, 0])
+
+
+def test_diameter_of_a_tight_cluster_far_from_the_origin():
+    """max |z_i − z_j| from the differences themselves: 30 points within 1e-8 of (1, 0, 0); the reference is
+    the largest pairwise distance computed coordinate-wise in float64."""
+    from tokensphere.analysis.geometry import diameter
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) + 1e-8 * torch.randn(30, 3, generator=g, dtype=torch.float64)
+    exact = max(float(torch.linalg.vector_norm(z[i] - z[j])) for i in range(30) for j in range(30))
+    assert abs(float(diameter(z)) - exact) <= 1e-12 * exact

@@ -92,12 +92,19 @@ def pair_statistics(x: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.
     if _chunked(x):
         pairs, labels = _chunked_statistics(x, delta, need_pairs=True)
         n = x.shape[-2]
-        return pairs.to(x.dtype) / (n * (n - 1)), _count(labels)
+        return (pairs.to(torch.float64) / (n * (n - 1))).to(x.dtype), _count(labels)
     adj = _adjacency(x, delta)
     return _fraction(adj, x.dtype), _count(_labels(adj))
 
 
+def _check_positions(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[-2] < 1 or x.shape[-1] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be positions of shape (..., n, d) with n >= 1 tokens and d >= 1, got {shape}")
+
+
 def _chunked(x: torch.Tensor) -> bool:
+    _check_positions(x)
     return x.shape[-2] > CHUNKED_MIN_N
 
 
@@ -119,12 +126,25 @@ def _chunked_statistics(x: torch.Tensor, delta: float, need_pairs: bool,
 
 
 def _system_components(x: torch.Tensor, delta: float, row_block: int, col_block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Linked ordered pairs and component labels (smallest token index) of one system x (n, d)."""
+    """Linked ordered pairs and component labels (smallest token index) of one system x (n, d). A token with a
+    non-finite coordinate (a stored run after its terminal event) links to none, as in the dense path: it is
+    its own cluster and the others are computed without it."""
     n = x.shape[0]
-    # the principal axis spreads the projections most; any unit axis gives the same (exact) answer
-    centred = x - x.mean(0)
+    finite = torch.isfinite(x).all(-1)
+    if not bool(finite.all()):
+        keep = torch.nonzero(finite).reshape(-1)
+        out = torch.arange(n, device=x.device)
+        pairs = torch.zeros((), dtype=torch.long, device=x.device)
+        if keep.numel():
+            pairs, sub = _system_components(x[keep], delta, row_block, col_block)
+            out[keep] = keep[sub]
+        return pairs, out
+    # the principal axis spreads the projections most; any unit axis gives the same (exact) answer (found in
+    # float64: eigh has no half-precision kernel)
+    wide = x.to(torch.float64)
+    centred = wide - wide.mean(0)
     axis = torch.linalg.eigh(centred.T @ centred).eigenvectors[:, -1]
-    proj = x @ axis
+    proj = wide @ axis
     proj, order = torch.sort(proj)
     xs = x[order]
     big = float(torch.linalg.vector_norm(x, dim=-1).max())
@@ -187,8 +207,8 @@ def _adjacency(x: torch.Tensor, delta: float, need_pairs: bool = True) -> torch.
 
 
 def _fraction(adj: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    n = adj.shape[-1]
-    return (torch.count_nonzero(adj, dim=(-2, -1)) - n).to(dtype) / (n * (n - 1))
+    n = adj.shape[-1]  # the count (up to n²) in float64: float16 cannot hold it above 65504
+    return ((torch.count_nonzero(adj, dim=(-2, -1)) - n).to(torch.float64) / (n * (n - 1))).to(dtype)
 
 
 def _labels(adj: torch.Tensor) -> torch.Tensor:
@@ -242,21 +262,29 @@ def scale_aware_delta(beta: float | torch.Tensor, factor: float = 0.5) -> torch.
     β = 4 it links tokens 0.7 rad apart and chains clusters 1.3 rad wide into one.)
 
     beta: number or (B,) tensor, > 0 (the same threshold serves every dimension d). Returns a float64 tensor
-    of the shape of beta. Raises ValueError for factor ≤ 0 or β ≤ 0.
+    of the shape of beta. Raises ValueError for factor ≤ 0, β ≤ 0, or a link angle factor·τ*_β beyond π (δ
+    would no longer grow with it: 1 − cos wraps around).
     """
     from ..theory.thresholds import tau_star
 
     validate_real("factor", factor, minimum=0.0, strict_minimum=True)
     b = torch.as_tensor(beta, dtype=torch.float64)
     flat = b.reshape(-1)
-    out = torch.tensor([1.0 - math.cos(factor * tau_star(float(v), 2)) for v in flat], dtype=torch.float64)
+    angles = [factor * tau_star(float(v), 2) for v in flat]
+    if angles and max(angles) > math.pi:
+        raise ValueError(f"factor = {factor:g} makes the link angle factor·τ*_β = {max(angles):.3g} rad exceed π "
+                         f"(τ*_β ≤ π/2: factor must be at most π / τ*_β = {math.pi / (max(angles) / factor):.3g} here)")
+    out = torch.tensor([1.0 - math.cos(a) for a in angles], dtype=torch.float64)
     return out.reshape(b.shape)
 
 
 def threshold_stability(x: torch.Tensor, deltas) -> torch.Tensor:
     """Cluster counts for each δ in ``deltas``: (K,) thresholds → (K, ...) counts. A count that does not change
     over a decade of δ is a robust reading; one that does is a warning sign."""
-    return torch.stack([cluster_count(x, float(dl)) for dl in deltas])
+    deltas = list(torch.as_tensor(deltas, dtype=torch.float64).reshape(-1).tolist())
+    if not deltas:
+        raise ValueError("deltas must hold at least one threshold in (0, 2]")
+    return torch.stack([cluster_count(x, dl) for dl in deltas])
 
 
 def rank_cluster_count(x: torch.Tensor, threshold: float = 0.9999) -> torch.Tensor:

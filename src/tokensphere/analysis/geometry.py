@@ -72,8 +72,9 @@ def leader_count(a: torch.Tensor) -> torch.Tensor:
 
 
 def diameter(z: torch.Tensor) -> torch.Tensor:
-    """max_{i,j} |z_i − z_j|. z: (..., n, d). Returns (...)."""
-    return torch.cdist(z, z).amax((-1, -2))
+    """max_{i,j} |z_i − z_j|. z: (..., n, d). Returns (...). Differences taken directly (not through
+    |a|² + |b|² − 2⟨a, b⟩, which loses the digits of a tight cluster far from the origin)."""
+    return torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").amax((-1, -2))
 
 
 def hull_distance(z: torch.Tensor, tol: float = 0.0) -> torch.Tensor:

@@ -23,6 +23,8 @@ ENERGY_BLOCK = 2 * 10**7  # score entries per energy evaluation: bounds the memo
 def energy_series(positions: torch.Tensor, model: Model, kind: str = "normalized") -> torch.Tensor:
     """:func:`~tokensphere.energy_over_time` evaluated over blocks of saved times, so that the (times, B, n, n)
     scores stay below ~2·10⁷ entries. positions: (T, B, n, d). Returns (T, B) in the dtype of positions."""
+    if positions.ndim != 4:
+        raise ValueError(f"positions must have shape (T, B, n, d), got {tuple(positions.shape)}")
     T, B, n, _ = positions.shape
     block = max(1, ENERGY_BLOCK // max(B * n * n, 1))
     return torch.cat([energy_over_time(positions[k : k + block], model, kind=kind) for k in range(0, T, block)])

@@ -49,6 +49,9 @@ def merge_events(times: torch.Tensor, labels: torch.Tensor) -> list[Merge]:
     times: (T,); labels: (T, B, n). Splits (a cluster falling apart, e.g. when a threshold is crossed back)
     are not merges and are ignored here. Time resolution is that of the saved times.
     """
+    if labels.ndim != 3:
+        raise ValueError(f"labels must have shape (T, B, n), got {tuple(labels.shape)}")
+    _check_times(times, labels.shape[0], "labels")
     lab = labels.cpu().numpy()
     t = times.cpu().double().numpy()
     out: list[Merge] = []
@@ -67,6 +70,9 @@ def merge_events(times: torch.Tensor, labels: torch.Tensor) -> list[Merge]:
 
 def plateaus(times: torch.Tensor, counts: torch.Tensor) -> list[Plateau]:
     """Maximal runs of constant cluster count per system. times: (T,); counts: (T, B)."""
+    if counts.ndim != 2:
+        raise ValueError(f"counts must have shape (T, B), got {tuple(counts.shape)}")
+    _check_times(times, counts.shape[0], "counts")
     c = counts.cpu().numpy()
     t = times.cpu().double().numpy()
     out: list[Plateau] = []
@@ -77,3 +83,9 @@ def plateaus(times: torch.Tensor, counts: torch.Tensor) -> list[Plateau]:
                 out.append(Plateau(b, int(c[start, b]), float(t[start]), float(t[k - 1])))
                 start = k
     return out
+
+
+def _check_times(times: torch.Tensor, T: int, what: str) -> None:
+    if times.ndim != 1 or times.shape[0] != T:
+        raise ValueError(f"times must have shape (T,) with T = {T}, the saved times of {what}, got "
+                         f"{tuple(times.shape)}")

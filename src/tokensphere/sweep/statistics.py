@@ -60,7 +60,7 @@ STATISTICS: dict[str, Statistic] = {
     ),
     "span_dimension": Statistic(
         lambda x, m, delta: span_dimension(x, SPAN_TOLERANCE),
-        f"dimension of the span of the tokens (singular values above {SPAN_TOLERANCE} of the largest)",
+        f"dimension of the span of the tokens (eigenvalues of the Gram matrix above {SPAN_TOLERANCE}, absolute)",
     ),
 }
 
