@@ -255,3 +255,13 @@ def test_gradient_check_and_matching_loss_refuse_bad_input():
         gradient_check(n=0)
     with pytest.raises(ValueError, match="x and y must have the same shape"):
         matching_loss(torch.zeros(2, 4, 3), torch.zeros(3, 4, 3))
+
+
+def test_losses_and_basis_validate_their_inputs():
+    with pytest.raises(ValueError, match="degree"):
+        legendre(torch.zeros(3, dtype=torch.float64), 0)
+    x = torch.zeros(4, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="one dtype"):
+        wasserstein2(x, x.float())
+    with pytest.raises(ValueError, match="one dtype"):
+        mmd2(x, x.float())

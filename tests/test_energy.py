@@ -447,3 +447,30 @@ def test_energy_over_time_is_the_energy_of_each_slice(kind, fn):
 def test_energy_over_time_bad_input(args, word):
     with pytest.raises(ValueError, match=word):
         energy_over_time(*args)
+
+
+def test_tilde_rate_refuses_fields_that_are_not_the_gradient_of_the_energy():
+    """Σ_i Z_i |ẋ_i|² is dẼ/dt only along the plain SA flow; with a feed-forward term, a centred value term or
+    the nGPT norm it is not (a central difference of Ẽ along the model's own velocity shows it)."""
+    from tokensphere.feedforward import FeedForward
+
+    x = sphere(1, 5, 3, seed=31)
+    a = gauss(3, 3, seed=32)
+    s = a @ a.T / 3  # V = QᵀK symmetric
+    plain = Model(beta=1.3, QK=s, V=s)
+    v, h = velocity(x, plain), 1e-6
+    fd = (energy_tilde(x + h * v, plain) - energy_tilde(x - h * v, plain)) / (2 * h)
+    assert float(energy_rate(x, plain, "tilde")) == pytest.approx(float(fd), rel=1e-7)
+    ff = FeedForward(gauss(3, 4, seed=33), gauss(4, 3, seed=34), gauss(4, seed=35), activation="tanh")
+    for kw in ({"feedforward": ff}, {"centered": True}, {"norm": "ngpt"}):
+        with pytest.raises(ValueError, match="plain SA flow"):
+            energy_rate(x, Model(beta=1.3, QK=s, V=s, **kw), "tilde")
+
+
+def test_energy_over_time_matches_the_model_batch():
+    positions = sphere(6, 4, 3, seed=36).reshape(3, 2, 4, 3)
+    with pytest.raises(ValueError, match="B = 3 systems but positions have B = 2"):
+        energy_over_time(positions, Model(beta=torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)))
+    with pytest.raises(ValueError, match="B = 1|B = 2"):
+        energy_over_time(sphere(6, 4, 3, seed=37).reshape(2, 3, 4, 3),
+                         Model(beta=torch.tensor([1.0, 2.0], dtype=torch.float64)))

@@ -181,3 +181,18 @@ def test_energy_identities_are_not_claimed_for_the_variants():
         assert not m.is_sa_toy
         with pytest.raises(ValueError):
             energy_rate(x, m, which="A")
+
+
+def test_tie_rule_checked_at_the_precision_of_the_scores():
+    """A correct rule (uniform weights over the argmax set) passes in float32 as in float64."""
+    for dt in (torch.float32, torch.float64):
+        s = torch.zeros(1, 11, 11, dtype=dt)  # every row a tie among 11
+        res = hardmax_select(s, ties=lambda cand, scores: cand.to(scores.dtype) / cand.sum(-1, keepdim=True))
+        assert torch.allclose(res.attention.sum(-1), torch.ones(1, 11, dtype=dt))
+
+
+def test_hardmax_refuses_nan_and_rows_without_a_finite_score():
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        hardmax_select(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="at least one finite entry"):
+        hardmax_select(torch.tensor([[0.0, 1.0], [-math.inf, -math.inf]]))

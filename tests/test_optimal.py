@@ -330,5 +330,30 @@ def test_api_bad_inputs_name_the_parameter():
 
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         flow_arrival(n=1)
-    with pytest.raises(ValueError, match="x0 must be a floating-point tensor"):
+    with pytest.raises(ValueError, match="x0 must be a float64 or float32 tensor"):
         lbfgs(torch.ones((1, 4, 3), dtype=torch.long), 1.0)
+
+
+def test_lbfgs_refuses_starts_it_cannot_project():
+    y = sample_sphere(1, 4, 3, seed=0)
+    for bad, match in ((y.clone().index_fill_(1, torch.tensor([0]), 0.0), "nonzero"),
+                       (y.clone().index_fill_(1, torch.tensor([1]), float("nan")), "finite"),
+                       (y.half(), "float64 or float32")):
+        with pytest.raises(ValueError, match=match):
+            lbfgs(bad, 1.0)
+
+
+def test_antipodal_lbfgs_reports_the_gradient_norm_of_the_full_configuration():
+    """The half variable's gradient is 2 ∂_{x_i}: √2 times the norm of the full X = (y, −y) it returns."""
+    y = sample_sphere(1, 6, 3, seed=0)
+    r = lbfgs(y, 1.0, antipodal=True, max_iter=3)
+    full = riemannian_gradient(r.x, 1.0).flatten(1).norm(dim=1)
+    torch.testing.assert_close(r.grad_norm, full, rtol=1e-12, atol=0.0)
+
+
+def test_design_functions_validate_degrees():
+    x = simplex(3).points()
+    with pytest.raises(ValueError, match="max_degree"):
+        design_strength(x, max_degree=0)
+    with pytest.raises(ValueError, match="k must be"):
+        normalized_gegenbauer(-1, 2, torch.tensor(0.3, dtype=torch.float64))

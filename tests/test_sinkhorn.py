@@ -153,3 +153,10 @@ def test_cli_stores_the_sinkhorn_options(tmp_path):
     assert (m.normalization, m.sinkhorn_iters, m.sinkhorn_tol) == ("sinkhorn", 40, 1e-8)
     bad = invoke("simulate", "--out", tmp_path / "bad", "--n", 6, "--normalization", "sinkhorn", "--sinkhorn-iters", -2)
     assert_one_line_error(bad, 2, "sinkhorn_iters")
+
+
+def test_sinkhorn_refuses_nan_scores():
+    s = torch.zeros(1, 3, 3, dtype=torch.float64)
+    s[0, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or \\+inf"):
+        sinkhorn_log(s)

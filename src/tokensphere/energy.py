@@ -115,6 +115,10 @@ def energy_rate(x: torch.Tensor, model: Model, which: str = "A") -> torch.Tensor
     if which == "tilde":
         if model.normalization != "softmax":
             raise ValueError("energy_rate(which='tilde') is the SA identity; use normalization='softmax'")
+        if w.ff_w is not None or w.centered or w.norm != "post" or not w.projection:
+            raise ValueError("energy_rate(which='tilde') holds for the plain SA flow (2.3) only: no feed-forward "
+                             "term, not centred, post-norm with the projection (the identity needs ẋ to be the "
+                             "gradient of Ẽ)")
         b = _value_form(w, x)
         form = _score_form(w, x)
         if not (torch.allclose(b, b.transpose(-1, -2)) and torch.allclose(b.expand_as(form), form)):
@@ -137,6 +141,9 @@ def energy_over_time(positions: torch.Tensor, model: Model | float, kind: str = 
         raise ValueError(f"positions must have shape (T, B, n, d), got {tuple(positions.shape)}")
     T, B, n, d = positions.shape
     m = _as_model(model)
+    if m.batch_size not in (1, B):
+        raise ValueError(f"model has per-system parameters for B = {m.batch_size} systems but positions have "
+                         f"B = {B}")
     return fn(positions.reshape(T * B, n, d), m.take(torch.arange(B).repeat(T))).reshape(T, B)
 
 

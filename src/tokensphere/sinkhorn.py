@@ -61,11 +61,14 @@ def sinkhorn_log(scores: torch.Tensor, iters: int = 100, tol: float = 1e-9) -> S
     scores: (..., n, n) real, −inf for masked pairs (every row and column must keep a finite entry).
     iters: at most this many column + row iterations (≥ 0; 0 gives softmax). tol: stop once the largest
     column-sum error is ≤ tol. Returns a :class:`SinkhornResult`; differentiable in ``scores``.
-    Raises ValueError on a bad ``iters``/``tol`` or a row or column without a finite entry.
+    Raises ValueError on a bad ``iters``/``tol``, a NaN or +inf score, or a row or column without a finite
+    entry.
     """
     _check(iters, tol)
     if scores.ndim < 2 or scores.shape[-1] != scores.shape[-2]:
         raise ValueError(f"scores must have shape (..., n, n), got {tuple(scores.shape)}")
+    if bool(torch.isnan(scores).any()) or bool((scores == float("inf")).any()):
+        raise ValueError("scores must be finite or -inf (masked pairs), found NaN or +inf")
     finite = torch.isfinite(scores)
     if bool((~finite.any(-1)).any()) or bool((~finite.any(-2)).any()):
         raise ValueError("scores must keep a finite entry in every row and every column (a fully masked column "

@@ -30,6 +30,8 @@ def _batched(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     if x.ndim != 3 or y.ndim != 3 or x.shape[-1] != y.shape[-1] or x.shape[0] != y.shape[0]:
         raise ValueError(f"point clouds must have shapes (B, n, d) and (B, m, d) (or (m, d)), got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dtype != y.dtype:
+        raise ValueError(f"point clouds must share one dtype, got x {x.dtype} and y {y.dtype}")
     return x, y
 
 

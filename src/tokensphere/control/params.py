@@ -109,7 +109,8 @@ class Piecewise(nn.Module):
 
 def legendre(s: torch.Tensor, degree: int) -> torch.Tensor:
     """Legendre polynomials P_0 … P_{degree−1} at s ∈ [−1, 1] by Bonnet's recursion
-    (k+1) P_{k+1} = (2k+1) s P_k − k P_{k−1}. s: any shape (...). Returns (..., degree)."""
+    (k+1) P_{k+1} = (2k+1) s P_k − k P_{k−1}. s: any shape (...). degree ≥ 1. Returns (..., degree)."""
+    degree = validate_int("degree", degree, minimum=1)
     out = [torch.ones_like(s)]
     if degree > 1:
         out.append(s)

@@ -46,6 +46,7 @@ def normalized_gegenbauer(k: int, d: int, s: torch.Tensor) -> torch.Tensor:
     """P_k^{(d)}(s) = C_k^{(d−2)/2}(s) / C_k^{(d−2)/2}(1) (so P_k(1) = 1); for d = 2 the Chebyshev polynomial
     T_k(s) = cos(k arccos s), the λ → 0 limit. d ≥ 2. s: any shape, values in [−1, 1]."""
     d = validate_int("d", d, minimum=2)
+    k = validate_int("k", k, minimum=0)
     if d == 2:
         prev, cur = torch.ones_like(s), s.clone()
         if k == 0:
@@ -60,6 +61,7 @@ def normalized_gegenbauer(k: int, d: int, s: torch.Tensor) -> torch.Tensor:
 def design_sums(x: torch.Tensor, max_degree: int = MAX_DEGREE) -> torch.Tensor:
     """(1/n²) Σ_i Σ_j P_k^{(d)}(⟨x_i,x_j⟩) for k = 1..max_degree. x: (n, d) unit vectors. Returns (max_degree,),
     each entry ≥ 0 up to round-off; entry k − 1 is 0 iff x is balanced in degree k."""
+    max_degree = validate_int("max_degree", max_degree, minimum=1)
     x = _as_points(x)
     gram = (x @ x.T).clamp(-1.0, 1.0)
     return torch.stack([normalized_gegenbauer(k, x.shape[1], gram).mean() for k in range(1, max_degree + 1)])

@@ -16,6 +16,8 @@ works on the rows still running (converged rows leave the batch).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -90,8 +92,12 @@ def lbfgs(
     max_iter = validate_int("max_iter", max_iter, minimum=1)
     if x0.ndim != 3:
         raise ValueError(f"x0 must have shape (B, n, d), got {tuple(x0.shape)}")
-    if not x0.is_floating_point():
-        raise ValueError(f"x0 must be a floating-point tensor (float64 or float32), got {x0.dtype}")
+    if x0.dtype not in (torch.float64, torch.float32):
+        raise ValueError(f"x0 must be a float64 or float32 tensor, got {x0.dtype}")
+    if not bool(torch.isfinite(x0).all()):
+        raise ValueError("x0 must hold finite coordinates, found NaN or inf")
+    if bool((torch.linalg.vector_norm(x0, dim=-1) == 0).any()):
+        raise ValueError("x0 must hold nonzero points (each is projected onto the sphere), found a zero row")
     model = Model(beta=beta)
     value, gradient = _objective(model, beta, antipodal)
     x_all = retract(x0.clone())
@@ -99,7 +105,10 @@ def lbfgs(
     f_all = value(x_all)
     g_all = gradient(x_all)
     iters = torch.zeros(B, dtype=torch.long)
-    gnorm_all = _norm(g_all)
+    # the gradient in the half variable y is ∂_{x_i} − ∂_{x_{i+m}} = 2 ∂_{x_i}: its norm is √2 times that of the
+    # full X = (y, −y) the result reports (and gtol refers to)
+    norm = (lambda v: _norm(v) / math.sqrt(2.0)) if antipodal else _norm
+    gnorm_all = norm(g_all)
     active = torch.nonzero(gnorm_all >= gtol).flatten()
 
     x, f, g = x_all[active], f_all[active], g_all[active]
@@ -133,7 +142,7 @@ def lbfgs(
         head = (head + 1) % memory
         x, f, g = x_new, f_new, g_new
         iters[active] += 1
-        gn = _norm(g)
+        gn = norm(g)
         done = (gn < gtol) | failed  # a failed line search: no decrease left at round-off level
         if bool(done.any()):
             idx = active[done]
@@ -143,7 +152,7 @@ def lbfgs(
             x, f, g = x[keep], f[keep], g[keep]
             S, Y, rho = S[:, keep], Y[:, keep], rho[:, keep]
     if active.numel():
-        x_all[active], f_all[active], gnorm_all[active] = x, f, _norm(g)
+        x_all[active], f_all[active], gnorm_all[active] = x, f, norm(g)
     if antipodal:
         x_all = torch.cat([x_all, -x_all], dim=1)
     return LBFGSResult(x=x_all, log_energy=f_all, grad_norm=gnorm_all, iterations=iters,
