@@ -208,3 +208,28 @@ def test_variants_example_runs(tmp_path):
     runs, res = mod.main(["--out", str(out), "--t-max", "2", "--n", "6", "--depth", "3", "--dt", "0.02"])
     assert matplotlib.image.imread(out).shape[0] > 100 and (tmp_path / "v_9_3.png").exists()
     assert [r.branch for r in runs] == ["midpoint", "z1", "z2"]
+
+
+def test_the_model_norm_sets_the_block_when_none_is_given():
+    """block_step/block_stack/block_flow default to a Block with the model's own norm (as documented), so a
+    pre-norm or nGPT model runs without a Block and equals the explicit one."""
+    x = sphere(2, 5, 3, seed=41)
+    for norm in ("pre", "ngpt"):
+        m = Model(beta=1.0, norm=norm, projection=norm != "pre")
+        assert torch.equal(block_step(x, m, 0.1), block_step(x, m, 0.1, Block(norm=norm)))
+        assert torch.equal(block_stack(x, m, 2, 0.2), block_stack(x, m, 2, 0.2, Block(norm=norm)))
+
+
+def test_ngpt_feedforward_substep_without_a_feedforward_layer_is_the_identity():
+    from tokensphere.layers import block_update
+
+    x = sphere(1, 4, 3, seed=42)
+    assert torch.equal(block_update(x, Model(norm="ngpt"), Block(norm="ngpt"), "feedforward", 0.1), x)
+
+
+def test_norm_parameters_are_named_in_errors():
+    x = sphere(1, 4, 3, seed=43)[0]
+    with pytest.raises(ValueError, match=r"bias must have shape \(d,\) = \(3,\)"):
+        layer_norm(x, bias=torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="gain must be a 1-D tensor"):
+        Block(norm="rms", gain=[[1.0, 2.0, 3.0]])

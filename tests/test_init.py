@@ -453,3 +453,21 @@ def test_hemisphere_is_the_cap_of_half_angle_pi_over_2_only():
     assert Hemisphere(n=4, d=3).angle == math.pi / 2
     with pytest.raises(ValueError, match="angle of a hemisphere is π/2, got 0.2; use kind 'cap'"):
         Hemisphere(n=4, d=3, angle=0.2)
+
+
+def test_equiangular_starts_are_uniformly_rotated():
+    """Under a Haar rotation each token is uniform on the sphere: over 3000 systems the mean of x_1 is 0 to a few
+    standard errors (1/√(3·3000) ≈ 0.011 per coordinate) and x_1 lies in each half-space half the time. QR
+    without its sign fix gave a mean of about 0.34 along a fixed axis."""
+    x = Equiangular(batch=3000, n=3, d=3, gamma0=0.2, seed=5).sample()
+    first = x[:, 0]
+    assert float(first.mean(0).abs().max()) < 5 / math.sqrt(3 * 3000)
+    assert abs(float((first[:, 0] > 0).double().mean()) - 0.5) < 5 * 0.5 / math.sqrt(3000)
+    gram = x @ x.transpose(1, 2)  # and the Gram matrix is still the equiangular one
+    expected = 0.8 * torch.eye(3, dtype=torch.float64) + 0.2
+    assert float((gram - expected).abs().max()) < 1e-12
+
+
+def test_make_initial_names_an_option_the_kind_does_not_take():
+    with pytest.raises(ValueError, match="init 'cap' takes the options"):
+        make_initial("cap", batch=1, n=2, d=3, gamma0=0.1)

@@ -287,3 +287,19 @@ def test_minilm_full_corpus_deepened(tmp_path):
     data = json.loads((tmp_path / "out" / "fig1_probe.json").read_text())
     assert max(t["n_tokens"] for t in data["texts"]) > 300
     assert len(data["comparison"]["mean"]) == 13
+
+
+def test_value_scale_is_validated(loaded):
+    ck = loaded["bert"]
+    with pytest.raises(ValueError, match="value_scale must be a positive number or 2 positive numbers"):
+        attention_model(ck, value_scale=torch.ones(3))
+    with pytest.raises(ValueError, match="value_scale must be a positive"):
+        attention_model(ck, value_scale=[-1.0, 1.0])
+    m = attention_model(ck, value_scale=2.0)
+    torch.testing.assert_close(m.schedule.stacks["V"], 2.0 * attention_model(ck).schedule.stacks["V"])
+
+
+def test_read_texts_splits_on_blank_lines_holding_spaces(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("first paragraph\nstill first\n   \nsecond paragraph\n\t\nthird\n", encoding="utf-8")
+    assert read_texts(p) == ["first paragraph still first", "second paragraph", "third"]

@@ -320,3 +320,11 @@ def test_a_sweep_store_becomes_a_section_with_its_config_and_statistics(tmp_path
     assert input_kind(store) == "sweep"
     (sec,) = sweep_sections(store)
     assert sec.verdicts[0].passed and sec.figures and sec.tables["config"]["grid"] == [["beta", [1.0, 2.0]]]
+
+
+def test_energy_verdict_is_not_applicable_to_a_noisy_run():
+    """Monotone energy is a property of the deterministic flow: a run with noise gets "n/a", not a failure."""
+    traj = ts.simulate(ts.Uniform(batch=2, n=6, d=3, seed=0), 1.0, noise=0.5, solver="geodesic", dt=0.01,
+                       t_max=1.0, save_at=11, seed=3)
+    rows = energy_verdicts(traj)
+    assert len(rows) == 1 and rows[0].passed is None and "no noise" in rows[0].reference

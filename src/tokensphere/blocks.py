@@ -61,7 +61,9 @@ class Block:
             raise ValueError(f"gain applies to norm='rms' only, got norm={self.norm!r}")
         if self.gain is not None:
             g = torch.as_tensor(self.gain, dtype=torch.float64)
-            check_gain(g, g.numel() if g.ndim == 1 else -1, g)
+            if g.ndim != 1:
+                raise ValueError(f"gain must be a 1-D tensor (d,) of RMSNorm gains, got shape {tuple(g.shape)}")
+            check_gain(g, g.numel(), g)
             object.__setattr__(self, "gain", g)
 
     @property
@@ -116,6 +118,8 @@ def block_update(x: torch.Tensor, model: Model, block: Block, part: str, h: floa
     """One discrete sub-step S_h of the term ``part`` (the literal layer; module docstring's table).
     x: (B, n, d). Returns (B, n, d)."""
     validate_choice("part", part, PARTS)
+    if part == "feedforward" and model.feedforward is None:
+        return x  # no feed-forward layer: its sub-step is the identity (as its field is 0)
     if block.norm == "pre":
         return x + h * _raw(sphere(x), model, part, t)
     g = _raw(x, model, part, t)
@@ -146,7 +150,7 @@ def block_step(x: torch.Tensor, model: Model, h: float, block: Block | None = No
     """One Transformer block of step h: the two terms of (2.8) composed by ``block.splitting`` (without a
     feed-forward layer, the attention sub-step alone). A model with ``norm`` other than "post" sets the block's
     normalisation (``block.norm`` must then agree; see :func:`terms_model`). x: (B, n, d). Returns (B, n, d)."""
-    block = block or Block()
+    block = block or Block(norm=model.norm)
     validate_real("h", h, minimum=0.0, strict_minimum=True)
     if model.norm != "post":
         model, block = terms_model(model, block)

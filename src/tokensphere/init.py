@@ -11,6 +11,7 @@ run can record exactly how its initial state was made; :func:`make_initial` buil
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import math
 import os
@@ -179,7 +180,8 @@ class Equiangular(_Spec):
         gram = (1 - g) * np.eye(n) + g * np.ones((n, n))
         w, u = np.linalg.eigh(gram)
         coords = u * np.sqrt(np.clip(w, 0.0, None))  # rows: points in R^n with Gram = gram
-        rot = np.linalg.qr(rng.standard_normal((self.d, self.d)))[0]
+        q, r = np.linalg.qr(rng.standard_normal((self.d, self.d)))
+        rot = q * np.sign(np.diag(r))  # the sign fix makes the rotation Haar-distributed (QR alone is not)
         return coords @ rot[:n, :]
 
 
@@ -427,7 +429,12 @@ def make_initial(kind: str, **kwargs) -> _Spec:
     from .validate import validate_choice
 
     validate_choice("init", kind, tuple(INITIALS))
-    return INITIALS[kind](**kwargs)
+    cls = INITIALS[kind]
+    known = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"init {kind!r} takes the options {sorted(known)}, got unknown {unknown}")
+    return cls(**kwargs)
 
 
 def sample_sphere(batch: int, n: int, d: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -78,7 +78,7 @@ def block_stack(x0: torch.Tensor, model: Model, depth: int, t_max: float, block:
     validate_int("depth", depth, minimum=1)
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     h = t_max / depth
-    model, block = terms_model(model, block or Block())  # a model with norm set gives the block's norm
+    model, block = terms_model(model, block or Block(norm=model.norm))  # a model with norm set gives the block's norm
     x = x0
     states = [x0]
     for k in range(depth):
@@ -94,7 +94,7 @@ def block_flow(x0: torch.Tensor, model: Model, t_max: float, block: Block | None
 
     "post" is :func:`tokensphere.simulate` on (2.8) itself. save_at: a count of equally spaced times or the
     times (T,). Returns the positions (T, B, n, d)."""
-    model, block = terms_model(model, block or Block())
+    model, block = terms_model(model, block or Block(norm=model.norm))
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     times = (torch.linspace(0.0, float(t_max), int(save_at), dtype=torch.float64)
              if isinstance(save_at, int) else torch.as_tensor(save_at, dtype=torch.float64))

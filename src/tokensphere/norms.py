@@ -19,15 +19,17 @@ __all__ = ["sphere", "rms", "layer_norm", "ellipsoid_retract", "ellipsoid_projec
            "check_gain"]
 
 
-def check_gain(gain: torch.Tensor | None, d: int, like: torch.Tensor, *, positive: bool = True) -> torch.Tensor:
-    """The gain as a (d,) tensor in ``like``'s dtype and device (None → ones). Raises ValueError naming gain."""
+def check_gain(gain: torch.Tensor | None, d: int, like: torch.Tensor, *, positive: bool = True,
+               name: str = "gain") -> torch.Tensor:
+    """The gain as a (d,) tensor in ``like``'s dtype and device (None → ones). Raises ValueError naming
+    ``name`` (the gain, or a bias checked the same way)."""
     if gain is None:
         return torch.ones(d, dtype=like.dtype, device=like.device)
     g = torch.as_tensor(gain, dtype=like.dtype, device=like.device)
     if g.shape != (d,):
-        raise ValueError(f"gain must have shape (d,) = ({d},), got {tuple(g.shape)}")
+        raise ValueError(f"{name} must have shape (d,) = ({d},), got {tuple(g.shape)}")
     if not bool(torch.isfinite(g).all()) or (positive and not bool((g > 0).all())):
-        raise ValueError("gain must hold finite entries" + (" > 0 (the ellipsoid's semi-axes)" if positive else ""))
+        raise ValueError(f"{name} must hold finite entries" + (" > 0 (the ellipsoid's semi-axes)" if positive else ""))
     return g
 
 
@@ -56,7 +58,7 @@ def layer_norm(x: torch.Tensor, gain: torch.Tensor | None = None, bias: torch.Te
     x: (..., d); gain, bias: (d,) (None: ones, zeros). Returns (..., d)."""
     d = x.shape[-1]
     g = check_gain(gain, d, x, positive=False)
-    b = torch.zeros_like(g) if bias is None else check_gain(bias, d, x, positive=False)
+    b = torch.zeros_like(g) if bias is None else check_gain(bias, d, x, positive=False, name="bias")
     c = x - x.mean(-1, keepdim=True)
     return g * c / torch.sqrt(c.pow(2).mean(-1, keepdim=True) + _check_eps(eps)) + b
 

@@ -104,8 +104,14 @@ def attention_model(ck: Checkpoint, radius: float | torch.Tensor | None = None,
         raise ValueError(f"radius must be a positive number or {L} positive numbers, got shape {tuple(r.shape)}")
     q = w["Q"] * r[:, None, None, None]
     kk = w["K"] * r[:, None, None, None]
-    v = w["V"] if value_scale is None else w["V"] * torch.as_tensor(value_scale, dtype=torch.float64)[:, None, None,
-                                                                                                       None]
+    v = w["V"]
+    if value_scale is not None:
+        s = torch.as_tensor(value_scale, dtype=torch.float64)
+        s = s.expand(L) if s.ndim == 0 else s
+        if s.shape != (L,) or not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+            raise ValueError(f"value_scale must be a positive number or {L} positive numbers, got "
+                             f"{tuple(s.shape) if s.shape != (L,) else s.tolist()}")
+        v = v * s[:, None, None, None]
     return Model(beta=1.0 / math.sqrt(w["head_dim"]), Q=q[0], K=kk[0], V=v[0], heads=ck.heads,
                  causal=ck.family == "gpt2", schedule=Layerwise(1.0, Q=q, K=kk, V=v))
 

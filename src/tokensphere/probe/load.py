@@ -10,6 +10,7 @@ Three families are understood, each by its ``model_type``: ``bert`` (post-LN enc
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,7 +147,8 @@ def read_texts(path: str | os.PathLike | None = None) -> list[str]:
         raw = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"text file cannot be read as UTF-8: {p} ({exc})") from None
-    paragraphs = [" ".join(block.split()) for block in raw.replace("\r\n", "\n").split("\n\n")]
+    blocks = re.split(r"\n[ \t]*\n", raw.replace("\r\n", "\n"))  # a blank line may hold spaces or tabs
+    paragraphs = [" ".join(block.split()) for block in blocks]
     paragraphs = [t for t in paragraphs if t]
     if not paragraphs:
         raise ValueError(f"text file is empty: {p}")

@@ -214,9 +214,9 @@ def energy_verdicts(traj: Trajectory, rtol: float = ENERGY_RTOL) -> list[Verdict
     repulsive = m.sign < 0
     word = "non-increasing" if repulsive else "non-decreasing"
     name = f"(3.6), Lemma 3.7: energy Ē(t) {word} ({'V = −I' if repulsive else 'V = I'}, {m.normalization})"
-    if not (m.is_sa_toy and m.projection):
-        return [Verdict(name, "not measured", "needs Q = K = I, V = ±I, one head, no mask, with projection", None,
-                        f"model: {describe_model(m)}")]
+    if not (m.is_sa_toy and m.projection and m.noise == 0):
+        return [Verdict(name, "not measured", "needs the deterministic flow (no noise), Q = K = I, V = ±I, one "
+                        "head, no mask, with projection", None, f"model: {describe_model(m)}")]
     per_system = energy_monotonicity(traj.positions, m)  # (B,)
     rows = []
     for beta, idx in _beta_groups(traj).items():

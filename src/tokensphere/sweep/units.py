@@ -9,6 +9,7 @@ so serial, resumed and distributed runs of the same configuration give the same 
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from ..ensembles import Ensemble, RedrawSchedule
-from ..init import make_initial
+from ..init import INITIALS, make_initial
 from ..integrate.driver import IntegrationError
 from ..integrate.sde import SDE_METHODS, SDESolver
 from ..integrate.solver import Solver, anchor_solver
@@ -110,12 +111,12 @@ def unit_initial(config: SweepConfig, unit: Unit) -> torch.Tensor:
 
 def _make_initial_checked(config: SweepConfig, unit: Unit) -> None:
     params, _ = config.unit_params(unit)
-    try:
-        make_initial(params["kind"], batch=1, n=params["n"], d=params["d"], seed=config.seed,
-                     **{k: params[k] for k in ("angle", "gamma0") if k in params})
-    except TypeError:
+    takes = set(inspect.signature(INITIALS[params["kind"]]).parameters)
+    if ("angle" in params and "angle" not in takes) or ("gamma0" in params and "gamma0" not in takes):
         raise ValueError(f"init.angle applies to kind = 'cap' and init.gamma0 to kind = "
-                         f"'equiangular', got kind = {params['kind']!r}") from None
+                         f"'equiangular', got kind = {params['kind']!r}")
+    make_initial(params["kind"], batch=1, n=params["n"], d=params["d"], seed=config.seed,
+                 **{k: params[k] for k in ("angle", "gamma0") if k in params})
 
 
 def describe_unit(config: SweepConfig, unit: Unit) -> str:
