@@ -435,3 +435,13 @@ def test_ascent_search_finds_consensus_at_small_beta():
 def test_bad_input_names_the_parameter(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+def test_angle_form_refuses_usa_beta_its_dtype_cannot_hold():
+    """As the vector field does: e^β overflows float32 above β ≈ 88 in USA original time."""
+    theta = torch.tensor([[0.0, 1.0, 2.0]], dtype=torch.float32)
+    with pytest.raises(ValueError, match="beta must be <= 79"):
+        angle_velocity(theta, 100.0, "uniform")
+    assert bool(torch.isfinite(angle_velocity(theta, 79.0, "uniform")).all())
+    with pytest.raises(ValueError, match="beta must be <= 79"):
+        simulate_angles(theta, 100.0, normalization="uniform", t_max=0.1)

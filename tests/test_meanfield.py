@@ -341,3 +341,24 @@ def test_pair_difference_density_of_a_known_configuration():
 def test_bad_input(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+def test_usa_step_scales_with_the_mass():
+    """The USA field is linear in ρ: a density of mass 4 moves 4 times as fast, so the CFL step must shrink
+    with it to keep ρ ≥ 0 (it did not: ρ went negative)."""
+    dens = TrigonometricDensity(cos=(0.3,), sin=())
+    rho = dens.cell_averages(64)
+    for mass in (1.0, 4.0):
+        sol = solve_continuity(mass * rho, 8.0, [0.0, 0.5], normalization="uniform", scheme="upwind")
+        assert float(sol.rho.min()) >= 0.0
+    with pytest.raises(ValueError, match="at least one output time"):
+        solve_continuity(rho, 1.0, [])
+
+
+def test_meanfield_inputs_are_validated():
+    with pytest.raises(ValueError, match="positive mass"):
+        circle_wasserstein(np.zeros(4), np.zeros(16))
+    with pytest.raises(ValueError, match="n >= 2"):
+        pair_difference_density(np.zeros(5), 8)
+    with pytest.raises(ValueError, match="seed"):
+        TrigonometricDensity(cos=(0.1,), sin=()).sample(4, seed=-1)

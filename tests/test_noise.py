@@ -360,3 +360,21 @@ def test_float32_and_layerwise_weights():
     res = integrate_sde(f, x0, save, SDESolver("geodesic", 0.11, 0), 0.0, breakpoints=bp)
     assert res.steps.tolist() == ref.steps.tolist() == [9, 9]
     assert torch.allclose(res.positions[-1], ref.positions[-1], atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_uniform_stability_threshold_at_large_beta_against_the_defining_integrals(d):
+    """σ_c² = 2 E[e^{βs}(1 − s²)] / ((d − 1) E[e^{βs}]) with s of density ∝ (1 − s²)^{(d−3)/2}: both integrals
+    taken after the substitution u = β(1 − s), which resolves the e^{−u} peak that a quadrature in s misses once
+    it is narrower than the grid (β ≳ 10^4)."""
+    from scipy.integrate import quad
+
+    from tokensphere.theory import uniform_stability_threshold
+
+    for beta in (1e2, 1e4, 1e6):
+        def moment(extra):
+            f = lambda u: math.exp(-u) * (u / beta * (2 - u / beta)) ** ((d - 3) / 2 + extra)  # noqa: E731
+            return quad(f, 0.0, 2 * beta, points=[1.0, 10.0, 50.0], limit=400)[0]
+
+        expected = 2 * moment(1) / ((d - 1) * moment(0))
+        assert float(uniform_stability_threshold(beta, d)) ** 2 == pytest.approx(expected, rel=1e-8)

@@ -171,3 +171,39 @@ def test_regimes_cover_figure_2():
     assert {"Theorem 4.3", "Theorem 5.1", "Theorem 6.1", "Theorem 6.3", "Theorem 6.9", "Theorem 4.2", None} == names
     gap = next(r for r in rs if r.theorem is None)
     assert gap.d_min == gap.d_max == 2 and gap.beta_min == 1.0
+
+
+@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+def test_transition_time_is_the_time_the_curve_takes(normalization):
+    """t*(β) = ∫_0^{1−δ} dγ / γ̇ (6.12): γ_β(t*) = 1 − δ on the solved curve, for β where time stepping can
+    resolve it; and in USA at large β (where γ jumps to 1 within float64's time resolution) t* stays finite,
+    bounded by the exact time to reach 1 − δ under γ̇ ≥ (2/n)(1 − γ)((n − 1)γ + 1) (β = 0), and decreasing."""
+    n, delta = 8, 1e-3
+    for beta in (0.5, 3.0, 10.0):
+        t_star = float(transition_curve([beta], delta, n, 1e4, normalization=normalization)[0])
+        assert math.isfinite(t_star)
+        assert float(gamma_curve(beta, [t_star], n, normalization=normalization)[0]) == pytest.approx(1 - delta,
+                                                                                                   abs=1e-8)
+    if normalization == "uniform":
+        slow = float(transition_curve([0.0], delta, n, 60.0, normalization="uniform")[0])
+        big = transition_curve([40.0, 100.0, 300.0], delta, n, 60.0, normalization="uniform")
+        assert bool(np.isfinite(big).all()) and bool((big < slow).all()) and bool((np.diff(big) < 0).all())
+
+
+def test_usa_gamma_curve_at_large_beta_jumps_to_one():
+    """(6.10) at β = 50: γ stays near its β = 0 growth until t* and is 1 (to float64) after it."""
+    n, delta = 4, 1e-3
+    t_star = float(transition_curve([50.0], delta, n, 60.0, normalization="uniform")[0])
+    g = gamma_curve(50.0, [0.0, 0.5 * t_star, 2 * t_star], n, normalization="uniform")
+    assert g[0] == 0.0 and 0.0 < g[1] < 1 - delta and g[2] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_equiangular_inputs_are_validated():
+    with pytest.raises(ValueError, match="normalization"):
+        equiangular_rhs(0.5, 3.0, 6, "SA")
+    with pytest.raises(ValueError, match="gamma0"):
+        gamma_curve(1.0, [0.0, 1.0], 4, gamma0=-0.9)
+    with pytest.raises(ValueError, match="gamma0"):
+        gamma_closed_form_beta0([0.0, 1.0], 4, gamma0=1.0)
+    with pytest.raises(ValueError, match="t must be"):
+        gamma_curve(1.0, [0.0, float("nan")], 4)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..model import validate_beta
+from ..model import usa_max_beta, validate_beta
 from ..validate import as_tensor
 
 __all__ = ["angle_velocity", "angles_to_positions", "positions_to_angles"]
@@ -53,7 +53,7 @@ def angle_velocity(
     Raises ValueError for bad shapes, β < 0, USA in original time with β > 700 (e^β overflows).
     """
     theta = check_angles("theta", theta)
-    b = check_beta(beta, theta.shape[0], normalization, time_scale).to(theta.dtype)
+    b = check_beta(beta, theta.shape[0], normalization, time_scale, theta.dtype).to(theta.dtype)
     return angle_field(theta, b, normalization == "softmax", time_scale == "original")
 
 
@@ -67,13 +67,17 @@ def check_angles(name: str, theta: Any) -> torch.Tensor:
     return t
 
 
-def check_beta(beta: Any, batch: int, normalization: str = "softmax", time_scale: str = "original") -> torch.Tensor:
+def check_beta(beta: Any, batch: int, normalization: str = "softmax", time_scale: str = "original",
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """β as a float64 tensor of shape (1,) or (batch,), validated by the model's rules
     (:func:`tokensphere.model.validate_beta`, without building a Model, which costs more than one evaluation of
     the angle field at small sizes)."""
     b = validate_beta(beta, normalization, time_scale, normalizations=("softmax", "uniform")).to(torch.float64)
     if b.numel() not in (1, batch):
         raise ValueError(f"beta must be a number or have shape (B,) = ({batch},), got {b.numel()} values")
+    if normalization == "uniform" and time_scale == "original" and b.numel() and float(b.max()) > usa_max_beta(dtype):
+        raise ValueError(f"beta must be <= {usa_max_beta(dtype):g} for normalization='uniform' in original time in "
+                         f"{str(dtype).removeprefix('torch.')} (e^β overflows); use time_scale='exp_beta' or float64")
     return b
 
 

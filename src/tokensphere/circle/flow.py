@@ -113,7 +113,7 @@ def simulate_angles(
     Raises ValueError naming the parameter for every invalid input.
     """
     theta = _start(theta0)
-    b = check_beta(beta, max(theta.shape[0], _count("beta", beta)), normalization, time_scale)
+    b = check_beta(beta, max(theta.shape[0], _count("beta", beta)), normalization, time_scale, theta.dtype)
     theta = _share(theta, b.numel(), "beta")
     bt = b.to(theta.dtype)
     softmax, original = normalization == "softmax", time_scale == "original"

@@ -94,6 +94,8 @@ def pair_difference_density(theta, n_bins: int) -> np.ndarray:
     """
     th = np.asarray(theta, dtype=np.float64)
     k = validate_int("n_bins", n_bins, minimum=4)
+    if th.ndim < 2 or th.shape[-1] < 2:
+        raise ValueError(f"theta must have shape (..., M, n) with n >= 2 angles per system, got {th.shape}")
     n = th.shape[-1]
     off = ~np.eye(n, dtype=bool)
     x = (th[..., None, :] - th[..., :, None])[..., off]  # (..., M, n(n−1))

@@ -120,11 +120,15 @@ def solve_continuity(
     cfl = validate_real("cfl", cfl, minimum=0.0, maximum=0.5, strict_minimum=True)
     resolution_tol = validate_real("resolution_tol", resolution_tol, minimum=0.0, strict_minimum=True)
     times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    if times.size == 0:
+        raise ValueError("t must hold at least one output time")
     if times.ndim != 1 or not np.isfinite(times).all() or (times < 0).any() or (np.diff(times) <= 0).any():
         raise ValueError(f"t must be a 1-D array of increasing finite times >= 0, got {t!r}")
     n = rho.shape[-1]
     h = 2 * np.pi / n
-    dt = cfl * h / float(np.max(speed_bound(b, normalization, n)))
+    # speed_bound is for unit mass; the USA field is linear in ρ (SA is homogeneous of degree 0)
+    mass = 1.0 if normalization == "softmax" else max(float(np.max(h * rho.sum(-1))), np.finfo(float).tiny)
+    dt = cfl * h / float(np.max(speed_bound(b, normalization, n) * mass))
     spectra = _spectra(b, n, _shift("faces", n))
 
     def step(u: np.ndarray, tau: float) -> np.ndarray:  # Shu–Osher SSP-RK3: convex combinations of Euler steps

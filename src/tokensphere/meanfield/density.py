@@ -63,6 +63,7 @@ class TrigonometricDensity:
         """
         n = validate_int("n", n, minimum=1)
         batch = validate_int("batch", batch, minimum=1)
+        seed = validate_int("seed", seed, minimum=0)
         bound = (1 + sum(map(abs, self.cos)) + sum(map(abs, self.sin))) / (2 * np.pi)
         out = np.empty((batch, n))
         for s in range(batch):

@@ -44,7 +44,7 @@ def most_unstable_mode(beta, normalization: str = "softmax", *, k_max: int | Non
     """k*(β) = argmax_{k ≥ 1} λ_k(β) (the same for SA and USA): the predicted number of first clusters.
 
     beta: ≥ 0, any shape. k_max: modes searched (default 4√β + 8, well past the maximum near √(2β)).
-    Returns int64 of beta's shape (k* = 1 for β ≤ 2 or so).
+    Returns int64 of beta's shape (k* = 1 for β < 1.0445, where I_1(β) = 4 I_2(β) and mode 2 takes over).
     """
     b = check_beta(beta, normalization)
     top = int(4 * np.sqrt(float(b.max(initial=0.0))) + 8) if k_max is None else validate_int("k_max", k_max, minimum=1)

@@ -37,6 +37,8 @@ def circle_wasserstein(theta, rho, p: float = 1, *, subcells: int = 16, eps: flo
     p = validate_real("p", p, minimum=1.0)
     k = validate_int("subcells", subcells, minimum=1)
     eps = validate_real("eps", eps, minimum=0.0, strict_minimum=True)
+    if bool((rho.sum(axis=-1) <= 0).any()):
+        raise ValueError("rho must have positive mass (a density that is 0 everywhere has no distribution)")
     batch = rho.shape[:-1]
     n, n_cells = th.shape[-1], rho.shape[-1]
     # sub-cell midpoints on [0, 1): cell j covers [(j − ½)/N, (j + ½)/N)

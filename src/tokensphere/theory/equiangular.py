@@ -4,7 +4,7 @@ For d ≥ n and an equiangular start (orthonormal: γ(0) = 0) every pairwise inn
     (SA)   γ̇ = 2(1 − γ)((n−1)γ + 1) / (e^{β(1−γ)} + n − 1)          (6.9), overflow-free form
     (USA)  γ̇ = (2/n) e^{βγ} (1 − γ)((n−1)γ + 1)                       (6.10)
 At β = 0 both give γ_0(t) = (e^{2t} − 1)/(e^{2t} + n − 1) from γ(0) = 0.
-Γ_{∞,δ} = {(t, β) : γ_β(t) = 1 − δ}; :func:`transition_curve` solves (6.9) once per β with an event.
+Γ_{∞,δ} = {(t, β) : γ_β(t) = 1 − δ}; :func:`transition_curve` gives t*(β) = ∫_0^{1−δ} dγ/γ̇ by quadrature.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import quad, solve_ivp
+from scipy.optimize import brentq
 
 from ..validate import validate_choice, validate_int, validate_real
 
@@ -21,6 +22,7 @@ __all__ = ["equiangular_rhs", "gamma_curve", "gamma_closed_form_beta0", "transit
 
 def equiangular_rhs(gamma, beta: float, n: int, normalization: str = "softmax"):
     """Right-hand side of (6.9) (softmax) or (6.10) (uniform) at γ (scalar or array)."""
+    validate_choice("normalization", normalization, ("softmax", "uniform"))
     gamma = np.asarray(gamma, dtype=float)
     core = (1 - gamma) * ((n - 1) * gamma + 1)
     if normalization == "softmax":
@@ -28,11 +30,23 @@ def equiangular_rhs(gamma, beta: float, n: int, normalization: str = "softmax"):
     return (2.0 / n) * np.exp(beta * gamma) * core
 
 
+def _check_gamma0(gamma0: float, n: int) -> float:
+    """γ(0) of an equiangular start: an inner product shared by n unit vectors, so in [−1/(n−1), 1)."""
+    lo = -1.0 / (n - 1)
+    g = validate_real("gamma0", gamma0, minimum=lo, maximum=1.0)
+    if g >= 1.0:
+        raise ValueError(f"gamma0 must be in [{lo:g}, 1) for n = {n} (γ = 1 is the collapsed state), got {g:g}")
+    return g
+
+
 def gamma_closed_form_beta0(t, n: int, gamma0: float = 0.0):
     """γ_0(t) at β = 0 from γ(0) = γ0: the logistic solution of γ̇ = (2/n)(1 − γ)((n−1)γ + 1).
 
     With u = ((n−1)γ + 1)/(1 − γ), u̇ = 2u, so u(t) = u(0) e^{2t}; γ0 = 0 gives (e^{2t} − 1)/(e^{2t} + n − 1).
+    n ≥ 2, γ0 ∈ [−1/(n−1), 1).
     """
+    n = validate_int("n", n, minimum=2)
+    gamma0 = _check_gamma0(gamma0, n)
     t = np.asarray(t, dtype=float)
     u = ((n - 1) * gamma0 + 1) / (1 - gamma0) * np.exp(2 * t)
     return (u - 1) / (u + n - 1)
@@ -48,23 +62,54 @@ def gamma_curve(
     rtol: float = 1e-12,
     atol: float = 1e-14,
 ):
-    """γ_β(t) from (6.9)/(6.10), solved by SciPy's DOP853 at the requested times t (sorted, ≥ 0). Returns (T,)."""
+    """γ_β(t) from (6.9)/(6.10), solved by SciPy's DOP853 at the requested times t (sorted, ≥ 0). Returns (T,).
+
+    Solved for w = −log(1 − γ), whose rate ẇ = γ̇/(1 − γ) stays bounded as γ → 1 (in USA, γ̇ ≈ 2e^β(1 − γ)
+    near 1 would make γ itself a stiff problem at large β), and returned as γ = 1 − e^{−w}. γ0 ∈ [−1/(n−1), 1).
+    """
     validate_real("beta", beta, minimum=0.0)
     validate_int("n", n, minimum=2)
     validate_choice("normalization", normalization, ("softmax", "uniform"))
+    gamma0 = _check_gamma0(gamma0, n)
     t = np.asarray(t, dtype=float)
     if t.size == 0:
         return t.copy()
-    sol = _solve(beta, n, normalization, float(t.max()), gamma0, rtol, atol, t_eval=t)
-    if not sol.success:  # pragma: no cover - DOP853 on a scalar smooth ODE
-        raise RuntimeError(f"equiangular ODE failed at beta = {beta}: {sol.message}")
-    return sol.y[0]
+    if t.ndim != 1 or not np.isfinite(t).all() or (t < 0).any() or (np.diff(t) < 0).any():
+        raise ValueError(f"t must be a 1-D array of sorted finite times >= 0, got {t!r}")
+    w0 = -math.log1p(-gamma0)
+    sol = solve_ivp(lambda _, w: _w_rate(w, beta, n, normalization), (0.0, float(t.max())), [w0],
+                    method="DOP853", rtol=rtol, atol=atol, t_eval=t)
+    if sol.success:
+        return -np.expm1(-sol.y[0])
+    # the jump of USA at large β happens within less than the spacing of float64 times: no solver can step
+    # across it, but t(w) = ∫_{w0}^{w} dv / ẇ(v) is a finite, increasing quadrature, inverted time by time
+    return np.array([_invert_time(float(tk), w0, beta, n, normalization, rtol) for tk in t])
 
 
-def _solve(beta: float, n: int, normalization: str, t_end: float, gamma0: float, rtol: float, atol: float, **kw):
-    """(6.9)/(6.10) from γ(0) = gamma0 on [0, t_end] with SciPy's DOP853; kw: t_eval or events."""
-    return solve_ivp(lambda _, g: equiangular_rhs(g, beta, n, normalization), (0.0, t_end), [gamma0],
-                     method="DOP853", rtol=rtol, atol=atol, **kw)
+_W_FULL = 40.0  # w beyond which γ = 1 − e^{−w} is 1 in float64
+
+
+def _invert_time(t: float, w0: float, beta: float, n: int, normalization: str, rtol: float) -> float:
+    """γ at time t from w(0) = w0, by root-finding on t(w) = ∫_{w0}^{w} dv / ẇ(v) (ẇ > 0: increasing in w)."""
+    def elapsed(w: float) -> float:
+        return quad(lambda v: 1.0 / _w_rate(v, beta, n, normalization), w0, w, epsabs=0.0, epsrel=rtol,
+                    limit=500)[0]
+
+    if t <= 0.0:
+        return -math.expm1(-w0)
+    if elapsed(_W_FULL) <= t:
+        return 1.0
+    w = brentq(lambda v: elapsed(v) - t, w0, _W_FULL, xtol=1e-14, rtol=4 * np.finfo(float).eps)
+    return -math.expm1(-w)
+
+
+def _w_rate(w, beta: float, n: int, normalization: str):
+    """dw/dt for w = −log(1 − γ): (6.9)/(6.10) divided by (1 − γ)."""
+    gamma = -np.expm1(-np.asarray(w, dtype=float))
+    lin = (n - 1) * gamma + 1
+    if normalization == "softmax":
+        return 2 * lin / (np.exp(beta * (1 - gamma)) + n - 1)
+    return (2.0 / n) * np.exp(beta * gamma) * lin
 
 
 def transition_curve(
@@ -77,22 +122,23 @@ def transition_curve(
     rtol: float = 1e-12,
     atol: float = 1e-14,
 ):
-    """Γ_{∞,δ} as t*(β): the first time γ_β(t) = 1 − δ (NaN if after t_max), one ODE solve per β (6.12).
+    """Γ_{∞,δ} as t*(β): the first time γ_β(t) = 1 − δ (NaN if after t_max) (6.12), from γ(0) = 0.
 
-    betas: (K,) values ≥ 0. Returns (K,) float array.
+    γ̇ > 0 on [0, 1), so t*(β) = ∫_0^{1−δ} dγ / γ̇(γ), computed by adaptive quadrature (SciPy's ``quad``) at
+    relative accuracy rtol (atol: absolute, in time). No time stepping: at large β in USA γ runs from ~0.7 to
+    1 − δ within less than the spacing of float64 times, where a solver cannot step. betas: (K,) values ≥ 0.
+    Returns (K,) float array.
     """
     validate_real("delta", delta, minimum=0.0, maximum=1.0, strict_minimum=True)
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     validate_int("n", n, minimum=2)
+    validate_choice("normalization", normalization, ("softmax", "uniform"))
     out = np.full(len(np.atleast_1d(betas)), math.nan)
     for i, beta in enumerate(np.atleast_1d(betas)):
-        validate_real("beta", beta, minimum=0.0)
-
-        def hit(_, g):
-            return g[0] - (1 - delta)
-
-        hit.terminal, hit.direction = True, 1
-        sol = _solve(float(beta), n, normalization, t_max, 0.0, rtol, atol, events=hit)
-        if sol.t_events[0].size:
-            out[i] = sol.t_events[0][0]
+        beta = validate_real("beta", beta, minimum=0.0)
+        with np.errstate(over="ignore"):  # SA at β ≳ 700: 1/γ̇ overflows near γ = 0, t* = ∞ > t_max
+            t_star, _ = quad(lambda g: 1.0 / equiangular_rhs(g, beta, n, normalization), 0.0, 1.0 - delta,
+                             epsabs=atol, epsrel=rtol, limit=500)
+        if math.isfinite(t_star) and t_star <= t_max:
+            out[i] = t_star
     return out

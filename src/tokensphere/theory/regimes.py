@@ -94,6 +94,8 @@ def regimes(n: int, beta_max: float | None = None, *, boundary_points: int = 64)
     validate_int("boundary_points", boundary_points, minimum=2)
     printed = n * n / math.pi**2
     proof = large_beta_threshold_d2(n)
+    if beta_max is not None:
+        beta_max = validate_real("beta_max", beta_max, minimum=1e-2, strict_minimum=True)  # the axis starts at 10^-2
     top = beta_max if beta_max is not None else 2 * max(printed, proof, 2.0)
     betas = np.geomspace(1e-2, top, boundary_points)
     edge = tuple((float(b), d_star_log10(n, float(b))) for b in betas)
