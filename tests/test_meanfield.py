@@ -362,3 +362,16 @@ def test_meanfield_inputs_are_validated():
         pair_difference_density(np.zeros(5), 8)
     with pytest.raises(ValueError, match="seed"):
         TrigonometricDensity(cos=(0.1,), sin=()).sample(4, seed=-1)
+
+
+def test_one_density_against_several_betas():
+    """β of shape (3,) against one density (N,): a batch over β, each row the scalar-β result."""
+    rho = TrigonometricDensity(cos=(0.3,), sin=(0.1,)).cell_averages(32)
+    betas = np.array([0.5, 1.0, 4.0])
+    for fn in (mean_field_velocity, energy_dissipation):
+        batch = fn(rho, betas)
+        for k, b in enumerate(betas):
+            np.testing.assert_allclose(batch[k], fn(rho, b), rtol=1e-14)
+    np.testing.assert_allclose(mean_field_energy(rho, betas), [mean_field_energy(rho, b) for b in betas], rtol=1e-14)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        mean_field_velocity(np.stack([rho, rho]), betas)

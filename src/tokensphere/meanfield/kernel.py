@@ -121,10 +121,20 @@ def mean_field_velocity(rho, beta, normalization: str = "softmax", *, at: str = 
     Returns (..., N) float64. Raises ValueError for bad rho, beta, normalization or at.
     """
     rho = check_density("rho", rho)
-    b = check_beta(beta, normalization)
     shift = _shift(at, rho.shape[-1])
-    b = np.broadcast_to(b, rho.shape[:-1])
+    rho, b = _batched(rho, check_beta(beta, normalization))
     return _field(rho, b, normalization, shift)[0]
+
+
+def _batched(rho: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rho (..., N) and β broadcast against each other's batch shape: one density and several β, or the
+    reverse. Raises ValueError naming beta when they do not broadcast."""
+    try:
+        batch = np.broadcast_shapes(rho.shape[:-1], b.shape)
+    except ValueError:
+        raise ValueError(f"beta of shape {b.shape} does not broadcast against rho's batch shape "
+                         f"{rho.shape[:-1]}") from None
+    return np.broadcast_to(rho, batch + rho.shape[-1:]), np.broadcast_to(b, batch)
 
 
 def _shift(at: str, n_cells: int) -> float:
@@ -152,7 +162,7 @@ def mean_field_energy(rho, beta) -> np.ndarray:
     beta: > 0, scalar or broadcastable to (...). Returns (...) float64 (overflows to inf for β ≳ 700).
     """
     rho = check_density("rho", rho)
-    b = np.broadcast_to(check_beta(beta, "softmax", positive=True), rho.shape[:-1])
+    rho, b = _batched(rho, check_beta(beta, "softmax", positive=True))
     k, _ = _kernels(b, rho.shape[-1], 0.0)
     h = 2 * np.pi / rho.shape[-1]
     with np.errstate(over="ignore"):
@@ -166,7 +176,7 @@ def energy_dissipation(rho, beta, normalization: str = "softmax") -> np.ndarray:
     rho: (..., N) cell averages; beta ≥ 0 broadcastable to (...). Returns (...) float64, ≥ 0.
     """
     rho = check_density("rho", rho)
-    b = np.broadcast_to(check_beta(beta, normalization), rho.shape[:-1])
+    rho, b = _batched(rho, check_beta(beta, normalization))
     v, z = _field(rho, b, normalization, 0.0)
     h = 2 * np.pi / rho.shape[-1]
     weight = z * rho if normalization == "softmax" else rho
