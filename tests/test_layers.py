@@ -50,3 +50,15 @@ def test_layer_convergence_rejects_bad_depths():
         layer_convergence((16,))
     with pytest.raises(ValueError, match="depth"):
         layer_stack(sphere(1, 3, 2, seed=0), Model(beta=1.0), 0, 1.0)
+
+
+def test_splitting_orders_need_two_steps_and_two_depths():
+    """An order is a slope: one point gives none (np.polyfit would still return a made-up number)."""
+    from tokensphere.experiments.layers import splitting_orders
+
+    with pytest.raises(ValueError, match="depths must hold at least two distinct depths"):
+        splitting_orders(depths=(2,))
+    with pytest.raises(ValueError, match="steps must hold at least two"):
+        splitting_orders(steps=(0.1,))
+    with pytest.raises(ValueError, match="steps must be"):
+        splitting_orders(steps=(0.1, -0.05))

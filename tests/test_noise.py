@@ -378,3 +378,11 @@ def test_uniform_stability_threshold_at_large_beta_against_the_defining_integral
 
         expected = 2 * moment(1) / ((d - 1) * moment(0))
         assert float(uniform_stability_threshold(beta, d)) ** 2 == pytest.approx(expected, rel=1e-8)
+
+
+def test_heat_kernel_check_takes_the_samples_it_is_given():
+    from tokensphere.experiments.noise import heat_kernel_agreement
+
+    for bad in (0, -100, 10):
+        with pytest.raises(ValueError, match="samples must be"):
+            heat_kernel_agreement(samples=bad)

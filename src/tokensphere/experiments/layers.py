@@ -25,7 +25,7 @@ from ..integrate import Solver
 from ..layers import layer_stack  # re-exported: it lived here first
 from ..model import Model
 from ..simulate import simulate
-from ..validate import validate_int
+from ..validate import validate_int, validate_real
 
 __all__ = ["LayerConvergence", "layer_convergence", "layer_stack", "SplittingOrders", "splitting_model",
            "splitting_orders"]
@@ -139,6 +139,12 @@ def splitting_orders(
     from ..layers import Block, block_flow, block_stack, block_step
     from ..norms import ellipsoid_retract
 
+    steps = tuple(validate_real("steps", h, minimum=0.0, strict_minimum=True) for h in steps)
+    if len(steps) < 2:
+        raise ValueError(f"steps must hold at least two step sizes > 0 (an order is a slope), got {steps}")
+    depths = tuple(validate_int("depths", L, minimum=1) for L in depths)
+    if len(set(depths)) < 2:
+        raise ValueError(f"depths must hold at least two distinct depths (an order is a slope), got {depths}")
     model = model if model is not None else splitting_model(d, seed=seed)
     x0 = sample_sphere(batch, n, d, seed=seed)
     if norm == "rms":

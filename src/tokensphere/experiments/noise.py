@@ -102,7 +102,10 @@ def heat_kernel_agreement(d: int = 3, sigma: float = 0.8, *, times: Sequence[flo
     the settings.
     """
     n = 8
-    x0 = Uniform(batch=max(samples // n, 1), n=n, d=d, seed=seed).sample()
+    samples = validate_int("samples", samples, minimum=n)
+    if samples % n:
+        raise ValueError(f"samples must be a multiple of {n} (tokens per system), got {samples}")
+    x0 = Uniform(batch=samples // n, n=n, d=d, seed=seed).sample()
     model = Model(beta=0.0, V=torch.zeros(d, d, dtype=torch.float64), noise=sigma)
     ts = [0.0, *map(float, times)]
     traj = simulate(x0, model=model, solver=method, dt=dt, t_max=ts[-1], save_at=ts, seed=seed + 1)

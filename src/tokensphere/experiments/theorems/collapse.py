@@ -206,8 +206,9 @@ def check_large_d(size: str, budget: Budget) -> CheckResult:
     """Theorem 6.9 (d ≫ n, SA): |⟨x_i(t), x_j(t)⟩ − γ_β(t)| for i.i.d. uniform starts as d grows.
 
     (i) (D.15), min{(D.10) + (D.8)-term, 2c(β)^{nt}√(log d/d)}, bounds the deviation at every saved t (margins
-    reported; the theorem states it with probability ≥ 1 − 2n²d^{−1/64}, which is ≤ 0 at these d: the empirical
-    failure frequency is reported against it). (ii) The flow map is Lipschitz and the deviation at t = 0 is
+    and violations reported, not part of the verdict: the theorem states it with probability ≥ 1 − 2n²d^{−1/64},
+    which is ≤ 0 at these d, and after t = 0 the bound exceeds 2, the largest possible deviation, so it cannot
+    fail there). (ii), the verdict: The flow map is Lipschitz and the deviation at t = 0 is
     O(d^{−1/2}) (pairs of independent uniform points: E⟨x, y⟩² = 1/d), so the root-mean-square deviation at fixed t
     scales like d^{−1/2}: its log-log slope in d is −1/2 within 3 standard errors (seeds) plus the second-order
     term (relative size ≤ the deviation at the smallest d, spread over log(d_max/d_min)).
@@ -246,13 +247,15 @@ def check_large_d(size: str, budget: Budget) -> CheckResult:
     second = float(rms_end[0].max()) / math.log(dims[-1] / dims[0])
     allowed = 3 * se + second
     prob = 2 * n * n * min(dims) ** (-1 / 64)
+    later = float(np.minimum(2 * c ** (n * times[1:]) * math.sqrt(math.log(dims[-1]) / dims[-1]),
+                             d10[1:] + d8[1:]).min())
     return CheckResult(
         "Theorem 6.9 (d ≫ n): |⟨x_i,x_j⟩ − γ_β(t)| within (D.15); deviation ∝ d^{−1/2} (slope −1/2 in log d)",
         f"bound (6.11)/(D.15) violated in {fail} of {len(dims) * seeds} runs (smallest margin {margin:.2e}); "
         f"slope {slope:.3f} ± {se:.3f}",
-        f"failure probability ≤ 2n²d^{{−1/64}} = {prob:.0f} (vacuous here); slope −0.5 ± {allowed:.3f} "
-        "(3 SE + second order)",
-        fail == 0 and abs(slope + 0.5) <= allowed,
+        f"slope −0.5 ± {allowed:.3f} (3 SE + second order); the bound is reported only: its failure probability "
+        f"≤ 2n²d^{{−1/64}} = {prob:.0f}, and for t > 0 it is ≥ {later:.3g} > 2, the largest possible deviation",
+        abs(slope + 0.5) <= allowed,
         f"n = {n}, β = {beta}, d ∈ {set(dims)}, {seeds} seeds each, t ∈ [0, {t_max:g}], SA",
         plot={"x": times.tolist(), "series": series, "xlabel": "t",
               "ylabel": "mean over seeds of max |⟨x_i,x_j⟩ − γ_β|",
