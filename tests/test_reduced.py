@@ -47,3 +47,17 @@ def test_reduced_model_rejects_usa_and_bad_masses():
         cluster_model(1.0, torch.tensor([1.0, 0.0]))
     single = predicted_merge_time(ts.sample_sphere(1, 1, 3, seed=0)[0].expand(5, 3).clone(), 2.0)
     assert single["clusters"] == 1 and single["time"] == float("inf")
+
+
+def test_reduced_and_metastability_name_bad_times():
+    import pytest
+    import torch
+
+    from tokensphere.experiments.metastability import metastability_runs
+    from tokensphere.experiments.reduced import predicted_merge_time
+
+    with pytest.raises(ValueError, match="t_max"):
+        metastability_runs(t_max=0.01, starts=1, n=3)
+    x = torch.nn.functional.normalize(torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), dim=-1)
+    with pytest.raises(ValueError, match="t_max"):
+        predicted_merge_time(x, 1.0, t0=5.0, t_max=1.0)

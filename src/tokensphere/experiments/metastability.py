@@ -19,6 +19,7 @@ from ..energy import energy_over_time
 from ..init import Uniform
 from ..simulate import simulate
 from ..trajectory import Trajectory
+from ..validate import validate_int, validate_real
 from .layout import beta_batch, system_betas, systems_by_beta
 
 __all__ = ["metastability_data", "metastability_runs"]
@@ -35,7 +36,9 @@ def metastability_runs(
     seed: int = 0,
 ) -> Trajectory:
     """SA runs for every β × ``starts`` seeded uniform starts (start k is the same for every β), saved at
-    0 and log-spaced times in [0.05, t_max]. Adaptive dopri5 (rtol 1e-8)."""
+    0 and log-spaced times in [0.05, t_max] (t_max > 0.05, n_times ≥ 2). Adaptive dopri5 (rtol 1e-8)."""
+    t_max = validate_real("t_max", t_max, minimum=0.05, strict_minimum=True)
+    n_times = validate_int("n_times", n_times, minimum=2)
     times = np.concatenate([[0.0], np.geomspace(0.05, t_max, n_times - 1)])
     batch = beta_batch(Uniform(batch=starts, n=n, d=d, seed=seed), betas)
     return simulate(batch.x0, batch.beta, t_max=t_max, save_at=times.tolist(), rtol=1e-8, atol=1e-10,

@@ -28,6 +28,7 @@ from ..field import velocity
 from ..integrate import SaveAt, Solver, integrate
 from ..integrate.steps import retract
 from ..model import Model
+from ..validate import validate_real
 
 __all__ = ["reduce_to_clusters", "cluster_model", "predicted_merge_time"]
 
@@ -68,6 +69,8 @@ def predicted_merge_time(x: torch.Tensor, beta: float, *, delta: float = 1e-3, t
     Returns {"time": absolute merge time (inf if none before t_max), "clusters": K, "steps": steps of the
     reduced run, "evaluations": field evaluations}. One system; SA.
     """
+    t0 = validate_real("t0", t0)
+    t_max = validate_real("t_max", t_max, minimum=t0, strict_minimum=True)
     centres, sizes = reduce_to_clusters(x, delta)
     K = centres.shape[0]
     if K < 2:
