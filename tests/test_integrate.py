@@ -633,3 +633,12 @@ def test_save_at_counts_of_any_integer_type():
     run = simulate(x, 1.0, t_max=2.0, save_at=3)
     with pytest.raises(ValueError, match="t must be a finite number"):
         run.at(float("nan"))
+
+
+def test_a_zero_dimensional_object_without_an_integer_dtype_is_not_a_count():
+    from tokensphere.simulate import _save_count
+
+    class Scalar:  # 0-d, no dtype: explicit times, not a count
+        ndim = 0
+
+    assert _save_count(Scalar()) is None and _save_count(np.array(5)) == 5 and _save_count(np.array(5.0)) is None

@@ -234,6 +234,9 @@ SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memor
 LINEAR_ARRAYS = 4  # about the (B, H, n, d) arrays the back ends beside the fused one hold at once (padding aside)
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
+_CACHE_BYTES = 512 * 1024  # scores per block of systems in the fused toy path (fits a core's L2 cache)
+_LANES_MIN_SCORES = 1 << 20  # B·n² from which the fused path spreads its blocks over lanes (≥ 2 blocks per lane)
+_TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
 
 
 def _exp_margin(dt: torch.dtype) -> float:
@@ -242,9 +245,6 @@ def _exp_margin(dt: torch.dtype) -> float:
     if dt in _EXP_MARGIN:
         return _EXP_MARGIN[dt]
     return float(math.floor(math.log(torch.finfo(dt).max)) - 10)
-_CACHE_BYTES = 512 * 1024  # scores per block of systems in the fused toy path (fits a core's L2 cache)
-_LANES_MIN_SCORES = 1 << 20  # B·n² from which the fused path spreads its blocks over lanes (≥ 2 blocks per lane)
-_TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
 
 
 @dataclass(frozen=True)

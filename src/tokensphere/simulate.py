@@ -64,7 +64,7 @@ def _save_count(save_at: Any) -> int | None:
         return int(save_at)
     if isinstance(save_at, torch.Tensor) and save_at.ndim == 0 and not save_at.is_floating_point():
         return int(save_at)
-    if getattr(save_at, "ndim", None) == 0 and getattr(getattr(save_at, "dtype", None), "kind", "") in "iu":
+    if getattr(save_at, "ndim", None) == 0 and getattr(getattr(save_at, "dtype", None), "kind", None) in ("i", "u"):
         return int(save_at)  # a 0-d NumPy integer array
     return None
 
