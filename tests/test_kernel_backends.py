@@ -388,12 +388,15 @@ def test_symmetric_back_end_hands_over_beyond_the_margin(normalization):
 
 
 @pytest.mark.parametrize("c", [1, 2, 3, 5])
-@pytest.mark.parametrize("normalization", ["softmax", "uniform"])
+@pytest.mark.parametrize("normalization", ["softmax", "uniform", "uniform_exp_beta"])
 def test_symmetric_strips_cover_every_pair_once(c, normalization):
     """The symmetric back end's block rows against strips of SYMMETRIC_STRIP·c columns: with n = 23 and these
     block sizes, rows have one to several strips and partial last blocks and strips; every pair of tokens must
-    be counted once (a pair missed or doubled moves the field by ~1/n of its scale). Per-system β, SA and USA."""
+    be counted once (a pair missed or doubled moves the field by ~1/n of its scale). Per-system β, SA and USA
+    (with time_scale "exp_beta" each system has its own shift e^{−β})."""
     kw = dict(beta=torch.tensor([0.5, 3.0], dtype=torch.float64), normalization=normalization)
+    if normalization == "uniform_exp_beta":
+        kw.update(normalization="uniform", time_scale="exp_beta")
     x = sphere(2, 23, 4, seed=41)
     w = weights_at(Model(**kw), x)
     close(field._symmetric(x, w, c), ref_field(x, kw, project=False))
