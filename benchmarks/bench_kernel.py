@@ -6,7 +6,7 @@ scores S = β M Mᵀ, A = softmax(S), M ← normalise(M + η A M), float64 (floa
 count of the library's policy (``runtime.choose_threads``) for both. Each repeat times each of the two
 ``STEADY`` = 2 times in a row, the two taking turns to go first, so that the best call of each runs as it does in
 a loop of that step alone (in an integration the velocity follows the velocity, in the authors' loop the step
-follows the step). Until 2026-11-29 the two alternated call by call, so that each velocity call ran right after
+follows the step). Before 2026-11-29 20:20 UTC the two alternated call by call, so that each velocity call ran right after
 a baseline step had swept its 32 MiB score matrices through the caches: on a machine with a 48 MiB L3, tables
 of the two protocols taken minutes apart (``--runs 5 --heap-reuse``) gave our kernel at (1, 2048, 64) medians of
 1.74× and 1.76× the old way, 1.82× the new. We report the minimum over repeats in
