@@ -23,6 +23,7 @@ from .integrate.sde import record_all
 from .integrate.split import DEFAULT_SPLIT_RTOL, SPLITTINGS, SUBSTEPS, SplitSolver
 from .model import Model
 from .norms import check_gain, ellipsoid_project, ellipsoid_retract, sphere
+from .schedule import Layerwise
 from .validate import validate_choice, validate_real
 
 __all__ = ["NORMS", "SPLITTINGS", "SUBSTEPS", "Block", "block_field", "block_update", "sub_flow", "block_step",
@@ -73,7 +74,13 @@ class Block:
 
 
 def _attention_only(model: Model) -> Model:
-    return model if model.feedforward is None else replace(model, feedforward=None)
+    """The model without its feed-forward layer, constant or in the schedule's stacks w, a, b."""
+    if model.feedforward is None:
+        return model
+    schedule = model.schedule
+    if isinstance(schedule, Layerwise):
+        schedule = schedule.without_feedforward()
+    return replace(model, feedforward=None, schedule=schedule)
 
 
 def _raw(x: torch.Tensor, model: Model, part: str, t: float | torch.Tensor) -> torch.Tensor:

@@ -138,8 +138,8 @@ def velocity(
             f = _run(p, x, w)
     else:
         f = _run(p, x, w)
-    if w.centered:  # Σ_j A_ij V (x_j − x_i) = Σ_j A_ij V x_j − V x_i (rows sum to 1), (9.4)
-        f = f - _reduce_heads(_values(x, w), w)
+    if w.centered:  # Σ_j A_ij V (x_j − x_i) = Σ_j A_ij V x_j − V x_i (rows sum to 1), (9.4), for every head
+        f = f - _reduce_heads(_values(x, w).expand(-1, w.heads, -1, -1), w)
     if w.sign != 1.0:
         f = f * w.sign
     if w.norm == "ngpt":  # each term normalised to unit length (docs/blocks.md)
@@ -711,6 +711,13 @@ def _check_shapes(w: Weights, x: torch.Tensor) -> None:
             raise ValueError(f"{name} must have last dimension d = {d}, got shape {tuple(t_.shape[-2:])}")
     if w.qk is not None and w.qk.shape[-2] != d:
         raise ValueError(f"QK must have shape (d, d) with d = {d}, got {tuple(w.qk.shape[-2:])}")
+    if w.v is not None and w.v.shape[-2] != d:
+        raise ValueError(f"V must have shape (d, d) with d = {d}, got {tuple(w.v.shape[-2:])}")
+    if w.q is not None and w.k is not None and w.q.shape[-2] != w.k.shape[-2]:
+        raise ValueError(f"Q and K must have the same number of rows k (shapes (k, d)), got Q with "
+                         f"{w.q.shape[-2]} and K with {w.k.shape[-2]}")
+    if w.norm_gain is not None and w.norm_gain.shape != (d,):
+        raise ValueError(f"norm_gain must have shape (d,) = ({d},), got {tuple(w.norm_gain.shape)}")
     if w.mask is not None and w.mask.shape[-1] != n:
         raise ValueError(f"mask must have shape (n, n) with n = {n}, got {tuple(w.mask.shape[-2:])}")
 

@@ -68,11 +68,11 @@ class _Spec:
     first_system: int = 0
 
     def __post_init__(self) -> None:
-        validate_int("batch", self.batch, minimum=1)
-        validate_int("n", self.n, minimum=1)
-        validate_int("d", self.d, minimum=2)
-        validate_int("seed", self.seed, minimum=0)
-        validate_int("first_system", self.first_system, minimum=0)
+        object.__setattr__(self, "batch", validate_int("batch", self.batch, minimum=1))
+        object.__setattr__(self, "n", validate_int("n", self.n, minimum=1))
+        object.__setattr__(self, "d", validate_int("d", self.d, minimum=2))
+        object.__setattr__(self, "seed", validate_int("seed", self.seed, minimum=0))
+        object.__setattr__(self, "first_system", validate_int("first_system", self.first_system, minimum=0))
 
     def describe(self) -> dict:
         return {"kind": type(self).__name__, **asdict(self)}

@@ -75,7 +75,7 @@ def block_stack(x0: torch.Tensor, model: Model, depth: int, t_max: float, block:
     ``keep`` every layer's state (depth + 1, B, n, d). ``simulate(x0, model=model, t_max=t_max,
     solver=SplitSolver(splitting, substeps, dt=h))`` runs the same stack (the block's norm then the model's)
     and stores it with the run."""
-    validate_int("depth", depth, minimum=1)
+    depth = validate_int("depth", depth, minimum=1)
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     h = t_max / depth
     model, block = terms_model(model, block or Block(norm=model.norm))  # a model with norm set gives the block's norm
@@ -122,7 +122,7 @@ def layer_stack(x0: torch.Tensor, model: Model, depth: int, t_max: float) -> tor
     run by the authors' scheme (Euler on the raw field, renormalised) through :func:`tokensphere.simulate`.
     Returns (B, n, d).
     """
-    validate_int("depth", depth, minimum=1)
+    depth = validate_int("depth", depth, minimum=1)
     validate_real("t_max", t_max, minimum=0.0, strict_minimum=True)
     run = simulate(x0, model=model, solver=anchor_solver(model, step=t_max / depth, raw_step=True),
                    t_max=t_max, save_at=[0.0, t_max])

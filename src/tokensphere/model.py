@@ -84,7 +84,8 @@ class Model:
     heads : int
         Number of heads H; heads are **summed** (2.7) unless ``head_reduction="mean"``.
     mask : array of shape (n, n), (B, n, n) or (B, H, n, n)
-        Additive score bias b_ij (−inf masks the pair). Every row must keep one finite entry.
+        Additive score bias b_ij (−inf masks the pair), or a boolean array in torch's convention (True: i may
+        attend to j; False masks the pair). Every row must keep one unmasked entry.
     causal : bool
         Token i attends only to j ≤ i (causal masking; not in the paper, Karagodin–Polyanskiy–Rigollet 2024).
     uniform_count : {"n", "attended"}
@@ -143,7 +144,7 @@ class Model:
         validate_choice("head_reduction", self.head_reduction, ("sum", "mean"))
         validate_choice("uniform_count", self.uniform_count, ("n", "attended"))
         validate_choice("time_scale", self.time_scale, ("original", "exp_beta"))
-        validate_int("heads", self.heads, minimum=1)
+        self.__dict__["heads"] = validate_int("heads", self.heads, minimum=1)
         for flag in ("causal", "projection", "centered"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
@@ -152,10 +153,10 @@ class Model:
         if self.noise > 0 and not self.projection:
             raise ValueError("noise > 0 is Brownian motion on the sphere: it needs projection=True")
         beta = validate_beta(self.beta, self.normalization, self.time_scale)
-        validate_int("sinkhorn_iters", self.sinkhorn_iters, minimum=0)
+        self.__dict__["sinkhorn_iters"] = validate_int("sinkhorn_iters", self.sinkhorn_iters, minimum=0)
         self.__dict__["sinkhorn_tol"] = validate_real("sinkhorn_tol", self.sinkhorn_tol, minimum=0.0, maximum=1.0)
         self.__dict__["tie_tol"] = validate_real("tie_tol", self.tie_tol, minimum=0.0)
-        validate_int("tie_seed", self.tie_seed, minimum=0)
+        self.__dict__["tie_seed"] = validate_int("tie_seed", self.tie_seed, minimum=0)
         check_tie_policy(self.ties)
         norm_gain = _check_norm(self.norm, self.norm_gain, self.projection)
         if self.centered and self.normalization == "uniform":
@@ -193,6 +194,9 @@ class Model:
     def weights(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Weights:
         """The canonical :class:`~tokensphere.weights.Weights` in ``dtype`` on ``device`` (cached per pair;
         default: as given, float64 on the CPU for Python numbers)."""
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating-point torch dtype (torch.float64, torch.float32, ...), "
+                             f"got {dtype!r}")
         cache = self._weights
         base = next(iter(cache.values()))
         key = (dtype or base.beta.dtype, torch.device(device) if device is not None else base.beta.device)
@@ -256,7 +260,7 @@ class Model:
         schedule is restricted with its own ``take``.
         """
         if not (isinstance(index, torch.Tensor) and index.dtype == torch.long and index.ndim == 1):
-            index = torch.as_tensor(index).reshape(-1).long()
+            index = _system_index(index)
         # the integrator restricts to the same active systems step after step: remember the last restriction
         last = self._last_take
         if last is not None:
@@ -403,10 +407,36 @@ def _from_weights(model: Model, w: Weights, *, schedule: Schedule | None) -> Mod
     state = out.__dict__  # a frozen dataclass refuses setattr, not its own __dict__
     state.update(model.__dict__)
     state.update(beta=w.beta, Q=w.q, K=w.k, QK=w.qk, mask=w.mask, schedule=schedule,
-                 V=model.V if isinstance(model.V, str) and w.v is None else w.v)
+                 V=model.V if isinstance(model.V, str) and w.v is None else w.v, norm_gain=w.norm_gain,
+                 feedforward=None if w.ff_w is None else _feedforward_of(w))
     state["_weights"] = {(w.beta.dtype, w.beta.device): w}
     state["_last_take"] = None
     return out
+
+
+def _system_index(index: Any) -> torch.Tensor:
+    """``take``'s index as a 1-D long tensor: integers (any integer dtype or sequence), or a boolean mask over the
+    systems (its True positions). Raises ValueError for anything else (fractional numbers would be truncated)."""
+    try:
+        t = torch.as_tensor(index)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"index must be integers or a boolean mask over the systems, got "
+                         f"{type(index).__name__}") from None
+    if t.dtype == torch.bool:
+        return t.reshape(-1).nonzero().reshape(-1)
+    if t.is_floating_point() or t.is_complex():
+        raise ValueError(f"index must be integers or a boolean mask over the systems, got dtype "
+                         f"{str(t.dtype).replace('torch.', '')}")
+    return t.reshape(-1).long()
+
+
+def _feedforward_of(w: Weights) -> FeedForward:
+    """The FeedForward holding ``w``'s canonical feed-forward tensors (already validated: not checked again), so
+    that a model rebuilt from its fields (``dataclasses.replace``) keeps the layer its weights use."""
+    ff = object.__new__(FeedForward)
+    for name, value in (("w", w.ff_w), ("a", w.ff_a), ("b", w.ff_b), ("activation", w.ff_activation)):
+        object.__setattr__(ff, name, value)
+    return ff
 
 
 def _check_usa_dtype(w: Weights, dtype: torch.dtype) -> None:
@@ -498,10 +528,27 @@ def _check_norm(norm: str, gain, projection: bool) -> torch.Tensor | None:
     return g
 
 
+def _bool_mask(mask: Any) -> torch.Tensor | None:
+    """``mask`` as a boolean tensor when it is a boolean array (tensor, NumPy array or nested lists), else None."""
+    if isinstance(mask, torch.Tensor):
+        return mask if mask.dtype == torch.bool else None
+    if hasattr(mask, "dtype"):  # a NumPy array or scalar
+        return torch.as_tensor(mask) if str(mask.dtype) == "bool" else None
+    try:
+        t = torch.as_tensor(mask)
+    except (TypeError, ValueError, RuntimeError):
+        return None  # not an array: as_tensor below says so
+    return t if t.dtype == torch.bool else None
+
+
 def _check_mask(mask, causal: bool, heads: int = 1) -> torch.Tensor | None:
     if mask is None:
         return None
-    m = as_tensor("mask", mask)
+    allowed = _bool_mask(mask)
+    if allowed is not None:  # True: may attend (torch's convention)
+        m = torch.zeros(allowed.shape, dtype=torch.float64, device=allowed.device).masked_fill_(~allowed, -math.inf)
+    else:
+        m = as_tensor("mask", mask)
     if torch.isnan(m).any() or (m == math.inf).any():
         raise ValueError("mask must hold finite values or -inf (masked pairs), found NaN or +inf")
     if m.ndim == 2:

@@ -13,6 +13,8 @@ the wrong length, a non-positive gain (the ellipsoid needs g_k > 0), or ε < 0.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["sphere", "rms", "layer_norm", "ellipsoid_retract", "ellipsoid_project", "ellipsoid_defect",
@@ -34,8 +36,8 @@ def check_gain(gain: torch.Tensor | None, d: int, like: torch.Tensor, *, positiv
 
 
 def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not float(eps) >= 0.0:
-        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= float(eps) < math.inf:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     return float(eps)
 
 

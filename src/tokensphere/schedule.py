@@ -101,10 +101,11 @@ class Schedule(ABC):
         raise ValueError(f"a {cls.__name__} cannot be restored")
 
     def __call__(self, t: float | torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weights at time t in the user's names (Q, K, QK, V), canonical shapes, float64 on the CPU."""
+        """The weights at time t in the user's names (Q, K, QK, V, and a Layerwise's feed-forward w, a, b),
+        canonical shapes, float64 on the CPU."""
         out = self.matrices(torch.as_tensor(t, dtype=torch.float64), self._heads_hint(), torch.float64,
                             torch.device("cpu"))
-        names = {v: k for k, v in _CANONICAL.items()}
+        names = {v: k for k, v in _CANONICAL.items()} | {v[0]: k for k, v in FEEDFORWARD_KEYS.items()}
         return {names[k]: v for k, v in out.items()}
 
     def _heads_hint(self) -> int:
@@ -203,9 +204,26 @@ class Layerwise(Schedule):
     def take(self, index: torch.Tensor) -> Layerwise:
         sub = object.__new__(Layerwise)
         sub.__dict__.update(self.__dict__)
+        sub.__dict__.pop("_attention_part", None)  # made for the unrestricted systems
         index = index.reshape(-1).long()
         sub._systems = index if self._systems is None else self._systems[index]
         return sub
+
+    def without_feedforward(self) -> Layerwise | None:
+        """The schedule of the attention weights alone: this one without its feed-forward stacks w, a, b,
+        restricted to the same systems (itself when it has none; None when it has nothing else). Made once and
+        kept, with its own cache of canonical tensors (the block sub-steps ask for it at every step)."""
+        if not set(self.stacks) & set(FEEDFORWARD_KEYS):
+            return self
+        if "_attention_part" not in self.__dict__:
+            part = None
+            if set(self.stacks) - set(FEEDFORWARD_KEYS):
+                part = object.__new__(Layerwise)
+                part.__dict__.update(self.__dict__)
+                part.stacks = {k: v for k, v in self.stacks.items() if k not in FEEDFORWARD_KEYS}
+                part._canonical = {}
+            self.__dict__["_attention_part"] = part
+        return self.__dict__["_attention_part"]
 
     def to_spec(self):
         arrays = dict(self.stacks)

@@ -74,9 +74,13 @@ def as_tensor(name: str, value: Any, *, dtype: torch.dtype | None = None) -> tor
     """Convert array-likes to a floating tensor (float64 unless ``value`` is already a float tensor)."""
     if isinstance(value, torch.Tensor):
         t = value
+        if t.is_complex():
+            raise ValueError(f"{name} must be a real array, got a complex tensor")
         if not t.is_floating_point():
             t = t.to(torch.float64)
     else:
+        if "complex" in str(getattr(value, "dtype", "")) or isinstance(value, complex):
+            raise ValueError(f"{name} must be a real array, got complex values")
         try:
             t = torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):

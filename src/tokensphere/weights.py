@@ -114,6 +114,9 @@ class Weights:
         """Replace some of q, k, qk, v, ff_w, ff_a, ff_b (canonical tensors, already in this dtype and device).
 
         Giving ``qk`` clears q and k; giving q and k clears qk (the two ways of writing the scores).
+        A schedule's V replaces V = ±I as well, sign included. A Q without K (or K without Q) pairs with the
+        model's own K (Q), or with the identity when the model has none (Q = K = I); it cannot pair with scores
+        given as QK (ValueError).
         """
         if not update:
             return self
@@ -121,8 +124,25 @@ class Weights:
         if "qk" in kw:
             kw.setdefault("q", None)
             kw.setdefault("k", None)
-        elif "q" in kw or "k" in kw:
-            kw.setdefault("qk", None)
+        elif ("q" in kw) != ("k" in kw):
+            given, other = ("q", "k") if "q" in kw else ("k", "q")
+            partner = getattr(self, other)
+            if partner is None:
+                if self.qk is not None:
+                    raise ValueError(f"the schedule gives {given.upper()} without {other.upper()} while the model's "
+                                     "scores are given as QK: give both Q and K, or QK")
+                t = kw[given]
+                d = t.shape[-1]
+                if t.shape[-2] != d:
+                    raise ValueError(f"the schedule gives {given.upper()} of shape {tuple(t.shape[-2:])} without "
+                                     f"{other.upper()}, which is then the identity: it must be square (d, d)")
+                partner = torch.eye(d, dtype=t.dtype, device=t.device).expand(1, t.shape[1], d, d)
+            kw[other] = partner
+            kw["qk"] = None
+        elif "q" in kw:
+            kw["qk"] = None
+        if "v" in kw:
+            kw["sign"] = 1.0
         return replace(self, **kw)
 
 
