@@ -137,9 +137,13 @@ def block_update(x: torch.Tensor, model: Model, block: Block, part: str, h: floa
     return sphere(x + h * (sphere(g) - x))  # ngpt, step α = h
 
 
+_RTOL_FLOOR_EPS = 10  # the exact sub-flows' rtol is at least this many machine epsilons of the state's dtype
+
+
 def sub_flow(x: torch.Tensor, model: Model, block: Block, part: str, h: float, t: float = 0.0) -> torch.Tensor:
-    """The exact flow of the continuous form of ``part`` over [t, t + h] (dopri5 at ``block.rtol``, atol
-    rtol/100; renormalised onto the sphere after every step for "post"/"ngpt"). x: (B, n, d). Returns (B, n, d).
+    """The exact flow of the continuous form of ``part`` over [t, t + h] (dopri5 at ``block.rtol``, at least
+    10 machine epsilons of x's dtype (1.2e-6 in float32); atol rtol/100; renormalised onto the sphere after every
+    step for "post"/"ngpt"). x: (B, n, d). Returns (B, n, d).
     """
     validate_choice("part", part, PARTS)
     m = model.to(x.dtype, x.device)
@@ -147,7 +151,10 @@ def sub_flow(x: torch.Tensor, model: Model, block: Block, part: str, h: float, t
     def f(tt: torch.Tensor, xx: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         return block_field(xx, m if idx is None else m.take(idx), block, part, tt if m.schedule is not None else t)
 
-    solver = Solver("dopri5", rtol=block.rtol, atol=block.rtol * 1e-2)
+    # a tolerance below the dtype's resolution cannot be met: the controller would shrink the step until x + h·k
+    # rounds to x (float32 under the default 1e-12: ~300 steps per sub-flow, and a larger error)
+    rtol = max(block.rtol, _RTOL_FLOOR_EPS * torch.finfo(x.dtype).eps)
+    solver = Solver("dopri5", rtol=rtol, atol=rtol * 1e-2)
     res = integrate(f, x, SaveAt(torch.tensor([t + h], dtype=torch.float64)), solver, t0=t,
                     autonomous=m.schedule is None, on_sphere=block.on_sphere)
     return res.positions[-1]

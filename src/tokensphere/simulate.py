@@ -163,10 +163,11 @@ def simulate(
         x, init_meta = _final_state(run, source, model, dtype, device)
         continuation = {"from": source, "t0": t0, "overrides": overrides}
     plan = _as_save_at(save_at, t_max, t0, store, on_save, continuing=run is not None)
-    if isinstance(solver, Solver) and solver.kind != "adaptive":
+    if solver.kind != "adaptive":  # fixed steps (RK, Lie, stochastic, layers): a count of outputs on their grid
         steps = torch.as_tensor(solver.dt, dtype=torch.float64).reshape(-1)
         if bool((steps == steps[0]).all()):  # one step for all (per-system steps: each lands on the outputs)
-            plan = _on_the_step_grid(plan, save_at, t0, float(steps[0]))
+            # a SplitSolver refuses explicit times off its layer boundaries itself: no warning for those
+            plan = _on_the_step_grid(plan, save_at, t0, float(steps[0]), warn=not isinstance(solver, SplitSolver))
     if seed is not None and model.noise == 0:
         raise ValueError("seed draws the Brownian increments of a model with noise > 0; this model has noise = 0")
     if model.noise > 0 and events:
@@ -289,7 +290,7 @@ def step_grid_times(t0: float, t_end: float, dt: float, most: int) -> torch.Tens
     return times
 
 
-def _on_the_step_grid(plan: SaveAt, save_at: Any, t0: float, dt: float) -> SaveAt:
+def _on_the_step_grid(plan: SaveAt, save_at: Any, t0: float, dt: float, warn: bool = True) -> SaveAt:
     """A fixed-step solver takes steps of exactly dt: a count of output times becomes times on its step grid
     (:func:`step_grid_times`; equally spaced times off the grid would shorten every step to land on them and
     so change the scheme, e.g. the authors' η = 0.1). Explicit times off the grid are kept (the driver lands on
@@ -301,7 +302,7 @@ def _on_the_step_grid(plan: SaveAt, save_at: Any, t0: float, dt: float) -> SaveA
     k = (ts - t0) / dt
     off = (k - k.round()).abs() > 1e-9 * torch.clamp(k.abs(), min=1.0)
     off[-1] = False  # the final time may end a run with a shortened step
-    if bool(off.any()):
+    if warn and bool(off.any()):
         warnings.warn(f"save_at: {int(off.sum())} output time(s) (the first {float(ts[off][0]):g}) are not on the "
                       f"step grid t0 + k·dt (dt = {dt:g}); the steps that reach them are shortened, so the "
                       "fixed-step scheme differs there", stacklevel=3)

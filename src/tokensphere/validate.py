@@ -50,6 +50,8 @@ def validate_real(
     allowed = "a finite number" + (f" {op} {minimum:g}" if minimum is not None else "")
     if maximum is not None:
         allowed += f" and <= {maximum:g}"
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")  # a flag, not a number (True would be 1)
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import platform
 from collections.abc import Callable, Iterable, Sequence
@@ -271,6 +272,9 @@ def integrate(
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be a callable taking the fraction done, or None; got {type(progress).__name__}")
     dev = x0.device
+    if not bool(torch.isfinite(x0).all()):  # one read at the start: a NaN state would only fail steps later
+        bad = torch.nonzero(~torch.isfinite(x0).flatten(1).all(1)).reshape(-1)
+        raise ValueError(f"x0 must hold finite values; system(s) {bad[:5].tolist()} hold NaN or inf")
     deferred = _deferred(sync, dev, events)
     t_out = save_at.t.to(device=dev)
     if float(t_out[0]) < t0:
@@ -447,7 +451,7 @@ def _control(field: _Field, ws: _Working, solver: Solver, y: torch.Tensor, err: 
                 yr = retract(y[rows]) if on_sphere else y[rows]
                 k_last = k_last.clone()
                 k_last[rows] = field.on(ws.systems[rows])(new_t[rows], yr)
-    tiny = (~accept) & (hs < _UNDERFLOW * torch.clamp(ws.t.abs(), min=1.0))
+    tiny = (~accept) & ~(hs >= _UNDERFLOW * torch.clamp(ws.t.abs(), min=1.0))  # a NaN step size fails too
     ws.h = new_h
     return accept, tiny, k_last
 
@@ -557,6 +561,10 @@ def _ahead(ws: _Working, stops: torch.Tensor, nxt: torch.Tensor, going: torch.Te
 
 def _underflow(ws: _Working, tiny: torch.Tensor, hs: torch.Tensor) -> None:
     row = int(torch.nonzero(tiny)[0])
+    if not math.isfinite(float(hs[row])):
+        raise IntegrationError(
+            f"the step size is not finite ({float(hs[row])}) in system {int(ws.systems[row])} at t = "
+            f"{float(ws.t[row]):.6g}: the field is not finite there (a NaN or infinite weight or state?)")
     raise IntegrationError(
         f"step size underflow in system {int(ws.systems[row])} at t = {float(ws.t[row]):.6g}: the problem is too "
         "stiff for this tolerance (try a larger rtol/atol or time_scale='exp_beta' for USA)"

@@ -31,7 +31,8 @@ class Clustered:
     delta: float = 1e-3
 
     def __post_init__(self) -> None:
-        validate_real("delta", self.delta, minimum=0.0, maximum=2.0, strict_minimum=True)
+        object.__setattr__(self, "delta", validate_real("delta", self.delta, minimum=0.0, maximum=2.0,
+                                                        strict_minimum=True))
 
     def __call__(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         gram = torch.bmm(x, x.transpose(1, 2))
@@ -50,7 +51,7 @@ class Stationary:
     needs_velocity = True
 
     def __post_init__(self) -> None:
-        validate_real("tol", self.tol, minimum=0.0, strict_minimum=True)
+        object.__setattr__(self, "tol", validate_real("tol", self.tol, minimum=0.0, strict_minimum=True))
 
     def __call__(self, t: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return torch.linalg.vector_norm(v, dim=-1).amax(-1) < self.tol

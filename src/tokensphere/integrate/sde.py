@@ -81,7 +81,7 @@ class SDESolver:
             raise ValueError(f"solver must be one of {', '.join(SDE_METHODS)} for noise > 0, got {self.method!r}")
         validate_choice("solver", self.method, SDE_METHODS)
         object.__setattr__(self, "dt", validate_real("dt", self.dt, minimum=0.0, strict_minimum=True))
-        object.__setattr__(self, "seed", validate_int("seed", self.seed, minimum=0))
+        object.__setattr__(self, "seed", validate_int("seed", self.seed, minimum=0, maximum=2**64 - 1))
 
     @property
     def weak_order(self) -> int:
@@ -176,6 +176,9 @@ def integrate_sde(
 
     x, t_now, steps = x0, float(t0), 0
     span = max(float(stops[-1]) - t0, 1e-300)
+    if not span / solver.dt < 2.0**53:  # beyond any step count a run could take (the ODE path refuses it too)
+        raise ValueError(f"dt = {solver.dt:g} is too small for the interval [{t0:g}, {float(stops[-1]):g}]: "
+                         f"{span / solver.dt:.3g} steps; give a larger dt")
     for s in range(stops.numel()):
         target = float(stops[s])
         count = math.ceil((target - t_now) / solver.dt * (1 - 1e-12)) if target > t_now else 0

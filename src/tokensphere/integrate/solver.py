@@ -87,11 +87,18 @@ class Solver:
         elif not isinstance(controller, StepController):
             raise ValueError(f"controller must be a StepController, got {type(controller).__name__}")
         shortcuts = {k: v for k, v in (("rtol", rtol), ("atol", atol), ("dt_max", dt_max)) if v is not None}
+        if method not in ADAPTIVE and (shortcuts or controller != StepController()):
+            given = ", ".join(shortcuts) or "controller"
+            raise ValueError(f"{given}: the step controller (rtol, atol, dt_max) applies to the adaptive methods "
+                             f"{', '.join(ADAPTIVE)}; {method!r} takes the fixed step dt")
         if shortcuts:
             controller = replace(controller, **shortcuts)
         if method not in ADAPTIVE and dt is None:
             raise ValueError(f"dt must be given for the fixed-step method {method!r} (a number > 0)")
         if dt is not None:
+            if isinstance(dt, bool) or getattr(dt, "dtype", None) in (torch.bool, bool) or str(
+                    getattr(dt, "dtype", "")) == "bool":
+                raise ValueError(f"dt must be a finite number > 0 or a 1-D array of them, got {dt!r}")
             steps = as_tensor("dt", dt)
             if (steps.ndim > 1 or steps.numel() == 0 or not bool(torch.isfinite(steps).all())
                     or not bool((steps > 0).all())):
@@ -147,6 +154,8 @@ class Solver:
         """The solver of a :meth:`describe` dict (also the flat rtol/atol/dt_max form of older stored runs)."""
         kw = dict(spec)
         ctrl = StepController(**{k: kw.pop(k) for k in _CONTROLLER_FIELDS if k in kw})
+        if kw.get("method", "dopri5") not in ADAPTIVE:
+            ctrl = None  # unused by fixed steps (older stored runs may hold any values)
         if isinstance(kw.get("dt"), list):
             kw["dt"] = torch.tensor(kw["dt"], dtype=torch.float64)
         return cls(controller=ctrl, **kw)
