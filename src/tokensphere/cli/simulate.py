@@ -212,9 +212,9 @@ def simulate_command(
     ] = 10.0,
     save_at: Annotated[
         int, Option(help="Number of equally spaced output times from t0 to --t-max (t0 = 0, or the saved run's "
-                    "final time with --from-run). With --splitting every one must be a layer boundary; its default "
-                    "there is the largest count up to 101 that is. With a fixed-step --solver or --anchor the times "
-                    "lie on the step grid (every q-th step, at most this many, plus --t-max), so every step is --dt.")
+                    "final time with --from-run). With a fixed-step --solver, --anchor, --noise or --splitting the "
+                    "times lie on the step (layer) grid: every q-th step, at most this many, plus --t-max, so every "
+                    "step is --dt.")
     ] = 101,
     solver: Annotated[
         str | None, Option(help=f"Method: {', '.join(METHODS)}; with --noise: {', '.join(SDE_METHODS)}.",
