@@ -231,7 +231,8 @@ def _fig4_counts(folder: Path, n: int, seed: int, starts: int, meta: dict) -> li
 def _metastability(folder: Path, seed: int, size: dict, meta: dict) -> list[Path]:
     traj = metastability_runs(starts=size["meta_starts"], seed=seed)
     data = metastability_data(traj)
-    png = save_figure(metastability_figure(data), folder / "metastability.png")
+    png = save_figure(metastability_figure(data, model=traj.model, n=traj.positions.shape[2],
+                                           d=traj.positions.shape[3]), folder / "metastability.png")
     data.update({"figure": "Metastability (Problem 1)", "seed": seed, "starts": size["meta_starts"],
                  "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
     write_json(folder / "metastability.json", data)

@@ -8,7 +8,9 @@ Rendering goes through one matplotlib animation writer (never one file per frame
 MP4 (H.264) with ``FFMpegWriter`` using the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel, chosen by
 the file suffix. The file is written atomically (:func:`tokensphere.io.atomic_path`). Frames can be
 subsampled (``every``, ``max_frames``); ``substeps`` > 1 inserts cubic-spline interpolated frames between saved
-times, renormalised onto the sphere — for display only, the dynamics are not re-integrated. No LaTeX.
+times, renormalised onto the sphere — for display only, the dynamics are not re-integrated. A system stopped
+by a terminal event (NaN positions after it) is held in its last finite saved state from then on, the title
+saying "stopped at t = …". No LaTeX.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..experiments.describe import describe_model
 from ..experiments.layout import system_betas
 from ..experiments.movie import MOVIE
 from ..io import atomic_path
 from ..trajectory import Trajectory
 from ..validate import validate_choice, validate_int, validate_real
-from .arrays import frame_indices
+from .arrays import frame_indices, held_frames, stopped_text
 from .tokens import _draw_circle, _draw_sphere, _token_colors
 
 __all__ = ["animate", "ffmpeg_path", "WRITERS"]
@@ -71,7 +74,8 @@ def animate(
     drawn frames shown as a trajectory tail (0: none). every, max_frames: frame subsampling (see
     :func:`frame_indices`); with K drawn frames the file has (K − 1)·substeps + 1 frames. azimuth: (centre,
     amplitude) of the camera sweep in degrees (d = 3): azim = c + a·sin(2πk/K)
-    over the K frames. progress(done, total) is called after each frame.
+    over the K frames. A system stopped by a terminal event is held in its last finite saved state after the
+    event, its title saying "stopped at t = …". progress(done, total) is called after each frame.
     Raises ValueError for an unsupported suffix, d, system or setting.
     """
     p = Path(path)
@@ -93,7 +97,18 @@ def animate(
     idx = frame_indices(T, every, max_frames)
     ts_all = traj.times.detach().cpu().double().numpy()
     x_all = traj.positions[:, system].detach().cpu().double().numpy()  # (T, n, d)
-    ts, xs = _display_frames(ts_all[idx], x_all[idx], substeps)
+    held = held_frames(x_all[:, None], ts_all, traj.event_time[system : system + 1])[idx, 0]
+    stopped = held != idx  # a suffix: from the system's terminal event on
+    live = int(np.count_nonzero(~stopped))
+    ts, xs = _display_frames(ts_all[idx[:live]], x_all[idx[:live]], substeps)
+    notes = [""] * len(ts)
+    event = float(traj.event_time[system])
+    for j in range(live, len(idx)):  # held frames: substeps each, so the count stays (K − 1)·substeps + 1
+        prev = ts_all[idx[j - 1]]
+        fine = np.linspace(prev, ts_all[idx[j]], substeps + 1)[1:]
+        ts = np.concatenate([ts, fine])
+        xs = np.concatenate([xs, np.repeat(x_all[held[j]][None], substeps, axis=0)])
+        notes += ["\n" + stopped_text(event, ts_all[held[j]])] * substeps
     beta = system_betas(traj.model, B)[system]
 
     fig = Figure(figsize=(size, size), layout="constrained" if d == 2 else None)
@@ -106,8 +121,7 @@ def animate(
     else:
         ax = fig.add_subplot(1, 1, 1)
         _draw_circle(ax, inner=False, lim=1.1)
-    kind = "SA" if traj.model.normalization == "softmax" else "USA"
-    head = title or f"{kind}, n = {n}, d = {d}, β = {beta:g}"
+    head = title or f"{describe_model(traj.model)}, n = {n}, d = {d}, β = {beta:g}"
     text = fig.suptitle(head)
     coords = lambda a: [a[..., j] for j in range(d)]  # noqa: E731
     tails = [ax.plot(*coords(xs[:1, i]), color=colors[i], linewidth=0.9, alpha=0.6)[0] for i in range(n)]
@@ -131,7 +145,7 @@ def animate(
                 ax.view_init(elev=elevation, azim=azimuth[0] + azimuth[1] * math.sin(2 * math.pi * k / max(K, 1)))
             else:
                 dots.set_offsets(xs[k])
-            text.set_text(f"{head}, t = {ts[k]:.2f}")
+            text.set_text(f"{head}, t = {ts[k]:.2f}{notes[k]}")
             writer.grab_frame()
             if progress is not None:
                 progress(k + 1, K)
@@ -152,7 +166,8 @@ def _display_frames(ts: np.ndarray, xs: np.ndarray, substeps: int) -> tuple[np.n
     if substeps == 1 or len(ts) < 2:
         return ts, xs
     if not np.isfinite(xs).all():
-        raise ValueError("substeps > 1 needs finite positions (this system stopped early: NaN after its event)")
+        raise ValueError("substeps > 1 needs finite positions (this system has NaN positions before any terminal "
+                         "event)")
     from scipy.interpolate import CubicSpline
 
     fine = np.concatenate([np.linspace(a, b, substeps, endpoint=False) for a, b in zip(ts[:-1], ts[1:])] + [ts[-1:]])

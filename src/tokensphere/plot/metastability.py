@@ -8,21 +8,30 @@ at once). The numbers come from :func:`tokensphere.experiments.metastability_dat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..experiments.describe import describe_model
 from ..experiments.layout import systems_by_beta
+from .variants import LABELS
 
 __all__ = ["metastability_figure"]
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 
 
-def metastability_figure(data: dict[str, Any], title: str | None = None) -> Figure:
-    """Three panels from :func:`metastability_data`: k(t), Ē(t) over log t, and merge sizes per β."""
+def metastability_figure(data: dict[str, Any], title: str | None = None, *, model: Any = None,
+                         n: int | None = None, d: int | None = None) -> Figure:
+    """Three panels from :func:`metastability_data`: k(t), Ē(t) over log t, and merge sizes per β.
+
+    The title names the model (``model``: a :class:`~tokensphere.Model`, or ``data["model"]``, its description
+    as recorded in the CLI's JSON), n and d (``n``, ``d`` or ``data["n"]``, ``data["d"]``) when they are known,
+    and nothing about them otherwise; the merge panel states the measured fraction of pairwise merges.
+    """
     t = np.asarray(data["times"])[1:]  # drop t = 0 on the log axis
     k = np.asarray(data["counts"])[1:]
     e = np.asarray(data["energy_normalized"])[1:]
@@ -48,16 +57,52 @@ def metastability_figure(data: dict[str, Any], title: str | None = None) -> Figu
     ax_e.set_ylabel(r"$\bar E = 2\beta e^{-\beta} E_\beta$")
     ax_e.set_title("energy staircase", fontsize=10)
     width = 0.8 / max(len(groups), 1)
+    sizes_seen = [2, 4]
     for gi, b in enumerate(groups):
         stats = data["by_beta"][f"{b:g}"]
         sizes = {int(m): c for m, c in stats["clusters_merged_at_once"].items()}
         total = sum(sizes.values()) or 1
         xs = np.arange(2, max(list(sizes) + [4]) + 1)
+        sizes_seen += list(sizes)
         ax_m.bar(xs + (gi - (len(groups) - 1) / 2) * width, [sizes.get(int(x), 0) / total for x in xs], width,
                  color=COLORS[gi % len(COLORS)], label=f"β = {b:g} ({stats['merge_events']} merges)")
+    ax_m.set_xticks(np.arange(2, max(sizes_seen) + 1))
     ax_m.set_xlabel("clusters merging at once (between saved times)")
     ax_m.set_ylabel("fraction of merge events")
-    ax_m.set_title("merges are mostly pairwise", fontsize=10)
+    ax_m.set_title(_merge_title(data, groups), fontsize=10)
     ax_m.legend(fontsize=8)
-    fig.suptitle(title or "Metastability on the circle (SA, n = 32): plateaus, merges, energy staircase")
+    fig.suptitle(title or _title(data, model, n, d))
     return fig
+
+
+def _merge_title(data: dict[str, Any], groups: list[float]) -> str:
+    """The measured fraction of merges of exactly two clusters, per β."""
+    parts = []
+    for b in groups:
+        stats = data["by_beta"][f"{b:g}"]
+        if stats["merge_events"]:
+            frac = stats.get("pairwise_fraction")
+            if frac is None:
+                frac = int(stats["clusters_merged_at_once"].get("2", 0)) / stats["merge_events"]
+            parts.append(f"{100 * frac:.0f}% at β = {b:g}")
+        else:
+            parts.append(f"none at β = {b:g}")
+    return "pairwise merges (two clusters at once):\n" + ", ".join(parts)
+
+
+def _title(data: dict[str, Any], model: Any, n: int | None, d: int | None) -> str:
+    """"Metastability of SA (softmax), V = I on the circle, n = 32: …", each part only when it is known."""
+    model = data.get("model") if model is None else model
+    if isinstance(model, Mapping):
+        norm = model.get("normalization")
+        what = LABELS.get(norm, norm) if norm else None
+    else:
+        what = describe_model(model) if model is not None else None
+    n = data.get("n") if n is None else n
+    d = data.get("d") if d is None else d
+    head = "Metastability" + (f" of {what}" if what else "")
+    if d is not None:
+        head += " on the circle" if int(d) == 2 else f" on S^{int(d) - 1}"
+    if n is not None:
+        head += f", n = {int(n)}"
+    return head + ": plateaus, merges, energy staircase"

@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .arrays import cell_edges as _edges
+
 __all__ = ["noise_phase_figure"]
 
 
@@ -48,11 +50,3 @@ def noise_phase_figure(data: dict[str, Any], title: str | None = None) -> Figure
                  f"t_max = {s['t_max']:g}, {s['method']} step {s['dt']:g}")
     return fig
 
-
-def _edges(centers: np.ndarray) -> np.ndarray:
-    """Cell edges around sorted centres (midpoints, end cells mirrored)."""
-    c = np.asarray(centers, dtype=float)
-    if c.size == 1:
-        return np.array([c[0] - 0.5, c[0] + 0.5])
-    mid = (c[1:] + c[:-1]) / 2
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])

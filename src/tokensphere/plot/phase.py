@@ -23,6 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from .arrays import cell_edges
+
 __all__ = ["phase_figure", "phase_difference_figure", "gamma_curve_points", "LOG_FLOOR", "CMAP"]
 
 CMAP = "RdBu_r"  # 0 → blue, 1 → dark red (Figure 3)
@@ -172,15 +174,22 @@ def _grid(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
 def _heat_map(ax, ds: xr.Dataset, z: np.ndarray, cmap, norm: Normalize, title: str, *, curve: bool,
               curve_width: float, curve_label: str | None = r"$\Gamma_{\infty,\delta}$"):
     """One (t, β) panel: z (β, t) in colour (NaN grey), the curve Γ of ``ds`` in black, axes and title.
-    Returns the mesh (for the colour bar)."""
+    Each value fills the cell around its grid point (edges midway between grid points, :func:`cell_edges`), so
+    a grid of one β or one time is drawn as one row or column of its own scale's width; the view spans the
+    grid points (the cells around a lone β or time). Returns the mesh (for the colour bar)."""
     t, beta = _grid(ds)
-    mesh = ax.pcolormesh(t, beta, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="nearest", rasterized=True)
+    t_edges, beta_edges = cell_edges(t), cell_edges(beta)
+    mesh = ax.pcolormesh(t_edges, beta_edges, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="flat",
+                         rasterized=True)
     if curve:
         ts, bs = gamma_curve_points(ds)
         ax.plot(ts, bs, color="black", linewidth=curve_width, label=curve_label, gid="gamma_curve")
-    ax.set_xlim(t[0], t[-1])
-    if len(beta) > 1:
-        ax.set_ylim(beta[0], beta[-1])
+    ax.set_xlim(*((t[0], t[-1]) if len(t) > 1 else t_edges))
+    ax.set_ylim(*((beta[0], beta[-1]) if len(beta) > 1 else beta_edges))
+    if len(t) == 1:  # one column: the axis names its one time, not the cell's edges
+        ax.set_xticks(t)
+    if len(beta) == 1:
+        ax.set_yticks(beta)
     ax.set_xlabel("t")
     ax.set_ylabel("β")
     ax.set_title(title, fontsize=9)

@@ -38,7 +38,8 @@ def _density(edges: list[float], counts: list[list[int]]) -> tuple[np.ndarray, n
 
 def probe_histogram_figure(data: dict[str, Any], *, simulated: bool = True) -> Figure:
     """Figure 1: per shown layer, the density of ⟨x_i, x_j⟩ (i ≠ j, all texts pooled) as a step outline, with
-    a shared y-limit; ``simulated`` overlays the particle simulation's density (dashed)."""
+    a shared y-limit (1.05 × the highest density drawn, model or simulation); ``simulated`` overlays the particle
+    simulation's density (dashed)."""
     depth = data["depth"]["depth"]
     rows = fig1_layers(data["depth"]["trained_depth"], depth)
     real = data["histograms"]
@@ -60,6 +61,7 @@ def probe_histogram_figure(data: dict[str, Any], *, simulated: bool = True) -> F
             if sim is not None:
                 es, ds = _density(sim["edges"][ell], [t[ell] for t in sim["counts"]])
                 ax.stairs(ds, es, color="tab:red", linestyle="--", label="simulation")
+                top, left = max(top, ds.max()), min(left, es[0])  # the shared limits hold both curves
             extended = ell > data["depth"]["trained_depth"]
             ax.set_title(f"layer {ell}" + (" (extended)" if extended else ""), fontsize=10)
             ax.set_xlabel("⟨xᵢ, xⱼ⟩")

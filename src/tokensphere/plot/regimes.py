@@ -33,6 +33,7 @@ STRIP_TOP = 0.06  # the β ≪ 1 strip (Theorem 4.2) is drawn in [BETA_BOTTOM, S
 GREENS = ("#b8e0b0", "#8fd08a", "#5fb85f", "#3a9a45")  # nested proven regions, lighter to darker
 RED = "#e8908a"
 TOP_FACTOR = 8.0  # top of the β axis, in units of the larger d = 2 threshold (room for the Theorem 5.1 label)
+MIN_N = 4  # the d axis needs the marks 2 < 3 < n: below, the columns d ∈ [3, n] and d ≥ n collapse
 
 
 def beta_top(n: int) -> float:
@@ -94,10 +95,15 @@ def regimes_figure(
 
     measured: optional overlay of measured frequencies, either {"d": (m,), "beta": (m,), "value": (m,)} or m
     triples (d, β, value) with value in [0, 1] (e.g. single_cluster_probability of a phase diagram at its last
-    time); drawn as coloured dots (0 blue, 1 dark red). Returns a Figure (Agg canvas). Raises ValueError for
-    n < 2 or malformed ``measured``.
+    time); drawn as coloured dots (0 blue, 1 dark red). Regions that are empty for this n (e.g. no d = 2 gap
+    when the threshold of Theorem 5.1 lies below 1) are neither drawn nor labelled. Returns a Figure (Agg
+    canvas). Raises ValueError for n < MIN_N = 4 (the d axis needs 2 < 3 < n; :func:`regimes_data` serves any
+    n ≥ 2) or malformed or non-finite ``measured``.
     """
     proof = large_beta_threshold_d2(n)  # validates n
+    if n < MIN_N:
+        raise ValueError(f"n must be >= {MIN_N} for regimes_figure (its d axis places 2 < 3 < n), got n = {n}; "
+                         "regimes_data(n) gives the regions for any n >= 2")
     printed = n * n / math.pi**2
     top = beta_top(n)
     regs = regimes(n, beta_max=top)
@@ -120,7 +126,7 @@ def regimes_figure(
     def y_of(b: float) -> float:
         return BETA_BOTTOM if b <= 0 else min(b, top)
 
-    green_rank = 0
+    green_rank, drew_red = 0, False
     for r in regs:
         if r.theorem == "Theorem 4.2":  # β ≪ 1 strip across every d, drawn last (on top)
             continue
@@ -146,6 +152,9 @@ def regimes_figure(
                     va="center", fontsize=8)
             continue
         x0, x1 = x_of(r.d_min, True), x_of(r.d_max, False)
+        if not (x1 > x0 and y1 > y0):  # empty for this n: nothing to draw or label
+            continue
+        drew_red |= color == RED
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=color, edgecolor="0.25", linewidth=0.8,
                                gid=f"region:{r.theorem or 'none'}"))
         _label_region(ax, r, x0, x1, y0, y1, regs, n, l_max)
@@ -176,8 +185,8 @@ def regimes_figure(
         sc = ax.scatter(d_position(d_m, n, l_max), b_m, c=v_m, cmap=colormaps["RdBu_r"], norm=Normalize(0, 1), s=36,
                         edgecolors="black", linewidths=0.6, zorder=5, gid="measured")
         fig.colorbar(sc, ax=ax, shrink=0.8, label=measured_label)
-    ax.set_title(title or f"Regimes of proven convergence to one cluster, n = {n} (green: proven; red: no result)",
-                 fontsize=10)
+    key = "green: proven; red: no result" if drew_red else "green: proven"
+    ax.set_title(title or f"Regimes of proven convergence to one cluster, n = {n} ({key})", fontsize=10)
     return fig
 
 
@@ -226,6 +235,10 @@ def _measured(measured) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d, b, v = arr.T
     if not (len(d) == len(b) == len(v)):
         raise ValueError("measured d, beta and value must have the same length")
+    bad = ~(np.isfinite(d) & np.isfinite(b) & np.isfinite(v))
+    if bad.any():
+        raise ValueError(f"measured must hold finite d, beta and value; entries {np.flatnonzero(bad).tolist()} "
+                         "are NaN or infinite")
     if np.any(d < 2) or np.any(b < 0) or np.any((v < 0) | (v > 1)):
         raise ValueError("measured needs d >= 2, beta >= 0 and values in [0, 1]")
     return d, np.maximum(b, BETA_BOTTOM), v

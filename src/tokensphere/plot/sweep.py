@@ -17,7 +17,8 @@ MAX_LINES = 12  # beyond this many grid points a panel shows an evenly spaced su
 
 def sweep_figure(ds: Any, *, title: str | None = None) -> Figure:
     """One panel per ``<statistic>_mean`` variable of a sweep dataset ``ds`` (dims: grid axes…, t), its mean
-    over seeds against t with a ± standard-error band when ``<statistic>_se`` exists. Returns a Figure."""
+    over seeds against t with a ± standard-error band when ``<statistic>_se`` exists; the y-axis names the
+    statistic. Returns a Figure."""
     means = [v for v in ds.data_vars if v.endswith("_mean")]
     if not means:
         raise ValueError("the sweep store holds no <statistic>_mean variable to draw (summaries must include 'mean')")
@@ -41,6 +42,7 @@ def sweep_figure(ds: Any, *, title: str | None = None) -> Figure:
                 e = np.asarray(se.isel(sel).values, dtype=float)
                 ax.fill_between(t, y - e, y + e, color=line.get_color(), alpha=0.2, lw=0)
         ax.set_xlabel("t")
+        ax.set_ylabel(name[:-5] + (" (mean over seeds ± s.e.)" if se is not None else " (mean over seeds)"))
         ax.set_title(name[:-5] + ("" if len(shown) == len(points) else f" ({len(shown)} of {len(points)} points)"),
                      fontsize=10)
         if k == 0:

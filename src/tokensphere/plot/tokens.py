@@ -4,7 +4,9 @@ One row per system (e.g. one per β), one column per snapshot time. Each panel s
 (coloured by token index, so a token can be followed across panels), their paths since t = 0 as thin lines,
 and the starting points faintly; the sphere is a faint wireframe. On the circle the paths would lie on top of
 each other, so there time is drawn as radius: a path starts on the inner ring (r = 0.7, t = 0) and reaches the
-circle at the panel's time. Display only: nothing is computed.
+circle at the panel's time. A system stopped by a terminal event (NaN positions after it) is drawn, at later
+panel times, in its last finite saved state, titled "stopped at t = …" (given ``event_time``). Display only:
+nothing is computed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .arrays import token_paths
+from .arrays import as_numpy, held_frames, stopped_text, token_paths
 
 __all__ = ["tokens_figure"]
 
@@ -32,6 +34,7 @@ def tokens_figure(
     snapshot_times: Sequence[float] | None = None,
     row_labels: Sequence[str] | None = None,
     trails: bool = True,
+    event_time: Any = None,
     title: str | None = None,
     panel_size: float = 2.8,
 ) -> Figure:
@@ -47,9 +50,13 @@ def tokens_figure(
     snapshot_times : times for the columns; each panel uses the nearest saved time. Default: 4 evenly spaced.
     row_labels : one label per row (e.g. "β = 9"), prefixed to the panel titles.
     trails : draw each token's path from t = 0 to the panel's time.
+    event_time : array of shape (B,), optional
+        Times of the terminal events (NaN: none), e.g. ``Trajectory.event_time``. A system whose positions at a
+        panel's time are NaN because it stopped (event_time ≤ that time) is drawn in its last finite saved
+        state, its title saying "stopped at t = …".
 
     Returns a :class:`matplotlib.figure.Figure` (Agg canvas). Raises ValueError for d ∉ {2, 3}, a system
-    index out of range, or a snapshot time outside [times[0], times[-1]].
+    index out of range, a snapshot time outside [times[0], times[-1]], or an event_time not of length B.
     """
     x, ts = token_paths(positions, times, "tokens_figure")
     T, B, n, d = x.shape
@@ -63,14 +70,17 @@ def tokens_figure(
     if row_labels is not None and len(row_labels) != len(systems):
         raise ValueError(f"row_labels must have one label per system ({len(systems)}), got {len(row_labels)}")
     frames = [int(np.argmin(np.abs(ts - t))) for t in snapshot_times]
+    drawn = held_frames(x, ts, event_time)
+    events = None if event_time is None else as_numpy(event_time).reshape(-1)
 
     rows, cols = len(systems), len(frames)
     fig = Figure(figsize=(panel_size * cols, panel_size * rows + (0.4 if title else 0.0)), layout="constrained")
     FigureCanvasAgg(fig)
     colors = _token_colors(n)
     for r, b in enumerate(systems):
-        for c, k in enumerate(frames):
+        for c, k_panel in enumerate(frames):
             ax = fig.add_subplot(rows, cols, r * cols + c + 1, **({"projection": "3d"} if d == 3 else {}))
+            k = int(drawn[k_panel, b])  # the last finite state of a system stopped before this time
             path = x[: k + 1, b]  # (k+1, n, d)
             (_draw_sphere if d == 3 else _draw_circle)(ax)
             if trails and k > 0:
@@ -82,7 +92,8 @@ def tokens_figure(
                 ax.scatter(*path[0].T, color=colors, s=6, alpha=0.25, linewidths=0, **_depth(d))
             ax.scatter(*path[-1].T, color=colors, s=22, edgecolors="black", linewidths=0.4, zorder=3, **_depth(d))
             label = f"{row_labels[r]}, " if row_labels is not None else f"system {b}, "
-            ax.set_title(f"{label}t = {ts[k]:g}", fontsize=10)
+            stop = "\n" + stopped_text(events[b], ts[k], sep="\n") if k != k_panel else ""
+            ax.set_title(f"{label}t = {ts[k_panel]:g}{stop}", fontsize=10)
     if title:
         fig.suptitle(title)
     return fig

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 __all__ = ["normalization_clustering_figure", "example_9_3_figure", "hardmax_limit_figure", "splitting_figure"]
 
-LABELS = {"softmax": "SA (softmax)", "uniform": "USA (1/n)", "sinkhorn": "Sinkhorn (doubly stochastic)"}
+LABELS = {"softmax": "SA (softmax)", "uniform": "USA (1/n)", "sinkhorn": "Sinkhorn (doubly stochastic)",
+          "hardmax": "hardmax (β = ∞)"}
 
 
 def _figure(width: float, height: float, cols: int = 1) -> tuple[Figure, list]:
@@ -23,9 +24,24 @@ def _figure(width: float, height: float, cols: int = 1) -> tuple[Figure, list]:
 
 
 def normalization_clustering_figure(times: np.ndarray, clusters: Mapping[str, np.ndarray],
-                                    pairs: Mapping[str, np.ndarray], *, title: str = "") -> Figure:
+                                    pairs: Mapping[str, np.ndarray], *, delta: float | None = None,
+                                    title: str | None = None) -> Figure:
     """Mean cluster count and mean pair fraction against time, one line per normalisation (shaded: min–max over
-    the starts). times: (T,); clusters, pairs: name → (T, B)."""
+    the starts). times: (T,); clusters, pairs: name → (T, B) arrays with the same names; delta: the threshold
+    of both statistics (named on the y-axes when given). The default title names the normalisations and the
+    number of starts. Raises ValueError when the names or shapes do not match."""
+    times = np.asarray(times, float).reshape(-1)
+    if not clusters or set(clusters) != set(pairs):
+        raise ValueError(f"clusters and pairs must name the same normalisations, got {list(clusters)} and "
+                         f"{list(pairs)}")
+    starts = set()
+    for name in clusters:
+        for what, arr in (("clusters", clusters[name]), ("pairs", pairs[name])):
+            shape = np.shape(arr)
+            if len(shape) != 2 or shape[0] != len(times):
+                raise ValueError(f"{what}[{name!r}] must have shape (T, B) with T = len(times) = {len(times)}, "
+                                 f"got {shape}")
+            starts.add(shape[1])
     fig, (a, b) = _figure(8.4, 3.2, 2)
     for k, name in enumerate(clusters):
         c, p = np.asarray(clusters[name], float), np.asarray(pairs[name], float)
@@ -33,11 +49,14 @@ def normalization_clustering_figure(times: np.ndarray, clusters: Mapping[str, np
         a.plot(times, c.mean(1), **style)
         a.fill_between(times, c.min(1), c.max(1), color=f"C{k}", alpha=0.15)
         b.plot(times, p.mean(1), **style)
-    a.set(xlabel="t", ylabel="clusters (mean over starts)", yscale="log")
-    b.set(xlabel="t", ylabel="fraction of pairs within δ")
+    at = "" if delta is None else f", δ = {delta:g}"
+    a.set(xlabel="t", ylabel=f"clusters, ⟨xᵢ, xⱼ⟩ > 1 − δ{at}\n(mean over starts)", yscale="log")
+    b.set(xlabel="t", ylabel=f"fraction of pairs with\n⟨xᵢ, xⱼ⟩ > 1 − δ{at}")
     a.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    count = "/".join(str(s) for s in sorted(starts))
+    names = ", ".join(LABELS.get(name, name).split(" (")[0] for name in clusters)
+    fig.suptitle(title or f"Clustering under {names} from the same {count} starts (lines: mean; shaded: min–max)",
+                 fontsize=10)
     return fig
 
 

@@ -29,7 +29,8 @@ def _sinkhorn_section(seed: int, quick: bool) -> Section:
                                  seed=seed, sinkhorn_iters=SINKHORN_ITERS)
     final = {name: r.clusters[name][-1] for name in r.names}
     fig = normalization_clustering_figure(r.times, r.clusters, r.pairs,
-                                          title=f"n = {r.n}, d = {r.d}, β = {r.beta:g}, same seeded starts")
+                                          title=f"n = {r.n}, d = {r.d}, β = {r.beta:g}, same seeded starts",
+                                          delta=r.delta)
     table = {LAB: f"final clusters {', '.join(str(int(c)) for c in final[name])}; final pair fraction "
                   f"{float(np.mean(r.pairs[name][-1])):.3f}" for name, LAB in
              (("softmax", "SA"), ("uniform", "USA"), ("sinkhorn", "Sinkhorn"))}
