@@ -1,10 +1,11 @@
 """Atomic writes: a result appears at its path complete, or not at all.
 
-Each writer produces its output at a temporary sibling (``.NAME.tmp-XXXXXXXX``) and renames it into place with
-``os.replace``, which is atomic on POSIX file systems. A directory (a zarr store) that already exists is first
-renamed aside, so the target path always holds either the old result or the new one. Zarr stores are written
-with consolidated metadata, and :func:`open_zarr_store` reads a store through it when present, so xarray never
-falls back with a warning.
+Each writer produces its output at a temporary sibling (``.NAME.tmp-XXXXXXXX``, NAME shortened when the file
+system's name limit requires it) and renames it into place with ``os.replace``, which is atomic on POSIX file
+systems. A directory (a zarr store) that already exists is first renamed aside, so the target path always holds
+either the old result or the new one. A target that is a symbolic link is replaced by the result; what it pointed
+to is left alone. ``~`` in a path means the home directory. Zarr stores are written with consolidated metadata,
+and :func:`open_zarr_store` reads a store through it when present, so xarray never falls back with a warning.
 """
 
 from __future__ import annotations
@@ -62,6 +63,34 @@ def validate_output_folder(path: str | os.PathLike) -> Path:
     return p
 
 
+NAME_MAX = 255  # bytes in a file name, when the file system does not say (Linux, macOS)
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` accepts."""
+    try:
+        return int(os.pathconf(folder if folder.exists() else ".", "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no such limit reported, or not on POSIX
+        return NAME_MAX
+
+
+def _sibling(p: Path, base: str, tail: str) -> Path:
+    """The hidden sibling ``.{base}{tail}`` of ``p``, ``base`` shortened (at a character boundary) so that the name
+    fits the file system: a target name near the limit still gets a temporary (``tail`` holds a random part,
+    so shortening keeps names distinct)."""
+    room = _name_max(p.parent) - len(f".{tail}".encode())
+    short = base.encode()[:max(room, 1)].decode(errors="ignore") or "x"
+    return p.with_name(f".{short}{tail}")
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a symbolic link (not what it points to) or a directory tree, whichever ``path`` is."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (a file or a directory); on success rename it to ``path``.
@@ -71,31 +100,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     once the new result exists, and moved back if the rename that replaces it fails (or is interrupted). A
     writer that produced nothing raises FileNotFoundError, with ``path`` untouched.
     """
-    p = Path(path)
-    tmp = p.with_name(f".{p.stem}.tmp-{uuid.uuid4().hex[:8]}{p.suffix}")
+    p = Path(path).expanduser()
+    suffix = p.suffix if len(p.suffix) <= 32 else ""  # a "suffix" that long is no format's: not kept
+    tmp = _sibling(p, p.stem if suffix else p.name, f".tmp-{uuid.uuid4().hex[:8]}{suffix}")
     try:
         yield tmp
         if not (tmp.exists() or tmp.is_symlink()):
             raise FileNotFoundError(f"the writer produced nothing at {tmp}; {p} left as it was")
-        if p.is_dir() or (p.exists() and tmp.is_dir()):  # a directory, or a file replaced by a directory
-            old = p.with_name(f".{p.name}.old-{uuid.uuid4().hex[:8]}")
+        # a directory (or a link to one), or anything replaced by a directory: moved aside first, since a
+        # rename cannot replace a non-empty directory, nor a file by a directory
+        if p.is_dir() or ((p.exists() or p.is_symlink()) and tmp.is_dir()):
+            old = _sibling(p, p.name, f".old-{uuid.uuid4().hex[:8]}")
             os.replace(p, old)
             try:
                 os.replace(tmp, p)
             except BaseException:
                 os.replace(old, p)  # the old result back in place
                 raise
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
+            _remove(old)  # a link: only the link (rmtree would refuse it and leave it behind)
         else:
             os.replace(tmp, p)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
 
 
 def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -110,7 +137,7 @@ def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: boo
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented UTF-8 JSON, atomically. Returns the path."""
-    p = Path(path)
+    p = Path(path).expanduser()
     with atomic_path(p) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return p

@@ -26,24 +26,31 @@ def package_version() -> str:
 
 @functools.cache
 def git_commit() -> str:
-    """HEAD of the checkout the package is imported from (``-dirty`` if tracked files changed), or "unknown".
+    """HEAD of the checkout the package is imported from (``-dirty`` if tracked files of the package changed), or
+    "unknown".
 
-    Looked up once per process: a long sweep or a loop of ``simulate`` calls does not spawn git each time.
+    Git is trusted only when it tracks this very file: a package installed inside some other repository (a
+    virtual environment in a user's project, say) would otherwise record that project's commit. Looked up once
+    per process: a long sweep or a loop of ``simulate`` calls does not spawn git each time.
     """
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve()
+    package = here.parent.parent  # the tokensphere package: what "-dirty" is about
+    tracked = _git(here.parent, "ls-files", "--error-unmatch", "--", here.name)
+    head = _git(here.parent, "rev-parse", "HEAD") if tracked is not None else None
+    if head is None:
+        return "unknown"
+    dirty = _git(here.parent, "status", "--porcelain", "--untracked-files=no", "--", str(package))
+    return head + ("-dirty" if dirty else "")
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """The stripped output of ``git -C folder ARGS``, or None when git is missing, fails or hangs."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        if out.returncode == 0:
-            dirty = subprocess.run(
-                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=5, check=False,
-            ).stdout.strip()
-            return out.stdout.strip() + ("-dirty" if dirty else "")
+        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=5,
+                             check=False)
     except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def run_metadata(*, dtype: torch.dtype, device: torch.device | str, **extra: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,13 @@ import numpy as np
 from ..ensembles import SCORES, SHARING, VALUES
 from ..init import INITIALS
 from ..integrate.sde import SDE_METHODS
-from ..integrate.solver import METHODS
+from ..integrate.solver import LIE, METHODS
 from ..model import NORMALIZATIONS
 from ..validate import validate_int, validate_real
 from .statistics import QUANTILES, STATISTICS, SUMMARIES
 
-__all__ = ["PARAMS", "SWEEP_KEYS", "SECTIONS", "Param", "SweepConfig", "config_from_dict", "load_config", "parse_config",
-           "to_toml"]
+__all__ = ["PARAMS", "SWEEP_KEYS", "SECTIONS", "Param", "SweepConfig", "canonical", "config_from_dict", "load_config",
+           "parse_config", "to_toml"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ PARAMS: dict[str, Param] = {
     "n": Param("model", int, 32, help="tokens per system"),
     "d": Param("model", int, 3, help="dimension: tokens on the sphere S^{d-1}"),
     "beta": Param("model", float, 1.0, help="inverse temperature (batched: units hold blocks of beta)"),
-    "normalization": Param("model", str, "softmax", NORMALIZATIONS, "softmax (SA) or uniform (USA)"),
+    "normalization": Param("model", str, "softmax", NORMALIZATIONS,
+                           "softmax (SA), uniform (USA), sinkhorn (doubly stochastic) or hardmax (β → ∞)"),
     "heads": Param("model", int, 1, help="attention heads; weights are drawn per head (QK = I with identity)"),
     "head_reduction": Param("model", str, "sum", ("sum", "mean"), "heads summed (2.7) or averaged"),
     "causal": Param("model", bool, False, help="token i attends to j <= i"),
@@ -67,7 +68,7 @@ PARAMS: dict[str, Param] = {
     "V": Param("model", str, "identity", ("identity", "repulsive"), "value matrix by name (V = I or -I)"),
     "noise": Param("model", float, 0.0, help="noise sigma >= 0 (Problem 7): needs a stochastic method and dt"),
     "kind": Param("init", str, "uniform", tuple(INITIALS), "initial positions (tokensphere.init)"),
-    "angle": Param("init", float, None, help="cap half-angle (kind = cap)"),
+    "angle": Param("init", float, None, help="cap half-angle (kind = cap; kind = hemisphere takes π/2 only)"),
     "gamma0": Param("init", float, None, help="pairwise inner product (kind = equiangular)"),
     "method": Param("solver", str, "dopri5", tuple(dict.fromkeys(METHODS + SDE_METHODS)), "integration method"),
     "rtol": Param("solver", float, 1e-6, help="relative tolerance (adaptive methods)"),
@@ -179,8 +180,10 @@ class SweepConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def differences(self, other: Mapping[str, Any]) -> list[str]:
-        """The dotted keys whose values differ from ``other`` (a :meth:`to_dict`), for a refusal message."""
-        a = self.to_dict()
+        """The dotted keys whose values differ from ``other`` (a :meth:`to_dict`), for a refusal message. Both
+        sides are compared in their :func:`canonical` form: a change that cannot alter a stored value (the order
+        of the statistics, a default written out, …) is no difference."""
+        a, other = canonical(self.to_dict()), canonical(other)
         out = []
         for section in sorted(set(a) | set(other)):
             x, y = a.get(section), other.get(section)
@@ -264,6 +267,39 @@ class SweepConfig:
         return out
 
 
+def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A :meth:`SweepConfig.to_dict` (or one read back from a store) with the choices that cannot change any
+    stored value made uniform, so that two stores are "the same sweep" exactly when their numbers are:
+
+    * the statistics, and each statistic's summaries, sorted: each is computed and stored on its own;
+    * ``betas_per_unit`` as the β block it gives, min(betas_per_unit, number of β values), and left out when β is
+      not swept: it groups nothing then (units and chunks are the same);
+    * an absent ``weights_seed`` as the value it defaults to, ``[sweep] seed``.
+    """
+    out = json.loads(json.dumps(config))  # a deep copy; the stored form is JSON anyway
+    sweep = out.get("sweep")
+    if not isinstance(sweep, dict):
+        return out
+    if isinstance(sweep.get("statistics"), list):
+        sweep["statistics"] = sorted(map(str, sweep["statistics"]))
+    if isinstance(sweep.get("summaries"), dict):
+        sweep["summaries"] = {k: sorted(map(str, v)) if isinstance(v, list) else v
+                              for k, v in sweep["summaries"].items()}
+    try:
+        grid = {name: values for name, values in out.get("grid", [])}
+    except (TypeError, ValueError):  # not the stored form: compared as it is
+        return out
+    per_unit = sweep.get("betas_per_unit")
+    if "beta" not in grid:
+        sweep.pop("betas_per_unit", None)
+    elif isinstance(per_unit, int) and isinstance(grid["beta"], list):
+        sweep["betas_per_unit"] = min(per_unit, len(grid["beta"]))
+    weights = out.get("weights")
+    if isinstance(weights, dict) and "weights_seed" not in weights and "weights_seed" not in grid:
+        weights["weights_seed"] = sweep.get("seed")
+    return out
+
+
 def load_config(path: str, overrides: list[str] | None = None) -> SweepConfig:
     """Read a TOML file (and ``overrides``, TOML lines such as ``"sweep.seeds = 4"``) into a SweepConfig."""
     from pathlib import Path
@@ -293,9 +329,18 @@ def parse_config(text: str, overrides: list[str] | None = None) -> SweepConfig:
             data = _merge(data, tomllib.loads(line))
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"override {line!r} is not a TOML line 'table.key = value': {exc}") from None
-    if overrides:
-        text = text.rstrip("\n") + "\n\n# overrides\n" + "\n".join(overrides) + "\n"
-    return config_from_dict(data, text=text)
+    config = config_from_dict(data, text=text)
+    if overrides:  # the file's text with dotted lines appended would not be TOML: write the result out in full
+        config = replace(config, text=_overridden_text(config, overrides))
+    return config
+
+
+def _overridden_text(config: SweepConfig, overrides: list[str]) -> str:
+    """The TOML text recorded for a configuration with overrides: every key of the effective configuration
+    (:func:`to_toml`, which :func:`parse_config` reads back equal), the overrides named in a comment."""
+    lines = ["# the configuration file with these overrides (--set) applied, written out in full:"]
+    lines += [f"#   {line}" for line in overrides]
+    return "\n".join(lines) + "\n" + to_toml(config)
 
 
 def config_from_dict(data: Mapping[str, Any], *, text: str = "") -> SweepConfig:
@@ -357,6 +402,16 @@ def _check_combinations(fixed: Mapping[str, Any], grid: Mapping[str, tuple[Any, 
                          f"{plain[0]!r}")
     if any(v > 0 for v in noises) and "dt" not in fixed and "dt" not in grid:
         raise ValueError("model.noise > 0 needs solver.dt (> 0): the stochastic methods take fixed steps")
+    # the grid is a full product: a value of one key meets every value of another at some grid point
+    if True in values("anchor") and any(v > 0 for v in noises):
+        raise ValueError("solver.anchor = true (the authors' deterministic Euler scheme) cannot integrate "
+                         "model.noise > 0 (at some grid point): set solver.anchor = false to use the stochastic "
+                         "solver.method")
+    lie = [m for m in methods if m in LIE]
+    if lie and False in values("projection"):
+        raise ValueError(f"solver.method {lie[0]!r} moves tokens on the sphere; model.projection = false (pure "
+                         f"self-attention in R^d, at some grid point) needs a Runge-Kutta method such as 'rk4' or "
+                         f"'dopri5'")
 
 
 def _sweep_table(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -390,10 +445,19 @@ def _sweep_table(table: Mapping[str, Any]) -> dict[str, Any]:
         _typed(f"sweep.summaries.{stat}", list, names)
         for i, s in enumerate(names):
             _typed(f"sweep.summaries.{stat}[{i}]", str, s, tuple(SUMMARIES))
+        twice = next((s for s in names if names.count(s) > 1), None)
+        if twice is not None:  # the key as written: the list (given for every statistic) or the table's entry
+            where = f"sweep.summaries.{stat}" if isinstance(summ, Mapping) else "sweep.summaries"
+            raise ValueError(f"{where} lists the summary {twice!r} twice: give each summary once")
         if "se" in names and out["seeds"] < 2:
             raise ValueError("sweep.summaries 'se' needs sweep.seeds >= 2")
     if not out["per_seed"] and not any(per_stat.values()):
         raise ValueError("sweep.per_seed = false with no summaries would record nothing: add sweep.summaries")
+    unsummarized = [s for s in stats if not per_stat.get(s)]
+    if not out["per_seed"] and unsummarized:  # it would be computed for every system, then thrown away
+        raise ValueError(f"sweep.statistics lists {unsummarized[0]!r}, which has no sweep.summaries, and "
+                         "sweep.per_seed = false keeps no per-seed values: it would be computed and thrown away; "
+                         "give it summaries or remove it")
     out["statistics"] = tuple(stats)
     out["summaries"] = tuple((s, tuple(per_stat[s])) for s in stats if per_stat.get(s))
     return out

@@ -5,8 +5,9 @@ then ``t``. Chunks are one work unit long on every swept axis and whole on the o
 chunk and each writes its own region. The store is created once, atomically (:func:`tokensphere.io.atomic_path`)
 and with consolidated metadata, holding metadata and coordinates only (unwritten chunks read as NaN, ``done`` as
 false). Unit writes change chunks only, never metadata, so the consolidated metadata stays valid, and zarr
-writes each chunk atomically. A unit's ``done`` flags are written after its data: a unit cut short is simply
-computed again.
+writes each chunk atomically (every chunk, also one that holds only the fill value). A unit's ``done`` flags are
+written after its data: a unit cut short is simply computed again, and so is a unit whose flags are set but one of
+whose data chunks is missing (deleted by hand, say).
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def _is_zarr(path: Path) -> bool:
 def open_or_create(config: SweepConfig, path: Path, *, overwrite: bool,
                    extra: Callable[[], xr.Dataset] | None = None, attrs: dict[str, Any] | None = None) -> None:
     """Create the store at ``path`` (atomically; ``extra()`` gives variables to add), or accept an existing store
-    of the same configuration (to resume). No data chunk is written at creation. Raises ValueError for a path that is not a sweep store or holds a different configuration, unless
-    ``overwrite`` (which replaces it)."""
+    of the same configuration (to resume). No data chunk is written at creation. Raises ValueError for a path
+    that is not a sweep store or holds a different configuration, unless ``overwrite`` (which replaces it)."""
+    path = Path(path).expanduser()
     if path.exists() and not overwrite:
         if not path.is_dir() or not _is_zarr(path):
             raise ValueError(f"out path {path} exists and is not a zarr store; pass overwrite=True / --overwrite "
@@ -125,26 +127,63 @@ def write_unit(path: Path, config: SweepConfig, unit: tuple[tuple[int, int], ...
     dims = config.variables()
     data = {name: (dims[name], arr.reshape(shape + arr.shape[1:])) for name, arr in results.items()}
     region = _region(config, unit)
-    xr.Dataset(data).to_zarr(path, region=region, consolidated=False)
+    # every chunk is written, also one of NaN only (the fill value, which zarr would skip): done_units reads a
+    # missing chunk as a unit to compute again
+    xr.Dataset(data).to_zarr(path, region=region, consolidated=False, write_empty_chunks=True)
     # the flags go last: a unit interrupted before this line is computed again on resume
     xr.Dataset({"done": (config.axis_names, np.ones(shape, dtype=bool))}).to_zarr(
         path, region=region, consolidated=False)
 
 
 def done_units(path: Path, config: SweepConfig) -> list[bool]:
-    """Per unit of ``config.units()``: whether all its done flags are set. A flag chunk that cannot be read
-    counts as not done."""
+    """Per unit of ``config.units()``: whether all its done flags are set and every data variable has its chunk
+    for the unit. A flag chunk that cannot be read, or a missing data chunk, counts as not done."""
+    path = Path(path).expanduser()
     arr = zarr.open_array(str(path), path="done", mode="r")
+    data = [zarr.open_array(str(path), path=name, mode="r") for name in config.variables()]
     out = []
     for unit in config.units():
         try:
-            out.append(bool(np.all(arr[tuple(slice(a, b) for a, b in unit)])))
+            flags = bool(np.all(arr[tuple(slice(a, b) for a, b in unit)]))
         except Exception:  # noqa: BLE001 - a damaged flag chunk: recompute the unit
-            out.append(False)
+            flags = False
+        out.append(flags and all(_has_chunk(path, v, unit) for v in data))
     return out
 
 
+def _has_chunk(path: Path, arr: zarr.Array, unit: tuple[tuple[int, int], ...]) -> bool:
+    """Whether the chunk of ``arr`` (a data variable: the swept axes, then whole dimensions) that holds ``unit``
+    is on disk. Units are chunk-aligned, so one chunk per variable: the unit's start over the chunk length on
+    each axis, 0 on the others."""
+    start = [a // length for (a, _), length in zip(unit, arr.chunks)]
+    index = tuple(start + [0] * (len(arr.shape) - len(unit)))
+    key = arr.metadata.encode_chunk_key(index)
+    return (path / arr.path / key).is_file()
+
+
 def read_store(path: Path) -> xr.Dataset:
-    """The store's dataset, loaded into memory."""
-    with open_zarr_store(path) as ds:
+    """The store's dataset, loaded into memory. Raises ValueError naming the store and the variable when a chunk
+    cannot be read (a damaged or truncated file)."""
+    path = Path(path).expanduser()
+    try:
+        ds = open_zarr_store(path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - its metadata or an index coordinate cannot be read
+        raise _damaged(path, None, exc) from None
+    with ds:
+        for name in list(ds.variables):  # one at a time, to name the damaged one
+            try:
+                ds.variables[name].load()  # in place: the dataset's own variable
+            except MemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a decompression, decoding or shape error of a chunk
+                raise _damaged(path, name, exc) from None
         return ds.load()
+
+
+def _damaged(path: Path, name: str | None, exc: BaseException) -> ValueError:
+    reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+    what = f"variable {name}: {reason}" if name is not None else reason
+    return ValueError(f"store {path} is damaged ({what}); re-run with --overwrite (overwrite=True) to compute it "
+                      "again")

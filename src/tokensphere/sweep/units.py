@@ -22,7 +22,7 @@ from ..ensembles import Ensemble, RedrawSchedule
 from ..init import INITIALS, make_initial
 from ..integrate.driver import IntegrationError
 from ..integrate.sde import SDE_METHODS, SDESolver
-from ..integrate.solver import Solver, anchor_solver
+from ..integrate.solver import ADAPTIVE, Solver, anchor_solver
 from ..model import Model
 from ..simulate import simulate
 from .config import SweepConfig
@@ -94,6 +94,8 @@ def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver | SDESo
         first = int(config.unit_points(unit)[0]) * config.seeds
         seed = int(np.random.SeedSequence([config.seed, NOISE_TAG, first]).generate_state(1)[0])
         return SDESolver(params["method"], dt=params["dt"], seed=seed)  # dt: required with noise (config)
+    if params["method"] not in ADAPTIVE:  # the tolerances steer a step controller, which fixed steps do not have
+        return Solver(params["method"], dt=params.get("dt"))
     return Solver(params["method"], dt=params.get("dt"), rtol=params["rtol"], atol=params["atol"])
 
 
@@ -113,8 +115,8 @@ def _make_initial_checked(config: SweepConfig, unit: Unit) -> None:
     params, _ = config.unit_params(unit)
     takes = set(inspect.signature(INITIALS[params["kind"]]).parameters)
     if ("angle" in params and "angle" not in takes) or ("gamma0" in params and "gamma0" not in takes):
-        raise ValueError(f"init.angle applies to kind = 'cap' and init.gamma0 to kind = "
-                         f"'equiangular', got kind = {params['kind']!r}")
+        raise ValueError(f"init.angle applies to kind = 'cap' (and to 'hemisphere', at π/2 only) and init.gamma0 "
+                         f"to kind = 'equiangular', got kind = {params['kind']!r}")
     make_initial(params["kind"], batch=1, n=params["n"], d=params["d"], seed=config.seed,
                  **{k: params[k] for k in ("angle", "gamma0") if k in params})
 
@@ -130,9 +132,10 @@ def describe_unit(config: SweepConfig, unit: Unit) -> str:
 
 def check_units(config: SweepConfig) -> None:
     """Before any work, build for every combination of the non-β axes (with all its β values) the initial
-    condition, the model and the solver, and evaluate each statistic once: a value that a layer below refuses
-    (β < 0, n < 2, an energy with heads > 1, …) fails here with that layer's message. Matrices are not drawn
-    (the ensemble's options are checked by :class:`~tokensphere.ensembles.Ensemble`)."""
+    condition, the model and the solver, hand them to simulate up to its first output (:func:`_dry_run`), and
+    evaluate each statistic once: a value or combination that a layer below refuses (β < 0, n < 2, an energy
+    with heads > 1, a Lie method with projection = False, …) fails here with that layer's message. Matrices are
+    not drawn (the ensemble's options are checked by :class:`~tokensphere.ensembles.Ensemble`)."""
     names = config.axis_names
     seen = set()
     for unit in config.units():
@@ -152,8 +155,31 @@ def check_units(config: SweepConfig) -> None:
         unit_solver(plain, unit, model)
         x = make_initial("uniform", batch=1, n=params["n"], d=params["d"], seed=0).sample()
         one = model.take(torch.zeros(1, dtype=torch.long))
+        _dry_run(config, x, one, unit_solver(plain, unit, one))
         for name in config.statistics:
             STATISTICS[name].compute(x, one, config.delta)
+
+
+class _Resolved(Exception):
+    """Raised by :func:`_dry_run`'s output hook: simulate got as far as its first output."""
+
+
+def _dry_run(config: SweepConfig, x: torch.Tensor, model: Model, solver: Solver | SDESolver) -> None:
+    """Hand one system to :func:`~tokensphere.simulate` as a unit would, and stop it at its first output (t = 0),
+    before any step: simulate resolves the solver against the model with its own checks (a deterministic
+    solver with noise, a Lie method with projection = False, …), so every combination it refuses, now or in a
+    later version, fails here, before the store exists, and not inside a unit."""
+    def stop(k: torch.Tensor, systems: torch.Tensor, x: torch.Tensor) -> None:
+        raise _Resolved
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="save_at: .* not on the step grid")
+            simulate(x, model=model, solver=solver, t_max=config.t_max,
+                     save_at=torch.linspace(0.0, config.t_max, config.n_times, dtype=torch.float64), store=False,
+                     on_save=stop, threads=1)
+    except _Resolved:
+        pass
 
 
 def compute_unit(config: SweepConfig, unit: Unit, progress: Callable[[float], None] | None = None,
