@@ -61,8 +61,12 @@ def _guarded(call: Any) -> Any:
         if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
             raise
         _report(f"out of memory: {_one_line(exc)[:300]}; use smaller sizes", EXIT_BAD_INPUT)
+    except OSError as exc:  # a path the system refuses (name too long, permission, read-only file system)
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _report(f"cannot read or write{where}: {exc.strerror or _one_line(exc)}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        _report("interrupted (Ctrl-C); outputs are written atomically, so no partial file was left", EXIT_INTERRUPTED)
+        _report("interrupted (Ctrl-C); every file is written atomically, so none was left half-written (files "
+                "finished before the interrupt are kept)", EXIT_INTERRUPTED)
 
 
 class _Group(TyperGroup):

@@ -35,7 +35,7 @@ def check_command(
 
     Prints the table, writes DIR/<check>.png and DIR/<check>.json, and exits with code 1 if any check fails."""
     chosen = list(names or []) + list(only or [])
-    keys = [ALIASES.get(k, k) for k in chosen] or list(CHECKS)
+    keys = list(dict.fromkeys(ALIASES.get(k, k) for k in chosen)) or list(CHECKS)  # each check once
     out = validate_output_folder(out)  # before the work: a file there, or an unwritable parent, fails now
     results = run_checks(keys, size=size, time_limit=time_limit)
     table = Table(title="theorem checks (seeded experiments)")

@@ -17,9 +17,12 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 def check_figure_path(figure: Path, *, overwrite: bool = True) -> Path:
     """A figure path, checked before any work: a suffix matplotlib writes (FIGURE_SUFFIXES) and a writable
-    folder (created when missing); an existing file only with ``overwrite``. Raises ValueError naming it."""
+    folder (created when missing); an existing file only with ``overwrite``; never an existing directory (it
+    would be deleted to make room). Raises ValueError naming it."""
     if figure.suffix.lower() not in FIGURE_SUFFIXES:
         raise ValueError(f"figure must end in {', '.join(FIGURE_SUFFIXES)}, got {figure.name!r}")
+    if figure.expanduser().is_dir():
+        raise ValueError(f"figure path {figure} is an existing directory; give a file name")
     return validate_output_path(figure, overwrite=overwrite)
 
 

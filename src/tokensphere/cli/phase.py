@@ -75,6 +75,12 @@ def build_spec(options: dict[str, Any], *, full: bool) -> PhaseDiagram:
         for name in ("t_max", "n_times", "n", "batch", "delta", "normalization"):
             if options.get(name) is not None:
                 kw[name] = options[name]
+    if options.get("preset") == "anchor":
+        given = [f"--{name}" for name in ("rtol", "atol") if options.get(name) is not None]
+        if given:  # the anchor preset is the authors' Euler step: no tolerance enters it (nor the store's identity)
+            verb = "apply" if len(given) > 1 else "applies"
+            raise ValueError(f"{' and '.join(given)} {verb} to the adaptive preset; the anchor preset takes the "
+                             "authors' fixed Euler step")
     for name in ("preset", "rtol", "atol", "seed", "betas_per_unit"):
         if options.get(name) is not None:
             kw[name] = options[name]
@@ -151,11 +157,13 @@ def phase_diagram_command(
                                                  "the units on instead (see docs/sweeps.md).")] = None,
     full: Annotated[bool, Option("--full", help="The paper's full Figure 3 grid (6 dims, 90 β, batch 1024, "
                                                 "200 times): hours; resumable.")] = False,
-    overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store holding different settings.")] = (
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store holding different settings (its results are deleted when the run starts).")] = (
         False
     ),
     figure: Annotated[Path | None, Option(help="Draw the figure here after the run (.png/.pdf/.svg; the log-scale "
-                                                "version goes to <stem>_log<suffix>).")] = None,
+                                                "version goes to <stem>_log<suffix>). An existing figure file is "
+                                                "redrawn (a resumed run draws its store again); a directory is "
+                                                "refused.")] = None,
 ) -> None:
     """Phase diagram (Figures 3 and 5): P(⟨x_i(t), x_j(t)⟩ > 1 − δ) over (d, β, t), resumable; optional figure."""
     start = time.perf_counter()
@@ -193,7 +201,9 @@ def phase_diagram_command(
 
 
 def _check_figure_path(figure: Path) -> None:
-    check_figure_path(figure)
+    """The figure and its log-scale sibling: suffix, folder, not a directory (files are redrawn)."""
+    check_figure_path(figure, overwrite=True)
+    check_figure_path(figure.with_name(f"{figure.stem}_log{figure.suffix}"), overwrite=True)
 
 
 def _check_store_path(out: Path, overwrite: bool) -> None:

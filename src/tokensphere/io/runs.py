@@ -173,7 +173,11 @@ def load_run(path: str | os.PathLike) -> Trajectory:
     with open_run_store(path) as ds:
         if "model" not in ds.attrs or "solver" not in ds.attrs:
             raise ValueError(f"{path} is a zarr store but not a saved tokensphere run (no model/solver attributes)")
-        return run_from_xarray(ds.load())
+        try:
+            loaded = ds.load()
+        except (RuntimeError, OSError, ValueError) as exc:  # a chunk that does not decode (truncated, overwritten)
+            raise ValueError(f"{path} is damaged: a chunk cannot be read ({' '.join(str(exc).split())[:200]})") from None
+        return run_from_xarray(loaded)
 
 
 def open_run_store(path: str | os.PathLike) -> xr.Dataset:
