@@ -165,14 +165,15 @@ def simulate(
     plan = _as_save_at(save_at, t_max, t0, store, on_save, continuing=run is not None)
     if solver.kind != "adaptive":  # fixed steps (RK, Lie, stochastic, layers): a count of outputs on their grid
         steps = torch.as_tensor(solver.dt, dtype=torch.float64).reshape(-1)
-        needed = (float(plan.t[-1]) - t0) / float(steps.min())
-        if isinstance(solver, Solver) and needed > solver.max_steps:  # refused now, not after max_steps of work
-            raise ValueError(f"dt = {float(steps.min()):g} needs {needed:.3g} steps to reach t_max = "
-                             f"{float(plan.t[-1]):g}, beyond max_steps = {solver.max_steps}; give a larger dt (or "
-                             "Solver(..., max_steps=...))")
         if bool((steps == steps[0]).all()):  # one step for all (per-system steps: each lands on the outputs)
             # a SplitSolver refuses explicit times off its layer boundaries itself: no warning for those
             plan = _on_the_step_grid(plan, save_at, t0, float(steps[0]), warn=not isinstance(solver, SplitSolver))
+            needed = (float(plan.t[-1]) - t0) / float(steps[0])
+            # refused now, not after max_steps of work (a last step shortened to land on t_max counts as one)
+            if isinstance(solver, Solver) and math.ceil(needed * (1 - 1e-12)) > solver.max_steps:
+                raise ValueError(f"dt = {float(steps[0]):g} needs {needed:.3g} steps to reach t_max = "
+                                 f"{float(plan.t[-1]):g}, beyond max_steps = {solver.max_steps}; give a larger dt "
+                                 "(or Solver(..., max_steps=...))")
     if seed is not None and model.noise == 0:
         raise ValueError("seed draws the Brownian increments of a model with noise > 0; this model has noise = 0")
     if model.noise > 0 and events:
