@@ -3,6 +3,7 @@ repulsive case V = −I), print what was found, write it as an (n, d) array (and
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from typer import Option
 
 from ..io import atomic_path, validate_output_path
 from ..optimal import SYMMETRIES, describe, search
+from ..optimal.search import POLISH_GRACE
 from ..plot.optimal import configuration_figure
 from ..plot.save import save_figure
 from .options import check_figure_path
@@ -22,6 +24,8 @@ from ..validate import validate_choice, validate_int, validate_real
 from .progress import stderr_progress
 
 __all__ = ["optimal_command"]
+
+MAX_LISTED = 40  # distinct inner products printed at most (the first and last half of them)
 
 
 def optimal_command(
@@ -34,10 +38,15 @@ def optimal_command(
     batch: Annotated[int, Option("--batch", help="Local minimisations run together (>= 1).")] = 32,
     symmetry: Annotated[str, Option("--symmetry", help="Kind of restarts: none, antipodal or mixed (half "
                                     "antipodal when n is even).")] = "mixed",
-    time_limit: Annotated[float | None, Option("--time-limit", help="Stop after this many seconds (> 0).",
+    time_limit: Annotated[float | None, Option("--time-limit", help="Stop the search after this many seconds "
+                                               "(> 0). Checked before every optimiser iteration: the search ends "
+                                               f"within {POLISH_GRACE:g} × the limit plus about one iteration past "
+                                               f"it (the final polish of the best gets that {POLISH_GRACE:g} × the "
+                                               "limit); start-up, the printout and writing --out/--figure come on "
+                                               "top.",
                                                show_default="none")] = None,
     keep_going: Annotated[bool, Option("--keep-going", help="Run every restart even after the known optimal "
-                                       "configuration's energy is reached.")] = False,
+                                       "configuration is reached (its energy and inner products).")] = False,
     out: Annotated[Path | None, Option("--out", help="Write the best configuration here as an (n, d) .npy array.",
                                        show_default="none")] = None,
     figure: Annotated[Path | None, Option("--figure", help="Picture of the configuration (d = 3 only); default: "
@@ -46,7 +55,9 @@ def optimal_command(
 ) -> None:
     """Minimise E_β(X) = (1/(2βn²)) Σ_i Σ_j e^{β⟨x_i,x_j⟩} over n points of S^{d−1} by Riemannian L-BFGS from random
     restarts; print the best energy and its structure (inner products, design strength, sharpness, the known
-    universally optimal configuration it matches and the gap to its exact energy)."""
+    universally optimal configuration it matches and the gap to its exact energy). Energies are computed in log
+    form (finite for any β); the search compares the interaction part F_β = E_β − e^β/(2βn), since for large β
+    the constant self term e^β/(2βn) swamps the differences of E_β."""
     n = validate_int("n", n, minimum=2)
     d = validate_int("d", d, minimum=2)
     beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
@@ -77,9 +88,12 @@ def optimal_command(
     table.add_column("quantity")
     table.add_column("value", overflow="fold")
     table.add_row("log E_β", f"{s.log_energy:.15g}")
-    table.add_row("E_β", f"{np.exp(s.log_energy):.15g}")
-    table.add_row("inner products (value × per point)",
-                  escape(", ".join(f"{t:+.6f} × {m:g}" for t, m in s.inner_products)))
+    table.add_row("E_β", exp_text(s.log_energy))
+    table.add_row("log F_β, F_β = E_β − e^β/(2βn)", f"{s.log_interaction:.15g}")
+    ips = [f"{t:+.6f} × {m:g}" for t, m in s.inner_products]
+    if len(ips) > MAX_LISTED:  # an unstructured configuration: n² values, too many to print (or render quickly)
+        ips = ips[:MAX_LISTED // 2] + [f"… {len(ips) - MAX_LISTED} more …"] + ips[-(MAX_LISTED // 2):]
+    table.add_row("inner products (value × per point)", escape(", ".join(ips)))
     table.add_row("distinct inner products ≠ 1", str(s.distinct))
     table.add_row("spherical design strength t", str(s.strength))
     table.add_row("sharp (t ≥ 2m − 1)", "yes" if s.sharp else "no")
@@ -90,9 +104,11 @@ def optimal_command(
                                                                                "does NOT match")))
         table.add_row("exact log E_β (known)", f"{s.known.log_energy(beta):.15g}")
         table.add_row("relative gap E/E_known − 1", f"{s.relative_gap:.3e}")
+        table.add_row("exact log F_β (known)", f"{s.known.log_interaction_energy(beta):.15g}")
+        table.add_row("relative gap F/F_known − 1", f"{s.relative_interaction_gap:.3e}")
         found = "not reached" if res.found_seconds is None else (
             f"{res.found_seconds:.2f} s, after {res.found_minimisations} local minimisations")
-        table.add_row("known energy reached", found)
+        table.add_row("known configuration reached (energy and inner products)", found)
     table.add_row("time", f"{res.seconds:.2f} s")
     console.print(table)
     written = []
@@ -106,3 +122,19 @@ def optimal_command(
         written.append(str(figure))
     if written:
         console.print(escape("wrote " + ", ".join(written)))
+
+
+def exp_text(log_value: float) -> str:
+    """e^{log_value} in decimal, formed from its logarithm so that it never overflows (E_β ≈ e^β/(2βn) passes the
+    float64 range near β = 710). Digits: 15 significant where the value is a float64, otherwise as many as the
+    logarithm's round-off leaves (about 12 for log_value ≈ 1000)."""
+    if not math.isfinite(log_value):  # nan, inf, or −inf (a zero energy)
+        return "0" if log_value == -math.inf else str(log_value)
+    if abs(log_value) < 700:
+        return f"{math.exp(log_value):.15g}"
+    exponent = math.floor(log_value / math.log(10))
+    mantissa = math.exp(log_value - exponent * math.log(10))
+    if mantissa >= 10:  # round-off at a power of ten
+        mantissa, exponent = mantissa / 10, exponent + 1
+    digits = max(1, min(15, math.floor(-math.log10(8 * math.ulp(log_value)))))
+    return f"{mantissa:.{digits - 1}f}e{exponent:+d}"

@@ -19,6 +19,7 @@ import torch
 from ..energy import log_energy
 from ..validate import validate_int, validate_real
 from .known import Known, known_for
+from .optimize import log_interaction_energy
 
 __all__ = ["Structure", "describe", "design_sums", "design_strength", "gegenbauer", "inner_products",
            "is_sharp", "match_known", "normalized_gegenbauer"]
@@ -92,14 +93,15 @@ def is_sharp(distinct: int, strength: int) -> bool:
 
 
 def match_known(x: torch.Tensor, beta: float, *, rtol: float = 1e-9, tol: float = GROUP_TOL) -> Known | None:
-    """The known universally optimal configuration x is (up to an isometry), or None: same n and d, log E_β
-    within rtol of the exact value, and the same inner-product distribution (values within tol, equal
-    multiplicities). x: (n, d)."""
+    """The known universally optimal configuration x is (up to an isometry), or None: same n and d, log F_β within
+    rtol of the exact value (F_β = E_β − e^β/(2βn), the interaction part: log E_β cannot tell configurations apart
+    for large β, where the self term e^β/(2βn) swamps the rest), and the same inner-product distribution (values
+    within tol, equal multiplicities). x: (n, d)."""
     x = _as_points(x)
     known = known_for(*x.shape)
     if known is None:
         return None
-    gap = float(log_energy(x.unsqueeze(0), beta)[0]) - known.log_energy(beta)
+    gap = float(log_interaction_energy(x.unsqueeze(0), beta)[0]) - known.log_interaction_energy(beta)
     found = inner_products(x, tol)
     same = len(found) == len(known.distribution) and all(
         abs(t - t0) <= 10 * tol and abs(m - m0) < 1e-9
@@ -112,7 +114,10 @@ class Structure:
     """What a configuration is. n, d, beta; log_energy: log E_β; inner_products: [(t, m_t)] (decreasing t,
     t = 1 first); distinct: number of distinct values ≠ 1; strength: spherical-design strength; sharp;
     known: the known configuration for (n, d) or None; matches: whether x is it; gap: log E_β − log E_β(known)
-    (the relative energy gap to first order), None without a known configuration."""
+    (the relative energy gap to first order), None without a known configuration; log_interaction: log F_β,
+    F_β = E_β − e^β/(2βn) the part of the energy that depends on the points; interaction_gap:
+    log F_β − log F_β(known), None without a known configuration (for large β the gap of E_β is swamped by its
+    constant self term: at β = 30 any spread-out 4 points are within 1e-12 of the tetrahedron's E_β)."""
 
     n: int
     d: int
@@ -125,11 +130,18 @@ class Structure:
     known: Known | None
     matches: bool
     gap: float | None
+    log_interaction: float | None = None
+    interaction_gap: float | None = None
 
     @property
     def relative_gap(self) -> float | None:
         """E_β/E_β(known) − 1."""
         return None if self.gap is None else math.expm1(self.gap)
+
+    @property
+    def relative_interaction_gap(self) -> float | None:
+        """F_β/F_β(known) − 1, F_β = E_β − e^β/(2βn)."""
+        return None if self.interaction_gap is None else math.expm1(self.interaction_gap)
 
 
 def describe(x: torch.Tensor, beta: float, *, tol: float = GROUP_TOL, design_tol: float = DESIGN_TOL) -> Structure:
@@ -142,9 +154,11 @@ def describe(x: torch.Tensor, beta: float, *, tol: float = GROUP_TOL, design_tol
     known = known_for(*x.shape)
     le = float(log_energy(x.unsqueeze(0), beta)[0])
     gap = None if known is None else le - known.log_energy(beta)
+    lf = float(log_interaction_energy(x.unsqueeze(0), beta)[0])
+    igap = None if known is None else lf - known.log_interaction_energy(beta)
     matches = known is not None and match_known(x, beta, tol=tol) is not None
     return Structure(x.shape[0], x.shape[1], beta, le, ips, distinct, strength, is_sharp(distinct, strength), known,
-                     matches, gap)
+                     matches, gap, lf, igap)
 
 
 def _as_points(x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,9 @@ from the coordinates. All these configurations are distance-transitive, so the d
 every point, and the exact energy is a finite sum
     E_β = (1/(2βn²)) Σ_i Σ_j e^{β⟨x_i,x_j⟩} = (1/(2βn)) Σ_t m_t e^{βt},
     log E_β = logsumexp_t(βt + log m_t) − log(2βn).
+The self term (t = 1, m = 1) contributes the constant e^β/(2βn), which dominates E_β for large β; the part that
+depends on the configuration, F_β = E_β − e^β/(2βn) = (1/(2βn)) Σ_{t≠self} m_t e^{βt}, is what the search
+compares (:meth:`Known.log_interaction_energy`).
 The coordinates are built separately (:meth:`Known.points`); the tests check that the two agree.
 """
 
@@ -48,6 +51,14 @@ class Known:
         """Exact log E_β from the inner-product distribution (closed form above). beta > 0."""
         beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
         terms = [beta * t + math.log(m) for t, m in self.distribution]
+        top = max(terms)
+        return top + math.log(sum(math.exp(v - top) for v in terms)) - math.log(2 * beta * self.n)
+
+    def log_interaction_energy(self, beta: float) -> float:
+        """Exact log F_β, F_β = E_β − e^β/(2βn) = (1/(2βn)) Σ_{t≠self} m_t e^{βt}: the interaction part, without
+        the self term (t = 1, m = 1). Finite for any beta > 0 (log-sum-exp)."""
+        beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
+        terms = [beta * t + math.log(m - (t == 1.0)) for t, m in self.distribution if m - (t == 1.0) > 0]
         top = max(terms)
         return top + math.log(sum(math.exp(v - top) for v in terms)) - math.log(2 * beta * self.n)
 

@@ -1,11 +1,15 @@
 """Riemannian L-BFGS for the interaction energy on the product of spheres (S^{d−1})^n, batched over restarts.
 
-The objective is log E_β(X), E_β(X) = (1/(2βn²)) Σ_i Σ_j e^{β⟨x_i,x_j⟩} (normalisation A, (3.5) of the paper; the
-energy the repulsive dynamics V = −I decrease, §9). Its minimisers are those of E_β; working with the logarithm
-makes the objective scale-free (differences of log E_β are relative energy gaps). Values come from
-:func:`tokensphere.energy.log_energy`; the Euclidean gradient is the closed form
-    ∂ log E_β / ∂x_i = 2β Σ_j p_ij x_j,   p_ij = e^{β⟨x_i,x_j⟩} / Σ_{k,l} e^{β⟨x_k,x_l⟩}
-(checked against autograd in the tests), and the Riemannian gradient is its tangent projection P⊥_{x_i}.
+The energy is E_β(X) = (1/(2βn²)) Σ_i Σ_j e^{β⟨x_i,x_j⟩} (normalisation A, (3.5) of the paper; the energy the
+repulsive dynamics V = −I decrease, §9). Its n diagonal terms add the constant e^β/(2βn), which dominates for large β
+(at β = 30 the off-diagonal terms of the tetrahedron are e^{−40} of it, below the float64 resolution of log E_β), so
+the objective minimised is the logarithm of the interaction part
+    F_β(X) = E_β(X) − e^β/(2βn) = (1/(2βn²)) Σ_{i≠j} e^{β⟨x_i,x_j⟩},
+which has the same minimisers, is finite in log form for any β (log-sum-exp), and is scale-free: differences of
+log F_β are relative gaps of the part of the energy that depends on X. The Euclidean gradient is the closed form
+    ∂ log F_β / ∂x_i = 2β Σ_j q_ij x_j,   q_ij = e^{β⟨x_i,x_j⟩} / Σ_{k≠l} e^{β⟨x_k,x_l⟩} (i ≠ j),  q_ii = 0
+(checked against autograd in the tests), and the Riemannian gradient is its tangent projection P⊥_{x_i}. The
+same formulas with the diagonal kept give log E_β (:func:`log_energy_gradient`, :func:`riemannian_gradient`).
 
 The method (Absil–Mahony–Sepulchre, "Optimization Algorithms on Matrix Manifolds", §4 and §8; Huang–Gallivan–
 Absil 2015 for Riemannian L-BFGS): retraction x ↦ x/|x| row by row (:func:`tokensphere.integrate.steps.retract`),
@@ -17,7 +21,7 @@ works on the rows still running (converged rows leave the batch).
 from __future__ import annotations
 
 import math
-
+import time
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +32,8 @@ from ..integrate.steps import retract
 from ..model import Model
 from ..validate import validate_int, validate_real
 
-__all__ = ["LBFGSResult", "lbfgs", "log_energy_gradient", "riemannian_gradient"]
+__all__ = ["LBFGSResult", "interaction_gradient", "lbfgs", "log_energy_from_interaction", "log_energy_gradient",
+           "log_interaction_energy", "log_interaction_gradient", "riemannian_gradient"]
 
 ARMIJO_C1 = 1e-4  # sufficient-decrease constant (Nocedal–Wright, §3.1)
 MAX_BACKTRACK = 30  # step halvings before a row gives up on a search direction
@@ -54,12 +59,50 @@ def riemannian_gradient(x: torch.Tensor, beta: float) -> torch.Tensor:
     return tangent_project(x, log_energy_gradient(x, beta))
 
 
+def _interaction_scores(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """β⟨x_i, x_j⟩ with −∞ on the diagonal (the self terms left out). x: (B, n, d) → (B, n, n)."""
+    s = beta * torch.bmm(x, x.transpose(1, 2))
+    s.diagonal(dim1=1, dim2=2).fill_(-math.inf)
+    return s
+
+
+def log_interaction_energy(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """log F_β(X), F_β = (1/(2βn²)) Σ_{i≠j} e^{β⟨x_i,x_j⟩} = E_β(X) − e^β/(2βn): the part of E_β that depends on X.
+
+    x: (B, n, d) unit vectors, n ≥ 2; beta > 0. Returns (B,). Log-sum-exp: finite for any β.
+    """
+    n = x.shape[1]
+    return torch.logsumexp(_interaction_scores(x, beta).flatten(1), dim=1) - math.log(2 * beta * n * n)
+
+
+def log_energy_from_interaction(log_f: torch.Tensor | float, beta: float, n: int) -> torch.Tensor:
+    """log E_β = log(e^β/(2βn) + F_β) from log F_β, without forming either (finite for any β). Returns a tensor."""
+    log_f = torch.as_tensor(log_f, dtype=torch.float64)
+    return torch.logaddexp(torch.full_like(log_f, beta - math.log(2 * beta * n)), log_f)
+
+
+def log_interaction_gradient(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Euclidean gradient of log F_β at X: 2β Σ_j q_ij x_j, q = softmax over the n(n − 1) pairs i ≠ j of
+    β⟨x_i, x_j⟩ (q_ii = 0). x: (B, n, d). Returns (B, n, d). Max-stabilised: no overflow for any β."""
+    s = _interaction_scores(x, beta)
+    q = torch.softmax(s.flatten(1), dim=1).view_as(s)
+    return 2 * beta * torch.bmm(q, x)
+
+
+def interaction_gradient(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """Riemannian gradient of log F_β on (S^{d−1})^n: P⊥_{x_i} ∂_i log F_β. x: (B, n, d) → (B, n, d).
+    It is (E_β/F_β) times :func:`riemannian_gradient`: the same direction, without the e^β/(2βn) dilution."""
+    return tangent_project(x, log_interaction_gradient(x, beta))
+
+
 @dataclass
 class LBFGSResult:
     """Local minimisation of a batch of configurations.
 
     x: (B, n, d) final points; log_energy: (B,) log E_β(x); grad_norm: (B,) Frobenius norm of the Riemannian
-    gradient of log E_β at x; iterations: (B,) iterations used; converged: (B,) bool (grad_norm < gtol).
+    gradient of the objective log F_β at x; iterations: (B,) iterations used; converged: (B,) bool
+    (grad_norm < gtol; False for a row stopped by the deadline); log_interaction: (B,) log F_β(x), the objective
+    (F_β = E_β − e^β/(2βn)).
     """
 
     x: torch.Tensor
@@ -67,6 +110,7 @@ class LBFGSResult:
     grad_norm: torch.Tensor
     iterations: torch.Tensor
     converged: torch.Tensor
+    log_interaction: torch.Tensor
 
 
 def lbfgs(
@@ -77,14 +121,19 @@ def lbfgs(
     gtol: float = 1e-9,
     max_iter: int = 5000,
     antipodal: bool = False,
+    deadline: float | None = None,
 ) -> LBFGSResult:
-    """Minimise log E_β from each of the B starts in x0 by Riemannian L-BFGS on (S^{d−1})^n.
+    """Minimise E_β from each of the B starts in x0 by Riemannian L-BFGS on (S^{d−1})^n; the objective is log F_β,
+    F_β = E_β − e^β/(2βn) (same minimisers, resolved at any β; see the module docstring).
 
-    x0: (B, n, d) unit vectors (float64 or float32; the result has the same dtype). beta > 0. memory ≥ 1: pairs
-    (s, y) kept. gtol > 0: a row stops when the Frobenius norm of its Riemannian gradient falls below gtol.
-    max_iter ≥ 1. antipodal: x0 holds m = n/2 points y and the configuration is X = (y, −y) (B, 2m, d): the search
-    runs over antipodal sets only, on (S^{d−1})^m, with gradient ∂_{y_i} = ∂_{x_i} − ∂_{x_{i+m}}; the result's x
-    is the full X. Returns an :class:`LBFGSResult`. Raises ValueError naming the parameter on bad input.
+    x0: (B, n, d) unit vectors, n ≥ 2 (float64 or float32; the result has the same dtype). beta > 0. memory ≥ 1:
+    pairs (s, y) kept. gtol > 0: a row stops when the Frobenius norm of the Riemannian gradient of log F_β falls
+    below gtol. max_iter ≥ 1. antipodal: x0 holds m = n/2 points y and the configuration is X = (y, −y)
+    (B, 2m, d): the search runs over antipodal sets only, on (S^{d−1})^m, with gradient ∂_{y_i} = ∂_{x_i} −
+    ∂_{x_{i+m}}; the result's x is the full X. deadline: a :func:`time.perf_counter` value; the rows still running
+    then stop where they are (converged False). It is checked before every iteration, so it is overrun by at most
+    one iteration (one gradient and at most MAX_BACKTRACK energies of the batch). Returns an :class:`LBFGSResult`.
+    Raises ValueError naming the parameter on bad input.
     """
     beta = validate_real("beta", beta, minimum=0.0, strict_minimum=True)
     memory = validate_int("memory", memory, minimum=1)
@@ -92,14 +141,17 @@ def lbfgs(
     max_iter = validate_int("max_iter", max_iter, minimum=1)
     if x0.ndim != 3:
         raise ValueError(f"x0 must have shape (B, n, d), got {tuple(x0.shape)}")
+    if x0.shape[1] * (2 if antipodal else 1) < 2:
+        raise ValueError(f"x0 must hold at least 2 points (the energy is over pairs), got shape {tuple(x0.shape)}")
     if x0.dtype not in (torch.float64, torch.float32):
         raise ValueError(f"x0 must be a float64 or float32 tensor, got {x0.dtype}")
     if not bool(torch.isfinite(x0).all()):
         raise ValueError("x0 must hold finite coordinates, found NaN or inf")
     if bool((torch.linalg.vector_norm(x0, dim=-1) == 0).any()):
         raise ValueError("x0 must hold nonzero points (each is projected onto the sphere), found a zero row")
-    model = Model(beta=beta)
-    value, gradient = _objective(model, beta, antipodal)
+    if deadline is not None:
+        deadline = validate_real("deadline", deadline)
+    value, gradient = _objective(beta, antipodal)
     x_all = retract(x0.clone())
     B = x_all.shape[0]
     f_all = value(x_all)
@@ -117,7 +169,7 @@ def lbfgs(
     rho = x.new_zeros(memory, x.shape[0])  # 1/⟨s, y⟩, 0 for empty or rejected pairs
     head = 0
     for _ in range(max_iter):
-        if active.numel() == 0:
+        if active.numel() == 0 or (deadline is not None and time.perf_counter() >= deadline):
             break
         S = tangent_project(x.unsqueeze(0), S)  # vector transport to T_x by projection
         Y = tangent_project(x.unsqueeze(0), Y)
@@ -155,25 +207,25 @@ def lbfgs(
         x_all[active], f_all[active], gnorm_all[active] = x, f, norm(g)
     if antipodal:
         x_all = torch.cat([x_all, -x_all], dim=1)
-    return LBFGSResult(x=x_all, log_energy=f_all, grad_norm=gnorm_all, iterations=iters,
-                       converged=gnorm_all < gtol)
+    return LBFGSResult(x=x_all, log_energy=log_energy(x_all, Model(beta=beta)), grad_norm=gnorm_all,
+                       iterations=iters, converged=gnorm_all < gtol, log_interaction=f_all)
 
 
-def _objective(model: Model, beta: float, antipodal: bool):
-    """(value, Riemannian gradient) of log E_β as functions of the optimisation variable: X itself, or the half
+def _objective(beta: float, antipodal: bool):
+    """(value, Riemannian gradient) of log F_β as functions of the optimisation variable: X itself, or the half
     Y of an antipodal X = (Y, −Y)."""
     if not antipodal:
-        return (lambda x: log_energy(x, model)), (lambda x: riemannian_gradient(x, beta))
+        return (lambda x: log_interaction_energy(x, beta)), (lambda x: interaction_gradient(x, beta))
 
     def full(y: torch.Tensor) -> torch.Tensor:
         return torch.cat([y, -y], dim=1)
 
     def grad(y: torch.Tensor) -> torch.Tensor:
-        g = log_energy_gradient(full(y), beta)
+        g = log_interaction_gradient(full(y), beta)
         m = y.shape[1]
         return tangent_project(y, g[:, :m] - g[:, m:])
 
-    return (lambda y: log_energy(full(y), model)), grad
+    return (lambda y: log_interaction_energy(full(y), beta)), grad
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -11,10 +11,20 @@ saddle is not reported as a minimum. Basin hopping perturbs the ``batch`` best m
 moved by a Gaussian tangent vector of standard deviation ``sigma`` radians, then retracted), re-minimises them in
 one batch and keeps each one that lowers the energy (greedy, zero-temperature acceptance).
 
+Local minima are compared by log F_β, F_β = E_β − e^β/(2βn) the interaction part (same order as E_β, but
+resolved at any β: the constant self term e^β/(2βn) swamps the differences of E_β for large β, see
+:mod:`.optimize`).
+
 Measured on the 600-cell (n = 120, d = 4, β = 5; BENCHMARKS.md): free restarts reach it in 1 of 128 (the other
 local minima sit ≥ 3.1e-5 above it), antipodal restarts in 60 of 64; basin hopping from free minima did not help.
-With ``stop_at_known`` the search stops once the known universally optimal configuration's exact energy is
-reached (within FOUND_RTOL); it never uses the known coordinates.
+The known universally optimal configuration counts as reached when the best minimum's log F_β is within
+FOUND_RTOL of its exact value *and*, polished (gradient norm below ``polish_gtol``), it is that configuration
+(:func:`tokensphere.optimal.match_known`: inner-product distribution and energy); with ``stop_at_known`` the search
+stops there. It never uses the known coordinates.
+
+With a ``time_limit`` the local minimisations stop at the limit (checked before every L-BFGS iteration, so the
+overrun is one iteration); the final polish of the best then gets at most POLISH_GRACE × time_limit more. Minima
+cut short by the limit are kept, unconverged, among the others.
 """
 
 from __future__ import annotations
@@ -25,20 +35,24 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..energy import log_energy
 from ..field import tangent_project
 from ..init import sample_sphere
 from ..integrate.steps import retract
 from ..runtime import choose_threads, torch_threads
 from ..validate import validate_choice, validate_int, validate_real
+from .designs import match_known
 from .known import known_for
-from .optimize import LBFGSResult, lbfgs
+from .optimize import LBFGSResult, lbfgs, log_energy_from_interaction
 
 __all__ = ["SYMMETRIES", "SearchResult", "search"]
 
 SYMMETRIES = ("none", "antipodal", "mixed")
 POLISH_KICK = 1e-4  # radians: the final unconstrained polish starts this far off the best (leaves a saddle)
-FOUND_RTOL = 1e-7  # |log E − log E_known| below this counts as the known configuration (the 600-cell's nearest
-#                    local minima sit ≈ 3.1e-5 above it, BENCHMARKS.md)
+FOUND_RTOL = 1e-7  # |log F − log F_known| below this makes the best a candidate for the known configuration, then
+#                    verified by its inner products (the 600-cell's nearest local minima sit ≈ 3.1e-5 above it in
+#                    log E, BENCHMARKS.md, so at least that in log F: Δ log F ≈ (E/F) Δ log E)
+POLISH_GRACE = 0.1  # with a time limit, the final polish of the best may run this fraction of the limit past it
 
 
 @dataclass
@@ -47,9 +61,10 @@ class SearchResult:
 
     x: (n, d) best configuration; log_energy: its log E_β; minima: (M,) log E_β of every local minimum computed
     (restarts and hops, in order); history: [(seconds, local minimisations so far, best log E_β)] after each
-    batch; found_seconds / found_minimisations: when the known configuration's energy was first reached
+    batch; found_seconds / found_minimisations: when the known configuration was first reached and verified
     (None if never or if there is none); restarts, hops: how many of each were run; seconds: wall time;
-    seed, beta, n, d: the inputs.
+    seed, beta, n, d: the inputs; log_interaction: log F_β of x and interaction_minima: (M,) log F_β of every
+    local minimum (F_β = E_β − e^β/(2βn), the part that depends on the points: what the search compares).
     """
 
     x: torch.Tensor
@@ -65,6 +80,8 @@ class SearchResult:
     beta: float = 1.0
     n: int = 0
     d: int = 0
+    log_interaction: float = float("inf")
+    interaction_minima: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.float64))
 
 
 def search(
@@ -92,9 +109,10 @@ def search(
 
     n ≥ 2, d ≥ 2, beta > 0, restarts ≥ 1, hops ≥ 0, batch ≥ 1, sigma > 0 (radians), gtol, polish_gtol > 0
     (gradient-norm tolerances of the screening and of the final polish of the best), time_limit > 0 seconds or
-    None. threads: torch threads (default :func:`tokensphere.runtime.choose_threads`: one below 512 points).
-    progress(done, total, best_log_energy) is called after each batch. Same seed → same result (without a
-    time limit). Returns a :class:`SearchResult`; raises ValueError naming the parameter on bad input.
+    None: the minimisations stop at the limit (overrun: one L-BFGS iteration of a batch), the final polish of the
+    best may take POLISH_GRACE × time_limit more. threads: torch threads (default
+    :func:`tokensphere.runtime.choose_threads`: one below 512 points). progress(done, total, best_log_energy) is
+    called after each batch (best log E_β). Same seed → same result (without a time limit). Returns a :class:`SearchResult`; raises ValueError naming the parameter on bad input.
     """
     n = validate_int("n", n, minimum=2)
     d = validate_int("d", d, minimum=2)
@@ -122,42 +140,59 @@ def _search(n: int, d: int, beta: float, restarts: int, hops: int, batch: int, s
             seed: int, gtol: float, polish_gtol: float, stop_at_known: bool, time_limit: float | None,
             dtype: torch.dtype, progress: Callable[[int, int, float], None] | None) -> SearchResult:
     known = known_for(n, d)
-    target = known.log_energy(beta) if known is not None else None
+    target = known.log_interaction_energy(beta) if known is not None else None
     start = time.perf_counter()
+    deadline = None if time_limit is None else start + time_limit
     gen = torch.Generator().manual_seed(seed)
     pool_x = torch.empty(0, n, d, dtype=dtype)  # the local minima kept for hopping (best first)
-    pool_f = torch.empty(0, dtype=dtype)
+    pool_f = torch.empty(0, dtype=dtype)  # their log F_β
     minima: list[torch.Tensor] = []
+    interaction: list[torch.Tensor] = []
     out = SearchResult(x=pool_x, log_energy=float("inf"), minima=pool_f, seed=seed, beta=beta, n=n, d=d)
     total = restarts + hops
     done = 0
+    verified: torch.Tensor | None = None  # the polished best, once verified to be the known configuration
 
-    def record(f: torch.Tensor) -> bool:
+    def log_e(log_f: float) -> float:
+        return float(log_energy_from_interaction(log_f, beta, n))
+
+    def is_known(x: torch.Tensor, log_f: float) -> bool:
+        """The energy is within FOUND_RTOL of the known one and x is that configuration (inner products)."""
+        return abs(log_f - target) <= FOUND_RTOL and match_known(x, beta) is not None
+
+    def record(r: LBFGSResult) -> bool:
         """Book a batch of minima; True when the search should stop."""
-        nonlocal done
-        done += f.numel()
-        minima.append(f)
-        best = float(pool_f[0])
+        nonlocal done, verified
+        done += r.log_energy.numel()
+        minima.append(r.log_energy)
+        interaction.append(r.log_interaction)
+        if target is not None and out.found_seconds is None and abs(float(pool_f[0]) - target) <= FOUND_RTOL:
+            # a candidate by energy: polish it and verify its structure before declaring the known optimum found
+            p = lbfgs(pool_x[:1], beta, gtol=polish_gtol, deadline=deadline)
+            if float(p.log_interaction[0]) <= float(pool_f[0]):
+                pool_x[0], pool_f[0] = p.x[0], p.log_interaction[0]
+            if is_known(pool_x[0], float(pool_f[0])):
+                out.found_seconds, out.found_minimisations = time.perf_counter() - start, done
+                verified = pool_x[0].clone()
         elapsed = time.perf_counter() - start
+        best = log_e(float(pool_f[0]))
         out.history.append((elapsed, done, best))
-        if target is not None and out.found_seconds is None and abs(best - target) <= FOUND_RTOL:
-            out.found_seconds, out.found_minimisations = elapsed, done
         if progress is not None:
             progress(done, total, best)
         return (stop_at_known and out.found_seconds is not None) or (
-            time_limit is not None and elapsed > time_limit)
+            deadline is not None and time.perf_counter() >= deadline)
 
     stop = False
     k = 0
     round_ = 0
     while k < restarts and not stop:
         b = min(batch, restarts - k)
-        for r in _restart_parts(b, n, d, beta, symmetry, round_, gen, gtol, dtype):
+        for r in _restart_parts(b, n, d, beta, symmetry, round_, gen, gtol, dtype, deadline):
             # each kind of a mixed batch is booked on its own, so the search can stop before the slower free part
-            pool_x, pool_f = _keep_best(pool_x, pool_f, r.x, r.log_energy, batch)
+            pool_x, pool_f = _keep_best(pool_x, pool_f, r.x, r.log_interaction, batch)
             out.restarts += r.x.shape[0]
             k += r.x.shape[0]
-            stop = record(r.log_energy)
+            stop = record(r)
             if stop:
                 break
         round_ += 1
@@ -166,27 +201,36 @@ def _search(n: int, d: int, beta: float, restarts: int, hops: int, batch: int, s
         b = min(batch, hops - k, pool_x.shape[0])
         base = pool_x[:b]
         noise = sigma * torch.randn(base.shape, generator=gen, dtype=dtype)
-        r = lbfgs(retract(base + tangent_project(base, noise)), beta, gtol=gtol)
+        r = lbfgs(retract(base + tangent_project(base, noise)), beta, gtol=gtol, deadline=deadline)
         # greedy acceptance: a hop replaces its parent only if lower; the pool keeps the `batch` best overall
-        better = r.log_energy < pool_f[:b]
-        pool_x[:b][better], pool_f[:b][better] = r.x[better], r.log_energy[better]
+        better = r.log_interaction < pool_f[:b]
+        pool_x[:b][better], pool_f[:b][better] = r.x[better], r.log_interaction[better]
         pool_x, pool_f = _keep_best(pool_x, pool_f, pool_x[:0], pool_f[:0], batch)
         out.hops += b
         k += b
-        stop = record(r.log_energy)
-    best = pool_x[:1]
-    kick = POLISH_KICK * torch.randn(best.shape, generator=gen, dtype=dtype)
-    polished = lbfgs(retract(best + tangent_project(best, kick)), beta, gtol=polish_gtol)
-    out.x, out.log_energy = polished.x[0], float(polished.log_energy[0])
-    if target is not None and out.found_seconds is None and abs(out.log_energy - target) <= FOUND_RTOL:
+        stop = record(r)
+    best_x, best_f = pool_x[0], float(pool_f[0])
+    if verified is None or not torch.equal(best_x, verified):
+        # polish from a slightly perturbed copy, so that a symmetric saddle is not reported (not needed for a
+        # best already polished and verified to be the known optimum, a minimum)
+        best = best_x.unsqueeze(0)
+        kick = POLISH_KICK * torch.randn(best.shape, generator=gen, dtype=dtype)
+        grace = None if deadline is None else max(deadline, time.perf_counter()) + POLISH_GRACE * time_limit
+        polished = lbfgs(retract(best + tangent_project(best, kick)), beta, gtol=polish_gtol, deadline=grace)
+        if float(polished.log_interaction[0]) <= best_f:  # else cut short by the time limit above the best
+            best_x, best_f = polished.x[0], float(polished.log_interaction[0])
+    out.x, out.log_interaction = best_x, best_f
+    out.log_energy = float(log_energy(best_x.unsqueeze(0), beta)[0])
+    if target is not None and out.found_seconds is None and is_known(out.x, out.log_interaction):
         out.found_seconds, out.found_minimisations = time.perf_counter() - start, done  # reached by the polish
     out.minima = torch.cat(minima)
+    out.interaction_minima = torch.cat(interaction)
     out.seconds = time.perf_counter() - start
     return out
 
 
 def _restart_parts(b: int, n: int, d: int, beta: float, symmetry: str, round_: int, gen: torch.Generator,
-                   gtol: float, dtype: torch.dtype) -> Iterator[LBFGSResult]:
+                   gtol: float, dtype: torch.dtype, deadline: float | None) -> Iterator[LBFGSResult]:
     """Minimise b seeded random starts: free, antipodal, or (mixed) ⌈b/2⌉ antipodal then ⌊b/2⌋ free (a batch of
     one alternates by round). Yields one :class:`LBFGSResult` of full configurations (count, n, d) per kind,
     antipodal first (the faster and, where the optimum is antipodal, the more successful one)."""
@@ -198,7 +242,7 @@ def _restart_parts(b: int, n: int, d: int, beta: float, symmetry: str, round_: i
         if count:
             seed = int(torch.randint(0, 2**62, (1,), generator=gen))
             x0 = sample_sphere(count, n // 2 if anti else n, d, seed=seed, dtype=dtype)
-            yield lbfgs(x0, beta, gtol=gtol, antipodal=anti)
+            yield lbfgs(x0, beta, gtol=gtol, antipodal=anti, deadline=deadline)
 
 
 def _keep_best(px: torch.Tensor, pf: torch.Tensor, x: torch.Tensor, f: torch.Tensor, size: int
