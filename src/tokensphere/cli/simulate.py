@@ -11,11 +11,17 @@ Continuing a run (``--from-run``): the saved run's final state, model and solver
 options given explicitly on the command line override the saved ones (and only those); ``--t-max`` is the
 absolute final time. Options that describe a fresh start (``--n``, ``--d``, ``--seed``, ``--init``,
 ``--batch``, ``--cap-angle``, ``--gamma0``) are refused with it rather than ignored.
+
+Every option given that would have no effect is refused, naming it and the option it needs (``--cap-angle``
+without ``--init cap``, the Sinkhorn options without ``--normalization sinkhorn``, ...), and so is a run whose
+positions and saved trajectory cannot fit in the free memory: before any state is sampled.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -30,6 +36,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from typer import Option
 
+from ..blocks import NORMS
 from ..ensembles import SCORES, VALUES, Ensemble
 from ..experiments.describe import describe_model
 from ..feedforward import FeedForward
@@ -38,8 +45,10 @@ from ..experiments.layout import beta_batch, counts_by_beta, group_by_beta, syst
 from ..init import INITIALS, FromFile, looks_like_array_file, make_initial, read_array
 from ..integrate import METHODS, SDE_METHODS, anchor_solver
 from ..integrate.sde import DEFAULT_SDE_METHOD
+from ..integrate.solver import ADAPTIVE
 from ..integrate.split import SplitSolver
-from ..model import Model
+from ..model import NORMALIZATIONS, Model
+from ..runtime import available_memory
 from ..simulate import simulate
 from ..io import validate_output_path
 from ..trajectory import Trajectory
@@ -119,7 +128,10 @@ def simulate_command(
     out: Annotated[Path, Option(help="Output zarr store (a directory) for the Trajectory.")],
     n: Annotated[int, Option(help="Number of tokens n.")] = 32,
     d: Annotated[int, Option(help="Dimension d (tokens on S^{d-1}).")] = 3,
-    batch: Annotated[int, Option(help="Systems per β; start k is the same seeded state for every β.")] = 1,
+    batch: Annotated[
+        int, Option(help="Systems per β; start k is the same seeded state for every β. A run whose positions and "
+                    "saved times (--save-at) cannot fit in the free memory is refused before sampling.")
+    ] = 1,
     beta: Annotated[
         list[str] | None,
         Option(help="Inverse temperature β ≥ 0; repeat the option or give a comma list (1,4,9).", show_default="1"),
@@ -129,14 +141,16 @@ def simulate_command(
                     "hardmax (β → ∞, (9.5)–(9.6)).")
     ] = "softmax",
     sinkhorn_iters: Annotated[
-        int, Option(help="Sinkhorn: at most this many column + row normalisations (0 = softmax).")
+        int, Option(help="Sinkhorn: at most this many column + row normalisations (0 = softmax); only with "
+                    "--normalization sinkhorn.")
     ] = 100,
-    sinkhorn_tol: Annotated[float, Option(help="Sinkhorn: stop when every column sums to 1 within this.")] = 1e-9,
+    sinkhorn_tol: Annotated[float, Option(help="Sinkhorn: stop when every column sums to 1 within this; only with "
+                                              "--normalization sinkhorn.")] = 1e-9,
     ties: Annotated[
         str, Option(help="Hardmax tie policy: average (9.5), lowest (index), random (seeded by --tie-seed).")
     ] = "average",
     tie_tol: Annotated[float, Option(help="Hardmax: scores within this of the row maximum tie.")] = 1e-12,
-    tie_seed: Annotated[int, Option(help="Hardmax: seed of the random tie policy.")] = 0,
+    tie_seed: Annotated[int, Option(help="Hardmax: seed of the random tie policy (only with --ties random).")] = 0,
     centered: Annotated[
         bool, Option("--centered", help="Value term Σ_j A_ij V (x_j − x_i): with --no-projection the rescaled "
                      "dynamics (9.4) (hardmax: (9.5)).")
@@ -175,7 +189,8 @@ def simulate_command(
     ] = None,
     activation: Annotated[str, Option(help="σ of --feedforward: relu, gelu or tanh.")] = "relu",
     uniform_count: Annotated[
-        str, Option(help="USA with a mask: divide by n, or by the number of attended tokens (attended).")
+        str, Option(help="USA with a mask: divide by n, or by the number of attended tokens (attended); only with "
+                    "--normalization uniform.")
     ] = "n",
     score: Annotated[
         str | None, Option(help=f"Random score matrix QᵀK, the ensembles of Figure 5: {', '.join(SCORES)}.",
@@ -197,14 +212,16 @@ def simulate_command(
                     "(ẏ = F(N(y)); with --no-projection), rms (ellipsoid of --norm-gain; with --no-projection), ngpt.")
     ] = "post",
     norm_gain: Annotated[
-        str | None, Option(help="RMSNorm gain g > 0 for --norm rms: d comma-separated numbers.", show_default="ones")
+        str | None, Option(help="RMSNorm gain g > 0, d comma-separated numbers; only with --norm rms.",
+                           show_default="ones")
     ] = None,
     noise: Annotated[
         float, Option(help="Noise strength σ ≥ 0: Brownian motion on the sphere added to every token (Problem 7); "
                       "needs --dt (fixed-step stochastic methods).")
     ] = 0.0,
     noise_seed: Annotated[
-        int | None, Option(help="Seed of the Brownian increments (--noise).", show_default="0")
+        int | None, Option(help="Seed of the Brownian increments, an integer in [0, 2^64 − 1]; only with "
+                           "--noise > 0.", show_default="0")
     ] = None,
     t_max: Annotated[
         float, Option(help="Final time (time plays the role of depth). With --from-run the absolute final time; "
@@ -245,9 +262,10 @@ def simulate_command(
                     "(PATH.npz:NAME, the only array, or the one named x0) or .csv (n rows of d numbers), holding "
                     "unit vectors of shape (n, d) or (B, n, d).")
     ] = "uniform",
-    cap_angle: Annotated[float | None, Option(help="Cap half-angle in rad (--init cap).", show_default="π/2")] = None,
+    cap_angle: Annotated[float | None, Option(help="Cap half-angle in rad, in (0, π]; only with --init cap.",
+                                                     show_default="π/2")] = None,
     gamma0: Annotated[
-        float | None, Option(help="Pairwise ⟨x_i, x_j⟩ at t = 0 (--init equiangular).", show_default="0")
+        float | None, Option(help="Pairwise ⟨x_i, x_j⟩ at t = 0; only with --init equiangular.", show_default="0")
     ] = None,
     from_run: Annotated[
         Path | None, Option(help="Continue a saved run from its final state and time, with its model and solver; "
@@ -286,7 +304,15 @@ def simulate_command(
         t0 = float(run.times[-1])
         if "t_max" not in given:
             t_max = t0 + (t0 - float(run.times[0]))
+        _check_noise_seed(p, p["noise"] if "noise" in given else run.model.noise)
         betas = _continued_betas(p, given, run.model, B)
+        fixed, step = _step_grid(p, run.solver)
+        _check_memory(
+            f"B = {_count(len(betas), 'system')} of n = {n_run} tokens in d = {d_run} (the state of --from-run "
+            f"{from_run})", "lower --save-at", systems=len(betas), n=n_run, d=d_run,
+            itemsize=_itemsize(dtype) if "dtype" in given else run.final().element_size(), host=0,
+            saves=_saves_at_least(save_at, t_max - t0, fixed, step), save_at=save_at, device=device,
+        )
         model_kw, weights_meta = _model_options(p, given, betas=betas, n=n_run, d=d_run, saved=run.model)
         method, solver_kw = _continued_solver(p, given, run.model, model_kw, run.solver)
         saved_solver = run.solver
@@ -294,8 +320,25 @@ def simulate_command(
         overrides = [_flag(name) for name in MODEL_OPTIONS + SOLVER_OPTIONS if name in given]
         continued: tuple[str, float, list[str]] | None = (str(from_run), t0, overrides)
     else:
-        spec, start_meta = _initial_state(p, given)
-        batch = beta_batch(spec, parse_betas(beta))  # system (β_i, k) starts from start k
+        spec, start_meta, (S, n_start, d_start) = _initial_state(p, given)
+        _check_noise_seed(p, p["noise"])
+        betas = parse_betas(beta)
+        systems = len(betas) * S
+        if isinstance(spec, FromFile):
+            what = (f"{_count(S, 'start')} from --init {init} × {_count(len(betas), 'β value')}) of n = {n_start} "
+                    f"tokens in d = {d_start}")
+            remedy = "use fewer β values or a lower --save-at (or a smaller start file)"
+        else:
+            what = (f"--batch {S} × {_count(len(betas), 'β value')}) of n = {n_start} tokens (--n) in "
+                    f"d = {d_start} (--d)")
+            remedy = "lower --batch, --n, --d, --save-at or the number of β values"
+        fixed, step = _step_grid(p, None)
+        _check_memory(
+            f"B = {_count(systems, 'system')} ({what}", remedy, systems=systems, n=n_start, d=d_start,
+            itemsize=_itemsize(dtype), host=8, saves=_saves_at_least(save_at, t_max, fixed, step), save_at=save_at,
+            device=device,
+        )
+        batch = beta_batch(spec, betas)  # system (β_i, k) starts from start k
         x0, betas = batch.x0, batch.beta.tolist()
         metadata.update(start_meta, init=batch.init)
         model_kw, weights_meta = _model_options(p, given, betas=betas, n=x0.shape[1], d=x0.shape[2], saved=None)
@@ -368,8 +411,9 @@ def _check_option_conflicts(p: dict[str, Any], given: set[str]) -> None:
                "the random ensembles draw one head; give per-head --Q/--K or --QK files for several heads")
 
 
-def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[Any, dict[str, Any]]:
-    """The initial-condition spec of the starts (shared by every β) and the metadata beside ``init``."""
+def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[Any, dict[str, Any], tuple[int, int, int]]:
+    """The initial-condition spec of the starts (shared by every β), the metadata beside ``init`` and the shape
+    (S, n, d) of the starts. A named start is not sampled here (a file is read): the memory check comes first."""
     init = p["init"]
     validate_int("batch", p["batch"], minimum=1)
     if init not in INITIALS and looks_like_array_file(init):
@@ -385,18 +429,113 @@ def _initial_state(p: dict[str, Any], given: set[str]) -> tuple[Any, dict[str, A
                     f"{_flag(name)} {p[name]} does not match --init {init}, which holds {S} start(s) of shape "
                     f"(n, d) = ({n}, {d})"
                 )
-        return spec, {}
+        return spec, {}, (S, n, d)
     if init not in INITIALS:
         raise ValueError(
             f"init must be one of {', '.join(map(repr, INITIALS))} or an array file (.npy, .npz, .csv), got {init!r}"
         )
     extra: dict[str, Any] = {}
-    if init == "cap" and p["cap_angle"] is not None:
-        extra["angle"] = p["cap_angle"]
-    if init == "equiangular" and p["gamma0"] is not None:
+    if p["cap_angle"] is not None:  # None: not given (its default, π/2, is the sampler's)
+        if init != "cap":
+            also = " (a hemisphere is the cap of half-angle π/2)" if init == "hemisphere" else ""
+            raise ValueError(f"--cap-angle applies only with --init cap, got --init {init}{also}")
+        extra["angle"] = validate_real("--cap-angle", p["cap_angle"], minimum=0.0, maximum=math.pi,
+                                       strict_minimum=True)
+    if p["gamma0"] is not None:
+        if init != "equiangular":
+            raise ValueError(f"--gamma0 applies only with --init equiangular, got --init {init}")
         extra["gamma0"] = p["gamma0"]
     spec = make_initial(init, batch=p["batch"], n=p["n"], d=p["d"], seed=p["seed"], **extra)
-    return spec, {"seed": p["seed"]}
+    return spec, {"seed": p["seed"]}, (spec.batch, spec.n, spec.d)
+
+
+def _check_noise_seed(p: dict[str, Any], noise: float) -> None:
+    """--noise-seed: only with noise > 0 (``noise``: the run's σ, given or saved), an integer in [0, 2^64 − 1]."""
+    if p["noise_seed"] is None:  # None: not given (simulate's default seed is 0)
+        return
+    if not noise > 0:
+        raise ValueError(f"--noise-seed applies only with --noise > 0 (it seeds the Brownian increments), got "
+                         f"--noise {noise:g}")
+    validate_int("--noise-seed", p["noise_seed"], minimum=0, maximum=2**64 - 1)
+
+
+# the arrays of a run, in units of B·n·d elements, besides the saved trajectory (T of them): the integration
+# state and at least one stage (velocity) buffer; every method holds more, so the estimate is a lower bound
+WORKING_COPIES = 2
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes per element of the --dtype name (an unknown name is refused later, by simulate)."""
+    return 4 if dtype == "float32" else 8
+
+
+def _step_grid(p: dict[str, Any], saved: Any) -> tuple[bool, float | None]:
+    """Whether the output times lie on a fixed step grid (a fixed-step or stochastic method, --anchor,
+    --splitting; ``saved``: the solver of a continued run) and the step when known here (else None)."""
+    step = p["dt"] if p["dt"] is not None else getattr(saved, "dt", None)
+    if p["anchor"] and p["dt"] is None:
+        step = None  # the anchor step depends on the model (USA: on β)
+    if p["anchor"] or p["splitting"] is not None or p["substeps"] is not None or p["noise"] > 0:
+        fixed = True
+    elif p["solver"] is not None:
+        fixed = p["solver"] not in ADAPTIVE
+    else:
+        fixed = saved is not None and getattr(saved, "kind", "adaptive") != "adaptive"
+    if isinstance(step, torch.Tensor):
+        step = float(step.reshape(-1)[0]) if step.numel() == 1 else None  # per-system steps: unknown here
+    return fixed, (float(step) if isinstance(step, (int, float)) else None)
+
+
+def _saves_at_least(save_at: int, span: float, fixed: bool, step: float | None) -> int:
+    """A lower bound on the number T of saved times: --save-at for an adaptive method; on a step grid, the
+    count :func:`~tokensphere.simulate.step_grid_times` keeps (every q-th step, at most --save-at), or 2 when
+    the step is not known here."""
+    most = max(int(save_at), 2)
+    if not fixed:
+        return most
+    if step is None or not step > 0 or not math.isfinite(span) or not span > 0 or not span / step < 2.0**53:
+        return 2
+    steps = math.floor(span / step * (1 + 1e-12))
+    return steps // max(1, math.ceil(steps / (most - 1))) + 1
+
+
+def _check_memory(what: str, remedy: str, *, systems: int, n: int, d: int, itemsize: int, host: int, saves: int,
+                  save_at: int, device: str | None) -> None:
+    """Refuse, before any state is sampled, a run whose arrays cannot fit in the free memory.
+
+    A lower bound on what the run holds at once: the saved trajectory (T, B, n, d) and WORKING_COPIES arrays
+    (B, n, d) in the run's dtype (``itemsize`` bytes) plus the --save-at equally spaced times (float64; simulate
+    lays them out before it moves them onto a step grid), on ``device``; and ``host`` bytes per element of the
+    starts on the CPU (the float64 starts of a fresh run, sampled there). Compared with
+    :func:`~tokensphere.runtime.available_memory`; raises ValueError naming the sizes and the options to lower."""
+    elements = systems * n * d
+    run_bytes = elements * itemsize * (saves + WORKING_COPIES) + 8 * max(save_at, saves)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    needs = {"cpu": elements * host} if dev.type != "cpu" else {}
+    needs[str(dev)] = needs.get(str(dev), 0) + run_bytes + (elements * host if dev.type == "cpu" else 0)
+    for where, need in needs.items():
+        free = available_memory(where)
+        if need > free:
+            raise ValueError(
+                f"the run is too large for the memory: {what}, with {_count(saves, 'saved time')} (--save-at "
+                f"{save_at}), need at least {_size(need)} on {where} for the starts, the integration state, the "
+                f"output times and the saved trajectory (T, B, n, d) in {8 * itemsize}-bit floats, but "
+                f"{_size(free)} is available; {remedy}"
+            )
+
+
+def _count(k: int, noun: str) -> str:
+    return f"{k} {noun}" + ("" if k == 1 else "s")
+
+
+def _size(nbytes: int) -> str:
+    """Bytes in binary units, three significant digits: 2.5 GiB, 72.8 TiB."""
+    value, unit = float(nbytes), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.3g} {unit}"
 
 
 def _continued_betas(p: dict[str, Any], given: set[str], saved: Model, B: int) -> list[float]:
@@ -438,10 +577,10 @@ def _model_options(
         if fresh or name in given:
             kw[name] = p[name]
     if p["norm_gain"] is not None:
-        try:
-            kw["norm_gain"] = torch.tensor([float(v) for v in str(p["norm_gain"]).split(",")], dtype=torch.float64)
-        except ValueError:
-            raise ValueError(f"norm_gain must be d comma-separated numbers, got {p['norm_gain']!r}") from None
+        norm = p["norm"] if fresh or "norm" in given else saved.norm
+        if norm in NORMS and norm != "rms":  # an unknown --norm is named by the model
+            raise ValueError(f"--norm-gain applies only with --norm rms (the RMSNorm gain), got --norm {norm}")
+        kw["norm_gain"] = _norm_gain(p["norm_gain"], d)
     if fresh or "repulsive" in given:
         kw["V"] = "repulsive" if p["repulsive"] else "identity"
 
@@ -456,10 +595,7 @@ def _model_options(
     elif "activation" in given:
         raise ValueError("--activation applies to --feedforward; give the feed-forward weights too")
     normalization = p["normalization"] if fresh or "normalization" in given else saved.normalization
-    for name in ("ties", "tie_tol", "tie_seed"):
-        if name in given and normalization != "hardmax":
-            raise ValueError(f"--{name.replace('_', '-')} applies to --normalization hardmax, got --normalization "
-                             f"{normalization}")
+    _check_normalization_options(p, given, normalization, saved)
     if p["score"] is not None or p["value"] is not None:
         ensemble = Ensemble(score=p["score"] or "identity", value=p["value"] or "identity", share=p["share"])
         validate_int("weights_seed", p["weights_seed"], minimum=0)
@@ -479,6 +615,42 @@ def _model_options(
             kw["V"] = "identity" if v is None else v
         meta["ensemble"] = {**ensemble.describe(), "seed": p["weights_seed"]}
     return kw, meta
+
+
+def _check_normalization_options(
+    p: dict[str, Any], given: set[str], normalization: str, saved: Model | None
+) -> None:
+    """Refuse the options of one normalisation given with another (they would be ignored), naming both flags.
+    ``normalization``: the run's (given or saved); an unknown one is left to the model to name."""
+    if normalization not in NORMALIZATIONS:
+        return
+    for name in ("ties", "tie_tol", "tie_seed"):
+        if name in given and normalization != "hardmax":
+            raise ValueError(f"{_flag(name)} applies to --normalization hardmax, got --normalization {normalization}")
+    for name in ("sinkhorn_iters", "sinkhorn_tol"):
+        if name in given and normalization != "sinkhorn":
+            raise ValueError(f"{_flag(name)} applies only with --normalization sinkhorn, got --normalization "
+                             f"{normalization}")
+    if "uniform_count" in given and normalization != "uniform":
+        validate_choice("uniform_count", p["uniform_count"], ("n", "attended"))  # a bad value is named first
+        raise ValueError(f"--uniform-count applies only with --normalization uniform (USA), got --normalization "
+                         f"{normalization}")
+    ties = p["ties"] if saved is None or "ties" in given else saved.ties
+    if "tie_seed" in given and ties in ("average", "lowest"):
+        raise ValueError(f"--tie-seed applies only with --ties random (it seeds the random tie policy), got --ties "
+                         f"{ties}")
+
+
+def _norm_gain(spec: str, d: int) -> torch.Tensor:
+    """The RMSNorm gain of --norm-gain: d comma-separated finite numbers > 0, as a (d,) float64 tensor."""
+    allowed = f"--norm-gain must be d = {d} comma-separated finite numbers > 0 (the RMSNorm gain), got {spec!r}"
+    try:
+        gain = [float(v) for v in str(spec).split(",")]
+    except ValueError:
+        raise ValueError(allowed) from None
+    if len(gain) != d or not all(math.isfinite(g) and g > 0 for g in gain):
+        raise ValueError(allowed)
+    return torch.tensor(gain, dtype=torch.float64)
 
 
 def _read_matrix(name: str, spec: str, *, heads: int, d: int, systems: int) -> tuple[torch.Tensor, dict]:
@@ -513,18 +685,36 @@ def _read_feedforward(spec: str, activation: str) -> tuple[FeedForward, dict]:
     path = Path(spec)
     if path.suffix != ".npz" or not path.is_file():
         raise ValueError(f"--feedforward must be an existing .npz file with arrays w, a (and b), got {spec}")
-    with np.load(path) as z:
-        missing = {"w", "a"} - set(z.files)
-        if missing:
-            raise ValueError(f"--feedforward {spec} must hold arrays w and a (and optionally b); missing "
-                             f"{', '.join(sorted(missing))} (found {', '.join(z.files) or 'none'})")
-        arrays = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float64)) for k in ("w", "a", "b") if k in z.files}
+    try:
+        with path.open("rb") as fh:
+            if fh.read(2) != b"PK":  # np.load would take any other file for a pickle
+                raise ValueError(f"--feedforward {spec}: cannot read it: not a NumPy .npz file (a zip archive)")
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"w", "a"} - set(z.files)
+            if missing:
+                raise ValueError(f"--feedforward {spec} must hold arrays w and a (and optionally b); missing "
+                                 f"{', '.join(sorted(missing))} (found {', '.join(z.files) or 'none'})")
+            arrays = {k: torch.from_numpy(np.asarray(z[k], dtype=np.float64)) for k in ("w", "a", "b")
+                      if k in z.files}
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        if str(exc).startswith("--feedforward"):
+            raise
+        raise ValueError(f"--feedforward {spec}: cannot read it as an .npz file of numeric arrays w, a (and b): "
+                         f"{_npz_problem(exc)}") from None
     try:
         ff = FeedForward(arrays["w"], arrays["a"], arrays.get("b"), activation=activation)
     except ValueError as exc:
         raise ValueError(f"--feedforward {spec}: {exc}") from None
     return ff, {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "activation": activation,
                 "width": int(ff.w.shape[-1])}
+
+
+def _npz_problem(exc: BaseException) -> str:
+    """What is wrong with an .npz file NumPy refused, in one line (a pickled array is named as such)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if "Object arrays cannot be loaded" in text:
+        return "it holds pickled Python objects, which are never loaded (unpickling can run code); save plain arrays"
+    return text
 
 
 def _read_mask(spec: str, *, heads: int, n: int, systems: int) -> tuple[torch.Tensor, dict]:

@@ -301,13 +301,26 @@ def canonical(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> SweepConfig:
-    """Read a TOML file (and ``overrides``, TOML lines such as ``"sweep.seeds = 4"``) into a SweepConfig."""
+    """Read a TOML file (and ``overrides``, TOML lines such as ``"sweep.seeds = 4"``) into a SweepConfig.
+
+    The file is UTF-8 text (TOML's encoding; a leading byte-order mark is dropped). Raises ValueError naming
+    the file when it is missing, unreadable, not UTF-8 or not TOML."""
     from pathlib import Path
 
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"config must be a TOML file, got {path} ({'a directory' if p.is_dir() else 'no such file'})")
-    return parse_config(p.read_text(encoding="utf-8"), overrides)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"config {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"config {path} is not UTF-8 text (TOML files are UTF-8): byte 0x{data[exc.start]:02x} on "
+                         f"line {line} cannot be decoded; save the file as UTF-8") from None
+    return parse_config(text, overrides, source=str(path))
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -317,13 +330,15 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_config(text: str, overrides: list[str] | None = None) -> SweepConfig:
+def parse_config(text: str, overrides: list[str] | None = None, *, source: str | None = None) -> SweepConfig:
     """Parse and validate TOML ``text`` (plus ``overrides``: TOML lines with dotted keys, e.g.
-    ``"grid.beta = [1, 2]"``, applied on top). Raises ValueError naming the offending key."""
+    ``"grid.beta = [1, 2]"``, applied on top). Raises ValueError naming the offending key (and ``source``, the
+    file the text came from, when the text is not TOML)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config is not valid TOML: {exc}") from None
+        where = f"config {source}" if source is not None else "config"
+        raise ValueError(f"{where} is not valid TOML: {exc}") from None
     for line in overrides or ():
         try:
             data = _merge(data, tomllib.loads(line))
