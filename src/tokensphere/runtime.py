@@ -27,7 +27,7 @@ from .validate import validate_int
 
 __all__ = [
     "LANES_MIN_ELEMENTS", "LARGE_N", "all_cores", "available_memory", "choose_lanes", "choose_threads",
-    "kernel_lanes", "lanes", "memory_budget", "run_lanes", "run_lanes_by_rows", "torch_threads",
+    "default_threads", "kernel_lanes", "lanes", "memory_budget", "run_lanes", "run_lanes_by_rows", "torch_threads",
 ]
 
 LARGE_N = 512  # from this many tokens per system on, the (n × n) products are large enough to thread
@@ -41,9 +41,28 @@ def all_cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+_DEFAULT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("tokensphere_threads", default=None)
+
+
+@contextmanager
+def default_threads(k: int | None) -> Iterator[int | None]:
+    """Within the block (this thread), :func:`choose_threads` and :func:`choose_lanes` called without a count
+    return ``k`` instead of the policy (None: the policy). The command line's root ``--threads`` enters this, so
+    the integrations the library starts on its own follow it too. Yields ``k``."""
+    if k is not None:
+        validate_int("threads", k, minimum=1)
+    token = _DEFAULT_THREADS.set(k)
+    try:
+        yield k
+    finally:
+        _DEFAULT_THREADS.reset(token)
+
+
 def choose_threads(n: int, threads: int | None = None) -> int:
-    """Threads for systems of ``n`` tokens: ``threads`` if given (an integer ≥ 1), else 1 for n < LARGE_N and
-    :func:`all_cores` otherwise."""
+    """Threads for systems of ``n`` tokens: ``threads`` if given (an integer ≥ 1), else the count of an enclosing
+    :func:`default_threads` block, else 1 for n < LARGE_N and :func:`all_cores` otherwise."""
+    if threads is None:
+        threads = _DEFAULT_THREADS.get()
     if threads is not None:
         return validate_int("threads", threads, minimum=1)
     return 1 if n < LARGE_N else all_cores()
@@ -75,8 +94,10 @@ _POOL_LOCK = threading.Lock()
 
 
 def choose_lanes(threads: int | None = None) -> int:
-    """Lanes for a computation given ``threads`` (an integer ≥ 1, the cores it may use): that many, else
-    :func:`all_cores`."""
+    """Lanes for a computation given ``threads`` (an integer ≥ 1, the cores it may use): that many, else the
+    count of an enclosing :func:`default_threads` block, else :func:`all_cores`."""
+    if threads is None:
+        threads = _DEFAULT_THREADS.get()
     if threads is not None:
         return validate_int("threads", threads, minimum=1)
     return all_cores()

@@ -7,7 +7,12 @@ Commands parse options, call the library and print; they hold no mathematics. Er
 * a failed integration (:class:`tokensphere.IntegrationError`): one line, exit code 1;
 * a problem too large for the memory (the kernel's ``MemoryError``, or torch's allocator failing): one line
   ``error: out of memory: ...``, exit code 2;
-* Ctrl-C: one line, exit code 130. Outputs are written atomically, so an interrupted run leaves no store.
+* Ctrl-C: one line, exit code 130. Outputs are written atomically, so an interrupted run leaves no store, and
+  the sets of files of ``figures``, ``demo``, ``probe``, ``check`` and ``train`` appear all together or not at all.
+
+The root option ``--threads N`` holds for the whole command: it is torch's thread count while the command runs
+(restored afterwards) and wins over the thread policy wherever a command applies one (``options.command_threads``,
+``options.root_threads``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .check import check_command
 from .demo import demo_command
 from .figures import figures_command
 from .optimal import optimal_command
+from .options import root_threads_applied
 from .phase import phase_diagram_command
 from .probe import probe_command
 from .report import report_command
@@ -65,15 +71,21 @@ def _guarded(call: Any) -> Any:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         _report(f"cannot read or write{where}: {exc.strerror or _one_line(exc)}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        _report("interrupted (Ctrl-C); every file is written atomically, so none was left half-written (files "
-                "finished before the interrupt are kept)", EXIT_INTERRUPTED)
+        _report("interrupted (Ctrl-C); every file is written atomically, so none was left half-written (a set of "
+                "files written together appears whole or not at all; other files finished before the interrupt are "
+                "kept)", EXIT_INTERRUPTED)
 
 
 class _Group(TyperGroup):
-    """The app's command group: every command runs under :func:`_guarded` (so ``CliRunner`` sees it too)."""
+    """The app's command group: every command runs under :func:`_guarded` (so ``CliRunner`` sees it too), with
+    torch's thread count set to the root ``--threads`` when given (and restored afterwards)."""
 
     def invoke(self, ctx: Any) -> Any:
-        return _guarded(lambda: super(_Group, self).invoke(ctx))
+        def run() -> Any:
+            with root_threads_applied(ctx.params.get("threads")):
+                return super(_Group, self).invoke(ctx)
+
+        return _guarded(run)
 
 
 app = typer.Typer(
@@ -101,15 +113,16 @@ def _root(
         None, "--threads", min=1, show_default="auto",
         help="torch intra-op threads. Default auto: the library's policy (tokensphere.runtime.choose_threads): "
         "one thread for systems of fewer than 512 tokens (batches of small systems run fastest single-threaded and "
-        "are immune to a busy machine), all cores from 512 tokens on. A number given here is passed to simulate "
-        "(and recorded in the run's metadata) and set as torch's thread count for the other commands.",
+        "are immune to a busy machine), all cores from 512 tokens on. A number given here is torch's thread count "
+        "for the whole command and wins over that policy wherever a command sets the threads (simulate, train, "
+        "figures, demo, check, report) and for every integration the library starts inside the command; it is "
+        "recorded in their metadata.",
     ),
 ) -> None:
     """Self-attention dynamics as interacting particles on the unit sphere (arXiv:2312.10794)."""
-    if threads is not None:  # auto leaves torch's setting alone: the commands apply the library's policy
-        import torch
-
-        torch.set_num_threads(threads)
+    # the root --threads is applied around the command by _Group.invoke (options.root_threads_applied) and read
+    # by the commands through options.command_threads; auto leaves torch's setting alone, and the commands apply
+    # the library's policy
 
 
 app.command("simulate")(simulate_command)

@@ -1,5 +1,6 @@
 """``tokensphere check [NAME...]``: run the seeded theorem checks (:mod:`tokensphere.experiments.theorems`), print a
-table, write one figure (and its data) per check, exit 1 if a prediction fails."""
+table, write one figure (and its data) per check, exit 1 if a prediction fails. The files appear in ``--out`` all
+together once every check has run (:func:`tokensphere.io.atomic_folder`); nothing is created before."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from rich.table import Table
 from typer import Argument, Option
 
 from ..experiments.theorems import ALIASES, CHECKS, SIZES, TIME_LIMIT, run_checks
-from ..io import validate_output_folder
+from ..io import atomic_folder, validate_output_folder
 from ..plot.checks import write_check_figures
+from .options import root_threads
 
 __all__ = ["check_command", "DEFAULT_OUT"]
 
@@ -37,7 +39,8 @@ def check_command(
     chosen = list(names or []) + list(only or [])
     keys = list(dict.fromkeys(ALIASES.get(k, k) for k in chosen)) or list(CHECKS)  # each check once
     out = validate_output_folder(out)  # before the work: a file there, or an unwritable parent, fails now
-    results = run_checks(keys, size=size, time_limit=time_limit)
+    # threads: the root --threads, else run_checks' policy
+    results = run_checks(keys, size=size, time_limit=time_limit, threads=root_threads())
     table = Table(title="theorem checks (seeded experiments)")
     for col in ("check", "statement", "measured", "reference", "time", "result"):
         table.add_column(col, overflow="fold")
@@ -49,7 +52,8 @@ def check_command(
     for key, r in zip(keys, results):
         if not r.passed and r.detail:
             console.print(escape(f"{key}: {r.detail}"))
-    written = write_check_figures(results, out, keys)
+    with atomic_folder(out) as stage:  # the folder (when missing) is made here, after the checks
+        written = write_check_figures(results, stage, keys)
     failed = sum(not r.passed for r in results)
     console.print(escape(f"{len(results) - failed} passed, {failed} failed; wrote {len(written)} figures and "
                          f"{len(results)} JSON files to {out}/"))

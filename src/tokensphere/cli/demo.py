@@ -3,7 +3,10 @@ reproduction of the paper (:mod:`tokensphere.cli.reproduce`) and its HTML report
 
 The experiment is :func:`tokensphere.experiments.demo_run` (n = 32 tokens on S², β ∈ {1, 9}, four seeded starts
 shared by both β); its figures are :func:`tokensphere.plot.demo_figures`. This module parses the options,
-writes the run folder and prints.
+writes the run folder and prints. The demo's entries of ``--out`` are written all or none
+(:func:`tokensphere.io.atomic_entries`): in place, since the report records their paths, but an interrupted or
+failed demo removes what it wrote and puts back what was there, so ``--out`` is left as it was and a rerun needs no
+``--overwrite``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typer import Option
 
 from ..experiments.demo import DELTA, DEMO_BETAS, N, RTOL, SCALED_LABEL, demo_run, demo_summary
 from ..experiments.describe import describe_model
-from ..io import validate_output_path, write_json
+from ..io import atomic_entries, validate_output_path, write_json
 from ..model import Model
 from ..plot import demo_figures
-from ..runtime import choose_threads, torch_threads
+from ..runtime import torch_threads
 from ..validate import validate_int
+from .options import command_threads
 from .simulate import format_counts, progress_bar
 
 __all__ = ["demo_command", "FILES"]
@@ -34,12 +38,17 @@ FILES = {
     "clusters.png": f"number of clusters over time, δ = {DELTA:g} and the scale-aware {SCALED_LABEL}",
     "summary.json": "settings, seeds, final cluster counts, energy check, wall time, metadata",
 }
+# what the demo writes in --out: the run folder, and with the report the layout of .reproduce (see its docstring)
+RUN_ENTRIES = ("run",)
+REPORT_ENTRIES = ("probe", "figures", "phase", "figure5", "index.html")
 
 
 def demo_command(
-    out: Annotated[Path, Option(help="Run folder to create (must not exist unless --overwrite).")] = Path("runs/demo"),
+    out: Annotated[Path, Option(help="Run folder to create (must not exist unless --overwrite). Written all or "
+                                     "none: an interrupted demo leaves it as it was.")] = Path("runs/demo"),
     overwrite: Annotated[
-        bool, Option("--overwrite", help="Reuse an existing folder, replacing the demo files.")
+        bool, Option("--overwrite", help="Reuse an existing folder, replacing the demo files (other files there are "
+                                         "kept).")
     ] = False,
     seed: Annotated[int, Option(help="Seed of the initial states (start k uses stream (seed, k)).")] = 0,
     n_seeds: Annotated[int, Option(hidden=True, help="Starts per β.")] = 4,
@@ -54,9 +63,12 @@ def demo_command(
     in one HTML report (DIR/index.html)."""
     from .reproduce import reproduce
 
-    validate_int("seed", seed, minimum=0)  # before the folder is made
+    validate_int("seed", seed, minimum=0)  # before any work
     folder = _run_folder(out, overwrite)
-    with torch_threads(choose_threads(N)):  # the thread policy of tokensphere.runtime (one thread for n = 32)
+    # the root --threads, else the thread policy of tokensphere.runtime (one thread for n = 32); the demo's entries
+    # of --out are written in place (the report records their paths), all of them or none
+    entries = RUN_ENTRIES + (REPORT_ENTRIES if report else ())
+    with torch_threads(command_threads(N)), atomic_entries(folder, entries):
         _demo(folder / "run", seed, n_seeds, t_max, save_at)
         if report:
             index = reproduce(folder, seed=seed, quick=quick)

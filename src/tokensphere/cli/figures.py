@@ -14,6 +14,9 @@ Writes into ``--out``:
 * ``movie_sphere.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the README movie (SA, n = 64, d = 3, β = 1, T = 15,
   dt = 0.1) and ``movie_circle.gif`` / ``.mp4`` + ``.json`` + ``.zarr`` — the same on the circle (d = 2).
 
+The files appear all together when every figure is done (:func:`tokensphere.io.atomic_folder`): an interrupted or
+failed run leaves ``--out`` as it was, so a rerun needs no ``--overwrite``; other files in ``--out`` are kept.
+
 Reduced size by default (fewer seeds, frames and pixels: about a minute on 2 cores); ``--full-size`` uses the
 README settings (all 151 frames) and 512 seeded starts per β. Figures 3 and 5 come from ``phase-diagram``.
 The runs and their statistics are :mod:`tokensphere.experiments`'s, the drawings :mod:`tokensphere.plot`'s; this
@@ -49,13 +52,14 @@ from ..experiments.metastability import metastability_data, metastability_runs
 from ..experiments.timescales import time_scales
 from ..experiments.movie import MOVIE, movie_run
 from ..experiments.reproduction import single_cluster_points
-from ..io import run_metadata, validate_output_folder, write_json
+from ..io import atomic_folder, run_metadata, validate_output_folder, write_json
 from ..plot import animate, circle_figure, cluster_count_distribution_figure, metastability_figure, save_figure
 from ..plot.gfunction import FIG6_BETAS, g_data, g_figure
 from ..plot.regimes import regimes_data, regimes_figure
 from ..plot.timescales import timescales_figure
-from ..runtime import choose_threads, torch_threads
+from ..runtime import torch_threads
 from ..validate import validate_int
+from .options import command_threads
 from .progress import stderr_progress
 
 __all__ = ["figures_command", "SIZES"]
@@ -73,7 +77,8 @@ STEPS = ("fig2", "fig4", "fig4_counts", "fig6", "metastability", "timescales", "
 
 
 def figures_command(
-    out: Annotated[Path, Option(help="Folder for the figures and their data (created if missing).")] = Path(
+    out: Annotated[Path, Option(help="Folder for the figures and their data (created if missing). The files "
+                                     "appear all together at the end; an interrupted run leaves none.")] = Path(
         "runs/figures"
     ),
     full_size: Annotated[bool, Option("--full-size", help="README movie settings (151 frames, larger) and 512 "
@@ -87,7 +92,8 @@ def figures_command(
                                                               "made non-negative), as the authors' option.")] = False,
     measured: Annotated[Path | None, Option(help="Phase-diagram store whose single-cluster probability at its "
                                                   "last time is overlaid on Figure 2.")] = None,
-    overwrite: Annotated[bool, Option("--overwrite", help="Replace files already in --out.")] = False,
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace the figure files already in --out (other files "
+                                                          "there are kept).")] = False,
 ) -> None:
     """Write Figures 2, 4 (+ cluster-count distribution over seeds), 6 and the GIF/MP4 animations, with data."""
     t_start = time.perf_counter()
@@ -105,31 +111,31 @@ def figures_command(
     existing = [p for p in targets if p.exists()]
     if existing and not overwrite:
         raise ValueError(f"out already holds {existing[0].name} (and {len(existing) - 1} more); pass --overwrite")
-    folder.mkdir(parents=True, exist_ok=True)
 
     written: list[Path] = []
     timings: dict[str, float] = {}
-    # a few hundred small systems: the thread policy of tokensphere.runtime (one thread below LARGE_N tokens)
-    with torch_threads(choose_threads(max(n, MOVIE["n"]))), _steps_bar() as step:
+    # a few hundred small systems: the root --threads, else the thread policy of tokensphere.runtime (one thread
+    # below LARGE_N tokens); every file is written into a staging folder and the set moved into --out at the end
+    with torch_threads(command_threads(max(n, MOVIE["n"]))), _steps_bar() as step, atomic_folder(folder) as stage:
         meta = run_metadata(dtype=torch.float64, device="cpu")  # records the threads in force
         step("Figure 2 (regimes)")
-        timings["fig2"] = _timed(lambda: written.extend(_fig2(folder, n, measured_points, measured, meta)))
+        timings["fig2"] = _timed(lambda: written.extend(_fig2(stage, n, measured_points, measured, meta)))
         step("Figure 4 (circle, β = 4 and 9)")
-        timings["fig4"] = _timed(lambda: written.extend(_fig4(folder, n, seed, fig4_start, meta)))
+        timings["fig4"] = _timed(lambda: written.extend(_fig4(stage, n, seed, fig4_start, meta)))
         step(f"Figure 4 counts ({starts} starts per β)")
-        timings["fig4_counts"] = _timed(lambda: written.extend(_fig4_counts(folder, n, seed, starts, meta)))
+        timings["fig4_counts"] = _timed(lambda: written.extend(_fig4_counts(stage, n, seed, starts, meta)))
         step("Figure 6 (g and τ*)")
-        timings["fig6"] = _timed(lambda: written.extend(_fig6(folder, meta)))
+        timings["fig6"] = _timed(lambda: written.extend(_fig6(stage, meta)))
         step("metastability (plateaus, merges, energy staircase)")
-        timings["metastability"] = _timed(lambda: written.extend(_metastability(folder, seed, size, meta)))
+        timings["metastability"] = _timed(lambda: written.extend(_metastability(stage, seed, size, meta)))
         step("metastability time scales (T₁, plateau lifetimes over β)")
-        timings["timescales"] = _timed(lambda: written.extend(_timescales(folder, seed, size, meta)))
+        timings["timescales"] = _timed(lambda: written.extend(_timescales(stage, seed, size, meta)))
         step("movie on S² (d = 3)")
         timings["movie_sphere"] = _timed(
-            lambda: written.extend(_movie(folder, "movie_sphere", 3, seed, half_sphere, size, meta)))
+            lambda: written.extend(_movie(stage, "movie_sphere", 3, seed, half_sphere, size, meta)))
         step("movie on the circle (d = 2)")
         timings["movie_circle"] = _timed(
-            lambda: written.extend(_movie(folder, "movie_circle", 2, seed, half_sphere, size, meta)))
+            lambda: written.extend(_movie(stage, "movie_circle", 2, seed, half_sphere, size, meta)))
         step(None)
     wall = time.perf_counter() - t_start
     console = Console(highlight=False, soft_wrap=True)
@@ -138,7 +144,7 @@ def figures_command(
         + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     ))
     console.print(escape(f"wrote {len(written)} files in {folder}/"))
-    for p in written:
+    for p in written:  # names in the staging folder, now in --out
         console.print(escape(f"  {p.name}"))
 
 
@@ -150,6 +156,13 @@ def _targets(folder: Path) -> list[Path]:
     for m in ("movie_sphere", "movie_circle"):
         names += [f"{m}.gif", f"{m}.mp4", f"{m}.json", f"{m}.zarr"]
     return [folder / name for name in names]
+
+
+def _run_meta(meta: dict, traj: Any) -> dict:
+    """The command's metadata (``threads``: the count in force for the command) with the integration's own wall
+    time and thread count (``simulate`` chooses the latter by its policy; its store records it too)."""
+    return {**meta, "wall_seconds": traj.metadata.get("wall_seconds"),
+            "integration_threads": traj.metadata.get("threads")}
 
 
 def _timed(call: Callable[[], Any]) -> float:
@@ -203,7 +216,7 @@ def _fig4(folder: Path, n: int, seed: int, start: int, meta: dict) -> list[Path]
                            for r, b in enumerate(FIG4_BETAS)},
         "paper": "2 clusters at beta = 4 and 3 at beta = 9, persisting from t = 18 to t = 30",
         "trajectory": "fig4_circle.zarr",
-        "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
+        "metadata": _run_meta(meta, traj),
     }
     write_json(folder / "fig4_circle.json", data)
     return [png, folder / "fig4_circle.json", folder / "fig4_circle.zarr"]
@@ -222,7 +235,7 @@ def _fig4_counts(folder: Path, n: int, seed: int, starts: int, meta: dict) -> li
                   "note": "start k is drawn from numpy SeedSequence([seed, k]); the same starts for both betas"},
         "counts": distribution_json(dist),
         "counts_note": "{beta: {t: {number of clusters: number of starts}}}",
-        "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
+        "metadata": _run_meta(meta, traj),
     }
     write_json(folder / "fig4_counts.json", data)
     return [png, folder / "fig4_counts.json"]
@@ -234,7 +247,7 @@ def _metastability(folder: Path, seed: int, size: dict, meta: dict) -> list[Path
     png = save_figure(metastability_figure(data, model=traj.model, n=traj.positions.shape[2],
                                            d=traj.positions.shape[3]), folder / "metastability.png")
     data.update({"figure": "Metastability (Problem 1)", "seed": seed, "starts": size["meta_starts"],
-                 "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
+                 "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": _run_meta(meta, traj)})
     write_json(folder / "metastability.json", data)
     return [png, folder / "metastability.json"]
 
@@ -251,7 +264,8 @@ def _timescales(folder: Path, seed: int, size: dict, meta: dict) -> list[Path]:
         "caption": f"T₁ (first time with ≤ n/2 clusters) and the lifetimes of the k-cluster plateaus over β on "
                    f"the circle, n = {n}, {size['ts_starts']} seeded starts per β; the two-cluster median "
                    f"lifetime grows like e^({fit['slope']:.2f} β) (least squares over {fit['points']} β).",
-        "seed": seed, "model": traj.model.describe(), "solver": traj.solver.describe(), "metadata": meta})
+        "seed": seed, "model": traj.model.describe(), "solver": traj.solver.describe(),
+        "metadata": _run_meta(meta, traj)})
     write_json(folder / "metastability_timescales.json", data)
     return [png, folder / "metastability_timescales.json"]
 
@@ -279,7 +293,7 @@ def _movie(folder: Path, name: str, d: int, seed: int, half: bool, size: dict, m
                      "solver": traj.solver.describe(), "saved_times": T, "frames_drawn": frames, **kw},
         "seeds": {"seed": seed, "note": "start drawn from numpy SeedSequence([seed, 0])"},
         "files": [gif.name, mp4.name, f"{name}.zarr"],
-        "metadata": {**meta, "wall_seconds": traj.metadata.get("wall_seconds")},
+        "metadata": _run_meta(meta, traj),
     }
     write_json(folder / f"{name}.json", data)
     return [gif, mp4, folder / f"{name}.json", folder / f"{name}.zarr"]

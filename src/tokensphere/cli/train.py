@@ -18,8 +18,9 @@ from typer import Option
 from ..experiments.control import DEFAULT_STEPS, TASKS, run_demo
 from ..io import atomic_path, run_metadata, validate_output_path, write_json
 from ..plot.control import control_figures
-from ..runtime import choose_threads, torch_threads
+from ..runtime import torch_threads
 from ..validate import validate_int
+from .options import command_threads
 from .progress import stderr_progress
 
 __all__ = ["train_app", "FILES"]
@@ -44,16 +45,17 @@ def _train(task: str, seed: int, steps: int | None, out: Path | None, overwrite:
     total = DEFAULT_STEPS[task] if steps is None else steps
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4g}"), TimeElapsedColumn())
-    # the package's thread policy: one thread for systems of a few hundred tokens
-    with torch_threads(choose_threads(256)), stderr_progress(*columns) as bar:
+    # the root --threads, else the package's thread policy: one thread for systems of a few hundred tokens
+    with torch_threads(command_threads(256)) as threads, stderr_progress(*columns) as bar:
         demo = run_demo(task, seed, steps, time_form=time_form,
                         progress=lambda k, loss: bar(description=f"training {task}", total=total, completed=k,
                                                      loss=loss))
-    with atomic_path(folder) as tmp:
+    with atomic_path(folder) as tmp:  # the run folder appears complete or not at all (missing parents made here)
         tmp.mkdir()
         control_figures(demo, tmp)
         summary = {"command": f"tokensphere train {task}", **demo.summary(), "files": FILES,
-                   "metadata": run_metadata(dtype=demo.start.dtype, device=demo.start.device, seed=seed)}
+                   "metadata": run_metadata(dtype=demo.start.dtype, device=demo.start.device, seed=seed,
+                                            threads=threads)}  # the count the training ran with
         write_json(tmp / "summary.json", summary)
     m = demo.metrics
     console = Console(highlight=False, soft_wrap=True)

@@ -206,7 +206,7 @@ def write_report(
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
     page = render_report(sections, title)  # before touching the disk: a failure leaves nothing behind
-    index = validate_output_path(folder / "index.html", overwrite=overwrite)  # creates out_dir, checks it is writable
+    index = validate_output_path(folder / "index.html", overwrite=overwrite)  # checks; the write makes out_dir
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return index
