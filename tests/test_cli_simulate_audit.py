@@ -193,12 +193,15 @@ def test_simulate_audit_feedforward_that_is_not_an_npz_names_the_file(tmp_path):
 
 
 def test_simulate_audit_pickled_start_names_the_file(tmp_path):
-    """A pickled .npz as --init is refused naming the option and the file (already so before this audit)."""
+    """A pickled .npz or .npy as --init is refused naming the option, the file and what it holds."""
     path = tmp_path / "x0.npz"
     np.savez(path, x0=np.array([{"a": 1}], dtype=object))
     res = invoke("simulate", "--init", path, "--out", tmp_path / "r.zarr")
     assert_one_line_error(res, 2, "--init")
-    assert "x0.npz" in res.stderr
+    assert "x0.npz" in res.stderr and "pickled Python objects" in res.stderr
+    np.save(tmp_path / "x0.npy", np.array([{"a": 1}], dtype=object))
+    res = invoke("simulate", "--init", tmp_path / "x0.npy", "--out", tmp_path / "r.zarr")
+    assert_one_line_error(res, 2, "pickled Python objects")
     with zipfile.ZipFile(tmp_path / "raw.npz", "w") as z:  # a member that is not an .npy array
         z.writestr("x0.npy", b"\x80\x04junk")
     res = invoke("simulate", "--init", tmp_path / "raw.npz", "--out", tmp_path / "r.zarr")

@@ -316,6 +316,9 @@ def read_array(spec: str | os.PathLike, *, name: str = "x0", default_key: str = 
     except ValueError as exc:
         if str(exc).startswith(name):
             raise
+        if "allow_pickle" in str(exc):  # NumPy's refusal of object arrays, in its own terms
+            raise ValueError(f"{name}: {path} holds pickled Python objects, which are not read (they can run "
+                             "code); save a numeric array") from None
         raise ValueError(f"{name}: cannot read {path} as {suffix[1:]}: {_first_line(exc)}") from None
     except (OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{name}: cannot read {path} as {suffix[1:]}: {_first_line(exc)}") from None
