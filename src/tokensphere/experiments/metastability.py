@@ -39,7 +39,9 @@ def metastability_runs(
     0 and log-spaced times in [0.05, t_max] (t_max > 0.05, n_times ≥ 2). Adaptive dopri5 (rtol 1e-8)."""
     t_max = validate_real("t_max", t_max, minimum=0.05, strict_minimum=True)
     n_times = validate_int("n_times", n_times, minimum=2)
-    times = np.concatenate([[0.0], np.geomspace(0.05, t_max, n_times - 1)])
+    # np.geomspace with one point returns its start (0.05), not t_max: two saved times are 0 and t_max
+    later = np.geomspace(0.05, t_max, n_times - 1) if n_times > 2 else np.array([t_max])
+    times = np.concatenate([[0.0], later])
     batch = beta_batch(Uniform(batch=starts, n=n, d=d, seed=seed), betas)
     return simulate(batch.x0, batch.beta, t_max=t_max, save_at=times.tolist(), rtol=1e-8, atol=1e-10,
                     metadata={"init": batch.init})

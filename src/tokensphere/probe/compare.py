@@ -23,7 +23,7 @@ from ..analysis import pair_inner_products, pair_statistics
 from ..integrate import Solver
 from ..model import Model
 from ..simulate import simulate
-from ..validate import validate_choice
+from ..validate import validate_choice, validate_int
 
 __all__ = ["DYNAMICS", "MAX_BINS", "comparison_table", "inner_product_histograms", "layer_statistics",
            "simulate_layers"]
@@ -44,6 +44,8 @@ def inner_product_histograms(states: list[torch.Tensor]) -> dict[str, Any]:
     states: one (L + 1, n_t, d) tensor of unit vectors per text (the same L + 1). Returns ``{"edges": [L + 1
     lists], "counts": [text][layer] lists of ints}``; counts of text t at each layer sum to n_t(n_t − 1).
     """
+    if not states:
+        raise ValueError("states must hold at least one text's (L + 1, n, d) hidden states, got none")
     layers = states[0].shape[0]
     if any(s.shape[0] != layers for s in states):
         raise ValueError("states must all hold the same number of layers")
@@ -82,6 +84,7 @@ def simulate_layers(model: Model, x0: torch.Tensor, layers: int, dynamics: str =
     layer norm without gain or bias). Returns (L + 1, n, d) float64 positions at t = 0, 1, …, L.
     """
     validate_choice("dynamics", dynamics, DYNAMICS)
+    validate_int("layers", layers, minimum=1)
     solver = Solver("euler", dt=1.0, projected_field=False) if dynamics == "euler" else Solver("dopri5", **FLOW_TOLERANCES)
     x = x0.to(torch.float64)
     x = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True)
