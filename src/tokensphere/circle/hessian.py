@@ -97,7 +97,7 @@ def classify_critical_point(theta: Any, beta: Any, tol: float = 1e-10, grad_tol:
     n = 1 is a "maximum". Raises ValueError for tol or grad_tol outside (0, 1).
     """
     tol = validate_real("tol", tol, minimum=0.0, maximum=1.0, strict_minimum=True)
-    grad_tol = validate_real("grad_tol", grad_tol, minimum=0.0, strict_minimum=True)
+    grad_tol = validate_real("grad_tol", grad_tol, minimum=0.0, maximum=1.0, strict_minimum=True)
     theta_t, beta_t = _inputs(theta, beta)
     if theta_t.ndim > 2:
         raise ValueError(f"theta must have shape (n,) or (B, n), got {tuple(theta_t.shape)}")

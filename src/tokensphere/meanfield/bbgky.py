@@ -150,8 +150,9 @@ def bbgky_residual(t, theta, beta: float, n_bins: int = 32) -> BBGKYResidual:
     flux_div = lambda j: simpson(j - np.roll(j, 1, axis=-1), x=tt, axis=0)  # noqa: E731  ∫ (J_{b+½} − J_{b−½})
     tot_counts = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        g = -triple_sum.sum(axis=1) / tot_counts
-        v = (2 / n) * pair_sum.sum(axis=1) / tot_counts - (2 * (n - 2) / n) * g
+        g_over_beta = -triple_sum.sum(axis=1) / tot_counts       # ⟨−h_β'/β⟩_f: finite at β = 0
+        v = (2 / n) * pair_sum.sum(axis=1) / tot_counts - (2 * (n - 2) / n) * g_over_beta
+    g = beta * g_over_beta                                        # g of (8.1) is ⟨−h_β'⟩_f, not ⟨−h_β'/β⟩_f
     return BBGKYResidual(
         x=_wrap(centres), faces=_wrap(centres + width / 2), t=tt, psi=psi_bar.mean(axis=1),
         psi_faces=psi_f.mean(axis=1), g=g, v=v,

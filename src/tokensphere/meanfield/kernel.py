@@ -110,7 +110,8 @@ def _field(rho: np.ndarray, beta: np.ndarray, normalization: str, shift: float,
     # |𝒳_SA| ≤ 1 exactly (|sin| ≤ 1 under a positive kernel); the clip removes FFT round-off where Z ≈ 0
     with np.errstate(divide="ignore", invalid="ignore"):
         v = np.where(z_scaled > 0, num_scaled / z_scaled, 0.0)
-    return np.clip(v, -1.0, 1.0), scale * z_scaled
+    with np.errstate(over="ignore", invalid="ignore"):  # Z = inf · 0 = NaN where the scaled Z underflows
+        return np.clip(v, -1.0, 1.0), scale * z_scaled
 
 
 def mean_field_velocity(rho, beta, normalization: str = "softmax", *, at: str = "centres") -> np.ndarray:
@@ -179,5 +180,11 @@ def energy_dissipation(rho, beta, normalization: str = "softmax") -> np.ndarray:
     rho, b = _batched(rho, check_beta(beta, normalization))
     v, z = _field(rho, b, normalization, 0.0)
     h = 2 * np.pi / rho.shape[-1]
-    weight = z * rho if normalization == "softmax" else rho
-    return h * np.sum(v**2 * weight, axis=-1)
+    if normalization == "uniform":
+        return h * np.sum(v**2 * rho, axis=-1)
+    # SA: Z = e^β · (scaled Z) overflows for β ≳ 709, and inf · 0 (a cell with v = 0 or a far cell whose
+    # scaled Z underflows) would give NaN; sum with the scaled Z and restore e^β in log scale instead
+    k, _ = _kernels(b, rho.shape[-1], 0.0)
+    scaled = h * np.sum(v**2 * _convolve(rho, k) * rho, axis=-1)
+    with np.errstate(over="ignore", divide="ignore"):
+        return np.where(scaled > 0, np.exp(np.log(np.where(scaled > 0, scaled, 1.0)) + b), 0.0)
