@@ -199,7 +199,7 @@ def test_same_seed_same_path_and_seeds_differ():
     a, b, c = run(3), run(3), run(4)
     assert torch.equal(a.positions, b.positions)
     assert not torch.allclose(a.final(), c.final(), atol=1e-3)
-    assert a.solver.describe() == {"kind": "stochastic", "method": "heun", "dt": 0.05, "seed": 3}
+    assert a.solver.describe() == {"kind": "stochastic", "method": "heun", "dt": 0.05, "seed": 3, "streams": None}
 
 
 def test_continuation_draws_new_reproducible_increments():
@@ -386,3 +386,33 @@ def test_heat_kernel_check_takes_the_samples_it_is_given():
     for bad in (0, -100, 10):
         with pytest.raises(ValueError, match="samples must be"):
             heat_kernel_agreement(samples=bad)
+
+
+def test_a_systems_noise_does_not_depend_on_its_batch():
+    """One Brownian stream per system: system b run alone (as stream b) follows the path it follows inside the
+    batch, and two systems with the same start but other streams part ways."""
+    x0 = _uniform(3, 6, 3, seed=21)
+    model = Model(beta=1.0, noise=0.4)
+    both = simulate(x0, model=model, solver=SDESolver("heun", dt=0.05, seed=5), t_max=1.0, save_at=3)
+    for b in range(3):
+        alone = simulate(x0[b:b + 1], model=model, solver=SDESolver("heun", dt=0.05, seed=5, streams=(b,)),
+                         t_max=1.0, save_at=3)
+        torch.testing.assert_close(alone.positions[:, 0], both.positions[:, b], rtol=0, atol=1e-13)
+    twin = torch.cat([x0[:1], x0[:1]])  # same start, streams 0 and 1
+    pair = simulate(twin, model=model, solver=SDESolver("heun", dt=0.05, seed=5), t_max=1.0, save_at=3)
+    assert not torch.allclose(pair.final()[0], pair.final()[1], atol=1e-3)
+
+
+def test_sde_streams_are_checked_and_stored():
+    with pytest.raises(ValueError, match="streams must be distinct"):
+        SDESolver("heun", dt=0.1, streams=(1, 1))
+    with pytest.raises(ValueError, match="streams"):
+        SDESolver("heun", dt=0.1, streams=(0, -1))
+    x0 = _uniform(2, 4, 3, seed=1)
+    with pytest.raises(ValueError, match="streams number 3 systems but the batch has 2"):
+        simulate(x0, model=Model(beta=1.0, noise=0.3), solver=SDESolver("heun", dt=0.1, streams=(0, 1, 2)),
+                 t_max=0.2, save_at=2)
+    s = SDESolver("geodesic", dt=0.1, seed=2, streams=(4, 9))
+    assert SDESolver.from_spec(s.describe()) == s
+    old = {"kind": "stochastic", "method": "heun", "dt": 0.1, "seed": 3}  # stored before streams existed
+    assert SDESolver.from_spec(old) == SDESolver("heun", dt=0.1, seed=3)

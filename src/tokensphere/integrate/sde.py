@@ -23,9 +23,12 @@ The geodesic and Heun steps need no explicit correction: the curvature of the gr
 predictor's projector) produces −((d−1)σ²h/2) x on average. Heun is second order in the drift (σ = 0).
 Measured orders: docs/variants.md.
 
-Shapes: positions (B, n, d); ``f(t, x, idx)`` as for :func:`tokensphere.integrate.integrate`. One
-``torch.Generator`` seeded with ``seed`` draws all increments of a run, (B, n, d) per step in the state's
-dtype and device: the same seed, batch, dtype and device give the same path.
+Shapes: positions (B, n, d); ``f(t, x, idx)`` as for :func:`tokensphere.integrate.integrate`. Every system
+draws its increments, (n, d) per step in the state's dtype and device, from its own ``torch.Generator``, seeded
+by (``seed``, the system's stream number) through NumPy's SeedSequence; system b has stream number b unless the
+solver's ``streams`` number the systems otherwise (a sweep numbers them over its whole grid). So a system's path
+depends on its seed and stream number only, not on the batch it runs in: the same seed, stream, dtype and
+device give the same path, alone or among any other systems.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..field import tangent_project
@@ -62,7 +66,9 @@ BatchField = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.T
 @dataclass(frozen=True)
 class SDESolver:
     """How to integrate a noisy model: a method of ``SDE_METHODS``, a fixed step ``dt`` > 0 and the ``seed``
-    of the Brownian increments (an integer ≥ 0).
+    of the Brownian increments (an integer ≥ 0). streams: None (system b of the batch draws from stream b) or
+    one stream number ≥ 0 per system (a tuple of B distinct integers), e.g. the systems' indices in a larger grid,
+    so that a system gets the same increments whichever batch it runs in.
 
     Steps are shortened so that every output time (and every jump of time-dependent weights) is hit exactly:
     each interval between stops is cut into ⌈length/dt⌉ equal steps. Equal fields compare equal. Raises
@@ -72,6 +78,7 @@ class SDESolver:
     method: str = DEFAULT_SDE_METHOD
     dt: float = 0.01
     seed: int = 0
+    streams: tuple[int, ...] | None = None
 
     kind = "stochastic"
     projected_field = True
@@ -82,6 +89,13 @@ class SDESolver:
         validate_choice("solver", self.method, SDE_METHODS)
         object.__setattr__(self, "dt", validate_real("dt", self.dt, minimum=0.0, strict_minimum=True))
         object.__setattr__(self, "seed", validate_int("seed", self.seed, minimum=0, maximum=2**64 - 1))
+        if self.streams is not None:
+            if isinstance(self.streams, (str, bytes)) or not hasattr(self.streams, "__len__"):
+                raise ValueError(f"streams must be None or a sequence of integers >= 0, got {self.streams!r}")
+            streams = tuple(validate_int("streams", k, minimum=0, maximum=2**63 - 1) for k in self.streams)
+            if len(set(streams)) != len(streams):
+                raise ValueError("streams must be distinct: two systems with one stream would draw the same noise")
+            object.__setattr__(self, "streams", streams)
 
     @property
     def weak_order(self) -> int:
@@ -94,13 +108,29 @@ class SDESolver:
         return 0.5
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serialisable: kind ("stochastic"), method, dt, seed. :meth:`from_spec` inverts it."""
-        return {"kind": self.kind, "method": self.method, "dt": self.dt, "seed": self.seed}
+        """JSON-serialisable: kind ("stochastic"), method, dt, seed, streams (None or a list). :meth:`from_spec`
+        inverts it."""
+        return {"kind": self.kind, "method": self.method, "dt": self.dt, "seed": self.seed,
+                "streams": None if self.streams is None else list(self.streams)}
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> SDESolver:
-        """The solver of a :meth:`describe` dict."""
-        return cls(method=spec["method"], dt=spec["dt"], seed=spec["seed"])
+        """The solver of a :meth:`describe` dict (one stored without ``streams``: None)."""
+        streams = spec.get("streams")
+        return cls(method=spec["method"], dt=spec["dt"], seed=spec["seed"],
+                   streams=None if streams is None else tuple(streams))
+
+    def generators(self, batch: int, device: torch.device | str = "cpu") -> list[torch.Generator]:
+        """One generator per system of a batch of ``batch``: system b's seeded by (seed, its stream number)."""
+        streams = range(batch) if self.streams is None else self.streams
+        if len(streams) != batch:
+            raise ValueError(f"the solver's streams number {len(streams)} systems but the batch has {batch}")
+        return [torch.Generator(device=device).manual_seed(_stream_seed(self.seed, k)) for k in streams]
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """The torch seed of stream ``stream`` of ``seed`` (NumPy SeedSequence: independent streams)."""
+    return int(np.random.SeedSequence([int(seed), int(stream)]).generate_state(2, np.uint64)[0] & (2**63 - 1))
 
 
 def continuation_seed(seed: int, t0: float) -> int:
@@ -161,7 +191,7 @@ def integrate_sde(
     stops, slot = stop_grid(save_at.t.to(x0.device), t0, breakpoints)
     T = save_at.t.numel()
     positions = torch.full((T, *x0.shape), float("nan"), dtype=x0.dtype, device=x0.device) if save_at.store else None
-    gen = torch.Generator(device=x0.device).manual_seed(solver.seed)
+    gens = solver.generators(B, x0.device)  # one stream per system
     evaluations = 0
 
     def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +217,10 @@ def integrate_sde(
             t_next = target if k == count - 1 else t_now + (target - t_now) / (count - k)
             h = torch.full((B,), t_next - t_now, dtype=torch.float64, device=x.device)
             t = torch.full((B,), t_now, dtype=torch.float64, device=x.device)
-            dw = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device) * math.sqrt(t_next - t_now)
+            dw = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+            for b, gen in enumerate(gens):
+                dw[b].normal_(generator=gen)
+            dw.mul_(math.sqrt(t_next - t_now))
             x = sde_step(solver.method, drift, t, x, h, dw, sigma)
             t_now, steps = t_next, steps + 1
             if progress is not None and steps % _PROGRESS_EVERY == 0:
@@ -251,7 +284,10 @@ def continued_sde_solver(saved: Any, solver: Any, *, dt: Any, rtol: float | None
         seed = continuation_seed(0 if base is None else base.seed, t0)
     if solver is None and base is not None:
         solver, dt = base.method, base.dt if dt is None else dt
-    return as_sde_solver(solver, dt=dt, rtol=rtol, atol=atol, seed=seed)
+    out = as_sde_solver(solver, dt=dt, rtol=rtol, atol=atol, seed=seed)
+    if base is not None and base.streams is not None:  # the systems keep their stream numbers
+        out = SDESolver(out.method, dt=out.dt, seed=out.seed, streams=base.streams)
+    return out
 
 
 def solver_from_spec(spec: Mapping[str, Any]) -> Any:

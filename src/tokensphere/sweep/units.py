@@ -82,8 +82,8 @@ def unit_model(config: SweepConfig, unit: Unit, *, draw: bool = True) -> Model:
 
 def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver | SDESolver:
     """The unit's solver: the authors' scheme (``anchor = true``), ``Solver(method, dt, rtol, atol)``, or with
-    noise > 0 ``SDESolver(method, dt, seed)``. The Brownian increments of a batch come from one generator, seeded
-    by (seed, first system of the unit): fixed by the configuration, so resumed and distributed runs agree."""
+    noise > 0 ``SDESolver(method, dt, seed, streams)``. System g of the grid draws its Brownian increments from
+    the stream (noise seed, g), whatever unit it runs in: resumed, distributed and regrouped runs agree."""
     params, _ = config.unit_params(unit)
     if params["anchor"]:
         return anchor_solver(model)
@@ -91,9 +91,9 @@ def unit_solver(config: SweepConfig, unit: Unit, model: Model) -> Solver | SDESo
         if params["method"] not in SDE_METHODS:
             raise ValueError(f"solver.method must be one of {', '.join(SDE_METHODS)} when model.noise > 0, got "
                              f"{params['method']!r}")
-        first = int(config.unit_points(unit)[0]) * config.seeds
-        seed = int(np.random.SeedSequence([config.seed, NOISE_TAG, first]).generate_state(1)[0])
-        return SDESolver(params["method"], dt=params["dt"], seed=seed)  # dt: required with noise (config)
+        seed = int(np.random.SeedSequence([config.seed, NOISE_TAG]).generate_state(1)[0])
+        streams = tuple(int(g) for g in _systems(config, unit)[1])  # the global system indices g = p·S + s
+        return SDESolver(params["method"], dt=params["dt"], seed=seed, streams=streams)  # dt: required (config)
     if params["method"] not in ADAPTIVE:  # the tolerances steer a step controller, which fixed steps do not have
         return Solver(params["method"], dt=params.get("dt"))
     return Solver(params["method"], dt=params.get("dt"), rtol=params["rtol"], atol=params["atol"])
@@ -155,7 +155,10 @@ def check_units(config: SweepConfig) -> None:
         unit_solver(plain, unit, model)
         x = make_initial("uniform", batch=1, n=params["n"], d=params["d"], seed=0).sample()
         one = model.take(torch.zeros(1, dtype=torch.long))
-        _dry_run(config, x, one, unit_solver(plain, unit, one))
+        solver = unit_solver(plain, unit, one)
+        if isinstance(solver, SDESolver):  # the dry run's one system: one stream
+            solver = replace(solver, streams=solver.streams[:1])
+        _dry_run(config, x, one, solver)
         for name in config.statistics:
             STATISTICS[name].compute(x, one, config.delta)
 
