@@ -47,14 +47,23 @@ __all__ = [
 
 
 def _gram(x: torch.Tensor, delta: float) -> torch.Tensor:
-    if x.dtype == torch.float32 and delta < _FLOAT32_ULPS * torch.finfo(torch.float32).eps:
+    if x.dtype in (torch.float32, torch.float16, torch.bfloat16) and \
+            delta < _FLOAT32_ULPS * torch.finfo(x.dtype).eps:
+        name = str(x.dtype).removeprefix("torch.")
         warnings.warn(
-            f"delta = {delta:g} puts the threshold 1 - delta within {_FLOAT32_ULPS} float32 ulps of 1; float32 "
-            "inner products carry O(d·eps) error: use float64 positions for this threshold",
+            f"delta = {delta:g} puts the threshold 1 - delta within {_FLOAT32_ULPS} {name} ulps of 1; {name} "
+            "positions and inner products carry O(d·eps) error: use float64 positions for this threshold",
             RuntimeWarning,
             stacklevel=3,
         )
+    x = _comparable(x)
     return torch.matmul(x, x.transpose(-1, -2))
+
+
+def _comparable(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision positions in float32 for the inner products: compared in bfloat16, 1 − δ rounds to 1 for
+    every δ < 2^-9 and ⟨x_i, x_j⟩ > cos 0.06 rounds to 1 too: no two distinct tokens could be linked."""
+    return x.to(torch.float32) if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def pair_fraction(x: torch.Tensor, delta: float) -> torch.Tensor:
@@ -117,7 +126,7 @@ def _chunked_statistics(x: torch.Tensor, delta: float, need_pairs: bool,
     if need_pairs and n < 2:
         raise ValueError(f"pair_fraction needs n >= 2 tokens, got n = {n}")
     _gram(x[..., :1, :], delta)  # the float32 threshold warning of the dense path
-    flat = x.reshape(-1, n, d)
+    flat = _comparable(x).reshape(-1, n, d)
     pairs = torch.zeros(flat.shape[0], dtype=torch.long, device=x.device)
     labels = torch.empty(flat.shape[:2], dtype=torch.long, device=x.device)
     for b in range(flat.shape[0]):

@@ -48,8 +48,14 @@ def gamma_closed_form_beta0(t, n: int, gamma0: float = 0.0):
     n = validate_int("n", n, minimum=2)
     gamma0 = _check_gamma0(gamma0, n)
     t = np.asarray(t, dtype=float)
-    u = ((n - 1) * gamma0 + 1) / (1 - gamma0) * np.exp(2 * t)
-    return (u - 1) / (u + n - 1)
+    c = ((n - 1) * gamma0 + 1) / (1 - gamma0)  # u(0)
+    if c == 0.0:  # the regular simplex γ0 = −1/(n−1) is stationary
+        return np.full(t.shape, gamma0)
+    # γ = (u − 1)/(u + n − 1) with u = c e^{2t}; for t ≥ 0 divided through by e^{2t}, so that e^{2t} overflowing
+    # (t ≳ 355) gives γ = 1 instead of inf/inf = NaN
+    with np.errstate(over="ignore"):
+        e = np.exp(-2 * np.abs(t))
+    return np.where(t >= 0, (c - e) / (c + (n - 1) * e), (c * e - 1) / (c * e + n - 1))
 
 
 def gamma_curve(
@@ -77,13 +83,17 @@ def gamma_curve(
     if t.ndim != 1 or not np.isfinite(t).all() or (t < 0).any() or (np.diff(t) < 0).any():
         raise ValueError(f"t must be a 1-D array of sorted finite times >= 0, got {t!r}")
     w0 = -math.log1p(-gamma0)
+    if t[-1] == 0.0:  # every requested time is t = 0 (solve_ivp returns no samples on an empty span)
+        return np.full(t.shape, gamma0)
+    # solve_ivp wants strictly increasing output times: solve at the distinct ones, repeat the answers
+    t, repeat = np.unique(t, return_inverse=True)
     sol = solve_ivp(lambda _, w: _w_rate(w, beta, n, normalization), (0.0, float(t.max())), [w0],
                     method="DOP853", rtol=rtol, atol=atol, t_eval=t)
     if sol.success:
-        return -np.expm1(-sol.y[0])
+        return -np.expm1(-sol.y[0])[repeat]
     # the jump of USA at large β happens within less than the spacing of float64 times: no solver can step
     # across it, but t(w) = ∫_{w0}^{w} dv / ẇ(v) is a finite, increasing quadrature, inverted time by time
-    return np.array([_invert_time(float(tk), w0, beta, n, normalization, rtol) for tk in t])
+    return np.array([_invert_time(float(tk), w0, beta, n, normalization, rtol) for tk in t])[repeat]
 
 
 _W_FULL = 40.0  # w beyond which γ = 1 − e^{−w} is 1 in float64
@@ -91,9 +101,15 @@ _W_FULL = 40.0  # w beyond which γ = 1 − e^{−w} is 1 in float64
 
 def _invert_time(t: float, w0: float, beta: float, n: int, normalization: str, rtol: float) -> float:
     """γ at time t from w(0) = w0, by root-finding on t(w) = ∫_{w0}^{w} dv / ẇ(v) (ẇ > 0: increasing in w)."""
+    # 1/ẇ is concentrated within a few 1/β of w0 at large β (USA: ẇ ∝ e^{βγ}); breakpoints there keep the
+    # quadrature from stepping over it (without them, at β = 10^4 the integral over [w0, 40] came out as 0)
+    scale = 1.0 / max(float(beta), 1.0)
+    marks = w0 + scale * np.geomspace(1e-3, 1e3, 13)
+
     def elapsed(w: float) -> float:
+        inside = [float(p) for p in marks if w0 < p < w]
         return quad(lambda v: 1.0 / _w_rate(v, beta, n, normalization), w0, w, epsabs=0.0, epsrel=rtol,
-                    limit=500)[0]
+                    limit=500, points=inside or None)[0]
 
     if t <= 0.0:
         return -math.expm1(-w0)
@@ -136,7 +152,7 @@ def transition_curve(
     out = np.full(len(np.atleast_1d(betas)), math.nan)
     for i, beta in enumerate(np.atleast_1d(betas)):
         beta = validate_real("beta", beta, minimum=0.0)
-        with np.errstate(over="ignore"):  # SA at β ≳ 700: 1/γ̇ overflows near γ = 0, t* = ∞ > t_max
+        with np.errstate(over="ignore", divide="ignore"):  # SA at β ≳ 700: γ̇ underflows to 0 near γ = 0, t* = ∞
             t_star, _ = quad(lambda g: 1.0 / equiangular_rhs(g, beta, n, normalization), 0.0, 1.0 - delta,
                              epsabs=atol, epsrel=rtol, limit=500)
         if math.isfinite(t_star) and t_star <= t_max:

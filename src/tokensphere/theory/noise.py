@@ -35,7 +35,20 @@ def uniform_stability_threshold(beta: float | Sequence[float], d: int) -> np.nda
             out[k] = math.sqrt(2.0 / d)
             continue
         # ∫_{−1}^{1} e^{βs}(1 − s²)^{ν−1/2} ds = √π Γ(ν + ½)(2/β)^ν I_ν(β): with ν = d/2 (numerator) and
-        # d/2 − 1 (denominator), σ_c² = 2 I_{d/2}(β) / (β I_{d/2−1}(β)); exponentially scaled Bessel functions
-        # (the scale cancels) keep it finite for every β
-        out[k] = math.sqrt(2.0 * special.ive(d / 2, b) / (b * special.ive(d / 2 - 1, b)))
+        # d/2 − 1 (denominator), σ_c² = 2 I_{d/2}(β) / (β I_{d/2−1}(β))
+        out[k] = math.sqrt(2.0 * _bessel_ratio(d / 2, float(b)) / b)
     return out.reshape(np.shape(beta))
+
+
+def _bessel_ratio(nu: float, x: float) -> float:
+    """I_ν(x) / I_{ν−1}(x) for ν ≥ 1, x > 0. Exponentially scaled Bessel functions (the scale cancels) when both
+    are normal numbers; where I_ν underflows (x ≪ ν: large d or tiny β, e.g. d = 512 at β ≤ 9, where 0/0 gave
+    NaN) the continued fraction I_ν/I_{ν−1} = x / (2ν + x · I_{ν+1}/I_ν), evaluated backwards from deep enough
+    that the truncation (started at 0) is forgotten."""
+    num, den = float(special.ive(nu, x)), float(special.ive(nu - 1, x))
+    if num > 1e-280 and den > 1e-280 and math.isfinite(num) and math.isfinite(den):
+        return num / den
+    r = 0.0
+    for m in range(int(2 * x) + 200, -1, -1):
+        r = x / (2 * (nu + m) + x * r)
+    return r

@@ -44,7 +44,10 @@ def wendel_probability(n: int, d: int) -> float:
     """P(n i.i.d. uniform points on S^{d−1} lie in an open hemisphere) = 2^{−(n−1)} Σ_{k<d} C(n−1, k) (Thm 6.7)."""
     validate_int("n", n, minimum=1)
     validate_int("d", d, minimum=1)
-    return math.fsum(math.comb(n - 1, k) for k in range(min(d, n))) / 2 ** (n - 1)
+    if d >= n:
+        return 1.0
+    # exact integers, one correctly rounded division (floats of C(n − 1, k) and 2^{n−1} overflow beyond n ≈ 1025)
+    return sum(math.comb(n - 1, k) for k in range(d)) / 2 ** (n - 1)
 
 
 def uniform_pair_probability(d: int, delta: float) -> float:
