@@ -265,3 +265,16 @@ def test_losses_and_basis_validate_their_inputs():
         wasserstein2(x, x.float())
     with pytest.raises(ValueError, match="one dtype"):
         mmd2(x, x.float())
+
+
+def test_trainable_beta_with_usa_builds_its_model_without_a_warning():
+    """The model's β check reads a trainable β detached: no torch warning on every Controls.model() call."""
+    import warnings
+
+    from tokensphere.control import Constant, Controls
+
+    c = Controls({"V": Constant((2, 2), init=torch.eye(2))}, beta=1.0, train_beta=True, normalization="uniform")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = c.model()
+    assert m.beta.requires_grad

@@ -113,3 +113,15 @@ def test_gradient_check_order_is_a_slope_in_the_step_count():
     assert abs(r["adjoint_order"][0] - 4.0) <= 0.5  # RK4
     with pytest.raises(ValueError, match="steps"):
         gradient_check(steps=(16, 8))
+
+
+def test_empty_grids_and_repeated_steps_are_refused():
+    from tokensphere.experiments.layers import splitting_orders
+    from tokensphere.experiments.noise import noise_phase_diagram
+
+    with pytest.raises(ValueError, match="at least one value"):
+        noise_phase_diagram(sigmas=[])
+    with pytest.raises(ValueError, match="at least one value"):
+        noise_phase_diagram(betas=[])
+    with pytest.raises(ValueError, match="all distinct"):
+        splitting_orders(steps=(0.2, 0.1, 0.1))

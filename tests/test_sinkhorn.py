@@ -160,3 +160,22 @@ def test_sinkhorn_refuses_nan_scores():
     s[0, 1, 2] = float("nan")
     with pytest.raises(ValueError, match="NaN or \\+inf"):
         sinkhorn_log(s)
+
+
+def test_float32_scaling_converges_at_the_default_tolerance():
+    """float32 column sums carry ~1e-7 of round-off: the default tol 1e-9 is raised to 64 epsilons, so the
+    scaling stops converged instead of running every iteration; float64 keeps the tolerance asked for."""
+    g = torch.Generator().manual_seed(3)
+    s64 = torch.randn(4, 32, 32, generator=g, dtype=torch.float64)
+    r32 = sinkhorn_log(s64.float())
+    assert r32.converged and r32.iterations < 100 and r32.tol == 64 * torch.finfo(torch.float32).eps
+    a32 = r32.log_attention.double().exp()
+    assert float((a32.sum(-2) - 1).abs().max()) <= 1e-5  # columns, checked in float64
+    r64 = sinkhorn_log(s64)
+    assert r64.converged and r64.tol == 1e-9 and r64.error <= 1e-9
+    torch.testing.assert_close(a32, r64.log_attention.exp(), rtol=0, atol=1e-5)
+
+
+def test_numpy_integer_iterations_are_accepted():
+    s = torch.randn(8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert sinkhorn_log(s, np.int64(5)).iterations == sinkhorn_log(s, 5).iterations

@@ -57,7 +57,7 @@ class Model:
         of attended tokens when ``uniform_count="attended"`` (causal USA with 1/i). "sinkhorn" scales e^{scores}
         to a doubly stochastic matrix (Remark 3.5, :mod:`tokensphere.sinkhorn`); "hardmax" is the β → ∞ limit
         (9.5)–(9.6): uniform weights on argmax_j ⟨Q x_i, K x_j⟩ (β is ignored; :mod:`tokensphere.hardmax`).
-    sinkhorn_iters, sinkhorn_tol : int ≥ 0, float in [0, 1)
+    sinkhorn_iters, sinkhorn_tol : int ≥ 0, float in [0, 1]
         Sinkhorn only: at most this many column + row iterations, stopping once every column sums to 1 within
         the tolerance (rows always sum to 1: the last step is a row normalisation). Defaults 100, 1e-9.
     ties, tie_tol, tie_seed : {"average", "lowest", "random"} or callable, float ≥ 0, int
@@ -472,10 +472,11 @@ def validate_beta(value: Tensorish, normalization: str = "softmax", time_scale: 
         raise ValueError(f"beta must be a finite number {op} 0, got {beta[bad][0].item()}")
     if time_scale == "exp_beta" and normalization != "uniform":
         raise ValueError("time_scale='exp_beta' applies to normalization='uniform' (USA) only")
-    if normalization == "uniform" and time_scale == "original" and float(beta.max()) > USA_ORIGINAL_TIME_MAX_BETA:
+    top = float(beta.detach().max())  # detached: a trainable β is checked without a warning
+    if normalization == "uniform" and time_scale == "original" and top > USA_ORIGINAL_TIME_MAX_BETA:
         raise ValueError(
             f"beta must be <= {USA_ORIGINAL_TIME_MAX_BETA:g} for normalization='uniform' in original time "
-            f"(e^beta overflows float64), got {float(beta.max()):g}; use time_scale='exp_beta'"
+            f"(e^beta overflows float64), got {top:g}; use time_scale='exp_beta'"
         )
     return beta.reshape(-1)
 

@@ -20,6 +20,7 @@ Shapes: scores are (..., n, n), usually (B, H, n, n); the result has the same sh
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -48,11 +49,16 @@ class SinkhornResult:
         return self.error <= self.tol
 
 
-def _check(iters: int, tol: float) -> None:
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
+TOL_FLOOR_EPS = 64  # the tolerance is raised to this many machine epsilons of the scores' dtype
+
+
+def _check(iters: int, tol: float) -> tuple[int, float]:
+    """(iters, tol) validated: an integer ≥ 0 (NumPy integers too) and a real number in [0, 1]."""
+    if isinstance(iters, bool) or not isinstance(iters, numbers.Integral) or iters < 0:
         raise ValueError(f"sinkhorn_iters must be an integer >= 0, got {iters!r}")
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0.0 <= float(tol) <= 1.0):
+    if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0.0 <= float(tol) <= 1.0):
         raise ValueError(f"sinkhorn_tol must be a number in [0, 1], got {tol!r}")
+    return int(iters), float(tol)
 
 
 def sinkhorn_log(scores: torch.Tensor, iters: int = 100, tol: float = 1e-9) -> SinkhornResult:
@@ -60,11 +66,14 @@ def sinkhorn_log(scores: torch.Tensor, iters: int = 100, tol: float = 1e-9) -> S
 
     scores: (..., n, n) real, −inf for masked pairs (every row and column must keep a finite entry).
     iters: at most this many column + row iterations (≥ 0; 0 gives softmax). tol: stop once the largest
-    column-sum error is ≤ tol. Returns a :class:`SinkhornResult`; differentiable in ``scores``.
+    column-sum error is ≤ tol, a tol below TOL_FLOOR_EPS machine epsilons of the scores' dtype being raised to
+    that (column sums of float32 scores carry errors of ~1e-7, so the default 1e-9 would never be reached; in
+    float64 the floor is 1.4e-14). Returns a :class:`SinkhornResult` (its ``tol``: the one used); differentiable
+    in ``scores``.
     Raises ValueError on a bad ``iters``/``tol``, a NaN or +inf score, or a row or column without a finite
     entry.
     """
-    _check(iters, tol)
+    iters, tol = _check(iters, tol)
     if scores.ndim < 2 or scores.shape[-1] != scores.shape[-2]:
         raise ValueError(f"scores must have shape (..., n, n), got {tuple(scores.shape)}")
     if bool(torch.isnan(scores).any()) or bool((scores == float("inf")).any()):
@@ -73,6 +82,8 @@ def sinkhorn_log(scores: torch.Tensor, iters: int = 100, tol: float = 1e-9) -> S
     if bool((~finite.any(-1)).any()) or bool((~finite.any(-2)).any()):
         raise ValueError("scores must keep a finite entry in every row and every column (a fully masked column "
                          "cannot be scaled to sum 1)")
+    if scores.is_floating_point():
+        tol = max(tol, TOL_FLOOR_EPS * torch.finfo(scores.dtype).eps)
     f = -torch.logsumexp(scores, dim=-1, keepdim=True)  # (..., n, 1): the row normalisation
     g = torch.zeros_like(f).transpose(-1, -2)
     done = 0

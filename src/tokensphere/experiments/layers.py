@@ -140,8 +140,9 @@ def splitting_orders(
     from ..norms import ellipsoid_retract
 
     steps = tuple(validate_real("steps", h, minimum=0.0, strict_minimum=True) for h in steps)
-    if len(steps) < 2:
-        raise ValueError(f"steps must hold at least two step sizes > 0 (an order is a slope), got {steps}")
+    if len(steps) < 2 or len(set(steps)) != len(steps):
+        raise ValueError(f"steps must hold at least two step sizes > 0, all distinct (an order is a slope), got "
+                         f"{steps}")
     depths = tuple(validate_int("depths", L, minimum=1) for L in depths)
     if len(set(depths)) < 2:
         raise ValueError(f"depths must hold at least two distinct depths (an order is a slope), got {depths}")

@@ -53,6 +53,8 @@ def noise_phase_diagram(
     """
     betas = [validate_real("beta", b, minimum=0.0) for b in betas]
     sigmas = [validate_real("sigma", s, minimum=0.0) for s in sigmas]
+    if not betas or not sigmas:
+        raise ValueError(f"betas and sigmas must each hold at least one value, got {len(betas)} and {len(sigmas)}")
     validate_int("starts", starts, minimum=1)
     start = time.perf_counter()
     batch = beta_batch(Uniform(batch=starts, n=n, d=d, seed=seed), betas)
