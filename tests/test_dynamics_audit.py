@@ -14,17 +14,18 @@ from tokensphere.meanfield import bbgky_residual, circle_wasserstein, energy_dis
 
 # --- W_1 on the circle: POT's level-median formula drops the arc [0, min support) ----------------------------
 
-def _exact_circle_w1(theta, rho, subcells):
-    """W_1 (radians) between (1/n) Σ δ_{θ_i} and the sub-cell atoms of ρ, by the exact linear program (ot.emd2)
-    with the geodesic cost min(|u − v|, 1 − |u − v|) on [0, 1): the discrete measures circle_wasserstein uses."""
+def _exact_circle_w1(theta, rho, subcells, p=1):
+    """W_p (radians; p = 1 by default) between (1/n) Σ δ_{θ_i} and the sub-cell atoms of ρ, by the exact linear
+    program (ot.emd2) with the geodesic cost min(|u − v|, 1 − |u − v|)^p on [0, 1): the discrete measures
+    circle_wasserstein uses."""
     n_cells = rho.size
     v = ((np.arange(n_cells)[:, None] + (np.arange(subcells) + 0.5) / subcells - 0.5).reshape(-1) / n_cells) % 1.0
     w = np.repeat(rho, subcells)
     w = w / w.sum()
     u = (np.asarray(theta) / (2 * np.pi)) % 1.0
     d = np.abs(u[:, None] - v[None, :])
-    cost = np.minimum(d, 1 - d)
-    return 2 * np.pi * ot.emd2(np.full(u.size, 1 / u.size), w, cost)
+    cost = np.minimum(d, 1 - d) ** p
+    return 2 * np.pi * ot.emd2(np.full(u.size, 1 / u.size), w, cost) ** (1 / p)
 
 
 def test_circle_w1_is_the_exact_transport_cost_of_its_discretisation():
@@ -171,13 +172,8 @@ def test_continuity_refuses_a_grid_too_coarse_for_beta():
 # --- W_p, p > 1: POT's binary search stopped at a wrong cut when the density has empty cells -------------------
 
 def _exact_circle_wp(theta, rho, subcells, p):
-    n_cells = rho.size
-    v = ((np.arange(n_cells)[:, None] + (np.arange(subcells) + 0.5) / subcells - 0.5).reshape(-1) / n_cells) % 1.0
-    w = np.repeat(rho, subcells)
-    w = w / w.sum()
-    u = (np.asarray(theta) / (2 * np.pi)) % 1.0
-    d = np.abs(u[:, None] - v[None, :])
-    return 2 * np.pi * ot.emd2(np.full(u.size, 1 / u.size), w, np.minimum(d, 1 - d) ** p) ** (1 / p)
+    """W_p (radians) by the exact linear program, as :func:`_exact_circle_w1` for p = 1."""
+    return _exact_circle_w1(theta, rho, subcells, p)
 
 
 def test_circle_wp_with_empty_cells_is_the_exact_transport_cost():

@@ -128,10 +128,7 @@ pair_fraction_mean = "clustered"
     assert parse_config(to_toml(cfg)) == cfg  # the printed config reads back equal
 
 
-def test_noisy_sweep_resumes_to_the_same_numbers(tmp_path):
-    """With noise (Problem 7) the Brownian increments are seeded per unit: an interrupted and resumed run equals an
-    uninterrupted one, and the noise acts (two seeds' starts differ, so do their paths; check the statistic moves)."""
-    cfg = parse_config("""
+NOISY = """
 [sweep]
 seeds = 2
 t_max = 1.0
@@ -141,13 +138,21 @@ betas_per_unit = 1
 [model]
 n = 4
 d = 2
-noise = 0.5
+{model}
 [solver]
 method = "geodesic"
 dt = 0.05
 [grid]
+{grid}
 beta = [1.0, 2.0, 4.0]
-""")
+"""  # a small noisy sweep: {model} and {grid} add lines to those tables
+
+
+def test_noisy_sweep_resumes_to_the_same_numbers(tmp_path):
+    """With noise (Problem 7) the Brownian increments are seeded per system: an interrupted and resumed run equals
+    an uninterrupted one, and the noise acts (two seeds' starts differ, so do their paths; check the statistic
+    moves)."""
+    cfg = parse_config(NOISY.format(model="noise = 0.5", grid=""))
     ref = run_sweep(cfg, tmp_path / "ref.zarr", workers=1)
 
     def stop_after_one(done, total):
@@ -478,23 +483,7 @@ def test_example_config_runs_in_quick_form(tmp_path):
 def test_noisy_sweep_regrouped_agrees_to_rounding(tmp_path):
     """With noise, system g draws from the stream (noise seed, g) whatever unit it runs in: grouping the β values
     otherwise changes only the rounding of the batched drift, not the Brownian paths."""
-    text = """
-[sweep]
-seeds = 2
-t_max = 1.0
-n_times = 3
-statistics = ["energy_normalized"]
-betas_per_unit = 1
-[model]
-n = 4
-d = 2
-[solver]
-method = "geodesic"
-dt = 0.05
-[grid]
-noise = [0.3, 0.5]
-beta = [1.0, 2.0, 4.0]
-"""
+    text = NOISY.format(model="", grid="noise = [0.3, 0.5]")
     one = run_sweep(parse_config(text), tmp_path / "one.zarr", workers=1)
     three = run_sweep(parse_config(text.replace("betas_per_unit = 1", "betas_per_unit = 3")), tmp_path / "three.zarr",
                       workers=1)
