@@ -199,3 +199,10 @@ def test_circle_wp_with_empty_cells_is_the_exact_transport_cost():
     rho[:, 0] = 1.0
     got = circle_wasserstein(theta, rho, 2, subcells=2)
     assert np.allclose(got, [_exact_circle_wp(theta[b], rho[b], 2, 2.0) for b in range(3)], rtol=1e-8)
+
+
+def test_growth_rate_names_k_and_beta_when_they_do_not_broadcast():
+    from tokensphere.meanfield.stability import growth_rate
+
+    with pytest.raises(ValueError, match="k and beta must broadcast"):
+        growth_rate(np.arange(3), np.ones(4))

@@ -219,7 +219,8 @@ class Model:
     @property
     def is_sa_toy(self) -> bool:
         """True for the toy model Q = K = V = ±I with one head, no mask and constant weights (§2, (2.3)), SA or USA
-        normalisation, the plain value term and the paper's projection (the setting of its energy identities)."""
+        normalisation, the plain value term and post-norm (the setting of the paper's energy identities).
+        ``projection`` is not checked: the model may run with or without the tangent projection."""
         w = self.weights()
         return (w.toy and self.schedule is None and w.ff_w is None and w.normalization in ("softmax", "uniform")
                 and not w.centered and w.norm == "post")

@@ -33,7 +33,10 @@ def growth_rate(k, beta, normalization: str = "softmax") -> np.ndarray:
     if not np.issubdtype(kk.dtype, np.integer) or (kk < 0).any():
         raise ValueError(f"k must be integers >= 0, got {k!r}")
     b = check_beta(beta, normalization)
-    kk, b = np.broadcast_arrays(kk.astype(np.float64), b)
+    try:
+        kk, b = np.broadcast_arrays(kk.astype(np.float64), b)
+    except ValueError:
+        raise ValueError(f"k and beta must broadcast to one shape, got shapes {kk.shape} and {b.shape}") from None
     core = kk * (ive(kk - 1, b) - ive(kk + 1, b)) / 2  # e^{−β} k² I_k(β)/β
     if normalization == "softmax":
         return core / ive(0, b)
