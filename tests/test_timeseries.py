@@ -1,5 +1,6 @@
 """Merge events and plateaus on hand-built label sequences with known answers."""
 
+import pytest
 import torch
 
 from tokensphere.analysis import Merge, merge_events, plateaus
@@ -78,3 +79,27 @@ def test_diameter_of_a_tight_cluster_far_from_the_origin():
     z = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) + 1e-8 * torch.randn(30, 3, generator=g, dtype=torch.float64)
     exact = max(float(torch.linalg.vector_norm(z[i] - z[j])) for i in range(30) for j in range(30))
     assert abs(float(diameter(z)) - exact) <= 1e-12 * exact
+
+
+def test_a_stopped_systems_nan_tail_is_left_out_with_until():
+    """After a terminal event the saved positions are NaN (read as n singleton clusters): with until=event_time
+    the plateaus and merges cover only the times the system ran, so every plateau lies on finite positions."""
+    from tokensphere import Uniform, simulate
+    from tokensphere.analysis import ClusterCountChanged, cluster_count, cluster_labels
+
+    traj = simulate(Uniform(batch=3, n=5, d=2, seed=4), 1.0, t_max=20.0, save_at=21,
+                    events=[ClusterCountChanged(1e-3)])
+    stopped = ~torch.isnan(traj.event_time)
+    assert bool(stopped.any())  # the test needs a stopped system
+    counts = cluster_count(traj.positions, 1e-3)
+    finite = torch.isfinite(traj.positions).all(-1).all(-1)  # (T, B)
+    for p in plateaus(traj.times, counts, until=traj.event_time):
+        on = (traj.times >= p.t_start) & (traj.times <= p.t_end)
+        assert bool(finite[on, p.system].all())
+    # without it, a stopped system shows a plateau over its NaN tail
+    assert any(not bool(finite[(traj.times >= p.t_start) & (traj.times <= p.t_end), p.system].all())
+               for p in plateaus(traj.times, counts))
+    merges = merge_events(traj.times, cluster_labels(traj.positions, 1e-3), until=traj.event_time)
+    assert all(bool(finite[traj.times == m.t_after, m.system].all()) for m in merges)
+    with pytest.raises(ValueError, match="one time per system"):
+        plateaus(traj.times, counts, until=traj.event_time[:2])

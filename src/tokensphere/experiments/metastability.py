@@ -53,8 +53,8 @@ def metastability_data(traj: Trajectory, delta: float = 1e-3) -> dict[str, Any]:
     labels = cluster_labels(traj.positions, delta)
     energy = energy_over_time(traj.positions, traj.model)
     betas = system_betas(traj.model, traj.shape[1])
-    merges = merge_events(traj.times, labels)
-    plats = plateaus(traj.times, counts)
+    merges = merge_events(traj.times, labels, until=traj.event_time)  # a stopped system ends at its event
+    plats = plateaus(traj.times, counts, until=traj.event_time)
     t_end = float(traj.times[-1])
     summary: dict[str, Any] = {}
     for b, idx in sorted(systems_by_beta(betas).items()):
