@@ -192,6 +192,8 @@ def integrate_sde(
     T = save_at.t.numel()
     positions = torch.full((T, *x0.shape), float("nan"), dtype=x0.dtype, device=x0.device) if save_at.store else None
     gens = solver.generators(B, x0.device)  # one stream per system
+    draws = torch.empty(x0.shape, dtype=x0.dtype, device=x0.device)  # filled system by system each step
+    rows = draws.unbind(0)  # the systems' views, made once (indexing per step costs as much as the draw)
     evaluations = 0
 
     def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -217,10 +219,9 @@ def integrate_sde(
             t_next = target if k == count - 1 else t_now + (target - t_now) / (count - k)
             h = torch.full((B,), t_next - t_now, dtype=torch.float64, device=x.device)
             t = torch.full((B,), t_now, dtype=torch.float64, device=x.device)
-            dw = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-            for b, gen in enumerate(gens):
-                dw[b].normal_(generator=gen)
-            dw.mul_(math.sqrt(t_next - t_now))
+            for row, gen in zip(rows, gens):
+                row.normal_(generator=gen)
+            dw = draws * math.sqrt(t_next - t_now)
             x = sde_step(solver.method, drift, t, x, h, dw, sigma)
             t_now, steps = t_next, steps + 1
             if progress is not None and steps % _PROGRESS_EVERY == 0:
