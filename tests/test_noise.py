@@ -403,9 +403,25 @@ def test_a_systems_noise_does_not_depend_on_its_batch():
     assert not torch.allclose(pair.final()[0], pair.final()[1], atol=1e-3)
 
 
+def test_one_stream_number_gives_one_path_common_random_numbers():
+    """Two systems with the same start, β and stream number follow one path exactly; a third on another stream
+    does not."""
+    x0 = _uniform(1, 6, 3, seed=2).repeat(3, 1, 1)
+    traj = simulate(x0, model=Model(beta=2.0, noise=0.5), solver=SDESolver("geodesic", dt=0.05, seed=1,
+                                                                           streams=(7, 7, 8)), t_max=1.0, save_at=2)
+    assert torch.equal(traj.final()[0], traj.final()[1])
+    assert not torch.allclose(traj.final()[0], traj.final()[2], atol=1e-3)
+
+
+def test_noise_phase_diagram_value_at_a_beta_does_not_depend_on_the_other_betas():
+    from tokensphere.experiments.noise import noise_phase_diagram
+
+    one = noise_phase_diagram(betas=[1.0], sigmas=[0.5], t_max=2.0, starts=2, n=8)
+    two = noise_phase_diagram(betas=[0.0, 1.0], sigmas=[0.5], t_max=2.0, starts=2, n=8)
+    assert abs(one["r_mean"][0][0] - two["r_mean"][0][1]) <= 1e-12
+
+
 def test_sde_streams_are_checked_and_stored():
-    with pytest.raises(ValueError, match="streams must be distinct"):
-        SDESolver("heun", dt=0.1, streams=(1, 1))
     with pytest.raises(ValueError, match="streams"):
         SDESolver("heun", dt=0.1, streams=(0, -1))
     x0 = _uniform(2, 4, 3, seed=1)

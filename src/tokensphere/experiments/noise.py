@@ -21,6 +21,7 @@ import torch
 
 from ..analysis.geometry import order_parameter
 from ..init import Uniform
+from ..integrate.sde import SDESolver
 from ..model import Model
 from ..simulate import simulate
 from ..theory.noise import uniform_stability_threshold
@@ -46,7 +47,7 @@ def noise_phase_diagram(
 
     Every σ runs the len(betas) × ``starts`` systems (uniform starts seeded ``seed``, the same for every β and σ)
     with the stochastic ``method`` and step ``dt`` up to ``t_max``; the increments of σ number k are seeded
-    ``seed + k``. Returns a JSON-able dict: betas, sigmas, r_mean and r_std ((len(sigmas), len(betas)): mean and
+    ``seed + k``, start s drawing from stream s under every β (so each β's values do not depend on the others). Returns a JSON-able dict: betas, sigmas, r_mean and r_std ((len(sigmas), len(betas)): mean and
     standard deviation over the starts of r averaged over t ∈ [t_max/2, t_max]), r_uniform (E r for n independent
     uniform tokens, ≈ √(1/n)), sigma_c (the mean-field threshold at each β) and curve (σ_c on a fine β grid),
     the settings and the wall time.
@@ -65,7 +66,10 @@ def noise_phase_diagram(
     for k, sigma in enumerate(sigmas):
         model = Model(beta=batch.beta, noise=sigma)
         if sigma > 0:
-            traj = simulate(batch.x0, model=model, solver=method, dt=dt, t_max=t_max, save_at=saves, seed=seed + k)
+            # start s draws from stream s under every β (common random numbers): a β's result does not depend on
+            # which other β are in the grid
+            solver = SDESolver(method, dt=dt, seed=seed + k, streams=tuple(range(starts)) * len(betas))
+            traj = simulate(batch.x0, model=model, solver=solver, t_max=t_max, save_at=saves)
         else:
             traj = simulate(batch.x0, model=model, t_max=t_max, save_at=saves)
         r = order_parameter(traj.positions[late]).mean(0).reshape(len(betas), starts)  # (β, starts)

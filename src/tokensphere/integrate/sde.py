@@ -67,8 +67,9 @@ BatchField = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.T
 class SDESolver:
     """How to integrate a noisy model: a method of ``SDE_METHODS``, a fixed step ``dt`` > 0 and the ``seed``
     of the Brownian increments (an integer ≥ 0). streams: None (system b of the batch draws from stream b) or
-    one stream number ≥ 0 per system (a tuple of B distinct integers), e.g. the systems' indices in a larger grid,
-    so that a system gets the same increments whichever batch it runs in.
+    one stream number ≥ 0 per system (a tuple of B integers), e.g. the systems' indices in a larger grid, so that
+    a system gets the same increments whichever batch it runs in. Systems given one stream number draw the same
+    increments: common random numbers, e.g. one start under several β.
 
     Steps are shortened so that every output time (and every jump of time-dependent weights) is hit exactly:
     each interval between stops is cut into ⌈length/dt⌉ equal steps. Equal fields compare equal. Raises
@@ -93,8 +94,6 @@ class SDESolver:
             if isinstance(self.streams, (str, bytes)) or not hasattr(self.streams, "__len__"):
                 raise ValueError(f"streams must be None or a sequence of integers >= 0, got {self.streams!r}")
             streams = tuple(validate_int("streams", k, minimum=0, maximum=2**63 - 1) for k in self.streams)
-            if len(set(streams)) != len(streams):
-                raise ValueError("streams must be distinct: two systems with one stream would draw the same noise")
             object.__setattr__(self, "streams", streams)
 
     @property
