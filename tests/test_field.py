@@ -902,7 +902,7 @@ def test_fused_lanes_give_the_bits_of_one_thread(kw, monkeypatch):
         velocity(sphere(300, 16, 3, seed=310), Model(beta=1.0))
     assert started == [1]
     monkeypatch.setattr(field, "_LANES_MIN_SCORES", 0)  # these small inputs on lanes
-    for shape in [(330, 32, 3), (200, 32, 32), (50, 64, 8)]:  # 6, 4 and 4 blocks (partial last blocks)
+    for shape in [(330, 32, 3), (200, 32, 32), (50, 64, 8)]:  # 6, 13 and 4 blocks (partial last blocks)
         x = sphere(*shape, seed=310)
         model = Model(**{**kw, "beta": gauss(shape[0], seed=311).abs() * 3}) if kw["beta"] == "per-system" \
             else Model(**kw)
@@ -916,7 +916,7 @@ def test_fused_lanes_give_the_bits_of_one_thread(kw, monkeypatch):
                 started.clear()
                 with lanes(k):
                     assert torch.equal(velocity(x, model, project=project), one), (shape, k)
-                blocks = -(-shape[0] // (field._CACHE_BYTES // (shape[1] ** 2 * 8)))
+                blocks = -(-shape[0] // field.block_systems(shape[1], shape[2], 8))
                 used = max(1, min(k, blocks // 2))  # at least two blocks per lane
                 assert used >= 2 and started == [used] * used
                 assert torch.get_num_threads() == before

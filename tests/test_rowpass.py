@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokensphere.rowpass import as_array, finish_rows
+from tokensphere.rowpass import as_array, finish_rows, scaled_transpose
 
 
 def _reference(s, x, z, project):
@@ -116,3 +116,29 @@ def test_finish_rows_checks_its_arguments():
         finish_rows(s.astype(np.float32), x, out, e=e)
     finish_rows(s, x, out, e=e, start=B - k)  # in range: runs
     assert np.isfinite(out[B - k :]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("beta", ["none", "scalar", "per-system"])
+@pytest.mark.parametrize("start", [0, 3])
+def test_scaled_transpose_is_beta_times_the_transpose(dtype, beta, start):
+    """out[b] = β_b x_{start+b}ᵀ exactly (one product per value: no rounding beyond it), for β = 1, one β and
+    one β per system of the batch; nothing of out is left unwritten."""
+    B, n, d, k = 7, 5, 3, 4
+    x = np.random.default_rng(2).standard_normal((B, n, d)).astype(dtype)
+    b = {"none": None, "scalar": np.array([2.5]), "per-system": np.linspace(0.5, 3.5, B)}[beta]
+    out = np.full((k, d, n), np.nan, dtype=dtype)
+    scaled_transpose(torch.from_numpy(x), b, torch.from_numpy(out), start=start)
+    scale = np.ones(B) if b is None else np.broadcast_to(b, (B,))
+    want = (scale.astype(dtype)[:, None, None] * x).transpose(0, 2, 1)[start:start + k]
+    np.testing.assert_array_equal(out, want)
+
+
+def test_scaled_transpose_checks_its_arguments():
+    x = np.ones((4, 5, 3))
+    with pytest.raises(ValueError, match="x must be"):
+        scaled_transpose(x, None, np.empty((2, 5, 3)))  # out must be (k, d, n)
+    with pytest.raises(ValueError, match="start"):
+        scaled_transpose(x, None, np.empty((2, 3, 5)), start=3)
+    with pytest.raises(ValueError, match="beta must have 1 or B = 4"):
+        scaled_transpose(x, np.ones(3), np.empty((2, 3, 5)))

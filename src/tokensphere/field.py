@@ -46,7 +46,7 @@ from .feedforward import add_feedforward, feedforward_term
 from .hardmax import hardmax
 from .model import Model
 from .norms import ellipsoid_project, sphere
-from .rowpass import as_array, row_finisher
+from .rowpass import as_array, row_finisher, transposer
 from .runtime import kernel_lanes, memory_budget, run_lanes, torch_threads
 from .sinkhorn import sinkhorn
 from .validate import validate_int
@@ -80,7 +80,7 @@ _WORKSPACES = threading.local()  # per thread: the fused path's block buffers, r
 
 def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Block buffers of the fused path for blocks of ``step`` systems of (n, d): scores (step, n, n), weighted
-    sums (step, n, d) and scaled queries (step, n, d).
+    sums (step, n, d) and the scaled, transposed keys (step, d, n).
     Kept per thread (concurrent calls from other threads get their own) for the last few shapes, so repeated
     calls reuse them instead of asking the allocator for fresh, cold memory each time (each block is at most
     a few hundred KiB: the cache-sized blocks)."""
@@ -92,7 +92,7 @@ def _workspace(step: int, n: int, d: int, dtype: torch.dtype, device: torch.devi
     if bufs is None:
         with torch.inference_mode(False):
             bufs = tuple(torch.empty(shape, dtype=dtype, device=device) for shape in
-                         ((step, n, n), (step, n, d), (step, n, d)))
+                         ((step, n, n), (step, n, d), (step, d, n)))
         while len(cache) >= 4:  # the oldest shape goes
             cache.pop(next(iter(cache)))
     cache[key] = bufs  # most recent last
@@ -234,7 +234,11 @@ SMALL_BYTES = 256 * 1024**2  # temporaries below this size never trigger a memor
 LINEAR_ARRAYS = 4  # about the (B, H, n, d) arrays the back ends beside the fused one hold at once (padding aside)
 # |exponent| below which e^{±exponent} neither overflows nor underflows, with room for sums of n terms
 _EXP_MARGIN = {torch.float64: 600.0, torch.float32: 70.0}
-_CACHE_BYTES = 512 * 1024  # scores per block of systems in the fused toy path (fits a core's L2 cache)
+_CACHE_BYTES = 512 * 1024  # operands that count as in the core's cache (products and row sums in _rowdot)
+# a block's working set in the fused toy path: its scores, transposed keys, weighted sums, positions and output,
+# (n² + 4·n·d) values per system, held in half a 1.25 MiB L2 (BENCHMARKS.md: blocks of 16 systems at (2048, 32,
+# 32), 64 at (2048, 32, 2))
+_BLOCK_BYTES = 640 * 1024
 _LANES_MIN_SCORES = 1 << 20  # B·n² from which the fused path spreads its blocks over lanes (≥ 2 blocks per lane)
 _TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
 
@@ -383,6 +387,13 @@ def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
 # back ends
 
 
+def block_systems(n: int, d: int, itemsize: int) -> int:
+    """Systems of (n, d) per block of the fused path: as many as keep a block's working set — scores (n, n),
+    transposed keys (d, n), weighted sums, positions and output (n, d) each — within ``_BLOCK_BYTES``, at least
+    one."""
+    return max(1, _BLOCK_BYTES // ((n * n + 4 * n * d) * itemsize))
+
+
 def _reads_are_free(x: torch.Tensor) -> bool:
     """Whether reading a value of x's device to the host costs nothing (the CPU). Elsewhere (CUDA) each read
     waits for the device, so the back ends decide from shapes alone and keep every value on the device."""
@@ -406,9 +417,11 @@ def _toy_dense(
     term too, as the bound guaranteed (a finite sum is not enough: with |x_j| > 1, Σ_j e_ij x_j can overflow
     below it); if it fails (|x_j|² ≫ 1), the batch is evaluated again with the row maximum subtracted. Off the
     CPU no value is read to decide this (each read would wait for the device): the shifted form is always
-    used. On the CPU without gradients (float32, float64) the batch runs in blocks of systems whose scores
-    take 512 KiB, each block's scores, sums and projection computed in preallocated buffers while they stay
-    in the core's cache (2–3× fewer passes over memory than whole-batch operations at (2048, 32, 32))."""
+    used. On the CPU without gradients (float32, float64) the batch runs in blocks of systems whose working
+    set takes 640 KiB (:func:`block_systems`), each block's scores, sums and projection computed in
+    preallocated buffers while they stay in the core's cache (2–3× fewer passes over memory than whole-batch
+    operations at (2048, 32, 32)); the score product reads a compiled transposed copy of the block, scaled by
+    β (:func:`tokensphere.rowpass.scaled_transpose`), so both of its operands are in stored order."""
     B, n, d = x.shape
     softmax = w.normalization == "softmax"
     if B * n * n <= _TINY:  # a few thousand scores: the fewest torch calls win (torch's softmax subtracts the max)
@@ -443,7 +456,7 @@ def _toy_dense(
     if grad:
         step = B
     else:
-        cached = max(1, _CACHE_BYTES // (n * n * x.element_size()))
+        cached = block_systems(n, d, x.element_size())
         step = min(B, cached if block is None else min(block, cached))
     xt = x.transpose(1, 2)
 
@@ -466,9 +479,9 @@ def _toy_dense(
         else:
             if k < step:
                 bufs = tuple(b[:k] for b in bufs)
-            g_buf, y_buf, q_buf, g_np, y_np = bufs
-            q = xb if unit_beta else torch.mul(xb, beta.view(-1, 1, 1), out=q_buf)  # β scales the queries
-            g = torch.bmm(q, xts[i], out=g_buf)  # β⟨x_i, x_j⟩
+            g_buf, y_buf, t_buf, g_np, y_np, t_np = bufs
+            transpose(x_np, beta_np, t_np, i * step)  # β_b x_bᵀ, so the product takes both in stored order
+            g = torch.bmm(xb, t_buf, out=g_buf)  # β⟨x_i, x_j⟩
         if optimistic:
             plain = True
         elif host:
@@ -511,11 +524,14 @@ def _toy_dense(
     x_np, out_np = as_array(x), as_array(out)  # for the compiled pass (CPU here)
     inv_np = None if inv_den is None else as_array(inv_den)
     finish = row_finisher(dt)  # the compiled pass, called with the arrays above and the blocks' NumPy views
+    transpose = transposer()
+    beta_np = (np.empty(0, dtype=x_np.dtype) if unit_beta
+               else np.ascontiguousarray(as_array(w.beta.detach().to(dt).reshape(-1))))
     pending = iter(range(len(xs)))  # the blocks, handed out one at a time to the lanes (next() is atomic under the GIL)
 
     def lane() -> None:
-        g_buf, y_buf, q_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
-        bufs = (g_buf, y_buf, q_buf, as_array(g_buf), as_array(y_buf))
+        g_buf, y_buf, t_buf = _workspace(step, n, d, dt, dev)  # per thread: per lane
+        bufs = (g_buf, y_buf, t_buf, as_array(g_buf), as_array(y_buf), as_array(t_buf))
         for i in pending:
             sweep(i, bufs)
 
