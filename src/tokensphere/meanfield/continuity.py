@@ -22,18 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ive
 
 from ..validate import validate_choice, validate_real
-from .kernel import _field, _shift, _spectra, cell_centres, check_beta, check_density, fourier_coefficients, speed_bound
+from .kernel import _check_kernel_resolution, _field, _shift, _spectra, cell_centres, check_beta, check_density, fourier_coefficients, speed_bound
 
 __all__ = ["MeanFieldSolution", "SCHEMES", "resolution", "solve_continuity"]
 
 SCHEMES = ("muscl", "upwind")
 RESOLUTION_TOL = 1e-8  # spectral energy share above k = N/4; ≈ 1e-4 relative L² error in the upper modes
-# The midpoint rule aliases mode N − k of the kernel e^{β cos u} (Fourier coefficients I_k(β), width ~1/√β)
-# onto mode k; on the resolved modes k < N/4 the relative error is about I_{N−k}(β)/I_k(β) ≈ e^{−N²/(4β)}
-KERNEL_ALIAS_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -67,27 +63,6 @@ def resolution(rho) -> np.ndarray:
     c = np.abs(fourier_coefficients(rho)) ** 2
     n = np.asarray(rho).shape[-1]
     return c[..., n // 4:].sum(axis=-1) / c.sum(axis=-1)
-
-
-def _check_kernel_resolution(beta: np.ndarray, n_cells: int) -> None:
-    """ValueError naming rho0 and beta when N cells cannot resolve the kernel e^{β cos u}: the aliasing error
-    I_{N−k}(β)/I_k(β) on the highest resolved mode k = ⌈N/4⌉ − 1 exceeds KERNEL_ALIAS_TOL (then the discrete
-    field is wrong by orders of magnitude, e.g. ≈ 1e-23 instead of ≈ 3e-5 for SA at β = 10^4 on 64 cells, and
-    the density silently stops moving). Exact at β = 0 (a constant kernel)."""
-    k = (n_cells + 3) // 4 - 1
-    b = np.unique(np.asarray(beta, dtype=np.float64))
-    b = b[b > 0]
-    if b.size == 0:
-        return
-    num, den = ive(n_cells - k, b), ive(k, b)  # both may underflow to 0 (fine grid, small β): no aliasing
-    bad = num > KERNEL_ALIAS_TOL * den
-    if bad.any():
-        ratio = num / den
-        worst = float(b[bad].max())
-        need = int(np.ceil(2 * np.sqrt(worst * np.log(1 / KERNEL_ALIAS_TOL))))
-        raise ValueError(f"rho0 has N = {n_cells} cells, too few for beta = {worst:g}: the kernel e^(beta cos u) "
-                         f"(width ~1/sqrt(beta)) needs N >= about {need} cells (aliasing error "
-                         f"{float(ratio[bad].max()):.2g} > {KERNEL_ALIAS_TOL:g}); refine the grid or lower beta")
 
 
 def _van_leer(rho: np.ndarray) -> np.ndarray:
@@ -152,7 +127,7 @@ def solve_continuity(
     if times.ndim != 1 or not np.isfinite(times).all() or (times < 0).any() or (np.diff(times) <= 0).any():
         raise ValueError(f"t must be a 1-D array of increasing finite times >= 0, got {t!r}")
     n = rho.shape[-1]
-    _check_kernel_resolution(b, n)
+    _check_kernel_resolution(b, n, "rho0")
     h = 2 * np.pi / n
     # speed_bound is for unit mass; the USA field is linear in ρ (SA is homogeneous of degree 0)
     mass = 1.0 if normalization == "softmax" else max(float(np.max(h * rho.sum(-1))), np.finfo(float).tiny)

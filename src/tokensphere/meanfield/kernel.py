@@ -18,8 +18,11 @@ and keeps Z > 0 and |𝒳_SA| ≤ 1 (as in the exact field) for ρ ≥ 0, up to 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+from scipy.special import ive
 
 from ..model import NORMALIZATIONS, validate_beta
 from ..validate import validate_choice, validate_int
@@ -35,6 +38,10 @@ __all__ = [
     "mean_field_velocity",
     "speed_bound",
 ]
+
+# The midpoint rule aliases mode N − k of the kernel e^{β cos u} (Fourier coefficients I_k(β), width ~1/√β)
+# onto mode k; on the resolved modes k < N/4 the relative error is about I_{N−k}(β)/I_k(β) ≈ e^{−N²/(4β)}
+KERNEL_ALIAS_TOL = 1e-3
 
 # e^{β} overflows float64 above ln(max double) ≈ 709.78; USA velocities and energies carry that factor
 
@@ -82,6 +89,33 @@ def _convolve(rho: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(rho, axis=-1) * np.fft.rfft(kernel, axis=-1), n=n, axis=-1) * (2 * np.pi / n)
 
 
+def _check_kernel_resolution(beta: np.ndarray, n_cells: int, name: str = "rho", *, warn: bool = False) -> None:
+    """ValueError (or, with ``warn``, a RuntimeWarning) naming the density ``name`` and beta when N cells cannot
+    resolve the kernel e^{β cos u} for a smooth density: the aliasing error I_{N−k}(β)/I_k(β) on the highest
+    resolved mode k = ⌈N/4⌉ − 1 exceeds KERNEL_ALIAS_TOL. Then the discrete field of a smooth ρ is wrong by
+    orders of magnitude (e.g. ≈ 1e-23 instead of ≈ 3e-5 for SA at β = 10^4 on 64 cells, and the density
+    silently stops moving), and energies and dissipation rates alike. Exact at β = 0 (a constant kernel); the
+    sums stay exact for particles on grid points (the empirical measure), hence only a warning where the
+    caller may mean those."""
+    k = (n_cells + 3) // 4 - 1
+    b = np.unique(np.asarray(beta, dtype=np.float64))
+    b = b[b > 0]
+    if b.size == 0:
+        return
+    num, den = ive(n_cells - k, b), ive(k, b)  # both may underflow to 0 (fine grid, small β): no aliasing
+    bad = num > KERNEL_ALIAS_TOL * den
+    if bad.any():
+        ratio = num / den
+        worst = float(b[bad].max())
+        need = int(np.ceil(2 * np.sqrt(worst * np.log(1 / KERNEL_ALIAS_TOL))))
+        text = (f"{name} has N = {n_cells} cells, too few for beta = {worst:g}: the kernel e^(beta cos u) "
+                f"(width ~1/sqrt(beta)) needs N >= about {need} cells (aliasing error "
+                f"{float(ratio[bad].max()):.2g} > {KERNEL_ALIAS_TOL:g}); refine the grid or lower beta")
+        if not warn:
+            raise ValueError(text)
+        warnings.warn(text + " (exact only for particles on grid points)", RuntimeWarning, stacklevel=3)
+
+
 def _kernels(beta: np.ndarray, n_cells: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
     """Scaled kernel samples at u_m = m h + shift: e^{β(cos u − 1)} and −sin u e^{β(cos u − 1)}, (..., N)."""
     u = 2 * np.pi * np.arange(n_cells) / n_cells + shift
@@ -119,11 +153,14 @@ def mean_field_velocity(rho, beta, normalization: str = "softmax", *, at: str = 
 
     rho: (..., N) non-negative cell averages (∫ ρ = 1 for a probability density). beta: scalar or an array
     broadcastable against rho's leading shape (...). at: "centres" (θ_j = jh) or "faces" (θ_{j+½}).
-    Returns (..., N) float64. Raises ValueError for bad rho, beta, normalization or at.
+    Returns (..., N) float64. Raises ValueError for bad rho, beta, normalization or at; for a grid too
+    coarse for β (N below about 5.3√β: the kernel's aliasing makes the field of a smooth density wrong)
+    it warns (RuntimeWarning); particles on grid points are exact on any grid.
     """
     rho = check_density("rho", rho)
     shift = _shift(at, rho.shape[-1])
     rho, b = _batched(rho, check_beta(beta, normalization))
+    _check_kernel_resolution(b, rho.shape[-1], warn=True)
     return _field(rho, b, normalization, shift)[0]
 
 
@@ -161,9 +198,11 @@ def mean_field_energy(rho, beta) -> np.ndarray:
 
     At the empirical measure of particles on grid points this is (7.4) exactly. rho: (..., N) cell averages.
     beta: > 0, scalar or broadcastable to (...). Returns (...) float64 (overflows to inf for β ≳ 700).
+    Warns on a grid too coarse for β (as :func:`mean_field_velocity`).
     """
     rho = check_density("rho", rho)
     rho, b = _batched(rho, check_beta(beta, "softmax", positive=True))
+    _check_kernel_resolution(b, rho.shape[-1], warn=True)
     k, _ = _kernels(b, rho.shape[-1], 0.0)
     h = 2 * np.pi / rho.shape[-1]
     with np.errstate(over="ignore"):
@@ -174,10 +213,12 @@ def energy_dissipation(rho, beta, normalization: str = "softmax") -> np.ndarray:
     """The rate d/dt E_β[ρ(t)] along the continuity equation (3.4), computed from ρ alone.
 
     (SA, (3.6)):  ∫ |𝒳[ρ]|² Z[ρ] ρ dθ,      (USA, Lemma 3.7):  ∫ |𝒳[ρ]|² ρ dθ.
-    rho: (..., N) cell averages; beta ≥ 0 broadcastable to (...). Returns (...) float64, ≥ 0.
+    rho: (..., N) cell averages; beta ≥ 0 broadcastable to (...). Returns (...) float64, ≥ 0. Warns
+    on a grid too coarse for β (as :func:`mean_field_velocity`).
     """
     rho = check_density("rho", rho)
     rho, b = _batched(rho, check_beta(beta, normalization))
+    _check_kernel_resolution(b, rho.shape[-1], warn=True)
     v, z = _field(rho, b, normalization, 0.0)
     h = 2 * np.pi / rho.shape[-1]
     if normalization == "uniform":
