@@ -3,7 +3,8 @@
 Every file or store the package writes goes through :func:`atomic_path` (or the helpers built on it), so an
 interrupted write never leaves a half-written result at the target path; a set of results that belong together
 goes through :func:`atomic_folder` (or :func:`atomic_entries`, in place), so it appears all together or not at
-all. Checking an output path creates no folder: the write does, and removes it again when it fails.
+all. Checking an output path creates no folder: the write does, and removes it again when it fails. What a
+process killed outright left behind is undone by the next write into the same folder (:func:`recover_folder`).
 """
 
 from .atomic import (
@@ -11,6 +12,7 @@ from .atomic import (
     atomic_folder,
     atomic_path,
     atomic_zarr_write,
+    recover_folder,
     validate_output_folder,
     validate_output_path,
     has_consolidated_metadata,
@@ -24,6 +26,7 @@ __all__ = [
     "atomic_folder",
     "atomic_path",
     "atomic_zarr_write",
+    "recover_folder",
     "validate_output_folder",
     "validate_output_path",
     "has_consolidated_metadata",

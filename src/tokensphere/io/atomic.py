@@ -13,17 +13,27 @@ interrupted write leaves no empty folder behind. A set of results that belong to
 ``tokensphere figures``, ``probe``, ``check``) is written through :func:`atomic_folder`: it appears all together
 or not at all. A set whose writers must see its final paths (they record them, as the demo's report does) is
 written in place through :func:`atomic_entries`, which puts the earlier entries back when the write fails.
+
+A process killed outright (SIGKILL, power loss) runs no clean-up. Every hidden temporary therefore carries
+its owner in its name (``.NAME.KIND-PID@HOST-XXXXXXXX``, HOST a hash of the host name), and the next atomic
+write into the same folder first recovers what a dead owner on this host left there (:func:`recover_folder`):
+entries it had moved aside are put back in place of what it had half written, so the folder is again as
+before the killed run, and its staging and scrap folders are removed. Temporaries of live processes, and of
+processes on other hosts (a shared file system), are never touched.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import threading
+import socket
 import uuid
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +41,9 @@ from typing import Any
 
 import xarray as xr
 
-__all__ = ["atomic_entries", "atomic_folder", "atomic_path", "atomic_zarr_write", "validate_output_folder",
-           "validate_output_path", "has_consolidated_metadata", "open_zarr_store", "write_json"]
+__all__ = ["atomic_entries", "atomic_folder", "atomic_path", "atomic_zarr_write", "recover_folder",
+           "validate_output_folder", "validate_output_path", "has_consolidated_metadata", "open_zarr_store",
+           "write_json"]
 
 
 def validate_output_path(path: str | os.PathLike, *, overwrite: bool, create: bool = False) -> Path:
@@ -126,6 +137,144 @@ def _remove_folders(created: list[Path]) -> None:
             return
 
 
+def _host() -> str:
+    """This host's tag in temporary names: 8 hex digits of a hash of its name."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _tail(kind: str, suffix: str = "") -> str:
+    """The end of a temporary's name: ``.KIND-PID@HOST-XXXXXXXX`` and the suffix (the owner, for recovery)."""
+    return f".{kind}-{os.getpid()}@{_host()}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+# kinds: tmp (a file or staging folder being written), old (a result atomic_path moved aside), aside (entries
+# atomic_entries moved aside), commit (the entries a set's commit moved aside, with its manifest), scrap (done with)
+_TEMPORARY = re.compile(r"^\.(?P<base>.*)\.(?P<kind>tmp|old|aside|commit|scrap)-(?P<pid>\d+)@(?P<host>[0-9a-f]{8})-"
+                        r"[0-9a-f]{8}")
+_MANIFEST = "manifest.json"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that id exists on this host (one we may not signal counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _stale(folder: Path) -> list[tuple[str, Path, re.Match]]:
+    """(kind, path, name match) of the temporaries in ``folder`` left by dead processes of this host."""
+    host, found = _host(), []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    for name in names:
+        m = _TEMPORARY.match(name)
+        if m and m["host"] == host and not _alive(int(m["pid"])):
+            found.append((m["kind"], folder / name, m))
+    return found
+
+
+def recover_folder(folder: str | os.PathLike) -> list[Path]:
+    """Undo what atomic writes into ``folder`` left behind when their process was killed outright (SIGKILL,
+    power loss: no clean-up ran): only temporaries of dead processes of this host, recognised by their names.
+
+    - entries a set's commit (:func:`atomic_folder`) or :func:`atomic_entries` had moved aside are put back,
+      replacing what the killed run had put or half written under their names (and a commit's entries that had
+      no earlier version are removed), so ``folder`` holds the set from before the killed run;
+    - a result :func:`atomic_path` had moved aside is put back where its path is empty (killed between its two
+      renames), else deleted (the new result was in place);
+    - staging folders, temporary files and scrap are deleted.
+
+    Returns the paths put back. Errors are not raised (a temporary that cannot be handled is left as it is):
+    recovery must never stop the write that calls it."""
+    folder = Path(folder).expanduser()
+    restored: list[Path] = []
+    stale = _stale(folder)
+    for kind, path, m in stale:  # the moved-aside entries first: a commit's rollback reads its staging folder
+        try:
+            if kind == "commit":
+                restored += _roll_back_commit(path)
+            elif kind == "aside":
+                restored += _put_back_entries(folder, path)
+            elif kind == "old":
+                target = folder / m["base"]
+                if not m["base"] or len(path.name.encode()) >= _name_max(folder) - 3:
+                    continue  # the name may have been shortened (_sibling): which target is not certain
+                if target.exists() or target.is_symlink():
+                    _remove(path)
+                else:
+                    os.replace(path, target)
+                    restored.append(target)
+        except OSError:
+            continue
+    for kind, path, _ in stale:
+        if kind in ("tmp", "scrap") and (path.exists() or path.is_symlink()):
+            _remove(path)
+    return restored
+
+
+def _roll_back_commit(backup: Path) -> list[Path]:
+    """Undo a commit of :func:`_commit_set` killed half-way, from the manifest it wrote before its first rename
+    (absolute paths): each target it had filled (its staged entry is gone) is emptied, and each entry it had
+    moved aside goes back."""
+    try:
+        pairs = json.loads((backup / _MANIFEST).read_text())["pairs"]
+    except (OSError, ValueError, KeyError):  # killed before the manifest was written: nothing renamed yet
+        _remove(backup)
+        return []
+    restored = []
+    for i, (staged, target) in enumerate(pairs):
+        staged, target, old = Path(staged), Path(target), backup / str(i)
+        if not (staged.exists() or staged.is_symlink()):
+            _remove(target)  # placed by the killed commit
+        if old.exists() or old.is_symlink():
+            os.replace(old, target)
+            restored.append(target)
+    _remove(backup)
+    return restored
+
+
+def _put_back_entries(folder: Path, backup: Path) -> list[Path]:
+    """Undo an :func:`atomic_entries` killed half-way. Its manifest, written once every old entry was aside,
+    names the entries the run owned: each is removed (the run's, maybe half written) and its old one put back.
+    Without a manifest the run was killed while moving the old entries aside (nothing written yet): they
+    go back."""
+    kept = backup / "entries"
+    try:
+        names = json.loads((backup / _MANIFEST).read_text())["names"]
+    except (OSError, ValueError, KeyError):
+        names = []
+    for name in names:
+        _remove(folder / name)
+    restored = []
+    for entry in sorted(kept.iterdir()) if kept.is_dir() else []:
+        target = folder / entry.name
+        if not (target.exists() or target.is_symlink()):
+            os.replace(entry, target)
+            restored.append(target)
+    _remove(backup)
+    return restored
+
+
+def _discard(path: Path) -> None:
+    """Delete a folder of moved-aside entries that is done with: renamed to scrap first (one atomic step), so
+    that a kill during the deletion never leaves a half-deleted folder that recovery would take for one to put
+    back."""
+    scrap = _sibling(path, "tokensphere-set", _tail("scrap"))
+    try:
+        os.replace(path, scrap)
+    except OSError:
+        scrap = path
+    _remove(scrap)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write (a file or a directory); on success rename it to ``path``.
@@ -138,8 +287,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     p = Path(path).expanduser()
     created = _make_folders(p.parent)
+    recover_folder(p.parent)
     suffix = p.suffix if len(p.suffix) <= 32 else ""  # a "suffix" that long is no format's: not kept
-    tmp = _sibling(p, p.stem if suffix else p.name, f".tmp-{uuid.uuid4().hex[:8]}{suffix}")
+    tmp = _sibling(p, p.stem if suffix else p.name, _tail("tmp", suffix))
     placed = False
     try:
         yield tmp
@@ -148,7 +298,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # a directory (or a link to one), or anything replaced by a directory: moved aside first, since a
         # rename cannot replace a non-empty directory, nor a file by a directory
         if p.is_dir() or ((p.exists() or p.is_symlink()) and tmp.is_dir()):
-            old = _sibling(p, p.name, f".old-{uuid.uuid4().hex[:8]}")
+            old = _sibling(p, p.name, _tail("old"))
             os.replace(p, old)
             try:
                 os.replace(tmp, p)
@@ -207,9 +357,13 @@ def _sigint_deferred() -> Iterator[None]:
 def _commit_set(stage: Path, folder: Path) -> None:
     """Move every entry of ``stage`` into ``folder`` (an existing directory), replacing the entries of the same
     names; on any failure put everything back as it was."""
-    backup = _sibling(stage, "tokensphere-set", f".old-{uuid.uuid4().hex[:8]}")
+    backup = _sibling(stage, "tokensphere-set", _tail("commit"))
     backup.mkdir()
     pairs = _set_entries(stage, folder)
+    # what a recovery needs to undo this commit if the process is killed during it (recover_folder)
+    manifest = {"pairs": [[str(a.absolute()), str(b.absolute())] for a, b in pairs]}
+    (backup / f"{_MANIFEST}.tmp").write_text(json.dumps(manifest))
+    os.replace(backup / f"{_MANIFEST}.tmp", backup / _MANIFEST)
     aside: list[tuple[Path, Path]] = []  # (old result moved aside, its target)
     placed: list[tuple[Path, Path]] = []  # (staged, target) moved into place
     try:
@@ -229,7 +383,7 @@ def _commit_set(stage: Path, folder: Path) -> None:
                     os.replace(old, target)
                 raise
     finally:
-        _remove(backup)
+        _discard(backup)
 
 
 @contextmanager
@@ -248,7 +402,8 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     if p.exists() and not p.is_dir():
         raise ValueError(f"out must be a folder, got {p}, an existing file")
     if p.is_dir():
-        stage = _sibling(p / "tokensphere-set", "tokensphere-set", f".tmp-{uuid.uuid4().hex[:8]}")
+        recover_folder(p)
+        stage = _sibling(p / "tokensphere-set", "tokensphere-set", _tail("tmp"))
         stage.mkdir()
         try:
             yield stage
@@ -257,7 +412,8 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
             _remove(stage)
         return
     created = _make_folders(p.parent)
-    stage = _sibling(p, p.name, f".tmp-{uuid.uuid4().hex[:8]}")
+    recover_folder(p.parent)
+    stage = _sibling(p, p.name, _tail("tmp"))
     stage.mkdir()
     placed = False
     try:
@@ -290,31 +446,36 @@ def atomic_entries(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[
     if p.exists() and not p.is_dir():
         raise ValueError(f"out must be a folder, got {p}, an existing file")
     created = _make_folders(p)
-    backup = _sibling(p / "tokensphere-set", "tokensphere-set", f".old-{uuid.uuid4().hex[:8]}")
+    recover_folder(p)
+    backup = _sibling(p / "tokensphere-set", "tokensphere-set", _tail("aside"))
+    kept = backup / "entries"
     owned: list[str] = []  # names whose old entry (if any) is aside: what is there now is this run's
     aside: list[str] = []
     done = False
     try:
-        backup.mkdir()
+        kept.mkdir(parents=True)
         with _sigint_deferred():
             for name in names:
                 if (p / name).exists() or (p / name).is_symlink():
-                    os.replace(p / name, backup / name)
+                    os.replace(p / name, kept / name)
                     aside.append(name)
                 owned.append(name)
+            # from here on every name is this run's: a recovery after a kill removes them all (recover_folder)
+            (backup / f"{_MANIFEST}.tmp").write_text(json.dumps({"names": list(names)}))
+            os.replace(backup / f"{_MANIFEST}.tmp", backup / _MANIFEST)
         yield p
         done = True
     finally:
         if done:
-            _remove(backup)
+            _discard(backup)
         else:
             with _sigint_deferred():
                 for name in owned:
                     _remove(p / name)  # written by this run
                 for name in aside:
-                    os.replace(backup / name, p / name)
-            if backup.is_dir() and not any(backup.iterdir()):  # never delete an old entry not yet back
-                backup.rmdir()
+                    os.replace(kept / name, p / name)
+            if not (kept.is_dir() and any(kept.iterdir())):  # never delete an old entry not yet back
+                _remove(backup)
             _remove_folders(created)
 
 
