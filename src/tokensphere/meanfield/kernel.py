@@ -215,6 +215,11 @@ def energy_dissipation(rho, beta, normalization: str = "softmax") -> np.ndarray:
     (SA, (3.6)):  ∫ |𝒳[ρ]|² Z[ρ] ρ dθ,      (USA, Lemma 3.7):  ∫ |𝒳[ρ]|² ρ dθ.
     rho: (..., N) cell averages; beta ≥ 0 broadcastable to (...). Returns (...) float64, ≥ 0. Warns
     on a grid too coarse for β (as :func:`mean_field_velocity`).
+
+    Accuracy: the FFT convolutions carry round-off of ~1e-16 of their largest value, so the SA rate, of the
+    scale of E_β ~ e^β/(2β), has an absolute error floor of about 1e-32·e^β (𝒳 enters squared): a stationary
+    density (one filled cell of 64, where the exact rate is 0) gives 5e307 at β = 800, where E_β ≈ 1e344 is
+    beyond float64 (:func:`mean_field_energy` returns inf). Compare rates with the energy's scale, not with 0.
     """
     rho = check_density("rho", rho)
     rho, b = _batched(rho, check_beta(beta, normalization))
