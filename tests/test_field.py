@@ -1020,6 +1020,31 @@ def test_run_lanes_by_rows_covers_the_batch_once(monkeypatch):
     assert seen(torch.empty(50, 4, 3, device="meta"), 3) == [(0, 50)]  # off the CPU: the device's own threads
 
 
+def test_fused_blocks_on_one_lane_hold_a_system_per_thread(monkeypatch):
+    """(16, 128, 64): the working set allows one system per block; on one lane with two torch threads a block
+    holds two systems (a batched product splits by systems: one system would leave a thread idle), with the
+    same field; the block a memory budget allows is never exceeded."""
+    from tokensphere import field
+    from tokensphere.runtime import lanes, torch_threads
+
+    steps = []
+    real = field._workspace
+    monkeypatch.setattr(field, "_workspace", lambda step, *rest: steps.append(step) or real(step, *rest))
+    x = sphere(16, 128, 64, seed=40)
+    model = Model(beta=1.5)
+    assert field.block_systems(128, 64, 8) == 1
+    with torch_threads(1), lanes(1):
+        one = velocity(x, model)
+    with torch_threads(2), lanes(1):
+        two = velocity(x, model)
+    assert steps == [1, 2]
+    torch.testing.assert_close(two, one, rtol=0, atol=1e-15)
+    w = field.weights_at(model.to(x.dtype), x)
+    with torch_threads(2), lanes(1):
+        capped = field._toy_dense(x, w, block=1, project=True)
+    assert steps[-1] == 1 and torch.equal(capped, one)
+
+
 def test_fused_workspace_is_per_thread_and_reused_safely():
     """The fused path keeps its block buffers per thread: calls from two threads at once, and calls that
     alternate between shapes (last blocks of different sizes), give exactly the single-threaded fields."""

@@ -394,6 +394,13 @@ def block_systems(n: int, d: int, itemsize: int) -> int:
     return max(1, _BLOCK_BYTES // ((n * n + 4 * n * d) * itemsize))
 
 
+def _lane_count(B: int, n: int, blocks: int) -> int:
+    """Lanes for the fused path's blocks: one per core (``kernel_lanes``) with at least two blocks each, and
+    only for batches of a million scores or more (waking a worker is not free, and the lanes share one
+    interpreter lock)."""
+    return min(kernel_lanes(), blocks // 2) if B * n * n >= _LANES_MIN_SCORES else 1
+
+
 def _reads_are_free(x: torch.Tensor) -> bool:
     """Whether reading a value of x's device to the host costs nothing (the CPU). Elsewhere (CUDA) each read
     waits for the device, so the back ends decide from shapes alone and keep every value on the device."""
@@ -456,8 +463,13 @@ def _toy_dense(
     if grad:
         step = B
     else:
-        cached = block_systems(n, d, x.element_size())
-        step = min(B, cached if block is None else min(block, cached))
+        cap = B if block is None else min(B, block)  # a block the memory allows (plan)
+        step = min(cap, block_systems(n, d, x.element_size()))
+        if _lane_count(B, n, -(-B // step)) == 1:
+            # one lane: the products of a block share torch's threads, which split a batched product by
+            # systems — blocks of one system left a second thread idle ((16, 128, 64): 0.90× the baseline's
+            # speed on two threads against 1.06–1.12× with blocks of 2–8, BENCHMARKS.md)
+            step = max(step, min(cap, torch.get_num_threads()))
     xt = x.transpose(1, 2)
 
     # the blocks' views, made by one call each (cheaper than slicing every block in Python)
@@ -535,9 +547,7 @@ def _toy_dense(
         for i in pending:
             sweep(i, bufs)
 
-    # lanes only for batches worth it: waking a worker is not free and the lanes share one interpreter lock
-    k = min(kernel_lanes(), len(xs) // 2) if B * n * n >= _LANES_MIN_SCORES else 1
-    run_lanes(k, lane)
+    run_lanes(_lane_count(B, n, len(xs)), lane)
     # a row sum beyond e^margin: a term may have overflowed, or Σ_j e_ij x_j may (|x_j| > 1); NaN fails too
     if inv_den is not None and not float(inv_den.amin()) >= floor:
         return _toy_dense(x, w, block, project, stable=True)
