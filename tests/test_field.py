@@ -1021,7 +1021,7 @@ def test_run_lanes_by_rows_covers_the_batch_once(monkeypatch):
 
 
 def test_fused_blocks_on_one_lane_hold_a_system_per_thread(monkeypatch):
-    """(16, 128, 64): the working set allows one system per block; on one lane with two torch threads a block
+    """(6, 300, 16): the working set allows one system per block; on one lane with two torch threads a block
     holds two systems (a batched product splits by systems: one system would leave a thread idle), with the
     same field; the block a memory budget allows is never exceeded."""
     from tokensphere import field
@@ -1030,9 +1030,9 @@ def test_fused_blocks_on_one_lane_hold_a_system_per_thread(monkeypatch):
     steps = []
     real = field._workspace
     monkeypatch.setattr(field, "_workspace", lambda step, *rest: steps.append(step) or real(step, *rest))
-    x = sphere(16, 128, 64, seed=40)
+    x = sphere(6, 300, 16, seed=40)
     model = Model(beta=1.5)
-    assert field.block_systems(128, 64, 8) == 1
+    assert field.block_systems(300, 16, 8) == 1
     with torch_threads(1), lanes(1):
         one = velocity(x, model)
     with torch_threads(2), lanes(1):

@@ -239,6 +239,7 @@ _CACHE_BYTES = 512 * 1024  # operands that count as in the core's cache (product
 # (n² + 4·n·d) values per system, held in half a 1.25 MiB L2 (BENCHMARKS.md: blocks of 16 systems at (2048, 32,
 # 32), 64 at (2048, 32, 2))
 _BLOCK_BYTES = 640 * 1024
+_BLOCK_MIN = 4  # systems per block at least, while their scores fit in _CACHE_BYTES (see block_systems)
 _LANES_MIN_SCORES = 1 << 20  # B·n² from which the fused path spreads its blocks over lanes (≥ 2 blocks per lane)
 _TINY = 8192  # B·n² up to which the fused path runs as three plain torch calls (per-call overhead dominates)
 
@@ -389,9 +390,12 @@ def _run(p: KernelPlan, x: torch.Tensor, w: Weights) -> torch.Tensor:
 
 def block_systems(n: int, d: int, itemsize: int) -> int:
     """Systems of (n, d) per block of the fused path: as many as keep a block's working set — scores (n, n),
-    transposed keys (d, n), weighted sums, positions and output (n, d) each — within ``_BLOCK_BYTES``, at least
-    one."""
-    return max(1, _BLOCK_BYTES // ((n * n + 4 * n * d) * itemsize))
+    transposed keys (d, n), weighted sums, positions and output (n, d) each — within ``_BLOCK_BYTES``; but at
+    least ``_BLOCK_MIN`` while their scores fit in ``_CACHE_BYTES`` (each batched product has a fixed cost, ~9 µs
+    a call at n = 128, d = 64, one thread: blocks of one system at (16, 128, 64) ran 0.88–0.92× the speed of
+    blocks of four, ``benchmarks/bench_field_ab.py``), and at least one."""
+    by_set = _BLOCK_BYTES // ((n * n + 4 * n * d) * itemsize)
+    return max(1, by_set, min(_BLOCK_MIN, _CACHE_BYTES // (n * n * itemsize)))
 
 
 def _lane_count(B: int, n: int, blocks: int) -> int:
@@ -467,8 +471,8 @@ def _toy_dense(
         step = min(cap, block_systems(n, d, x.element_size()))
         if _lane_count(B, n, -(-B // step)) == 1:
             # one lane: the products of a block share torch's threads, which split a batched product by
-            # systems — blocks of one system left a second thread idle ((16, 128, 64): 0.90× the baseline's
-            # speed on two threads against 1.06–1.12× with blocks of 2–8, BENCHMARKS.md)
+            # systems — blocks of one system left a second thread idle (measured at (16, 128, 64) with blocks
+            # of one: 0.90× the baseline's speed on two threads against 1.06–1.12× with blocks of 2–8)
             step = max(step, min(cap, torch.get_num_threads()))
     xt = x.transpose(1, 2)
 
