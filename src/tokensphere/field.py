@@ -429,10 +429,11 @@ def _toy_dense(
     below it); if it fails (|x_j|² ≫ 1), the batch is evaluated again with the row maximum subtracted. Off the
     CPU no value is read to decide this (each read would wait for the device): the shifted form is always
     used. On the CPU without gradients (float32, float64) the batch runs in blocks of systems whose working
-    set takes about 640 KiB (:func:`block_systems`; on one lane at least one system per torch thread), each block's scores, sums and projection computed in
-    preallocated buffers while they stay in the core's cache (2–3× fewer passes over memory than whole-batch
-    operations at (2048, 32, 32)); the score product reads a compiled transposed copy of the block, scaled by
-    β (:func:`tokensphere.rowpass.scaled_transpose`), so both of its operands are in stored order."""
+    set takes about 640 KiB (:func:`block_systems`; on one lane at least one system per torch thread), each
+    block's scores, sums and projection computed in preallocated buffers while they stay in the core's cache
+    (2–3× fewer passes over memory than whole-batch operations at (2048, 32, 32)); the score product reads a
+    compiled transposed copy of the block, scaled by β (:func:`tokensphere.rowpass.scaled_transpose`), so
+    both of its operands are in stored order."""
     B, n, d = x.shape
     softmax = w.normalization == "softmax"
     if B * n * n <= _TINY:  # a few thousand scores: the fewest torch calls win (torch's softmax subtracts the max)
