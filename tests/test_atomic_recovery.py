@@ -170,3 +170,16 @@ def test_temporaries_of_live_processes_and_other_hosts_are_left_alone(tmp_path):
         (tmp_path / name).write_text("x")
     assert recover_folder(tmp_path) == []
     assert {n: (tmp_path / n).exists() for n in names} == names
+
+
+def test_nothing_is_recovered_off_posix(tmp_path, monkeypatch):
+    """On Windows os.kill(pid, 0) would terminate the process it names: off POSIX no owner is probed, every one
+    counts as alive, and nothing is touched."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    name = f".a.txt.tmp-{int(dead.stdout)}@{atomic._host()}-0123abcd"
+    (tmp_path / name).write_text("x")
+    probed = []
+    monkeypatch.setattr(atomic.os, "kill", lambda *args: probed.append(args))
+    monkeypatch.setattr(atomic, "_POSIX", False)
+    assert recover_folder(tmp_path) == [] and (tmp_path / name).exists() and probed == []

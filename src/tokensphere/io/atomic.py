@@ -152,11 +152,14 @@ def _tail(kind: str, suffix: str = "") -> str:
 _TEMPORARY = re.compile(r"^\.(?P<base>.*)\.(?P<kind>tmp|old|aside|commit|scrap)-(?P<pid>\d+)@(?P<host>[0-9a-f]{8})-"
                         r"[0-9a-f]{8}")
 _MANIFEST = "manifest.json"
+_POSIX = os.name == "posix"
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process of that id exists on this host (one we may not signal counts as alive)."""
-    if pid == os.getpid():
+    """Whether a process of that id exists on this host (one we may not signal counts as alive). Off POSIX
+    every owner counts as alive (on Windows ``os.kill`` would terminate the process, not probe it), so nothing
+    is recovered there."""
+    if pid == os.getpid() or not _POSIX:
         return True
     try:
         os.kill(pid, 0)
