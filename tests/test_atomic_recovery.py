@@ -183,3 +183,25 @@ def test_nothing_is_recovered_off_posix(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.os, "kill", lambda *args: probed.append(args))
     monkeypatch.setattr(atomic, "_POSIX", False)
     assert recover_folder(tmp_path) == [] and (tmp_path / name).exists() and probed == []
+
+
+def test_a_killed_commit_whose_staging_folder_was_removed_loses_nothing(tmp_path):
+    """Killed at rename 5 (old a.txt and b/x.txt aside, new a.txt placed), then the staging folder deleted by
+    hand: which targets the commit had filled can no longer be told, so recovery removes nothing, puts the old
+    b/x.txt back where its path is empty, and keeps the backup that still holds the old a.txt."""
+    folder = tmp_path / "out"
+    _old_set(folder)
+    _killed(f"""
+        with atomic_folder({str(folder)!r}) as stage:
+            (stage / "a.txt").write_text("new a")
+            (stage / "b").mkdir()
+            (stage / "b" / "x.txt").write_text("new b/x")
+            (stage / "c.txt").write_text("new c")
+    """, kill_at_replace=5)
+    for name in _hidden(folder):
+        if ".tmp-" in name:
+            atomic._remove(folder / name)
+    recover_folder(folder)
+    assert (folder / "a.txt").read_text() == "new a" and (folder / "b" / "x.txt").read_text() == "old b/x"
+    [backup] = [folder / h for h in _hidden(folder)]
+    assert ".commit-" in backup.name and "old a" in [p.read_text() for p in backup.iterdir() if p.is_file()]

@@ -142,3 +142,9 @@ def test_scaled_transpose_checks_its_arguments():
         scaled_transpose(x, None, np.empty((2, 3, 5)), start=3)
     with pytest.raises(ValueError, match="beta must have 1 or B = 4"):
         scaled_transpose(x, np.ones(3), np.empty((2, 3, 5)))
+    with pytest.raises(ValueError, match="one dtype"):
+        scaled_transpose(x, None, np.empty((2, 3, 5), dtype=np.float32))
+    read_only = np.empty((2, 3, 5))
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        scaled_transpose(x, None, read_only)

@@ -1,4 +1,5 @@
-"""The fused back end's last pass over a block of systems, compiled (numba): one sweep instead of five.
+"""The fused back end's compiled passes over a block of systems (numba): a transposed copy before its two
+matrix products, and one sweep instead of five after them.
 
 After the two matrix products of the fused back end, a block of k systems holds the exponentials
 e_ij (k, n, n) and the weighted sums s_i = Σ_j e_ij x_j (k, n, d). What is left is, row by row,
@@ -113,6 +114,11 @@ def scaled_transpose(x: Array, beta: Array | None, out: Array, start: int = 0) -
     if x.ndim != 3 or x.shape[1:] != (n, d) or not 0 <= start <= x.shape[0] - k:
         raise ValueError(f"scaled_transpose: x must be (B, n, d) = (B, {n}, {d}) with start in [0, B − {k}], got "
                          f"{x.shape} and start {start}")
+    if out.dtype != x.dtype or x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"scaled_transpose: x and out must share one dtype, float32 or float64, got {x.dtype} "
+                         f"and {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("scaled_transpose: out must be writable")
     b = np.empty(0, dtype=x.dtype) if beta is None else np.ascontiguousarray(as_array(beta), dtype=x.dtype).reshape(-1)
     if b.shape[0] not in (0, 1, x.shape[0]):
         raise ValueError(f"scaled_transpose: beta must have 1 or B = {x.shape[0]} values, got {b.shape[0]}")

@@ -215,7 +215,7 @@ def recover_folder(folder: str | os.PathLike) -> list[Path]:
                 else:
                     os.replace(path, target)
                     restored.append(target)
-        except OSError:
+        except Exception:  # noqa: BLE001 - a damaged temporary is left as it is; the write goes on
             continue
     for kind, path, _ in stale:
         if kind in ("tmp", "scrap") and (path.exists() or path.is_symlink()):
@@ -228,19 +228,27 @@ def _roll_back_commit(backup: Path) -> list[Path]:
     (absolute paths): each target it had filled (its staged entry is gone) is emptied, and each entry it had
     moved aside goes back."""
     try:
-        pairs = json.loads((backup / _MANIFEST).read_text())["pairs"]
+        manifest = json.loads((backup / _MANIFEST).read_text())
+        stage, pairs = Path(manifest["stage"]), manifest["pairs"]
     except (OSError, ValueError, KeyError):  # killed before the manifest was written: nothing renamed yet
         _remove(backup)
         return []
-    restored = []
+    # an entry gone from the staging folder was placed by the commit; with the staging folder itself gone
+    # (removed by hand) that cannot be told, and nothing is removed: old entries go back only to empty paths
+    known = stage.is_dir()
+    restored, kept = [], False
     for i, (staged, target) in enumerate(pairs):
         staged, target, old = Path(staged), Path(target), backup / str(i)
-        if not (staged.exists() or staged.is_symlink()):
+        if known and not (staged.exists() or staged.is_symlink()):
             _remove(target)  # placed by the killed commit
         if old.exists() or old.is_symlink():
+            if target.exists() or target.is_symlink():
+                kept = True  # never delete an old entry that cannot go back
+                continue
             os.replace(old, target)
             restored.append(target)
-    _remove(backup)
+    if not kept:
+        _remove(backup)
     return restored
 
 
@@ -364,7 +372,7 @@ def _commit_set(stage: Path, folder: Path) -> None:
     backup.mkdir()
     pairs = _set_entries(stage, folder)
     # what a recovery needs to undo this commit if the process is killed during it (recover_folder)
-    manifest = {"pairs": [[str(a.absolute()), str(b.absolute())] for a, b in pairs]}
+    manifest = {"stage": str(stage.absolute()), "pairs": [[str(a.absolute()), str(b.absolute())] for a, b in pairs]}
     (backup / f"{_MANIFEST}.tmp").write_text(json.dumps(manifest))
     os.replace(backup / f"{_MANIFEST}.tmp", backup / _MANIFEST)
     aside: list[tuple[Path, Path]] = []  # (old result moved aside, its target)
