@@ -83,3 +83,16 @@ def test_backends_benchmark_quick_runs():
     rows = _load("bench_backends").main(["--quick"])
     assert len(rows) == 2 and rows[0]["picked"] == "fused"
     assert all(set(r["ms"]) == {"fused", "symmetric", "sdpa"} and r["ratio"] >= 1.0 for r in rows)
+
+
+def test_f32_ceiling_benchmark_quick_runs():
+    """The floor of the symmetric scheme does the whole product S X from half of S (S = X Xᵀ symmetric), and the
+    script times every row against the float64 baseline."""
+    mod = _load("bench_f32_ceiling")
+    x = torch.randn(1, 100, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for c, strip in ((16, 2), (32, 4), (100, 1)):
+        got = mod.symmetric_products(x, c, strip)
+        torch.testing.assert_close(got, x @ x.transpose(1, 2) @ x, rtol=1e-12, atol=1e-12)
+    rows = mod.main(["--quick"])
+    assert rows[0]["what"] == "baseline (float64)" and rows[0]["ratio_min"] == 1.0
+    assert len(rows) == 7 and all(r["min_ms"] > 0 for r in rows)
