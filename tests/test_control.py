@@ -278,3 +278,29 @@ def test_trainable_beta_with_usa_builds_its_model_without_a_warning():
         warnings.simplefilter("error")
         m = c.model()
     assert m.beta.requires_grad
+
+
+def test_run_demo_follows_the_thread_policy_and_restores_the_setting(monkeypatch):
+    """From Python too the demos run on the package's policy (one thread for their few hundred tokens), or on
+    the count asked for, and leave torch's setting as they found it."""
+    from tokensphere.experiments import control as demos
+
+    seen: list[int] = []
+    real = demos.DEMOS["interpolate"]
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(demos.DEMOS, "interpolate", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_demo("interpolate", seed=0, steps=1)
+        run_demo("interpolate", seed=0, steps=1, threads=2)
+        assert seen == [1, 2]
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="threads"):
+            run_demo("interpolate", seed=0, steps=1, threads=0)
+    finally:
+        torch.set_num_threads(before)

@@ -29,6 +29,7 @@ from ..control import Controls, Piecewise, Smooth, rollout
 from ..control.losses import matching_loss, wasserstein2
 from ..control.train import fit
 from ..integrate.steps import retract
+from ..runtime import choose_threads, torch_threads
 from ..validate import validate_choice, validate_int
 
 __all__ = ["ControlDemo", "DEMOS", "TASKS", "classify_demo", "gradient_check", "interpolate_demo", "required_accuracy",
@@ -219,15 +220,20 @@ DEMOS: dict[str, Callable[..., ControlDemo]] = {
 
 
 def run_demo(task: str, seed: int = 0, steps: int | None = None, *, time_form: str = "piecewise",
-             progress: Callable[[int, float], None] | None = None) -> ControlDemo:
+             progress: Callable[[int, float], None] | None = None, threads: int | None = None) -> ControlDemo:
     """Run one of TASKS. steps: training steps (default DEFAULT_STEPS[task]). time_form: "piecewise" or
-    "smooth". Raises ValueError on an unknown task, form or a negative step count."""
+    "smooth". threads: torch threads for the run (default: the package's policy,
+    :func:`tokensphere.runtime.choose_threads` — one thread for these systems of a few hundred tokens at most,
+    which keeps a busy machine from slowing the many small operations of training several times over; the
+    result is the same on 1 or 2 threads). Raises ValueError on an unknown task, form, a negative step count
+    or threads < 1."""
     validate_choice("task", task, TASKS)
     validate_choice("time_form", time_form, ("piecewise", "smooth"))
     seed = validate_int("seed", seed, minimum=0, maximum=2**63 - 1)  # torch's generator takes a 64-bit seed
     if steps is not None:
         steps = validate_int("steps", steps, minimum=0)
-    return DEMOS[task](seed, steps, time_form=time_form, progress=progress)
+    with torch_threads(choose_threads(256, threads)):
+        return DEMOS[task](seed, steps, time_form=time_form, progress=progress)
 
 
 def gradient_check(seed: int = 0, *, n: int = 5, steps: tuple[int, ...] = (8, 16, 32)) -> dict[str, Any]:
