@@ -470,10 +470,15 @@ def test_fixed_step_outputs_lie_on_the_step_grid():
     torch.testing.assert_close(adaptive.times, torch.linspace(0, 3, 7, dtype=torch.float64))
 
 
-def test_overwrite_replaces_a_file_by_a_store(saved_run, tmp_path):
+def test_overwrite_replaces_a_store_but_never_a_file(saved_run, tmp_path):
     tr = saved_run[0]
     target = tmp_path / "was_a_file.npy"
     target.write_bytes(b"not a store")
-    tr.save(target, overwrite=True)
-    assert target.is_dir() and torch.equal(Trajectory.load(target).positions, tr.positions)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["was_a_file.npy"]  # nothing left aside
+    with pytest.raises(ValueError, match="not a zarr store"):  # data the library did not write stays
+        tr.save(target, overwrite=True)
+    assert target.read_bytes() == b"not a store"
+    store = tmp_path / "run.zarr"
+    simulate(ts.sample_sphere(1, 4, 3, seed=0), 1.0, t_max=0.5, save_at=2).save(store)  # another run
+    tr.save(store, overwrite=True)
+    assert torch.equal(Trajectory.load(store).positions, tr.positions)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr", "was_a_file.npy"]  # nothing left aside

@@ -42,6 +42,17 @@ def all_cores() -> int:
 
 
 _DEFAULT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("tokensphere_threads", default=None)
+THREADS_PER_CPU = 4  # the most torch threads asked for per logical CPU: beyond it a count is a mistake, and
+# at 10^5 threads the OpenMP runtime or the progress bar's own thread fails with an out-of-memory error
+
+
+def max_threads() -> int:
+    """The largest thread count the package accepts: THREADS_PER_CPU × the machine's logical CPUs."""
+    return THREADS_PER_CPU * max(os.cpu_count() or 1, 1)
+
+
+def _check_threads(k: int) -> int:
+    return validate_int("threads", k, minimum=1, maximum=max_threads())
 
 
 @contextmanager
@@ -50,7 +61,7 @@ def default_threads(k: int | None) -> Iterator[int | None]:
     return ``k`` instead of the policy (None: the policy). The command line's root ``--threads`` enters this, so
     the integrations the library starts on its own follow it too. Yields ``k``."""
     if k is not None:
-        validate_int("threads", k, minimum=1)
+        _check_threads(k)
     token = _DEFAULT_THREADS.set(k)
     try:
         yield k
@@ -64,7 +75,7 @@ def choose_threads(n: int, threads: int | None = None) -> int:
     if threads is None:
         threads = _DEFAULT_THREADS.get()
     if threads is not None:
-        return validate_int("threads", threads, minimum=1)
+        return _check_threads(threads)
     return 1 if n < LARGE_N else all_cores()
 
 
@@ -76,7 +87,7 @@ def torch_threads(n: int | None) -> Iterator[int]:
     if n is None:
         yield torch.get_num_threads()
         return
-    validate_int("threads", n, minimum=1)
+    _check_threads(n)
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -99,7 +110,7 @@ def choose_lanes(threads: int | None = None) -> int:
     if threads is None:
         threads = _DEFAULT_THREADS.get()
     if threads is not None:
-        return validate_int("threads", threads, minimum=1)
+        return _check_threads(threads)
     return all_cores()
 
 

@@ -27,7 +27,7 @@ def check_figure_path(figure: Path, *, overwrite: bool = True) -> Path:
         raise ValueError(f"figure must end in {', '.join(FIGURE_SUFFIXES)}, got {figure.name!r}")
     if figure.expanduser().is_dir():
         raise ValueError(f"figure path {figure} is an existing directory; give a file name")
-    return validate_output_path(figure, overwrite=overwrite)
+    return validate_output_path(figure, overwrite=overwrite, name="figure")
 
 
 _ROOT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("tokensphere_cli_threads", default=None)

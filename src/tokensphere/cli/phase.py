@@ -157,7 +157,7 @@ def phase_diagram_command(
                                                  "the units on instead (see docs/sweeps.md).")] = None,
     full: Annotated[bool, Option("--full", help="The paper's full Figure 3 grid (6 dims, 90 β, batch 1024, "
                                                 "200 times): hours; resumable.")] = False,
-    overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store holding different settings (its results are deleted when the run starts).")] = (
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store holding different settings (its results are deleted when the run starts); a path that is not a zarr store or an empty folder is refused, never deleted.")] = (
         False
     ),
     figure: Annotated[Path | None, Option(help="Draw the figure here after the run (.png/.pdf/.svg; the log-scale "

@@ -277,10 +277,10 @@ def simulate_command(
     chunk_size: Annotated[int | None, Option(help="Stream the field over key blocks of this size (O(n) memory).")] = (
         None
     ),
-    overwrite: Annotated[bool, Option("--overwrite", help="Replace --out if it exists.")] = False,
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace --out if it is a zarr store or an empty folder (anything else is refused, never deleted).")] = False,
 ) -> None:
     """Integrate the attention dynamics for every β × --batch starts and write a zarr store."""
-    out_path = validate_output_path(out, overwrite=overwrite, create=False)  # the folder is made when saving
+    out_path = validate_output_path(out, overwrite=overwrite, create=False, replaces="zarr")  # the folder is made when saving
     _check_device(device)
     p = dict(ctx.params)
     given = {name for name in p if _given(ctx, name)}

@@ -75,7 +75,7 @@ def sweep_command(
     scheduler: Annotated[str | None, Option(help="Address of an existing Dask scheduler (tcp://host:port), used "
                                                  "unchanged; its workers need tokensphere installed.")] = None,
     connect_timeout: Annotated[float, Option(help="Seconds to wait for --scheduler.")] = CONNECT_TIMEOUT,
-    overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store of another sweep (its results are deleted when the run starts; an interrupted run then resumes the new sweep).")] = False,
+    overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing store of another sweep (its results are deleted when the run starts; an interrupted run then resumes the new sweep); a path that is not a zarr store or an empty folder is refused, never deleted.")] = False,
     print_config: Annotated[bool, Option("--print-config", help="Print the full configuration (defaults filled "
                                                                 "in) as TOML and exit.")] = False,
 ) -> None:

@@ -39,7 +39,8 @@ train_app = typer.Typer(
 
 
 def _train(task: str, seed: int, steps: int | None, out: Path | None, overwrite: bool, time_form: str) -> None:
-    folder = validate_output_path(out if out is not None else Path(f"runs/train-{task}"), overwrite=overwrite)
+    folder = validate_output_path(out if out is not None else Path(f"runs/train-{task}"), overwrite=overwrite,
+                                  replaces="run")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory (a run folder), got the file {folder}")
     total = DEFAULT_STEPS[task] if steps is None else steps
@@ -78,7 +79,7 @@ def _command(task: str):
         = None,
         out: Annotated[Path | None, Option(help="Run folder to create (must not exist unless --overwrite).",
                                           show_default=f"runs/train-{task}")] = None,
-        overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing run folder.")] = False,
+        overwrite: Annotated[bool, Option("--overwrite", help="Replace an existing run folder (one holding summary.json) or an empty folder; anything else is refused, never deleted.")] = False,
         time_form: Annotated[str, Option(help="Time dependence of the weights: 'piecewise' (L layers, a discrete "
                                          "Transformer) or 'smooth' (Legendre basis in t).")] = "piecewise",
     ) -> None:

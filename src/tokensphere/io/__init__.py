@@ -16,6 +16,7 @@ from .atomic import (
     validate_output_folder,
     validate_output_path,
     has_consolidated_metadata,
+    is_zarr_store,
     open_zarr_store,
     write_json,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "validate_output_folder",
     "validate_output_path",
     "has_consolidated_metadata",
+    "is_zarr_store",
     "open_zarr_store",
     "git_commit",
     "package_version",

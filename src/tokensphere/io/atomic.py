@@ -42,36 +42,70 @@ from typing import Any
 import xarray as xr
 
 __all__ = ["atomic_entries", "atomic_folder", "atomic_path", "atomic_zarr_write", "recover_folder",
-           "validate_output_folder", "validate_output_path", "has_consolidated_metadata", "open_zarr_store",
+           "validate_output_folder", "validate_output_path", "has_consolidated_metadata", "is_zarr_store", "open_zarr_store",
            "write_json"]
 
 
-def validate_output_path(path: str | os.PathLike, *, overwrite: bool, create: bool = False) -> Path:
+REPLACEABLE = {
+    "zarr": "a zarr store",
+    "run": "a run folder (one holding summary.json)",
+}
+
+
+def validate_output_path(path: str | os.PathLike, *, overwrite: bool, create: bool = False, name: str = "out",
+                         replaces: str | None = None) -> Path:
     """Validate an output path before any work: the path must not exist unless ``overwrite``, and its parent
     must be a writable directory or, when missing, its nearest existing ancestor must be one. Nothing is created
     (the write that puts the result in place makes the missing folders, see :func:`atomic_path`), so input
     refused after this check leaves no empty folder behind; ``create=True`` makes the missing parent folders now.
+
+    name: the parameter the messages name ("out", "figure"). replaces: what ``overwrite`` may replace whole —
+    ``"zarr"`` (a zarr store) or ``"run"`` (a folder holding summary.json), always also an empty folder; any
+    other existing path (a plain folder with other files, a file) is refused even with ``overwrite``, so that
+    replacing a result never deletes data the library did not write. None: the path is one file, replaced as
+    such. With ``replaces``, the current folder and the folders above it are refused.
     Returns the path; raises ValueError naming the problem."""
     p = Path(path).expanduser()
+    if replaces is not None and replaces not in REPLACEABLE:
+        raise ValueError(f"replaces must be one of {sorted(REPLACEABLE)} or None, got {replaces!r}")
+    if replaces is not None:  # a result replaced whole: never the folder this runs in, nor one above it
+        here, target = Path.cwd().resolve(), p.resolve()
+        if target == here or target in here.parents:
+            raise ValueError(f"{name} must name a new folder, not the current folder or one above it: {str(p)!r}")
     parent = p.parent if str(p.parent) else Path(".")
     if p.exists() and not overwrite:
-        raise ValueError(f"out path already exists: {p} (pass overwrite=True / --overwrite to replace it)")
+        raise ValueError(f"{name} path already exists: {p} (pass overwrite=True / --overwrite to replace it)")
+    if p.exists() and replaces is not None and not _replaceable(p, replaces):
+        raise ValueError(
+            f"{name} path {p} exists and is not {REPLACEABLE[replaces]} or an empty folder; overwrite replaces "
+            "only those, so that no other data is lost: remove it yourself or choose another path")
     if not create and not parent.exists():
         ancestor = parent
         while not ancestor.exists() and ancestor != ancestor.parent:
             ancestor = ancestor.parent
         if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
-            raise ValueError(f"out path is not writable: cannot create {parent} ({ancestor} is not a writable "
+            raise ValueError(f"{name} path is not writable: cannot create {parent} ({ancestor} is not a writable "
                              "directory)")
         return p
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ValueError(f"out path is not writable: cannot create {parent} ({exc.strerror})") from None
+            raise ValueError(f"{name} path is not writable: cannot create {parent} ({exc.strerror})") from None
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ValueError(f"out path is not writable: {parent} is not a writable directory")
+        raise ValueError(f"{name} path is not writable: {parent} is not a writable directory")
     return p
+
+
+def _replaceable(p: Path, kind: str) -> bool:
+    """Whether an existing path is what ``validate_output_path(..., replaces=kind)`` lets overwrite replace."""
+    if not p.is_dir() or p.is_symlink():
+        return False
+    if not any(p.iterdir()):
+        return True
+    if kind == "zarr":
+        return is_zarr_store(p)
+    return (p / "summary.json").is_file()
 
 
 def validate_output_folder(path: str | os.PathLike) -> Path:
@@ -328,8 +362,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             _remove_folders(created)
 
 
-def _is_store(path: Path) -> bool:
+def is_zarr_store(path: str | os.PathLike) -> bool:
     """True for a zarr store (v3 or v2): one result, replaced whole, never merged file by file."""
+    path = Path(path)
     return any((path / name).is_file() for name in ("zarr.json", ".zgroup", ".zarray"))
 
 
@@ -341,7 +376,7 @@ def _set_entries(stage: Path, folder: Path) -> list[tuple[Path, Path]]:
     for entry in sorted(stage.iterdir()):
         target = folder / entry.name
         if (entry.is_dir() and not entry.is_symlink() and target.is_dir() and not target.is_symlink()
-                and not _is_store(entry) and not _is_store(target)):
+                and not is_zarr_store(entry) and not is_zarr_store(target)):
             pairs += _set_entries(entry, target)
         else:
             pairs.append((entry, target))
@@ -492,7 +527,7 @@ def atomic_entries(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[
 
 def atomic_zarr_write(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``ds`` as a zarr store with consolidated metadata at ``path``, atomically. Returns the path."""
-    p = validate_output_path(path, overwrite=overwrite)
+    p = validate_output_path(path, overwrite=overwrite, replaces="zarr")
     with atomic_path(p) as tmp, warnings.catch_warnings():
         # zarr 3 notes that consolidated metadata is not (yet) in the v3 spec; xarray reads it all the same
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")

@@ -25,7 +25,7 @@ import xarray as xr
 import zarr
 
 from ..io import atomic_path, run_metadata, validate_output_path
-from ..io.atomic import open_zarr_store
+from ..io.atomic import is_zarr_store, open_zarr_store
 from .config import SweepConfig
 from .statistics import QUANTILES, STATISTICS
 
@@ -80,10 +80,6 @@ def template(config: SweepConfig, extra: xr.Dataset | None = None, attrs: dict[s
     return ds
 
 
-def _is_zarr(path: Path) -> bool:
-    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
-
-
 def open_or_create(config: SweepConfig, path: Path, *, overwrite: bool,
                    extra: Callable[[], xr.Dataset] | None = None, attrs: dict[str, Any] | None = None) -> None:
     """Create the store at ``path`` (atomically; ``extra()`` gives variables to add), or accept an existing store
@@ -91,7 +87,7 @@ def open_or_create(config: SweepConfig, path: Path, *, overwrite: bool,
     that is not a sweep store or holds a different configuration, unless ``overwrite`` (which replaces it)."""
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
-        if not path.is_dir() or not _is_zarr(path):
+        if not path.is_dir() or not is_zarr_store(path):
             raise ValueError(f"out path {path} exists and is not a zarr store; pass overwrite=True / --overwrite "
                              "to replace it")
         try:
@@ -107,7 +103,7 @@ def open_or_create(config: SweepConfig, path: Path, *, overwrite: bool,
             raise ValueError(f"out store {path} holds a different sweep (differs in {', '.join(diff)}); pass "
                              "overwrite=True / --overwrite to replace it, or choose another out path")
         return
-    validate_output_path(path, overwrite=overwrite)
+    validate_output_path(path, overwrite=overwrite, replaces="zarr")  # never a folder of other data
     ds = template(config, None if extra is None else extra(), attrs)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # zarr 3 notes that consolidated metadata is not (yet) in the v3 spec; xarray reads it all the same
