@@ -87,6 +87,8 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_numbers(tmp_path, monkeypatc
         (["--d", "two"], "d must be"),
         (["--beta-min", "-1"], "beta_min"),
         (["--beta-min", "5", "--beta-max", "1"], "beta_max"),
+        (["--n-beta", "1", "--beta-min", "5", "--beta-max", "1"], "beta_max must be >= beta_min, got"),
+        (["--n-beta", "1", "--beta-min", "2", "--beta-max", "9"], "would be ignored"),
         (["--n-beta", "0"], "n_beta"),
         (["--n", "1"], "n must be"),
         (["--batch", "1"], "batch"),

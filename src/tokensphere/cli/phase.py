@@ -68,9 +68,11 @@ def build_spec(options: dict[str, Any], *, full: bool) -> PhaseDiagram:
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
         if b_hi < b_lo or (k > 1 and b_hi == b_lo):
-            raise ValueError(
-                f"beta_max must be > beta_min for n_beta > 1, got beta_min = {b_lo:g}, beta_max = {b_hi:g}"
-            )
+            raise ValueError(f"beta_max must be {'>' if k > 1 else '>='} beta_min"
+                             f"{' for n_beta > 1' if k > 1 else ''}, got beta_min = {b_lo:g}, beta_max = {b_hi:g}")
+        if k == 1 and options.get("beta_max") is not None and b_hi != b_lo:
+            raise ValueError(f"n_beta = 1 runs the single β = beta_min = {b_lo:g}, and beta_max = {b_hi:g} would be "
+                             "ignored: drop --beta-max or set it equal to --beta-min")
         kw["betas"] = tuple(float(b) for b in np.round(np.linspace(b_lo, b_hi, k), 10))
         for name in ("t_max", "n_times", "n", "batch", "delta", "normalization"):
             if options.get(name) is not None:
