@@ -289,6 +289,11 @@ def test_report_cli_errors(tmp_path, inputs):
     assert not (tmp_path / "o5").exists()
     res = invoke("report", inputs["figures"], "--out", tmp_path / "taken", "--overwrite")
     assert res.exit_code == 0 and (tmp_path / "taken" / "index.html").exists()
+    # never into a run it reads: the store itself, or a folder inside it
+    before = sorted(p.name for p in inputs["run"].iterdir())
+    for out in (inputs["run"], inputs["run"] / "page"):
+        assert_one_line_error(invoke("report", inputs["run"], "--out", out, "--overwrite"), "inside")
+    assert sorted(p.name for p in inputs["run"].iterdir()) == before
 
 
 def test_a_folder_with_a_foreign_zarr_store_still_reports(tmp_path):

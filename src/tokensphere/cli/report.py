@@ -49,6 +49,11 @@ def report_command(
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out must be a directory, got the file {folder}")
     kinds = describe_inputs(runs)  # every input is validated before any work
+    target = folder.resolve()
+    for path in runs:  # the page and its images never go into a run it reads (a store would change under it)
+        source = Path(path).expanduser().resolve()
+        if target == source or source in target.parents:
+            raise ValueError(f"out must not be an input or lie inside one: {folder} is inside {path}")
     status = Console(stderr=True, highlight=False, soft_wrap=True)
     sections = []
     for path in runs:  # no "reading ..." lines: bad input must leave exactly one line on stderr
