@@ -226,6 +226,7 @@ BAD_MODEL = [
     (["--Q", "{tmp}/garbage.npy", "--K", "{tmp}/q.npy"], "--Q: cannot read"),
     (["--Q", "{tmp}/q.npy", "--K", "{tmp}/q4.npy"], "--K"),
     (["--Q", "{tmp}/q.npy"], "--Q and --K must be given together"),
+    (["--beta", "3", "--beta", "2"], "beta holds the value 2 twice"),  # with the 1,2 every case passes
     (["--QK", "{tmp}/m32.npy"], "--QK"),
     (["--QK", "{tmp}/nan.npy"], "--QK"),
     (["--QK", "{tmp}/b5.npy"], "--QK"),

@@ -323,6 +323,10 @@ def simulate_command(
         spec, start_meta, (S, n_start, d_start) = _initial_state(p, given)
         _check_noise_seed(p, p["noise"])
         betas = parse_betas(beta)
+        dup = next((b for i, b in enumerate(betas) if b in betas[:i]), None)
+        if dup is not None:  # every β runs the same starts: a repeated β would repeat its systems bit for bit
+            raise ValueError(f"beta holds the value {dup:g} twice; every β runs the same --batch starts, so its "
+                             "systems would be repeated exactly: give distinct values (more starts: --batch)")
         systems = len(betas) * S
         if isinstance(spec, FromFile):
             what = (f"{_count(S, 'start')} from --init {init} × {_count(len(betas), 'β value')}) of n = {n_start} "
